@@ -1,0 +1,151 @@
+//! Configuration: one [`Config`], built once at start from flags and `MONAVIS_*` environment
+//! variables (DESIGN §9), then passed down.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+
+/// monavis widget-server: « Je donne mon avis » buttons, avis form and vote intake.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do; `serve` when none is given.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Create or upgrade the store's tables, then exit.
+    Migrate,
+    /// Manage the démarche catalogue.
+    #[command(subcommand)]
+    Demarche(DemarcheCommand),
+    /// Print the button code a porteur pastes at the end of a démarche.
+    Snippet(SnippetArgs),
+}
+
+/// `demarche …` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum DemarcheCommand {
+    /// Add a démarche to the catalogue (or update its name and details).
+    Add(DemarcheAdd),
+    /// List the catalogue.
+    List,
+}
+
+/// Arguments of `demarche add`.
+#[derive(Args, Debug)]
+pub struct DemarcheAdd {
+    /// Numeric id of the démarche (as in its URL on the partner site).
+    #[arg(long)]
+    pub id: i64,
+    /// Name shown to citizens on the form.
+    #[arg(long)]
+    pub name: String,
+    /// Administration in charge, shown under the name.
+    #[arg(long, default_value = "")]
+    pub administration: String,
+    /// Expected number of avis a year, if known.
+    #[arg(long)]
+    pub volume_annuel: Option<i64>,
+    /// Add it inactive: its form links answer 404 until activated.
+    #[arg(long)]
+    pub inactive: bool,
+}
+
+/// Arguments of `snippet`.
+#[derive(Args, Debug)]
+pub struct SnippetArgs {
+    /// Numeric id of the démarche.
+    #[arg(long)]
+    pub demarche: i64,
+    /// Button style: bleu or blanc.
+    #[arg(long, default_value = "bleu")]
+    pub style: snippet::Style,
+    /// `nd_source` label stored with each avis, [a-z0-9-]{1,32}.
+    #[arg(long, default_value = snippet::DEFAULT_SOURCE)]
+    pub source: String,
+    /// Open the form in a new window (for sites other than demarches-simplifiees.fr).
+    #[arg(long)]
+    pub new_window: bool,
+}
+
+/// Everything the server is configured with.
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "MONAVIS_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+    /// Public base URL, as citizens reach it (used in snippets).
+    #[arg(long, env = "MONAVIS_PUBLIC_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    pub public_url: String,
+    /// Store: postgres://… or sqlite://path (also read from DATABASE_URL).
+    #[arg(long, env = "MONAVIS_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Server secret used to sign form links; created with 32 random bytes if missing.
+    #[arg(long, env = "MONAVIS_SECRET_FILE", default_value = "data/secret", global = true)]
+    pub secret_file: PathBuf,
+    /// Directory for the spill file written at shutdown when the store is unreachable.
+    #[arg(long, env = "MONAVIS_DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
+    /// Flush at least this often, in milliseconds.
+    #[arg(long, env = "MONAVIS_FLUSH_INTERVAL_MS", default_value_t = 1000, global = true)]
+    pub flush_interval_ms: u64,
+    /// Flush as soon as this many votes are pending; also the largest batch written at once.
+    #[arg(long, env = "MONAVIS_FLUSH_MAX_VOTES", default_value_t = 10_000, global = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub flush_max_votes: u64,
+    /// Votes held in memory (buffered or being flushed) before new ones get 503.
+    #[arg(long, env = "MONAVIS_BUFFER_MAX_VOTES", default_value_t = 1_000_000, global = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub buffer_max_votes: u64,
+    /// Votes a minute allowed per client IP (IPv6: per /64).
+    #[arg(long, env = "MONAVIS_RATE_PER_MINUTE", default_value_t = 30, global = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_per_minute: u32,
+    /// Votes a minute allowed per client IP and démarche.
+    #[arg(long, env = "MONAVIS_RATE_PER_MINUTE_DEMARCHE", default_value_t = 5, global = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_per_minute_demarche: u32,
+    /// Comma-separated CIDRs of proxies whose Forwarded / X-Forwarded-For headers are trusted.
+    #[arg(long, env = "MONAVIS_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// How long shutdown may spend flushing before spilling to disk (e.g. 30s, 2m).
+    #[arg(long, env = "MONAVIS_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_timeout: Duration,
+    /// Log filter (tracing EnvFilter syntax), e.g. info or widget_server=debug.
+    #[arg(long, env = "MONAVIS_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// The default store: an embedded SQLite file, so that a bare `cargo run` works.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/monavis.db";
+
+impl Config {
+    /// The store URL: `--database-url` / `MONAVIS_DATABASE_URL`, else `DATABASE_URL`, else the
+    /// embedded default.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string())
+    }
+
+    /// The flush interval.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms.max(1))
+    }
+
+    /// A configuration with every default, for tests and benches.
+    pub fn defaults() -> Config {
+        Cli::parse_from(["widget-server"]).config
+    }
+}

@@ -1,0 +1,190 @@
+//! The vote path, glued together: démarche, content type, body, parse and validate, key,
+//! honeypot, rate limits, buffer. Each refusal is a [`Refusal`], mapped to a status, a metric
+//! and a French page in one place ([`Refusal::response`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+
+use crate::catalogue::Demarche;
+use crate::form::{self, FormView, Posted, MAX_BODY_BYTES};
+use crate::http::{html, Body, BODY_READ_TIMEOUT};
+use crate::metrics::Rejection;
+use crate::server::App;
+use crate::vote::Vote;
+
+/// `Retry-After` of a 503: the buffer frees up as soon as the next flush commits.
+const BACKPRESSURE_RETRY_SECS: u64 = 5;
+
+/// Why a request got no vote in.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Unknown, inactive or malformed démarche id, or a link key that does not verify.
+    InvalidLink(Rejection),
+    UnsupportedMediaType,
+    TooLarge,
+    BodyTimeout,
+    /// Failed validation: the form again, answers kept, one message per field.
+    Invalid(Box<Posted>, Arc<Demarche>),
+    RateLimited(Duration),
+    Backpressure,
+}
+
+impl Refusal {
+    /// The metric reason.
+    pub fn reason(&self) -> Rejection {
+        match self {
+            Refusal::InvalidLink(r) => *r,
+            Refusal::UnsupportedMediaType => Rejection::unsupported_media_type,
+            Refusal::TooLarge => Rejection::too_large,
+            Refusal::BodyTimeout => Rejection::body_timeout,
+            Refusal::Invalid(..) => Rejection::invalid,
+            Refusal::RateLimited(_) => Rejection::rate_limited,
+            Refusal::Backpressure => Rejection::backpressure,
+        }
+    }
+
+    /// The status and French page.
+    pub fn response(self, app: &App) -> Response<Body> {
+        let css = app.assets.css_href();
+        let problem = |status, title: &str, paragraphs: &[&str]| {
+            html(status, form::problem_page(css, title, paragraphs), "no-store")
+        };
+        match self {
+            Refusal::InvalidLink(_) => problem(
+                StatusCode::NOT_FOUND,
+                "Ce lien d'avis n'est pas valide",
+                &[
+                    "Le lien que vous avez suivi est incomplet ou a été modifié.",
+                    "Revenez à la page de la démarche et cliquez à nouveau sur le bouton « Je donne mon avis ».",
+                ],
+            ),
+            Refusal::UnsupportedMediaType => problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Envoi non reconnu",
+                &["Votre avis doit être envoyé depuis le formulaire. Revenez au formulaire et envoyez-le à nouveau."],
+            ),
+            Refusal::TooLarge => problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Votre avis est trop long",
+                &["Le formulaire reçu dépasse la taille autorisée. Raccourcissez votre commentaire et envoyez-le à nouveau."],
+            ),
+            Refusal::BodyTimeout => problem(
+                StatusCode::REQUEST_TIMEOUT,
+                "Envoi interrompu",
+                &["Votre avis n'est pas arrivé en entier. Vérifiez votre connexion et envoyez-le à nouveau."],
+            ),
+            Refusal::Invalid(posted, demarche) => {
+                let view = FormView {
+                    css_href: css,
+                    demarche: &demarche,
+                    key: &posted.key,
+                    source: posted.source,
+                    answers: &posted.answers,
+                    errors: &posted.errors,
+                };
+                html(StatusCode::UNPROCESSABLE_ENTITY, form::form_page(&view), "no-store")
+            }
+            Refusal::RateLimited(wait) => {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let mut res = problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Trop d'avis envoyés",
+                    &[
+                        "Plusieurs avis ont été envoyés depuis votre connexion en peu de temps.",
+                        "Patientez une minute avant d'envoyer à nouveau votre avis.",
+                    ],
+                );
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+                res
+            }
+            Refusal::Backpressure => {
+                let mut res = problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service momentanément surchargé",
+                    &[
+                        "Nous recevons beaucoup d'avis en ce moment et le vôtre n'a pas pu être enregistré.",
+                        "Envoyez-le à nouveau dans quelques secondes : vos réponses sont encore dans le formulaire.",
+                    ],
+                );
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BACKPRESSURE_RETRY_SECS));
+                res
+            }
+        }
+    }
+}
+
+/// `POST /Demarches/{id}/avis`: a 303 to the thank-you page, or the refusal's page.
+pub async fn post_vote(app: &App, peer: SocketAddr, demarche_id: i64, req: Request<Incoming>) -> Response<Body> {
+    match take_vote(app, peer, demarche_id, req).await {
+        Ok(()) => {
+            let mut res = Response::new(Body::default());
+            *res.status_mut() = StatusCode::SEE_OTHER;
+            let location = format!("/Demarches/{demarche_id}/merci");
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                res.headers_mut().insert(header::LOCATION, v);
+            }
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(refusal) => {
+            app.metrics.rejected(refusal.reason());
+            refusal.response(app)
+        }
+    }
+}
+
+fn is_form_content_type(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
+async fn take_vote(app: &App, peer: SocketAddr, demarche_id: i64, req: Request<Incoming>) -> Result<(), Refusal> {
+    let demarche = app.catalogue.active(demarche_id).ok_or(Refusal::InvalidLink(Rejection::not_found))?;
+    if !is_form_content_type(&req) {
+        return Err(Refusal::UnsupportedMediaType);
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(Refusal::TooLarge);
+    }
+    let client = crate::limit::client_ip(peer.ip(), req.headers(), &app.config.trusted_proxies);
+    let body = Limited::new(req.into_body(), MAX_BODY_BYTES);
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, body.collect()).await {
+        Err(_) => return Err(Refusal::BodyTimeout),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(Refusal::TooLarge),
+        // The connection broke mid-body: nobody is left to read an answer.
+        Ok(Err(_)) => return Err(Refusal::BodyTimeout),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let posted = form::parse_vote(&body);
+    if !app.signer.verify(demarche_id as u64, &posted.key) {
+        return Err(Refusal::InvalidLink(Rejection::bad_key));
+    }
+    if posted.honeypot {
+        // Answered like a success so the bot learns nothing; counted, never stored.
+        app.metrics.rejected(Rejection::honeypot);
+        return Ok(());
+    }
+    let satisfaction = match posted.answers.satisfaction {
+        Some(s) if posted.errors.is_empty() => s,
+        _ => return Err(Refusal::Invalid(Box::new(posted), demarche)),
+    };
+    app.limits.check(client, demarche_id).map_err(Refusal::RateLimited)?;
+    let vote = Vote::accept(demarche_id, posted.source, satisfaction, posted.answers);
+    app.buffer.push(vote).map_err(|_| Refusal::Backpressure)?;
+    app.metrics.accepted();
+    Ok(())
+}

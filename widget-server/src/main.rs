@@ -1,0 +1,128 @@
+//! `widget-server`: see `widget-server --help`. Exit status of `serve`: 0 when every accepted
+//! vote is stored, 3 when some had to be spilled to disk (replayed at next start), 4 when some
+//! could not even be spilled, 1 on a start-up or command error.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use widget_server::catalogue::{Catalogue, Demarche};
+use widget_server::config::{Cli, Command, Config, DemarcheCommand};
+use widget_server::flush::FlushOutcome;
+use widget_server::{secret, server, store};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.config.log).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("widget-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("widget-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            open_store(&config).await?;
+            println!("schema up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demarche(DemarcheCommand::Add(add)) => {
+            anyhow::ensure!(add.id > 0, "--id must be a positive number");
+            anyhow::ensure!(!add.name.trim().is_empty(), "--name must not be empty");
+            let store = open_store(&config).await?;
+            let d = Demarche {
+                id: add.id,
+                name: add.name.trim().to_string(),
+                administration: add.administration.trim().to_string(),
+                volume_annuel: add.volume_annuel,
+                high_volume_approved: false,
+                active: !add.inactive,
+            };
+            store.upsert_demarche(&d).await?;
+            println!("démarche {} saved: {}", d.id, d.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demarche(DemarcheCommand::List) => {
+            let store = open_store(&config).await?;
+            for d in store.demarches().await? {
+                let state = if d.active { "active" } else { "inactive" };
+                println!("{}\t{}\t{}\t{}", d.id, state, d.name, d.administration);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Snippet(args) => {
+            anyhow::ensure!(
+                snippet::is_valid_source(&args.source),
+                "--source {:?}: expected 1 to 32 characters among a-z, 0-9 and -",
+                args.source
+            );
+            let store = open_store(&config).await?;
+            let known = store.demarches().await?.into_iter().any(|d| d.id == args.demarche);
+            anyhow::ensure!(known, "démarche {} is not in the catalogue: add it with `demarche add`", args.demarche);
+            let secret = secret::load_or_create(&config.secret_file)?;
+            let signer = snippet::KeySigner::new(&secret);
+            let html = snippet::Snippet::new(&config.public_url, args.demarche as u64, args.style)
+                .source(&args.source)
+                .new_window(args.new_window)
+                .html(&signer);
+            println!("{html}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>> {
+    let url = config.database_url();
+    let store = store::open(&url).await.with_context(|| format!("opening the store {}", redact(&url)))?;
+    store.migrate().await.context("migrating the store")?;
+    Ok(store)
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let store = open_store(&config).await?;
+    let secret = secret::load_or_create(&config.secret_file)?;
+    let catalogue = Arc::new(Catalogue::new(store.demarches().await.context("loading the catalogue")?));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = %redact(&config.database_url()), demarches = catalogue.len(), "listening");
+    // A plain line on stdout, for scripts and tests that start us on port 0.
+    println!("widget-server listening on http://{addr}");
+    let app = Arc::new(server::App::new(config, store, catalogue, &secret));
+    app.metrics.store_reachable.set(1);
+    Ok(match server::serve(app, listener, server::shutdown_signal()).await {
+        FlushOutcome::AllStored => ExitCode::SUCCESS,
+        FlushOutcome::Spilled { .. } => ExitCode::from(3),
+        FlushOutcome::Lost { .. } => ExitCode::from(4),
+    })
+}

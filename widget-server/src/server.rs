@@ -1,0 +1,308 @@
+//! The running server: [`App`] (what requests share), [`route`] (method and path to handler),
+//! and [`run`], which wires store, catalogue, buffer, flusher and background tasks together and
+//! shuts them down in order.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use snippet::KeySigner;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::assets::Assets;
+use crate::buffer::BufferedVotes;
+use crate::catalogue::Catalogue;
+use crate::config::Config;
+use crate::flush::{self, FlushOutcome, Flusher};
+use crate::form::{self, FormView, FieldErrors};
+use crate::http::{self, html, text, Body};
+use crate::intake::{self, Refusal};
+use crate::limit::Limits;
+use crate::metrics::{Metrics, Rejection};
+use crate::store::Store;
+use crate::vote::Answers;
+
+/// Cache-Control of the form and thank-you pages: they hold no per-visitor data.
+const CACHE_PAGE: &str = "public, max-age=300, s-maxage=3600";
+/// How often other replicas' catalogue changes are picked up.
+const CATALOGUE_REFRESH: Duration = Duration::from_secs(30);
+const LIMITER_PRUNE: Duration = Duration::from_secs(60);
+const STORE_PING: Duration = Duration::from_secs(2);
+/// `/readyz` fails above this share of `--buffer-max-votes`, so a load balancer steers away
+/// before citizens get 503s.
+const READY_BUFFER_SHARE: f64 = 0.9;
+
+/// What every request handler shares. Built once at start.
+pub struct App {
+    pub config: Config,
+    pub assets: Assets,
+    pub catalogue: Arc<Catalogue>,
+    pub signer: KeySigner,
+    pub limits: Limits,
+    pub buffer: Arc<BufferedVotes>,
+    pub metrics: Arc<Metrics>,
+    pub store: Arc<dyn Store>,
+    shutting_down: AtomicBool,
+}
+
+impl App {
+    /// Builds the shared state.
+    pub fn new(config: Config, store: Arc<dyn Store>, catalogue: Arc<Catalogue>, secret: &[u8]) -> App {
+        App {
+            assets: Assets::build(),
+            signer: KeySigner::new(secret),
+            limits: Limits::new(config.rate_per_minute, config.rate_per_minute_demarche),
+            buffer: Arc::new(BufferedVotes::new(config.buffer_max_votes as usize, config.flush_max_votes as usize)),
+            metrics: Arc::new(Metrics::default()),
+            catalogue,
+            store,
+            config,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The routes.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Static,
+    Form(i64),
+    Vote(i64),
+    Merci(i64),
+    /// `/Demarches/…` with an id that is not a démarche id.
+    BadDemarche,
+    Healthz,
+    Readyz,
+    Metrics,
+    Other(&'a str),
+}
+
+fn parse_route(path: &str) -> Route<'_> {
+    if path.starts_with("/static/") {
+        return Route::Static;
+    }
+    match path {
+        "/healthz" => return Route::Healthz,
+        "/readyz" => return Route::Readyz,
+        "/metrics" => return Route::Metrics,
+        _ => {}
+    }
+    let Some(rest) = path.strip_prefix("/Demarches/") else { return Route::Other(path) };
+    let (id, tail) = rest.split_once('/').map_or((rest, None), |(a, b)| (a, Some(b)));
+    // Digits only (no sign, no spaces), positive, fits the store's bigint.
+    let id = match id.parse::<i64>() {
+        Ok(n) if n > 0 && id.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => return Route::BadDemarche,
+    };
+    match tail {
+        None | Some("") => Route::Form(id),
+        Some("avis") => Route::Vote(id),
+        Some("merci") => Route::Merci(id),
+        Some(_) => Route::Other(path),
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n", "text/plain; charset=utf-8");
+    res.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static(allow));
+    res
+}
+
+/// Answers one request.
+pub async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
+    match parse_route(req.uri().path()) {
+        Route::Static if is_read => app
+            .assets
+            .serve(req.uri().path(), req.headers())
+            .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found\n", "text/plain; charset=utf-8")),
+        Route::Form(id) if is_read => form_page(&app, id, req.uri().query().unwrap_or("")),
+        Route::Vote(id) if req.method() == Method::POST => intake::post_vote(&app, peer, id, req).await,
+        Route::Merci(id) if is_read => match app.catalogue.active(id) {
+            Some(d) => html(StatusCode::OK, form::merci_page(app.assets.css_href(), &d), CACHE_PAGE),
+            None => Refusal::InvalidLink(Rejection::not_found).response(&app),
+        },
+        Route::BadDemarche if is_read || req.method() == Method::POST => {
+            if req.method() == Method::POST {
+                app.metrics.rejected(Rejection::not_found);
+            }
+            Refusal::InvalidLink(Rejection::not_found).response(&app)
+        }
+        Route::Healthz if is_read => text(StatusCode::OK, "ok\n", "text/plain; charset=utf-8"),
+        Route::Readyz if is_read => readyz(&app),
+        Route::Metrics if is_read => {
+            app.metrics.buffered.set(app.buffer.held() as i64);
+            text(StatusCode::OK, app.metrics.render(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
+        }
+        Route::Vote(_) => method_not_allowed("POST"),
+        Route::Other(_) => html(
+            StatusCode::NOT_FOUND,
+            form::problem_page(app.assets.css_href(), "Page introuvable", &["Cette adresse ne correspond à aucune page."]),
+            "no-store",
+        ),
+        _ => method_not_allowed("GET, HEAD"),
+    }
+}
+
+fn form_page(app: &App, id: i64, query: &str) -> Response<Body> {
+    let link = form::parse_form_link(query);
+    let demarche = match app.catalogue.active(id) {
+        Some(d) if app.signer.verify(id as u64, &link.key) => d,
+        Some(_) => return Refusal::InvalidLink(Rejection::bad_key).response(app),
+        None => return Refusal::InvalidLink(Rejection::not_found).response(app),
+    };
+    let view = FormView {
+        css_href: app.assets.css_href(),
+        demarche: &demarche,
+        key: &link.key,
+        source: link.source,
+        answers: &Answers::default(),
+        errors: &FieldErrors::default(),
+    };
+    html(StatusCode::OK, form::form_page(&view), CACHE_PAGE)
+}
+
+fn readyz(app: &App) -> Response<Body> {
+    let mut problems = Vec::new();
+    if app.shutting_down.load(Ordering::Acquire) {
+        problems.push("shutting down".to_string());
+    }
+    if app.metrics.store_reachable.get() != 1 {
+        problems.push("store unreachable".to_string());
+    }
+    let (held, max) = (app.buffer.held(), app.buffer.max_votes());
+    if held as f64 >= max as f64 * READY_BUFFER_SHARE {
+        problems.push(format!("buffer at {held} of {max} votes"));
+    }
+    if problems.is_empty() {
+        text(StatusCode::OK, "ready\n", "text/plain; charset=utf-8")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, problems.join("; ") + "\n", "text/plain; charset=utf-8")
+    }
+}
+
+/// Serves on `listener` until `shutdown` completes, then drains, flushes and (if it must) spills.
+pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) -> FlushOutcome {
+    let (deadline_tx, deadline_rx) = watch::channel(None);
+    let flusher = Flusher::new(
+        app.buffer.clone(),
+        app.store.clone(),
+        app.metrics.clone(),
+        app.config.flush_max_votes as usize,
+        app.config.flush_interval(),
+        app.config.data_dir.clone(),
+        deadline_rx,
+    );
+    let flusher = tokio::spawn(flusher.run());
+    let background = [
+        tokio::spawn(refresh_catalogue(app.clone())),
+        tokio::spawn(prune_limits(app.clone())),
+        tokio::spawn(ping_store(app.clone())),
+        tokio::spawn(flush::replay_spills(app.config.data_dir.clone(), app.store.clone(), app.config.flush_max_votes as usize)),
+    ];
+    let signalled = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let shutdown = {
+        let (app, signalled) = (app.clone(), signalled.clone());
+        async move {
+            shutdown.await;
+            app.shutting_down.store(true, Ordering::Release);
+            if let Ok(mut s) = signalled.lock() {
+                *s = Some(Instant::now());
+            }
+            tracing::info!("shutdown requested");
+        }
+    };
+    let timeout = app.config.shutdown_timeout;
+    let handler = {
+        let app = app.clone();
+        move |peer, req| route(app.clone(), peer, req)
+    };
+    http::serve(listener, handler, shutdown, timeout.min(Duration::from_secs(10))).await;
+    // Intake has stopped: from now on the flusher may give up at the deadline.
+    let started = signalled.lock().ok().and_then(|s| *s).unwrap_or_else(Instant::now);
+    let _ = deadline_tx.send(Some(started + timeout));
+    for task in background {
+        task.abort();
+    }
+    let outcome = match flusher.await {
+        Ok(outcome) => outcome,
+        Err(e) => FlushOutcome::Lost { votes: app.buffer.held(), error: format!("flusher task failed: {e}") },
+    };
+    tracing::info!(?outcome, accepted = app.metrics.accepted_total(), "stopped");
+    outcome
+}
+
+async fn refresh_catalogue(app: Arc<App>) {
+    let mut tick = tokio::time::interval(CATALOGUE_REFRESH);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match app.store.demarches().await {
+            Ok(list) => app.catalogue.replace(list),
+            Err(e) => tracing::warn!(error = %e, "catalogue refresh failed; keeping the last one"),
+        }
+    }
+}
+
+async fn prune_limits(app: Arc<App>) {
+    let mut tick = tokio::time::interval(LIMITER_PRUNE);
+    loop {
+        tick.tick().await;
+        app.limits.prune();
+    }
+}
+
+async fn ping_store(app: Arc<App>) {
+    let mut tick = tokio::time::interval(STORE_PING);
+    loop {
+        tick.tick().await;
+        let ok = matches!(tokio::time::timeout(STORE_PING, app.store.ping()).await, Ok(Ok(())));
+        app.metrics.store_reachable.set(i64::from(ok));
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT will stop the server");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(parse_route("/static/x"), Route::Static);
+        assert_eq!(parse_route("/Demarches/42"), Route::Form(42));
+        assert_eq!(parse_route("/Demarches/42/"), Route::Form(42));
+        assert_eq!(parse_route("/Demarches/42/avis"), Route::Vote(42));
+        assert_eq!(parse_route("/Demarches/42/merci"), Route::Merci(42));
+        assert_eq!(parse_route("/Demarches/42/autre"), Route::Other("/Demarches/42/autre"));
+        for bad in ["/Demarches/abc", "/Demarches/-1", "/Demarches/0", "/Demarches/+5", "/Demarches/99999999999999999999", "/Demarches/"] {
+            assert_eq!(parse_route(bad), Route::BadDemarche, "{bad}");
+        }
+        assert_eq!(parse_route("/healthz"), Route::Healthz);
+        assert_eq!(parse_route("/"), Route::Other("/"));
+    }
+}

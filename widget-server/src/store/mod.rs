@@ -1,0 +1,136 @@
+//! The store: one small trait, [`Store`], and its two backends.
+//!
+//! - [`postgres`]: production, through bb8-postgres; batches go in by binary COPY.
+//! - [`sqlite`]: the embedded default (`sqlite://data/monavis.db`), rusqlite on a blocking thread.
+//!
+//! Both keep the same tables (DESIGN §7) and the same guarantee: [`Store::store_batch`] is
+//! idempotent on vote ids, and `avis_daily` grows by exactly the votes that were new, in the
+//! same transaction, so a retried batch never counts twice.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use futures_util::future::BoxFuture;
+
+use crate::catalogue::Demarche;
+use crate::stats::{Counts, DailyRow};
+use crate::vote::Vote;
+
+/// Why the store could not do something. Precise, for operators' logs; never shown to citizens.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("postgres pool: {0}")]
+    Pool(String),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store task failed: {0}")]
+    Task(String),
+    #[error("bad database URL {0:?}: expected postgres://… or sqlite://path")]
+    BadUrl(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the server needs from a database.
+pub trait Store: Send + Sync + 'static {
+    /// Creates or upgrades the tables. Safe to run concurrently from several replicas.
+    fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Cheap round trip, for `/readyz`.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Stores votes not stored yet and adds exactly those to `avis_daily`, atomically.
+    /// Returns how many were new. Calling it again with the same votes changes nothing.
+    fn store_batch<'a>(&'a self, votes: &'a [Vote]) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// The whole catalogue.
+    fn demarches(&self) -> BoxFuture<'_, Result<Vec<Demarche>, StoreError>>;
+
+    /// Adds a démarche, or updates its name, administration, volume and active flag.
+    fn upsert_demarche<'a>(&'a self, d: &'a Demarche) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// `avis_daily` rows of a démarche for days in `from..=to`, ordered by day then source.
+    fn daily(&self, demarche_id: i64, from: NaiveDate, to: NaiveDate)
+        -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>>;
+
+    /// Recounts a démarche's `avis` rows the way `avis_daily` should hold them. For checks and
+    /// tests: it reads every row.
+    fn recount(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>>;
+
+    /// Number of rows in `avis` (for checks and tests).
+    fn count_avis(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
+}
+
+/// Opens the store named by `url` (`postgres://…`, `postgresql://…` or `sqlite://path`).
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
+    } else {
+        Err(StoreError::BadUrl(url.to_string()))
+    }
+}
+
+/// The per-(démarche, day, source) counts of `votes`, as added to `avis_daily`.
+pub fn aggregate(votes: &[&Vote]) -> Vec<DailyRow> {
+    let mut map: HashMap<(i64, NaiveDate, &str), Counts> = HashMap::new();
+    for v in votes {
+        map.entry((v.demarche_id, v.day(), v.source.as_str())).or_default().add_vote(v);
+    }
+    let mut rows: Vec<DailyRow> = map
+        .into_iter()
+        .map(|((demarche_id, day, source), counts)| DailyRow {
+            demarche_id,
+            day,
+            source: source.to_string(),
+            counts,
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.demarche_id, a.day, &a.source).cmp(&(b.demarche_id, b.day, &b.source)));
+    rows
+}
+
+/// The `avis_daily` counter columns, in [`Counts::columns`] order.
+pub const DAILY_COLUMNS: [&str; 16] = [
+    "n",
+    "sat_bien",
+    "sat_moyen",
+    "sat_pas_bien",
+    "fac_facile",
+    "fac_moyen",
+    "fac_difficile",
+    "cla_clair",
+    "cla_moyen",
+    "cla_pas_clair",
+    "aide_aucune",
+    "aide_proche",
+    "aide_association",
+    "aide_agent",
+    "aide_internet",
+    "aide_autre",
+];
+
+/// SQL expressions computing the counter columns from `avis` rows (both dialects accept them).
+pub fn recount_expressions() -> String {
+    let mut e = vec!["count(*)".to_string()];
+    for (col, values) in [
+        ("satisfaction", ["bien", "moyen", "pas-bien"]),
+        ("facilite", ["facile", "moyen", "difficile"]),
+        ("clarte", ["clair", "moyen", "pas-clair"]),
+    ] {
+        for v in values {
+            e.push(format!("sum(CASE WHEN {col} = '{v}' THEN 1 ELSE 0 END)"));
+        }
+    }
+    for i in 0..6 {
+        e.push(format!("sum(CASE WHEN (aide & {}) <> 0 THEN 1 ELSE 0 END)", 1 << i));
+    }
+    e.join(", ")
+}

@@ -1,0 +1,330 @@
+//! PostgreSQL, for production: bb8-postgres pool, binary COPY for batches.
+//!
+//! A batch takes the fast path first: binary COPY straight into `avis`, plus the `avis_daily`
+//! upsert computed from the batch, in one transaction. If any id is already stored (a retried
+//! batch whose first commit did reach the database, or a replayed spill file), the COPY fails
+//! whole with a unique violation and the batch goes through the staging path instead: COPY into
+//! a temporary table, `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id`, and the upsert of only
+//! the returned votes, again in one transaction. Either way a vote counts once.
+
+use std::collections::HashSet;
+use std::time::{Duration, UNIX_EPOCH};
+
+use bb8_postgres::PostgresConnectionManager;
+use chrono::NaiveDate;
+use futures_util::future::BoxFuture;
+use futures_util::{pin_mut, FutureExt};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{NoTls, Transaction};
+use uuid::Uuid;
+
+use super::{aggregate, recount_expressions, Store, StoreError, DAILY_COLUMNS};
+use crate::catalogue::Demarche;
+use crate::stats::{Counts, DailyRow};
+use crate::vote::{Question, Vote};
+
+type Pool = bb8::Pool<PostgresConnectionManager<NoTls>>;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE demarche (
+    id bigint PRIMARY KEY,
+    name text NOT NULL,
+    administration text NOT NULL DEFAULT '',
+    volume_annuel bigint,
+    high_volume_approved boolean NOT NULL DEFAULT false,
+    active boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE avis (
+    id uuid PRIMARY KEY,
+    demarche_id bigint NOT NULL,
+    source text NOT NULL,
+    received_at timestamptz NOT NULL,
+    satisfaction text NOT NULL CHECK (satisfaction IN ('bien', 'moyen', 'pas-bien')),
+    facilite text CHECK (facilite IN ('facile', 'moyen', 'difficile')),
+    clarte text CHECK (clarte IN ('clair', 'moyen', 'pas-clair')),
+    aide smallint NOT NULL DEFAULT 0,
+    commentaire text
+);
+CREATE INDEX avis_demarche_received ON avis (demarche_id, received_at);
+CREATE TABLE avis_daily (
+    demarche_id bigint NOT NULL,
+    day date NOT NULL,
+    source text NOT NULL,
+    n bigint NOT NULL DEFAULT 0,
+    sat_bien bigint NOT NULL DEFAULT 0, sat_moyen bigint NOT NULL DEFAULT 0, sat_pas_bien bigint NOT NULL DEFAULT 0,
+    fac_facile bigint NOT NULL DEFAULT 0, fac_moyen bigint NOT NULL DEFAULT 0, fac_difficile bigint NOT NULL DEFAULT 0,
+    cla_clair bigint NOT NULL DEFAULT 0, cla_moyen bigint NOT NULL DEFAULT 0, cla_pas_clair bigint NOT NULL DEFAULT 0,
+    aide_aucune bigint NOT NULL DEFAULT 0, aide_proche bigint NOT NULL DEFAULT 0, aide_association bigint NOT NULL DEFAULT 0,
+    aide_agent bigint NOT NULL DEFAULT 0, aide_internet bigint NOT NULL DEFAULT 0, aide_autre bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (demarche_id, day, source)
+);
+"#];
+
+/// Column types of `avis`, in COPY order.
+const AVIS_TYPES: [Type; 9] = [
+    Type::UUID,
+    Type::INT8,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT2,
+    Type::TEXT,
+];
+const AVIS_COLUMNS: &str =
+    "id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire";
+
+/// PostgreSQL store.
+pub struct PgStore {
+    pool: Pool,
+    upsert_daily: String,
+}
+
+impl PgStore {
+    /// Connects a pool to `url`. Fails if the first connection cannot be made.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let manager = PostgresConnectionManager::new_from_stringlike(url, NoTls)?;
+        let pool = bb8::Pool::builder()
+            .max_size(8)
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)
+            .await?;
+        let cols = DAILY_COLUMNS.join(", ");
+        let arrays = (4..4 + DAILY_COLUMNS.len()).map(|i| format!("${i}::bigint[]")).collect::<Vec<_>>().join(", ");
+        let updates = DAILY_COLUMNS
+            .iter()
+            .map(|c| format!("{c} = avis_daily.{c} + excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let upsert_daily = format!(
+            "INSERT INTO avis_daily (demarche_id, day, source, {cols}) \
+             SELECT * FROM unnest($1::bigint[], $2::date[], $3::text[], {arrays}) \
+             ON CONFLICT (demarche_id, day, source) DO UPDATE SET {updates}"
+        );
+        Ok(PgStore { pool, upsert_daily })
+    }
+
+    async fn conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<NoTls>>, StoreError> {
+        self.pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))
+    }
+
+    /// Adds `votes` (all new) to `avis_daily`, in one statement.
+    async fn upsert_daily(&self, tx: &Transaction<'_>, votes: &[&Vote]) -> Result<(), StoreError> {
+        let rows = aggregate(votes);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.demarche_id).collect();
+        let days: Vec<NaiveDate> = rows.iter().map(|r| r.day).collect();
+        let sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+        let columns: Vec<[i64; 16]> = rows.iter().map(|r| r.counts.columns()).collect();
+        let counters: Vec<Vec<i64>> = (0..16).map(|c| columns.iter().map(|row| row[c]).collect()).collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids, &days, &sources];
+        params.extend(counters.iter().map(|c| c as &(dyn ToSql + Sync)));
+        tx.execute(self.upsert_daily.as_str(), &params).await?;
+        Ok(())
+    }
+}
+
+impl From<bb8::RunError<tokio_postgres::Error>> for StoreError {
+    fn from(e: bb8::RunError<tokio_postgres::Error>) -> Self {
+        match e {
+            bb8::RunError::User(e) => StoreError::Postgres(e),
+            bb8::RunError::TimedOut => StoreError::Pool("timed out waiting for a connection".into()),
+        }
+    }
+}
+
+/// Writes `votes` into `table` (same columns as `avis`) with binary COPY.
+async fn copy_votes(tx: &Transaction<'_>, table: &str, votes: &[Vote]) -> Result<(), tokio_postgres::Error> {
+    let sink = tx.copy_in(&format!("COPY {table} ({AVIS_COLUMNS}) FROM STDIN (FORMAT binary)")).await?;
+    let writer = BinaryCopyInWriter::new(sink, &AVIS_TYPES);
+    pin_mut!(writer);
+    for v in votes {
+        let received_at = UNIX_EPOCH + Duration::from_millis(v.received_at_ms.max(0) as u64);
+        let aide = i16::from(v.aide);
+        let facilite = v.facilite.map(|l| Question::Facilite.value(l));
+        let clarte = v.clarte.map(|l| Question::Clarte.value(l));
+        writer
+            .as_mut()
+            .write(&[
+                &v.id,
+                &v.demarche_id,
+                &v.source.as_str(),
+                &received_at,
+                &Question::Satisfaction.value(v.satisfaction),
+                &facilite,
+                &clarte,
+                &aide,
+                &v.commentaire.as_deref(),
+            ])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+fn read_daily(row: &tokio_postgres::Row) -> DailyRow {
+    let mut c = [0i64; 16];
+    for (i, slot) in c.iter_mut().enumerate() {
+        *slot = row.get(3 + i);
+    }
+    DailyRow { demarche_id: row.get(0), day: row.get(1), source: row.get(2), counts: Counts::from_columns(c) }
+}
+
+impl Store for PgStore {
+    fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            // Replicas starting together take turns.
+            tx.execute("SELECT pg_advisory_xact_lock(7_4_2_8)", &[]).await?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+            )
+            .await?;
+            let done: i32 = tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await?.get(0);
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+                tx.batch_execute(sql).await?;
+                tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&(i as i32 + 1)]).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.conn().await?.simple_query("SELECT 1").await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn store_batch<'a>(&'a self, votes: &'a [Vote]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        async move {
+            if votes.is_empty() {
+                return Ok(0);
+            }
+            let mut conn = self.conn().await?;
+            // Fast path: every vote is new (the normal case).
+            {
+                let tx = conn.transaction().await?;
+                match copy_votes(&tx, "avis", votes).await {
+                    Ok(()) => {
+                        let all: Vec<&Vote> = votes.iter().collect();
+                        self.upsert_daily(&tx, &all).await?;
+                        tx.commit().await?;
+                        return Ok(votes.len() as u64);
+                    }
+                    Err(e) if is_unique_violation(&e) => {
+                        tracing::info!(votes = votes.len(), "batch holds stored votes; storing through staging");
+                        tx.rollback().await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // Staging path: some votes are stored already.
+            let tx = conn.transaction().await?;
+            tx.batch_execute(
+                "CREATE TEMP TABLE IF NOT EXISTS avis_staging (LIKE avis INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+            )
+            .await?;
+            copy_votes(&tx, "avis_staging", votes).await?;
+            let rows = tx
+                .query(
+                    &format!(
+                        "INSERT INTO avis ({AVIS_COLUMNS}) SELECT {AVIS_COLUMNS} FROM avis_staging \
+                         ON CONFLICT (id) DO NOTHING RETURNING id"
+                    ),
+                    &[],
+                )
+                .await?;
+            let fresh_ids: HashSet<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+            let fresh: Vec<&Vote> = votes.iter().filter(|v| fresh_ids.contains(&v.id)).collect();
+            self.upsert_daily(&tx, &fresh).await?;
+            tx.commit().await?;
+            Ok(fresh.len() as u64)
+        }
+        .boxed()
+    }
+
+    fn demarches(&self) -> BoxFuture<'_, Result<Vec<Demarche>, StoreError>> {
+        async move {
+            let conn = self.conn().await?;
+            let rows = conn
+                .query(
+                    "SELECT id, name, administration, volume_annuel, high_volume_approved, active FROM demarche ORDER BY id",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| Demarche {
+                    id: r.get(0),
+                    name: r.get(1),
+                    administration: r.get(2),
+                    volume_annuel: r.get(3),
+                    high_volume_approved: r.get(4),
+                    active: r.get(5),
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn upsert_demarche<'a>(&'a self, d: &'a Demarche) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            self.conn()
+                .await?
+                .execute(
+                    "INSERT INTO demarche (id, name, administration, volume_annuel, high_volume_approved, active) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                     administration = excluded.administration, volume_annuel = excluded.volume_annuel, \
+                     high_volume_approved = excluded.high_volume_approved, active = excluded.active",
+                    &[&d.id, &d.name, &d.administration, &d.volume_annuel, &d.high_volume_approved, &d.active],
+                )
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn daily(&self, demarche_id: i64, from: NaiveDate, to: NaiveDate) -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>> {
+        async move {
+            let sql = format!(
+                "SELECT demarche_id, day, source, {} FROM avis_daily WHERE demarche_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day, source",
+                DAILY_COLUMNS.join(", ")
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id, &from, &to]).await?;
+            Ok(rows.iter().map(read_daily).collect())
+        }
+        .boxed()
+    }
+
+    fn recount(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>> {
+        async move {
+            let sql = format!(
+                "SELECT demarche_id, (received_at AT TIME ZONE 'Europe/Paris')::date AS day, source, {} \
+                 FROM avis WHERE demarche_id = $1 GROUP BY 1, 2, 3 ORDER BY 2, 3",
+                recount_expressions()
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id]).await?;
+            Ok(rows.iter().map(read_daily).collect())
+        }
+        .boxed()
+    }
+
+    fn count_avis(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
+        async move { Ok(self.conn().await?.query_one("SELECT count(*) FROM avis", &[]).await?.get(0)) }.boxed()
+    }
+}

@@ -1,0 +1,271 @@
+//! The embedded store: SQLite through rusqlite, WAL mode, one connection driven from blocking
+//! threads. Good for a laptop and small deployments; production uses PostgreSQL.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use rusqlite::{params, Connection};
+
+use super::{aggregate, recount_expressions, Store, StoreError, DAILY_COLUMNS};
+use crate::catalogue::Demarche;
+use crate::stats::{Counts, DailyRow};
+use crate::vote::{paris_day, Question, Vote};
+
+/// Schema versions, applied in order, each in its own transaction.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE demarche (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    administration TEXT NOT NULL DEFAULT '',
+    volume_annuel INTEGER,
+    high_volume_approved INTEGER NOT NULL DEFAULT 0,
+    active INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE avis (
+    id TEXT PRIMARY KEY,
+    demarche_id INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    satisfaction TEXT NOT NULL CHECK (satisfaction IN ('bien', 'moyen', 'pas-bien')),
+    facilite TEXT CHECK (facilite IN ('facile', 'moyen', 'difficile')),
+    clarte TEXT CHECK (clarte IN ('clair', 'moyen', 'pas-clair')),
+    aide INTEGER NOT NULL DEFAULT 0,
+    commentaire TEXT
+) WITHOUT ROWID;
+CREATE INDEX avis_demarche_received ON avis (demarche_id, received_at);
+CREATE TABLE avis_daily (
+    demarche_id INTEGER NOT NULL,
+    day TEXT NOT NULL,
+    source TEXT NOT NULL,
+    n INTEGER NOT NULL DEFAULT 0,
+    sat_bien INTEGER NOT NULL DEFAULT 0, sat_moyen INTEGER NOT NULL DEFAULT 0, sat_pas_bien INTEGER NOT NULL DEFAULT 0,
+    fac_facile INTEGER NOT NULL DEFAULT 0, fac_moyen INTEGER NOT NULL DEFAULT 0, fac_difficile INTEGER NOT NULL DEFAULT 0,
+    cla_clair INTEGER NOT NULL DEFAULT 0, cla_moyen INTEGER NOT NULL DEFAULT 0, cla_pas_clair INTEGER NOT NULL DEFAULT 0,
+    aide_aucune INTEGER NOT NULL DEFAULT 0, aide_proche INTEGER NOT NULL DEFAULT 0, aide_association INTEGER NOT NULL DEFAULT 0,
+    aide_agent INTEGER NOT NULL DEFAULT 0, aide_internet INTEGER NOT NULL DEFAULT 0, aide_autre INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (demarche_id, day, source)
+) WITHOUT ROWID;
+"#];
+
+/// SQLite store.
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`, and its directory.
+    pub async fn open(path: &str) -> Result<SqliteStore, StoreError> {
+        let path = path.to_string();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
+            if let Some(dir) = Path::new(&path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let conn = Connection::open(&path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            // WAL with synchronous=NORMAL loses nothing on a process crash; FULL also survives
+            // power loss, which is what "never lose an accepted vote" asks of a single machine.
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    fn with<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut guard = conn.lock().map_err(|_| StoreError::Task("sqlite mutex poisoned".into()))?;
+                f(&mut guard)
+            })
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+        }
+        .boxed()
+    }
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+fn upsert_daily_sql() -> String {
+    let cols = DAILY_COLUMNS.join(", ");
+    let placeholders = (4..4 + DAILY_COLUMNS.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+    let updates = DAILY_COLUMNS.iter().map(|c| format!("{c} = {c} + excluded.{c}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "INSERT INTO avis_daily (demarche_id, day, source, {cols}) VALUES (?1, ?2, ?3, {placeholders}) \
+         ON CONFLICT (demarche_id, day, source) DO UPDATE SET {updates}"
+    )
+}
+
+fn read_daily(row: &rusqlite::Row) -> rusqlite::Result<DailyRow> {
+    let mut c = [0i64; 16];
+    for (i, slot) in c.iter_mut().enumerate() {
+        *slot = row.get(3 + i)?;
+    }
+    let day: String = row.get(1)?;
+    Ok(DailyRow {
+        demarche_id: row.get(0)?,
+        day: NaiveDate::parse_from_str(&day, "%Y-%m-%d").unwrap_or_default(),
+        source: row.get(2)?,
+        counts: Counts::from_columns(c),
+    })
+}
+
+impl Store for SqliteStore {
+    fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.with(|conn| {
+            conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let done: i64 = tx.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                    [i as i64 + 1],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.with(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))
+    }
+
+    fn store_batch<'a>(&'a self, votes: &'a [Vote]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        // The blocking thread needs owned data; a clone per flush is small next to the fsync.
+        let votes = votes.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut fresh = Vec::with_capacity(votes.len());
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO avis (id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for v in &votes {
+                    let changed = insert.execute(params![
+                        v.id.hyphenated().to_string(),
+                        v.demarche_id,
+                        v.source.as_str(),
+                        rfc3339_ms(v.received_at_ms),
+                        Question::Satisfaction.value(v.satisfaction),
+                        v.facilite.map(|l| Question::Facilite.value(l)),
+                        v.clarte.map(|l| Question::Clarte.value(l)),
+                        v.aide,
+                        v.commentaire.as_deref(),
+                    ])?;
+                    if changed == 1 {
+                        fresh.push(v);
+                    }
+                }
+                let mut upsert = tx.prepare_cached(&upsert_daily_sql())?;
+                for row in aggregate(&fresh) {
+                    let c = row.counts.columns();
+                    let day = row.day.format("%Y-%m-%d").to_string();
+                    let mut p: Vec<&dyn rusqlite::ToSql> = vec![&row.demarche_id, &day, &row.source];
+                    p.extend(c.iter().map(|x| x as &dyn rusqlite::ToSql));
+                    upsert.execute(p.as_slice())?;
+                }
+            }
+            tx.commit()?;
+            Ok(fresh.len() as u64)
+        })
+    }
+
+    fn demarches(&self) -> BoxFuture<'_, Result<Vec<Demarche>, StoreError>> {
+        self.with(|conn| {
+            let mut st = conn.prepare(
+                "SELECT id, name, administration, volume_annuel, high_volume_approved, active FROM demarche ORDER BY id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(Demarche {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    administration: r.get(2)?,
+                    volume_annuel: r.get(3)?,
+                    high_volume_approved: r.get(4)?,
+                    active: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn upsert_demarche<'a>(&'a self, d: &'a Demarche) -> BoxFuture<'a, Result<(), StoreError>> {
+        let d = d.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO demarche (id, name, administration, volume_annuel, high_volume_approved, active) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                 administration = excluded.administration, volume_annuel = excluded.volume_annuel, \
+                 high_volume_approved = excluded.high_volume_approved, active = excluded.active",
+                params![d.id, d.name, d.administration, d.volume_annuel, d.high_volume_approved, d.active],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn daily(&self, demarche_id: i64, from: NaiveDate, to: NaiveDate) -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>> {
+        self.with(move |conn| {
+            let sql = format!(
+                "SELECT demarche_id, day, source, {} FROM avis_daily WHERE demarche_id = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, source",
+                DAILY_COLUMNS.join(", ")
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map(
+                params![demarche_id, from.format("%Y-%m-%d").to_string(), to.format("%Y-%m-%d").to_string()],
+                read_daily,
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn recount(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>> {
+        self.with(move |conn| {
+            // Days are Paris days, which SQLite cannot compute: group by received_at in Rust.
+            let sql = format!(
+                "SELECT received_at, source, {} FROM avis WHERE demarche_id = ?1 GROUP BY received_at, source",
+                recount_expressions()
+            );
+            let mut st = conn.prepare(&sql)?;
+            let mut map = std::collections::BTreeMap::<(NaiveDate, String), Counts>::new();
+            let mut rows = st.query([demarche_id])?;
+            while let Some(r) = rows.next()? {
+                let at: String = r.get(0)?;
+                let ms = chrono::DateTime::parse_from_rfc3339(&at).map(|t| t.timestamp_millis()).unwrap_or(0);
+                let mut c = [0i64; 16];
+                for (i, slot) in c.iter_mut().enumerate() {
+                    *slot = r.get(2 + i)?;
+                }
+                map.entry((paris_day(ms), r.get(1)?)).or_default().add(&Counts::from_columns(c));
+            }
+            Ok(map
+                .into_iter()
+                .map(|((day, source), counts)| DailyRow { demarche_id, day, source, counts })
+                .collect())
+        })
+    }
+
+    fn count_avis(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.with(|conn| Ok(conn.query_row("SELECT count(*) FROM avis", [], |r| r.get(0))?))
+    }
+}
