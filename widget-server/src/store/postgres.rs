@@ -186,7 +186,7 @@ impl Store for PgStore {
             let mut conn = self.conn().await?;
             let tx = conn.transaction().await?;
             // Replicas starting together take turns.
-            tx.execute("SELECT pg_advisory_xact_lock(7_4_2_8)", &[]).await?;
+            tx.execute("SELECT pg_advisory_xact_lock(7428)", &[]).await?;
             tx.batch_execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
             )

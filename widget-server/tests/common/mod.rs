@@ -1,0 +1,219 @@
+//! Shared helpers of the end-to-end tests: the real `widget-server` binary started as a child
+//! process on a loopback port, a real HTTP client, and fresh PostgreSQL databases on the
+//! ephemeral cluster that `scripts/test.sh` starts.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::HeaderMap;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use snippet::KeySigner;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_widget-server");
+
+/// The PostgreSQL cluster of the test run; PostgreSQL tests fail loudly without it.
+pub fn pg_admin_url() -> String {
+    std::env::var("MONAVIS_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!("MONAVIS_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh, which starts an ephemeral PostgreSQL")
+    })
+}
+
+/// A new, empty database on the test cluster; its URL.
+pub async fn fresh_pg_database(name: &str) -> String {
+    let admin = pg_admin_url();
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("connect to the test cluster");
+    tokio::spawn(conn);
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("odd admin URL {admin}"),
+    }
+}
+
+/// Runs `scripts/pg.sh CMD` on the test cluster (pause / resume).
+pub fn pg_script(cmd: &str) {
+    let dir = std::env::var("MONAVIS_TEST_PG_DIR").expect("MONAVIS_TEST_PG_DIR (set by scripts/test.sh)");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg.sh");
+    let status = Command::new("bash").arg(script).arg(cmd).arg(dir).status().unwrap();
+    assert!(status.success(), "pg.sh {cmd} failed");
+}
+
+/// A widget-server process and its working directory (data dir, secret, SQLite file).
+pub struct Server {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub db_url: String,
+    _tmp: Option<tempfile::TempDir>,
+    stdout_lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// Runs a `widget-server` subcommand in `dir` against `db_url`; panics on failure; its stdout.
+pub fn cli(dir: &Path, db_url: &str, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .args(["--database-url", db_url, "--log", "warn"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "widget-server {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+impl Server {
+    /// A fresh working directory with an SQLite store.
+    pub fn sqlite_dir() -> (tempfile::TempDir, String) {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/monavis.db", tmp.path().display());
+        (tmp, url)
+    }
+
+    /// Starts the server in `dir` (created if needed) against `db_url` with extra flags.
+    pub fn start_in(dir: &Path, db_url: &str, extra: &[&str]) -> Server {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut child = Command::new(BIN)
+            .current_dir(dir)
+            .env_remove("DATABASE_URL")
+            .args(["--listen", "127.0.0.1:0", "--database-url", db_url, "--log", "info"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("server did not say it listens");
+        let addr = line.rsplit("http://").next().unwrap().trim().parse().unwrap();
+        Server { child: Some(child), addr, dir: dir.to_path_buf(), db_url: db_url.to_string(), _tmp: None, stdout_lines: rx }
+    }
+
+    /// Starts a server on a fresh SQLite store holding the given démarches (id, name).
+    pub fn sqlite_with(demarches: &[(i64, &str)], extra: &[&str]) -> Server {
+        let (tmp, url) = Self::sqlite_dir();
+        for (id, name) in demarches {
+            cli(tmp.path(), &url, &["demarche", "add", "--id", &id.to_string(), "--name", name]);
+        }
+        let mut s = Server::start_in(tmp.path(), &url, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// The link signer of this server (its secret file).
+    pub fn signer(&self) -> KeySigner {
+        KeySigner::new(&std::fs::read(self.dir.join("data/secret")).unwrap())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The form link of a démarche, as a snippet would carry it (path and query).
+    pub fn form_path(&self, id: i64) -> String {
+        format!("/Demarches/{id}?view-mode=formulaire-avis&nd_source=button&key={}", self.signer().sign(id as u64))
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("already stopped");
+        let ok = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop within 90 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A metric value from `/metrics` (the first sample whose line starts with `name`).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let (_, _, body) = get(&self.url("/metrics"), &[]).await;
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find(|l| l.split(' ').next() == Some(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|v| v.parse().unwrap())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+pub fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// One request; (status, headers, body). Panics on transport errors.
+pub async fn request(method: Method, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> (StatusCode, HeaderMap, Bytes) {
+    try_request(&client(), method, url, headers, body.into()).await.unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
+/// One request on `client`; transport errors returned.
+pub async fn try_request(
+    client: &HttpClient,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let res = client.request(req).await.map_err(|e| format!("{e:?}"))?;
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((parts.status, parts.headers, body))
+}
+
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Bytes) {
+    request(Method::GET, url, headers, Bytes::new()).await
+}
+
+/// Posts a form body to the vote URL of `id`.
+pub async fn post_vote(server: &Server, id: i64, body: &str) -> (StatusCode, HeaderMap, Bytes) {
+    request(
+        Method::POST,
+        &server.url(&format!("/Demarches/{id}/avis")),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        body.to_string(),
+    )
+    .await
+}
+
+/// A valid vote body for démarche `id` of `server`.
+pub fn vote_body(server: &Server, id: i64, rest: &str) -> String {
+    format!("key={}&nd_source=button&{rest}", server.signer().sign(id as u64))
+}
+
+pub fn text(b: &Bytes) -> String {
+    String::from_utf8(b.to_vec()).unwrap()
+}
