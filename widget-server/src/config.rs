@@ -122,7 +122,7 @@ pub struct Config {
     #[arg(long, env = "MONAVIS_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_timeout: Duration,
     /// Log filter (tracing EnvFilter syntax), e.g. info or widget_server=debug.
-    #[arg(long, env = "MONAVIS_LOG", default_value = "info", global = true)]
+    #[arg(long, env = "MONAVIS_LOG", default_value = "info,tokio_postgres=warn", global = true)]
     pub log: String,
 }
 

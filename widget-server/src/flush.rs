@@ -20,6 +20,9 @@ use crate::vote::Vote;
 /// First retry delay; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest single store attempt: a hung connection must not stall flushing forever. During
+/// shutdown the attempt is also cut at the deadline.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a flusher ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,7 +62,7 @@ impl Flusher {
 
     /// Flushes until shutdown begins, then flushes what is left until the deadline, then spills.
     pub async fn run(self) -> FlushOutcome {
-        let mut tick = tokio::time::interval(self.interval);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if self.shutdown.borrow().is_some() {
@@ -106,7 +109,17 @@ impl Flusher {
         let mut backoff = MIN_BACKOFF;
         loop {
             let started = Instant::now();
-            match self.store.store_batch(batch).await {
+            let limit = match *self.shutdown.borrow() {
+                Some(deadline) => deadline.saturating_duration_since(started).min(ATTEMPT_TIMEOUT),
+                None => ATTEMPT_TIMEOUT,
+            };
+            // A timed-out attempt is dropped, which rolls its transaction back; if its commit
+            // did land, the retry (or the spill replay) finds the ids stored and counts nothing.
+            let attempt = match tokio::time::timeout(limit, self.store.store_batch(batch)).await {
+                Ok(result) => result,
+                Err(_) => Err(crate::store::StoreError::Task(format!("no answer from the store in {} ms", limit.as_millis()))),
+            };
+            match attempt {
                 Ok(fresh) => {
                     let took = started.elapsed();
                     self.metrics.flush_batches.inc();
@@ -123,14 +136,17 @@ impl Flusher {
                 }
             }
             let deadline = *self.shutdown.borrow();
-            if deadline.is_some_and(|d| Instant::now() + backoff >= d) {
-                return false;
-            }
-            let mut shutdown = self.shutdown.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                // Shutdown began: retry now, then under the deadline.
-                _ = shutdown.changed() => {}
+            match deadline {
+                Some(d) if Instant::now() + backoff >= d => return false,
+                Some(_) => tokio::time::sleep(backoff).await,
+                None => {
+                    let mut shutdown = self.shutdown.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        // Shutdown began: retry now, then under the deadline.
+                        _ = shutdown.changed() => {}
+                    }
+                }
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }

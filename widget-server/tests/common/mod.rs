@@ -39,12 +39,52 @@ pub async fn fresh_pg_database(name: &str) -> String {
     }
 }
 
-/// Runs `scripts/pg.sh CMD` on the test cluster (pause / resume).
-pub fn pg_script(cmd: &str) {
-    let dir = std::env::var("MONAVIS_TEST_PG_DIR").expect("MONAVIS_TEST_PG_DIR (set by scripts/test.sh)");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg.sh");
-    let status = Command::new("bash").arg(script).arg(cmd).arg(dir).status().unwrap();
-    assert!(status.success(), "pg.sh {cmd} failed");
+/// A PostgreSQL cluster of its own, for tests that stop and restart the database (they must not
+/// disturb tests sharing the main cluster). Stopped when dropped.
+pub struct OwnCluster {
+    dir: tempfile::TempDir,
+    pub url: String,
+}
+
+fn pg_script_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg.sh")
+}
+
+impl OwnCluster {
+    pub fn start() -> OwnCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = dir.path().join("pg");
+        let out = Command::new("bash").arg(pg_script_path()).arg("start").arg(&cluster).output().unwrap();
+        assert!(out.status.success(), "pg.sh start: {}", String::from_utf8_lossy(&out.stderr));
+        let env = String::from_utf8(out.stdout).unwrap();
+        let url = env
+            .lines()
+            .find_map(|l| l.strip_prefix("export MONAVIS_TEST_DATABASE_URL="))
+            .expect("pg.sh prints the URL")
+            .to_string();
+        OwnCluster { dir, url }
+    }
+
+    fn run(&self, cmd: &str) {
+        let status = Command::new("bash").arg(pg_script_path()).arg(cmd).arg(self.dir.path().join("pg")).status().unwrap();
+        assert!(status.success(), "pg.sh {cmd} failed");
+    }
+
+    /// Stops the server (the data stays).
+    pub fn pause(&self) {
+        self.run("pause");
+    }
+
+    /// Starts it again on the same port.
+    pub fn resume(&self) {
+        self.run("resume");
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(pg_script_path()).arg("stop").arg(self.dir.path().join("pg")).status();
+    }
 }
 
 /// A widget-server process and its working directory (data dir, secret, SQLite file).
@@ -216,4 +256,43 @@ pub fn vote_body(server: &Server, id: i64, rest: &str) -> String {
 
 pub fn text(b: &Bytes) -> String {
     String::from_utf8(b.to_vec()).unwrap()
+}
+
+/// The `i`-th of a family of varied valid vote bodies (all answers, optional parts, accents).
+pub fn varied_vote(key: &str, i: usize) -> String {
+    let sat = ["bien", "moyen", "pas-bien"][i % 3];
+    let mut body = format!("key={key}&nd_source={}&satisfaction={sat}", ["button", "site", "email"][i % 3 / 2 + i % 2]);
+    if i % 4 != 0 {
+        body += &format!("&facilite={}", ["facile", "moyen", "difficile"][i / 3 % 3]);
+    }
+    if i % 5 != 0 {
+        body += &format!("&clarte={}", ["clair", "moyen", "pas-clair"][i / 7 % 3]);
+    }
+    for (j, aide) in ["aucune", "proche", "association", "agent", "internet", "autre"].iter().enumerate() {
+        if (i >> j) & 1 == 1 && i % 3 == 0 {
+            body += &format!("&aide={aide}");
+        }
+    }
+    if i % 6 == 0 {
+        body += "&commentaire=Tr%C3%A8s+bien+expliqu%C3%A9%2C+merci+%C3%A0+l%27agent.";
+    }
+    body
+}
+
+/// Opens the store of `url` from the test, to count and recount.
+pub async fn open_store(url: &str) -> std::sync::Arc<dyn widget_server::store::Store> {
+    widget_server::store::open(url).await.unwrap()
+}
+
+/// Asserts `avis_daily` equals a recount from `avis` for each démarche; returns the total n.
+pub async fn assert_aggregates(store: &std::sync::Arc<dyn widget_server::store::Store>, demarches: &[i64]) -> i64 {
+    let from = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+    let to = chrono::NaiveDate::from_ymd_opt(2100, 1, 1).unwrap();
+    let mut n = 0;
+    for &d in demarches {
+        let daily = store.daily(d, from, to).await.unwrap();
+        assert_eq!(daily, store.recount(d).await.unwrap(), "aggregates of démarche {d} equal a recount");
+        n += widget_server::stats::total(&daily).n;
+    }
+    n
 }

@@ -1,0 +1,262 @@
+//! Votes end to end over real sockets, the real binary and a real PostgreSQL: every vote
+//! answered 303 is stored exactly once; every refusal has its status, its page and its metric,
+//! and stores nothing.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use hyper::Method;
+
+const OPEN_LIMITS: [&str; 4] = ["--rate-per-minute", "1000000000", "--rate-per-minute-demarche", "1000000000"];
+
+async fn pg_server(db: &str, demarches: &[i64], extra: &[&str]) -> (Server, tempfile::TempDir) {
+    let url = fresh_pg_database(db).await;
+    let tmp = tempfile::tempdir().unwrap();
+    for id in demarches {
+        cli(tmp.path(), &url, &["demarche", "add", "--id", &id.to_string(), "--name", &format!("Démarche {id}")]);
+    }
+    (Server::start_in(tmp.path(), &url, extra), tmp)
+}
+
+#[tokio::test]
+async fn concurrent_votes_are_all_stored_once() {
+    let mut extra = OPEN_LIMITS.to_vec();
+    extra.extend(["--flush-max-votes", "200", "--flush-interval-ms", "100"]);
+    let (mut server, _tmp) = pg_server("e2e_concurrent", &[1, 2], &extra).await;
+    let keys = [server.signer().sign(1), server.signer().sign(2)];
+    let answered = Arc::new(AtomicUsize::new(0));
+    let base = server.url("");
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let (answered, keys, base) = (answered.clone(), keys.clone(), base.clone());
+            tokio::spawn(async move {
+                let client = client();
+                for i in 0..150 {
+                    let d = (t + i) % 2;
+                    let url = format!("{base}/Demarches/{}/avis", d + 1);
+                    let body = Bytes::from(varied_vote(&keys[d], t * 1000 + i));
+                    let (status, h, _) = try_request(&client, Method::POST, &url, &[("content-type", "application/x-www-form-urlencoded")], body)
+                        .await
+                        .unwrap();
+                    assert_eq!(status, 303);
+                    assert_eq!(h["location"], format!("/Demarches/{}/merci", d + 1).as_str());
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let answered = answered.load(Ordering::Relaxed);
+    assert_eq!(answered, 16 * 150);
+    assert_eq!(server.metric("monavis_votes_accepted_total").await as usize, answered);
+    let status = server.terminate();
+    assert!(status.success(), "clean shutdown: {status}");
+    let store = open_store(&server.db_url).await;
+    assert_eq!(store.count_avis().await.unwrap() as usize, answered);
+    assert_eq!(assert_aggregates(&store, &[1, 2]).await as usize, answered);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_clearly_and_stores_nothing() {
+    let (mut server, _tmp) = pg_server("e2e_bad_input", &[1], &OPEN_LIMITS).await;
+    let key = server.signer().sign(1);
+    let form = "application/x-www-form-urlencoded";
+    let post = |path: &str, ct: &str, body: String| {
+        let url = server.url(path);
+        let ct = ct.to_string();
+        async move { request(Method::POST, &url, &[("content-type", &ct)], body).await }
+    };
+    let long_comment = "a".repeat(2001);
+    // (body, expected status, text expected on the page)
+    let invalid_cases: Vec<(String, u16, &str)> = vec![
+        (format!("key={key}"), 422, "Indiquez comment s'est passée la démarche."),
+        (format!("key={key}&satisfaction="), 422, "Choisissez une des réponses proposées."),
+        (format!("key={key}&satisfaction=excellent"), 422, "Choisissez une des réponses proposées."),
+        (format!("key={key}&satisfaction=bien&satisfaction=moyen"), 422, "Choisissez une seule réponse."),
+        (format!("key={key}&satisfaction=bien&facilite=bien"), 422, "Choisissez une des réponses proposées."),
+        (format!("key={key}&satisfaction=bien&clarte=clair&clarte=clair"), 422, "Choisissez une seule réponse."),
+        (format!("key={key}&satisfaction=bien&aide=voisin"), 422, "Choisissez parmi les réponses proposées."),
+        (format!("key={key}&satisfaction=bien&commentaire={long_comment}"), 422, "Votre commentaire compte 2001 caractères"),
+        (format!("key={key}&satisfaction=bien&commentaire=%FF%FEabc"), 422, "caractères illisibles"),
+        (format!("key={key}&satisfaction=bien&commentaire=a&commentaire=b"), 422, "envoyé deux fois"),
+        (format!("key=0000{}&satisfaction=bien", &key[4..]), 404, "Ce lien d'avis n'est pas valide"),
+        ("satisfaction=bien".to_string(), 404, "Ce lien d'avis n'est pas valide"),
+    ];
+    for (body, status, message) in &invalid_cases {
+        let (got, h, page) = post("/Demarches/1/avis", form, body.clone()).await;
+        assert_eq!(got.as_u16(), *status, "{body:.80}");
+        assert_eq!(h["content-type"], "text/html; charset=utf-8");
+        assert_eq!(h["cache-control"], "no-store");
+        let page = text(&page);
+        assert!(page.contains(message), "{body:.80} → page lacks {message:?}");
+    }
+    // A re-rendered form keeps what the citizen answered.
+    let (status, _, page) = post(
+        "/Demarches/1/avis",
+        form,
+        format!("key={key}&nd_source=email&satisfaction=moyen&clarte=nope&aide=proche&aide=agent&commentaire=Mon+avis+%C3%A0+garder"),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let page = text(&page);
+    assert!(page.contains("id=\"satisfaction-moyen\" name=\"satisfaction\" value=\"moyen\" checked"));
+    assert!(page.contains("value=\"proche\" checked") && page.contains("value=\"agent\" checked"));
+    assert!(!page.contains("value=\"aucune\" checked"));
+    assert!(page.contains(">Mon avis à garder</textarea>"));
+    assert!(page.contains("name=\"nd_source\" value=\"email\""));
+    assert!(page.contains("aria-invalid=\"true\""));
+    assert!(page.contains("<title>Erreur"));
+
+    // Transport-level refusals.
+    let (status, _, page) = post("/Demarches/1/avis", "application/json", format!("{{\"key\":\"{key}\"}}")).await;
+    assert_eq!(status, 415);
+    assert!(text(&page).contains("Envoi non reconnu"));
+    let (status, _, _) = post("/Demarches/1/avis", "text/plain", format!("key={key}&satisfaction=bien")).await;
+    assert_eq!(status, 415);
+    let (status, _, page) = post("/Demarches/1/avis", form, format!("key={key}&satisfaction=bien&commentaire={}", "x".repeat(30_000))).await;
+    assert_eq!(status, 413);
+    assert!(text(&page).contains("Votre avis est trop long"));
+    // A legal comment of 2,000 accented characters is 12,000 bytes encoded: accepted.
+    let accented = "%C3%A9".repeat(2000);
+    let (status, _, _) = post("/Demarches/1/avis", form, format!("key={key}&satisfaction=bien&commentaire={accented}")).await;
+    assert_eq!(status, 303, "a legal comment must never be too large");
+    // Unknown démarche, garbage id, wrong method.
+    let (status, _, _) = post("/Demarches/999/avis", form, format!("key={key}&satisfaction=bien")).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = post("/Demarches/x1/avis", form, format!("key={key}&satisfaction=bien")).await;
+    assert_eq!(status, 404);
+    let (status, h, _) = get(&server.url("/Demarches/1/avis"), &[]).await;
+    assert_eq!(status, 405);
+    assert_eq!(h["allow"], "POST");
+    // The honeypot: answered like a success, never stored.
+    let (status, h, _) = post("/Demarches/1/avis", form, format!("key={key}&satisfaction=bien&site_web=http%3A%2F%2Fspam")).await;
+    assert_eq!(status, 303);
+    assert_eq!(h["location"], "/Demarches/1/merci");
+
+    assert_eq!(server.metric("monavis_votes_rejected_total{reason=\"honeypot\"}").await, 1.0);
+    assert_eq!(server.metric("monavis_votes_rejected_total{reason=\"invalid\"}").await, 11.0);
+    assert_eq!(server.metric("monavis_votes_rejected_total{reason=\"bad_key\"}").await, 2.0);
+    assert_eq!(server.metric("monavis_votes_rejected_total{reason=\"unsupported_media_type\"}").await, 2.0);
+    assert_eq!(server.metric("monavis_votes_rejected_total{reason=\"too_large\"}").await, 1.0);
+    assert_eq!(server.metric("monavis_votes_rejected_total{reason=\"not_found\"}").await, 2.0);
+    assert_eq!(server.metric("monavis_votes_accepted_total").await, 1.0);
+
+    assert!(server.terminate().success());
+    let store = open_store(&server.db_url).await;
+    assert_eq!(store.count_avis().await.unwrap(), 1, "only the one valid vote is stored");
+    assert_eq!(assert_aggregates(&store, &[1]).await, 1);
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_and_count() {
+    let extra = ["--rate-per-minute", "4", "--rate-per-minute-demarche", "2", "--trusted-proxies", "127.0.0.0/8"];
+    let (mut server, _tmp) = pg_server("e2e_rate", &[1, 2], &extra).await;
+    let key1 = server.signer().sign(1);
+    let key2 = server.signer().sign(2);
+    let send = |d: i64, key: &str, xff: Option<&str>| {
+        let url = server.url(&format!("/Demarches/{d}/avis"));
+        let body = format!("key={key}&satisfaction=bien");
+        let xff = xff.map(str::to_string);
+        async move {
+            let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+            if let Some(x) = &xff {
+                headers.push(("x-forwarded-for", x.as_str()));
+            }
+            request(Method::POST, &url, &headers, body).await
+        }
+    };
+    let citizen = Some("203.0.113.9");
+    assert_eq!(send(1, &key1, citizen).await.0, 303);
+    assert_eq!(send(1, &key1, citizen).await.0, 303);
+    let (status, h, page) = send(1, &key1, citizen).await;
+    assert_eq!(status, 429, "third vote on one démarche within a minute");
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert!(text(&page).contains("Trop d'avis envoyés"));
+    assert_eq!(send(2, &key2, citizen).await.0, 303, "another démarche has its own allowance");
+    assert_eq!(send(2, &key2, citizen).await.0, 303);
+    assert_eq!(send(2, &key2, Some("198.51.100.1, 203.0.113.9")).await.0, 429, "per-IP limit, rightmost untrusted hop");
+    assert_eq!(send(1, &key1, Some("198.51.100.77")).await.0, 303, "another citizen is not affected");
+    assert_eq!(server.metric("monavis_votes_rejected_total{reason=\"rate_limited\"}").await, 2.0);
+    assert!(server.terminate().success());
+    let store = open_store(&server.db_url).await;
+    assert_eq!(store.count_avis().await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn full_buffer_answers_503_and_keeps_what_it_accepted() {
+    let extra = [&OPEN_LIMITS[..], &["--buffer-max-votes", "10", "--flush-interval-ms", "3600000", "--flush-max-votes", "1000000"]].concat();
+    let (mut server, _tmp) = pg_server("e2e_backpressure", &[1], &extra).await;
+    let key = server.signer().sign(1);
+    for i in 0..10 {
+        assert_eq!(post_vote(&server, 1, &varied_vote(&key, i)).await.0, 303, "vote {i}");
+    }
+    let (status, h, page) = post_vote(&server, 1, &varied_vote(&key, 10)).await;
+    assert_eq!(status, 503);
+    assert_eq!(h["retry-after"], "5");
+    assert!(text(&page).contains("Service momentanément surchargé"));
+    assert_eq!(post_vote(&server, 1, &varied_vote(&key, 11)).await.0, 503);
+    assert_eq!(server.metric("monavis_votes_rejected_total{reason=\"backpressure\"}").await, 2.0);
+    assert_eq!(server.metric("monavis_votes_buffered").await, 10.0);
+    let (status, _, body) = get(&server.url("/readyz"), &[]).await;
+    assert_eq!(status, 503, "a full buffer is not ready: {}", text(&body));
+    assert!(text(&body).contains("buffer at 10 of 10"));
+    assert!(server.terminate().success());
+    let store = open_store(&server.db_url).await;
+    assert_eq!(store.count_avis().await.unwrap(), 10, "the 10 accepted votes are flushed at shutdown");
+    assert_eq!(assert_aggregates(&store, &[1]).await, 10);
+}
+
+#[tokio::test]
+async fn sigterm_mid_run_loses_nothing() {
+    let mut extra = OPEN_LIMITS.to_vec();
+    extra.extend(["--flush-interval-ms", "50"]);
+    let (mut server, _tmp) = pg_server("e2e_sigterm", &[1], &extra).await;
+    let key = server.signer().sign(1);
+    let url = server.url("/Demarches/1/avis");
+    let answered = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let (answered, key, url) = (answered.clone(), key.clone(), url.clone());
+            tokio::spawn(async move {
+                let client = client();
+                for i in 0.. {
+                    let body = Bytes::from(varied_vote(&key, t * 100_000 + i));
+                    match try_request(&client, Method::POST, &url, &[("content-type", "application/x-www-form-urlencoded")], body).await {
+                        Ok((status, _, _)) if status == 303 => {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok((status, _, _)) => panic!("unexpected {status}"),
+                        // The server stopped accepting: this client is done.
+                        Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = answered.load(Ordering::Relaxed);
+    assert!(before > 100, "votes were flowing: {before}");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate();
+        (status, server)
+    })
+    .await
+    .unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (status, server) = status;
+    assert!(status.success(), "{status}");
+    let answered = answered.load(Ordering::Relaxed);
+    let store = open_store(&server.db_url).await;
+    assert_eq!(store.count_avis().await.unwrap() as usize, answered, "every 303 is stored");
+    assert_eq!(assert_aggregates(&store, &[1]).await as usize, answered);
+}
