@@ -1,1 +1,149 @@
-fn main(){}
+//! Criterion benches of the hot-path pieces, each guarding one cost a vote or a button pays.
+//!
+//! Run: `cargo bench -p monavis-benches` (HTML reports in target/criterion). Figures are only
+//! comparable within one run on one machine; `scripts/bench.sh` puts them beside baselines.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use snippet::KeySigner;
+use widget_server::buffer::BufferedVotes;
+use widget_server::catalogue::Demarche;
+use widget_server::form::{self, FieldErrors, FormView};
+use widget_server::store::aggregate;
+use widget_server::vote::{Answers, Level, Source, Vote};
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+fn typical_body(key: &str) -> String {
+    format!(
+        "key={key}&nd_source=button&satisfaction=bien&facilite=moyen&clarte=clair&aide=proche&aide=agent\
+         &commentaire=Tr%C3%A8s+bien+expliqu%C3%A9%2C+mais+le+d%C3%A9lai+%C3%A9tait+long.&site_web="
+    )
+}
+
+/// Key verification runs on every form view and every vote: one HMAC-SHA256 and a
+/// constant-time compare. Protects against a slower MAC or an allocation sneaking in.
+fn key_verify(c: &mut Criterion) {
+    let signer = KeySigner::new(SECRET);
+    let key = signer.sign(123_456);
+    c.bench_function("key_verify", |b| b.iter(|| signer.verify(black_box(123_456), black_box(&key))));
+}
+
+/// Parsing and validating a posted form: the CPU of a vote. Protects against quadratic
+/// validation and needless copies of the comment.
+fn parse_validate(c: &mut Criterion) {
+    let signer = KeySigner::new(SECRET);
+    let body = typical_body(&signer.sign(42));
+    let mut g = c.benchmark_group("vote");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("parse_validate", |b| b.iter(|| form::parse_vote(black_box(body.as_bytes()))));
+    g.bench_function("parse_validate_verify", |b| {
+        b.iter(|| {
+            let posted = form::parse_vote(black_box(body.as_bytes()));
+            assert!(posted.errors.is_empty());
+            signer.verify(42, &posted.key)
+        })
+    });
+    g.finish();
+}
+
+/// Rendering the form page (maud): every CDN miss on a form link pays it.
+fn form_render(c: &mut Criterion) {
+    let d = Demarche {
+        id: 42,
+        name: "Demande de carte grise".into(),
+        administration: "Agence nationale des titres sécurisés".into(),
+        volume_annuel: None,
+        high_volume_approved: false,
+        active: true,
+    };
+    let key = KeySigner::new(SECRET).sign(42);
+    let answers = Answers::default();
+    let errors = FieldErrors::default();
+    c.bench_function("form_render", |b| {
+        b.iter(|| {
+            let view = FormView {
+                css_href: "/static/avis.0123456789ab.css",
+                demarche: &d,
+                key: &key,
+                source: Source::default(),
+                answers: &answers,
+                errors: &errors,
+            };
+            form::form_page(black_box(&view)).into_string().len()
+        })
+    });
+}
+
+fn vote(demarche: i64) -> Vote {
+    Vote::accept(demarche, Source::default(), Level::Good, Answers::default())
+}
+
+/// Accepting a vote: clock read and UUIDv7 (random bits from a thread-local RNG, not a syscall).
+fn vote_accept(c: &mut Criterion) {
+    c.bench_function("vote_accept", |b| b.iter(|| vote(black_box(1))));
+}
+
+/// Pushing into the buffer: one shard lock and an atomic. Single thread, then 2 and 4 threads
+/// pushing to the same démarche (the worst case: one hot shard) and to different ones.
+fn buffer_push(c: &mut Criterion) {
+    let mut g = c.benchmark_group("buffer_push");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("1_thread", |b| {
+        let buffer = BufferedVotes::new(usize::MAX / 2, usize::MAX / 2);
+        b.iter_batched(|| vote(1), |v| buffer.push(v), BatchSize::SmallInput);
+        buffer.drain();
+    });
+    for threads in [2usize, 4] {
+        for same_demarche in [true, false] {
+            let name = format!("{threads}_threads_{}", if same_demarche { "same_demarche" } else { "distinct_demarches" });
+            g.bench_function(&name, |b| {
+                b.iter_custom(|iters| {
+                    let buffer = Arc::new(BufferedVotes::new(usize::MAX / 2, usize::MAX / 2));
+                    let per_thread = iters / threads as u64 + 1;
+                    let start = Instant::now();
+                    let handles: Vec<_> = (0..threads)
+                        .map(|t| {
+                            let buffer = buffer.clone();
+                            std::thread::spawn(move || {
+                                let d = if same_demarche { 1 } else { t as i64 + 1 };
+                                for _ in 0..per_thread {
+                                    let _ = buffer.push(vote(d));
+                                }
+                            })
+                        })
+                        .collect();
+                    for h in handles {
+                        let _ = h.join();
+                    }
+                    let took = start.elapsed();
+                    drop(buffer.drain());
+                    // Per push, as if one thread had done them all: throughput of the whole.
+                    took.mul_f64(iters as f64 / (per_thread * threads as u64) as f64)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+/// What the flusher computes in Rust per batch besides the COPY: the avis_daily aggregates
+/// (Paris day of each vote, per-(démarche, day, source) counters). 10,000 votes, the default batch.
+fn flush_aggregate(c: &mut Criterion) {
+    let votes: Vec<Vote> = (0..10_000).map(|i| vote(i % 7)).collect();
+    let refs: Vec<&Vote> = votes.iter().collect();
+    let mut g = c.benchmark_group("flush");
+    g.throughput(Throughput::Elements(votes.len() as u64));
+    g.bench_function("aggregate_10k", |b| b.iter(|| aggregate(black_box(&refs)).len()));
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = key_verify, vote_accept, parse_validate, form_render, buffer_push, flush_aggregate
+}
+criterion_main!(benches);

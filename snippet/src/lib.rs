@@ -124,8 +124,7 @@ pub const DEFAULT_SOURCE: &str = "button";
 
 /// Whether `s` is an acceptable `nd_source` label: `[a-z0-9-]{1,32}`.
 pub fn is_valid_source(s: &str) -> bool {
-    (1..=32).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// The HTML a porteur pastes at the end of a démarche.

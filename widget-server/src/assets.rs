@@ -106,11 +106,7 @@ impl Assets {
             }
             routes.push((hashed_path, i, HeaderValue::from_static(CACHE_IMMUTABLE)));
             if src.stable {
-                routes.push((
-                    format!("/static/{}.{}", src.stem, src.ext),
-                    i,
-                    HeaderValue::from_static(CACHE_STABLE),
-                ));
+                routes.push((format!("/static/{}.{}", src.stem, src.ext), i, HeaderValue::from_static(CACHE_STABLE)));
             }
             let identity = variant(Bytes::from_static(src.bytes), &hash, "");
             let gzip = smaller(gzip(src.bytes), src.bytes.len()).map(|b| variant(b, &hash, "-gz"));
@@ -147,16 +143,12 @@ impl Assets {
             Encoding::Gzip => asset.gzip.as_ref().unwrap_or(&asset.identity),
             Encoding::Identity => &asset.identity,
         };
-        let not_modified = headers
-            .get(header::IF_NONE_MATCH)
-            .is_some_and(|inm| if_none_match_hits(inm.as_bytes(), &asset.hash));
+        let not_modified =
+            headers.get(header::IF_NONE_MATCH).is_some_and(|inm| if_none_match_hits(inm.as_bytes(), &asset.hash));
         // For HEAD, hyper sends the headers of this response (Content-Length included) and
         // drops the body.
-        let (status, body) = if not_modified {
-            (StatusCode::NOT_MODIFIED, Bytes::new())
-        } else {
-            (StatusCode::OK, v.body.clone())
-        };
+        let (status, body) =
+            if not_modified { (StatusCode::NOT_MODIFIED, Bytes::new()) } else { (StatusCode::OK, v.body.clone()) };
         let mut res = Response::new(full(body));
         *res.status_mut() = status;
         let h = res.headers_mut();

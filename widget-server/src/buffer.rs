@@ -49,7 +49,7 @@ impl BufferedVotes {
             return Err(BufferFull);
         }
         self.pending.entry(vote.demarche_id).or_default().push(vote);
-        if (before + 1) % self.flush_at == 0 {
+        if (before + 1).is_multiple_of(self.flush_at) {
             self.flush_wanted.notify_one();
         }
         Ok(())

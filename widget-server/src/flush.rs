@@ -117,7 +117,9 @@ impl Flusher {
             // did land, the retry (or the spill replay) finds the ids stored and counts nothing.
             let attempt = match tokio::time::timeout(limit, self.store.store_batch(batch)).await {
                 Ok(result) => result,
-                Err(_) => Err(crate::store::StoreError::Task(format!("no answer from the store in {} ms", limit.as_millis()))),
+                Err(_) => {
+                    Err(crate::store::StoreError::Task(format!("no answer from the store in {} ms", limit.as_millis())))
+                }
             };
             match attempt {
                 Ok(fresh) => {
@@ -261,10 +263,12 @@ mod tests {
     #[test]
     fn spill_round_trip() {
         let dir = std::env::temp_dir().join(format!("monavis-spill-{}", std::process::id()));
-        let mut a = Answers::default();
-        a.commentaire = Some("Très « bien »\nmerci".into());
-        a.aide = 0b101;
-        a.clarte = Some(Level::Bad);
+        let a = Answers {
+            commentaire: Some("Très « bien »\nmerci".into()),
+            aide: 0b101,
+            clarte: Some(Level::Bad),
+            ..Default::default()
+        };
         let votes = vec![
             Vote::accept(1, Source::new("guichet").unwrap(), Level::Medium, a),
             Vote::accept(2, Source::default(), Level::Good, Answers::default()),

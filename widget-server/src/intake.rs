@@ -152,11 +152,8 @@ async fn take_vote(app: &App, peer: SocketAddr, demarche_id: i64, req: Request<I
     if !is_form_content_type(&req) {
         return Err(Refusal::UnsupportedMediaType);
     }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(Refusal::TooLarge);
     }

@@ -12,11 +12,9 @@ pub const SECRET_LEN: usize = 32;
 pub fn load_or_create(path: &Path) -> anyhow::Result<Vec<u8>> {
     match std::fs::read(path) {
         Ok(bytes) if bytes.len() >= 16 => return Ok(bytes),
-        Ok(bytes) => anyhow::bail!(
-            "{}: the secret is {} bytes long; at least 16 are needed",
-            path.display(),
-            bytes.len()
-        ),
+        Ok(bytes) => {
+            anyhow::bail!("{}: the secret is {} bytes long; at least 16 are needed", path.display(), bytes.len())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => anyhow::bail!("{}: cannot read the secret: {e}", path.display()),
     }

@@ -18,7 +18,7 @@ use crate::buffer::BufferedVotes;
 use crate::catalogue::Catalogue;
 use crate::config::Config;
 use crate::flush::{self, FlushOutcome, Flusher};
-use crate::form::{self, FormView, FieldErrors};
+use crate::form::{self, FieldErrors, FormView};
 use crate::http::{self, html, text, Body};
 use crate::intake::{self, Refusal};
 use crate::limit::Limits;
@@ -141,7 +141,11 @@ pub async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> R
         Route::Vote(_) => method_not_allowed("POST"),
         Route::Other(_) => html(
             StatusCode::NOT_FOUND,
-            form::problem_page(app.assets.css_href(), "Page introuvable", &["Cette adresse ne correspond à aucune page."]),
+            form::problem_page(
+                app.assets.css_href(),
+                "Page introuvable",
+                &["Cette adresse ne correspond à aucune page."],
+            ),
             "no-store",
         ),
         _ => method_not_allowed("GET, HEAD"),
@@ -186,7 +190,11 @@ fn readyz(app: &App) -> Response<Body> {
 }
 
 /// Serves on `listener` until `shutdown` completes, then drains, flushes and (if it must) spills.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) -> FlushOutcome {
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> FlushOutcome {
     let (deadline_tx, deadline_rx) = watch::channel(None);
     let flusher = Flusher::new(
         app.buffer.clone(),
@@ -202,7 +210,11 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl std::fut
         tokio::spawn(refresh_catalogue(app.clone())),
         tokio::spawn(prune_limits(app.clone())),
         tokio::spawn(ping_store(app.clone())),
-        tokio::spawn(flush::replay_spills(app.config.data_dir.clone(), app.store.clone(), app.config.flush_max_votes as usize)),
+        tokio::spawn(flush::replay_spills(
+            app.config.data_dir.clone(),
+            app.store.clone(),
+            app.config.flush_max_votes as usize,
+        )),
     ];
     let signalled = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let shutdown = {
@@ -299,7 +311,14 @@ mod tests {
         assert_eq!(parse_route("/Demarches/42/avis"), Route::Vote(42));
         assert_eq!(parse_route("/Demarches/42/merci"), Route::Merci(42));
         assert_eq!(parse_route("/Demarches/42/autre"), Route::Other("/Demarches/42/autre"));
-        for bad in ["/Demarches/abc", "/Demarches/-1", "/Demarches/0", "/Demarches/+5", "/Demarches/99999999999999999999", "/Demarches/"] {
+        for bad in [
+            "/Demarches/abc",
+            "/Demarches/-1",
+            "/Demarches/0",
+            "/Demarches/+5",
+            "/Demarches/99999999999999999999",
+            "/Demarches/",
+        ] {
             assert_eq!(parse_route(bad), Route::BadDemarche, "{bad}");
         }
         assert_eq!(parse_route("/healthz"), Route::Healthz);

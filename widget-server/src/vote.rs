@@ -190,11 +190,7 @@ impl Vote {
 /// porteurs read their dashboards in French time: a vote at 00:30 in Paris belongs to that day.
 pub fn paris_day(ms: i64) -> chrono::NaiveDate {
     use chrono::TimeZone;
-    chrono_tz::Europe::Paris
-        .timestamp_millis_opt(ms)
-        .single()
-        .map(|t| t.date_naive())
-        .unwrap_or_default()
+    chrono_tz::Europe::Paris.timestamp_millis_opt(ms).single().map(|t| t.date_naive()).unwrap_or_default()
 }
 
 #[cfg(test)]

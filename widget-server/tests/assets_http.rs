@@ -8,7 +8,8 @@ use std::io::Read;
 use common::*;
 use hyper::Method;
 
-const STABLE_CACHE: &str = "public, max-age=86400, s-maxage=604800, stale-while-revalidate=86400, stale-if-error=604800";
+const STABLE_CACHE: &str =
+    "public, max-age=86400, s-maxage=604800, stale-while-revalidate=86400, stale-if-error=604800";
 
 fn gunzip(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -68,7 +69,8 @@ async fn buttons_are_served_for_edge_caching() {
         assert_eq!(h["vary"], "Accept-Encoding");
         let (status, _, _) = get(&url, &[("if-none-match", "\"something-else\", W/\"nope\"")]).await;
         assert_eq!(status, 200);
-        let (status, _, _) = get(&url, &[("if-none-match", &format!("\"x\", {etag}")), ("accept-encoding", "gzip")]).await;
+        let (status, _, _) =
+            get(&url, &[("if-none-match", &format!("\"x\", {etag}")), ("accept-encoding", "gzip")]).await;
         assert_eq!(status, 304, "the identity ETag validates the gzip variant too");
 
         // HEAD: same headers, no body.

@@ -34,7 +34,21 @@ async fn valid_link_renders_the_form() {
     ] {
         assert!(page.contains(question), "missing question {question}");
     }
-    for value in ["bien", "moyen", "pas-bien", "facile", "difficile", "clair", "pas-clair", "aucune", "proche", "association", "agent", "internet", "autre"] {
+    for value in [
+        "bien",
+        "moyen",
+        "pas-bien",
+        "facile",
+        "difficile",
+        "clair",
+        "pas-clair",
+        "aucune",
+        "proche",
+        "association",
+        "agent",
+        "internet",
+        "autre",
+    ] {
         assert!(page.contains(&format!("value=\"{value}\"")), "missing answer {value}");
     }
     assert!(page.contains(&format!("name=\"key\" value=\"{key}\"")));
@@ -51,7 +65,11 @@ async fn valid_link_renders_the_form() {
     assert!(!page.contains(" on"), "no inline event handler attributes");
     for attr in ["src=\"", "href=\"", "action=\""] {
         for part in page.split(attr).skip(1) {
-            assert!(part.starts_with('/') || part.starts_with('#'), "external or relative reference: {attr}{}", &part[..40.min(part.len())]);
+            assert!(
+                part.starts_with('/') || part.starts_with('#'),
+                "external or relative reference: {attr}{}",
+                &part[..40.min(part.len())]
+            );
             assert!(!part.starts_with("//"), "protocol-relative URL");
         }
     }
@@ -124,7 +142,11 @@ async fn bad_links_get_the_french_404() {
 async fn snippet_subcommand_prints_a_working_link() {
     let server = Server::sqlite_with(&[(7, "Démarche sept")], &[]);
     let base = format!("http://{}", server.addr);
-    let html = cli(&server.dir, &server.db_url, &["--public-url", &base, "snippet", "--demarche", "7", "--style", "blanc", "--source", "guichet"]);
+    let html = cli(
+        &server.dir,
+        &server.db_url,
+        &["--public-url", &base, "snippet", "--demarche", "7", "--style", "blanc", "--source", "guichet"],
+    );
     assert!(html.contains(&format!("src=\"{base}/static/bouton-blanc.svg\"")));
     assert!(!html.contains("target="));
     let href = html.split("href=\"").nth(1).unwrap();
@@ -133,7 +155,7 @@ async fn snippet_subcommand_prints_a_working_link() {
     let (status, _, body) = get(&href, &[]).await;
     assert_eq!(status, 200, "{href}");
     assert!(text(&body).contains("name=\"nd_source\" value=\"guichet\""));
-    let (status, _, _) = get(&html.split("src=\"").nth(1).unwrap().split('"').next().unwrap().to_string(), &[]).await;
+    let (status, _, _) = get(html.split("src=\"").nth(1).unwrap().split('"').next().unwrap(), &[]).await;
     assert_eq!(status, 200);
     // Unknown démarche: the command refuses.
     let out = std::process::Command::new(BIN)

@@ -42,10 +42,15 @@ async fn store_outage_mid_run_loses_nothing() {
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let body = Bytes::from(varied_vote(&key, t * 1_000_000 + i));
-                    let (status, _, _) =
-                        try_request(&client, Method::POST, &url, &[("content-type", "application/x-www-form-urlencoded")], body)
-                            .await
-                            .unwrap();
+                    let (status, _, _) = try_request(
+                        &client,
+                        Method::POST,
+                        &url,
+                        &[("content-type", "application/x-www-form-urlencoded")],
+                        body,
+                    )
+                    .await
+                    .unwrap();
                     assert_eq!(status, 303, "the hot path does not need the store");
                     answered.fetch_add(1, Ordering::Relaxed);
                     i += 1;

@@ -111,7 +111,10 @@ async fn conformance(store: Arc<dyn Store>) {
     let rows = check_aggregates(&store, 77).await;
     assert_eq!(rows.len(), 1);
     let c = rows[0].counts;
-    assert_eq!((c.n, c.satisfaction, c.facilite, c.clarte, c.aide), (1, [0, 0, 1], [0, 1, 0], [0, 0, 0], [0, 1, 0, 0, 0, 1]));
+    assert_eq!(
+        (c.n, c.satisfaction, c.facilite, c.clarte, c.aide),
+        (1, [0, 0, 1], [0, 1, 0], [0, 0, 0], [0, 1, 0, 0, 0, 1])
+    );
     assert_eq!(rows[0].day, one[0].day());
     assert_eq!(rows[0].source, one[0].source.as_str());
 

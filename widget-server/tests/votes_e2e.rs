@@ -40,9 +40,15 @@ async fn concurrent_votes_are_all_stored_once() {
                     let d = (t + i) % 2;
                     let url = format!("{base}/Demarches/{}/avis", d + 1);
                     let body = Bytes::from(varied_vote(&keys[d], t * 1000 + i));
-                    let (status, h, _) = try_request(&client, Method::POST, &url, &[("content-type", "application/x-www-form-urlencoded")], body)
-                        .await
-                        .unwrap();
+                    let (status, h, _) = try_request(
+                        &client,
+                        Method::POST,
+                        &url,
+                        &[("content-type", "application/x-www-form-urlencoded")],
+                        body,
+                    )
+                    .await
+                    .unwrap();
                     assert_eq!(status, 303);
                     assert_eq!(h["location"], format!("/Demarches/{}/merci", d + 1).as_str());
                     answered.fetch_add(1, Ordering::Relaxed);
@@ -83,7 +89,11 @@ async fn bad_input_is_refused_clearly_and_stores_nothing() {
         (format!("key={key}&satisfaction=bien&facilite=bien"), 422, "Choisissez une des réponses proposées."),
         (format!("key={key}&satisfaction=bien&clarte=clair&clarte=clair"), 422, "Choisissez une seule réponse."),
         (format!("key={key}&satisfaction=bien&aide=voisin"), 422, "Choisissez parmi les réponses proposées."),
-        (format!("key={key}&satisfaction=bien&commentaire={long_comment}"), 422, "Votre commentaire compte 2001 caractères"),
+        (
+            format!("key={key}&satisfaction=bien&commentaire={long_comment}"),
+            422,
+            "Votre commentaire compte 2001 caractères",
+        ),
         (format!("key={key}&satisfaction=bien&commentaire=%FF%FEabc"), 422, "caractères illisibles"),
         (format!("key={key}&satisfaction=bien&commentaire=a&commentaire=b"), 422, "envoyé deux fois"),
         (format!("key=0000{}&satisfaction=bien", &key[4..]), 404, "Ce lien d'avis n'est pas valide"),
@@ -120,12 +130,15 @@ async fn bad_input_is_refused_clearly_and_stores_nothing() {
     assert!(text(&page).contains("Envoi non reconnu"));
     let (status, _, _) = post("/Demarches/1/avis", "text/plain", format!("key={key}&satisfaction=bien")).await;
     assert_eq!(status, 415);
-    let (status, _, page) = post("/Demarches/1/avis", form, format!("key={key}&satisfaction=bien&commentaire={}", "x".repeat(30_000))).await;
+    let (status, _, page) =
+        post("/Demarches/1/avis", form, format!("key={key}&satisfaction=bien&commentaire={}", "x".repeat(30_000)))
+            .await;
     assert_eq!(status, 413);
     assert!(text(&page).contains("Votre avis est trop long"));
     // A legal comment of 2,000 accented characters is 12,000 bytes encoded: accepted.
     let accented = "%C3%A9".repeat(2000);
-    let (status, _, _) = post("/Demarches/1/avis", form, format!("key={key}&satisfaction=bien&commentaire={accented}")).await;
+    let (status, _, _) =
+        post("/Demarches/1/avis", form, format!("key={key}&satisfaction=bien&commentaire={accented}")).await;
     assert_eq!(status, 303, "a legal comment must never be too large");
     // Unknown démarche, garbage id, wrong method.
     let (status, _, _) = post("/Demarches/999/avis", form, format!("key={key}&satisfaction=bien")).await;
@@ -136,7 +149,8 @@ async fn bad_input_is_refused_clearly_and_stores_nothing() {
     assert_eq!(status, 405);
     assert_eq!(h["allow"], "POST");
     // The honeypot: answered like a success, never stored.
-    let (status, h, _) = post("/Demarches/1/avis", form, format!("key={key}&satisfaction=bien&site_web=http%3A%2F%2Fspam")).await;
+    let (status, h, _) =
+        post("/Demarches/1/avis", form, format!("key={key}&satisfaction=bien&site_web=http%3A%2F%2Fspam")).await;
     assert_eq!(status, 303);
     assert_eq!(h["location"], "/Demarches/1/merci");
 
@@ -192,7 +206,11 @@ async fn rate_limits_answer_429_and_count() {
 
 #[tokio::test]
 async fn full_buffer_answers_503_and_keeps_what_it_accepted() {
-    let extra = [&OPEN_LIMITS[..], &["--buffer-max-votes", "10", "--flush-interval-ms", "3600000", "--flush-max-votes", "1000000"]].concat();
+    let extra = [
+        &OPEN_LIMITS[..],
+        &["--buffer-max-votes", "10", "--flush-interval-ms", "3600000", "--flush-max-votes", "1000000"],
+    ]
+    .concat();
     let (mut server, _tmp) = pg_server("e2e_backpressure", &[1], &extra).await;
     let key = server.signer().sign(1);
     for i in 0..10 {
@@ -229,7 +247,15 @@ async fn sigterm_mid_run_loses_nothing() {
                 let client = client();
                 for i in 0.. {
                     let body = Bytes::from(varied_vote(&key, t * 100_000 + i));
-                    match try_request(&client, Method::POST, &url, &[("content-type", "application/x-www-form-urlencoded")], body).await {
+                    match try_request(
+                        &client,
+                        Method::POST,
+                        &url,
+                        &[("content-type", "application/x-www-form-urlencoded")],
+                        body,
+                    )
+                    .await
+                    {
                         Ok((status, _, _)) if status == 303 => {
                             answered.fetch_add(1, Ordering::Relaxed);
                         }

@@ -56,8 +56,12 @@ pub trait Store: Send + Sync + 'static {
     fn upsert_demarche<'a>(&'a self, d: &'a Demarche) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// `avis_daily` rows of a démarche for days in `from..=to`, ordered by day then source.
-    fn daily(&self, demarche_id: i64, from: NaiveDate, to: NaiveDate)
-        -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>>;
+    fn daily(
+        &self,
+        demarche_id: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>>;
 
     /// Recounts a démarche's `avis` rows the way `avis_daily` should hold them. For checks and
     /// tests: it reads every row.
@@ -86,12 +90,7 @@ pub fn aggregate(votes: &[&Vote]) -> Vec<DailyRow> {
     }
     let mut rows: Vec<DailyRow> = map
         .into_iter()
-        .map(|((demarche_id, day, source), counts)| DailyRow {
-            demarche_id,
-            day,
-            source: source.to_string(),
-            counts,
-        })
+        .map(|((demarche_id, day, source), counts)| DailyRow { demarche_id, day, source: source.to_string(), counts })
         .collect();
     rows.sort_by(|a, b| (a.demarche_id, a.day, &a.source).cmp(&(b.demarche_id, b.day, &b.source)));
     rows

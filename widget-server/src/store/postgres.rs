@@ -64,19 +64,9 @@ CREATE TABLE avis_daily (
 "#];
 
 /// Column types of `avis`, in COPY order.
-const AVIS_TYPES: [Type; 9] = [
-    Type::UUID,
-    Type::INT8,
-    Type::TEXT,
-    Type::TIMESTAMPTZ,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT2,
-    Type::TEXT,
-];
-const AVIS_COLUMNS: &str =
-    "id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire";
+const AVIS_TYPES: [Type; 9] =
+    [Type::UUID, Type::INT8, Type::TEXT, Type::TIMESTAMPTZ, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT2, Type::TEXT];
+const AVIS_COLUMNS: &str = "id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire";
 
 /// PostgreSQL store.
 pub struct PgStore {
@@ -88,18 +78,11 @@ impl PgStore {
     /// Connects a pool to `url`. Fails if the first connection cannot be made.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
         let manager = PostgresConnectionManager::new_from_stringlike(url, NoTls)?;
-        let pool = bb8::Pool::builder()
-            .max_size(8)
-            .connection_timeout(Duration::from_secs(5))
-            .build(manager)
-            .await?;
+        let pool = bb8::Pool::builder().max_size(8).connection_timeout(Duration::from_secs(5)).build(manager).await?;
         let cols = DAILY_COLUMNS.join(", ");
         let arrays = (4..4 + DAILY_COLUMNS.len()).map(|i| format!("${i}::bigint[]")).collect::<Vec<_>>().join(", ");
-        let updates = DAILY_COLUMNS
-            .iter()
-            .map(|c| format!("{c} = avis_daily.{c} + excluded.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let updates =
+            DAILY_COLUMNS.iter().map(|c| format!("{c} = avis_daily.{c} + excluded.{c}")).collect::<Vec<_>>().join(", ");
         let upsert_daily = format!(
             "INSERT INTO avis_daily (demarche_id, day, source, {cols}) \
              SELECT * FROM unnest($1::bigint[], $2::date[], $3::text[], {arrays}) \
@@ -299,7 +282,12 @@ impl Store for PgStore {
         .boxed()
     }
 
-    fn daily(&self, demarche_id: i64, from: NaiveDate, to: NaiveDate) -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>> {
+    fn daily(
+        &self,
+        demarche_id: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>> {
         async move {
             let sql = format!(
                 "SELECT demarche_id, day, source, {} FROM avis_daily WHERE demarche_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day, source",

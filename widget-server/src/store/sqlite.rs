@@ -97,11 +97,7 @@ impl SqliteStore {
 }
 
 fn rfc3339_ms(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 fn upsert_daily_sql() -> String {
@@ -224,7 +220,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn daily(&self, demarche_id: i64, from: NaiveDate, to: NaiveDate) -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>> {
+    fn daily(
+        &self,
+        demarche_id: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>> {
         self.with(move |conn| {
             let sql = format!(
                 "SELECT demarche_id, day, source, {} FROM avis_daily WHERE demarche_id = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, source",
@@ -258,10 +259,7 @@ impl Store for SqliteStore {
                 }
                 map.entry((paris_day(ms), r.get(1)?)).or_default().add(&Counts::from_columns(c));
             }
-            Ok(map
-                .into_iter()
-                .map(|((day, source), counts)| DailyRow { demarche_id, day, source, counts })
-                .collect())
+            Ok(map.into_iter().map(|((day, source), counts)| DailyRow { demarche_id, day, source, counts }).collect())
         })
     }
 

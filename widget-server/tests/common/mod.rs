@@ -29,7 +29,8 @@ pub fn pg_admin_url() -> String {
 /// A new, empty database on the test cluster; its URL.
 pub async fn fresh_pg_database(name: &str) -> String {
     let admin = pg_admin_url();
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("connect to the test cluster");
+    let (client, conn) =
+        tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("connect to the test cluster");
     tokio::spawn(conn);
     client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
@@ -66,7 +67,8 @@ impl OwnCluster {
     }
 
     fn run(&self, cmd: &str) {
-        let status = Command::new("bash").arg(pg_script_path()).arg(cmd).arg(self.dir.path().join("pg")).status().unwrap();
+        let status =
+            Command::new("bash").arg(pg_script_path()).arg(cmd).arg(self.dir.path().join("pg")).status().unwrap();
         assert!(status.success(), "pg.sh {cmd} failed");
     }
 
@@ -139,7 +141,14 @@ impl Server {
         });
         let line = rx.recv_timeout(Duration::from_secs(30)).expect("server did not say it listens");
         let addr = line.rsplit("http://").next().unwrap().trim().parse().unwrap();
-        Server { child: Some(child), addr, dir: dir.to_path_buf(), db_url: db_url.to_string(), _tmp: None, stdout_lines: rx }
+        Server {
+            child: Some(child),
+            addr,
+            dir: dir.to_path_buf(),
+            db_url: db_url.to_string(),
+            _tmp: None,
+            stdout_lines: rx,
+        }
     }
 
     /// Starts a server on a fresh SQLite store holding the given démarches (id, name).
@@ -211,7 +220,12 @@ pub fn client() -> HttpClient {
 }
 
 /// One request; (status, headers, body). Panics on transport errors.
-pub async fn request(method: Method, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> (StatusCode, HeaderMap, Bytes) {
+pub async fn request(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> (StatusCode, HeaderMap, Bytes) {
     try_request(&client(), method, url, headers, body.into()).await.unwrap_or_else(|e| panic!("{url}: {e}"))
 }
 
@@ -262,18 +276,18 @@ pub fn text(b: &Bytes) -> String {
 pub fn varied_vote(key: &str, i: usize) -> String {
     let sat = ["bien", "moyen", "pas-bien"][i % 3];
     let mut body = format!("key={key}&nd_source={}&satisfaction={sat}", ["button", "site", "email"][i % 3 / 2 + i % 2]);
-    if i % 4 != 0 {
+    if !i.is_multiple_of(4) {
         body += &format!("&facilite={}", ["facile", "moyen", "difficile"][i / 3 % 3]);
     }
-    if i % 5 != 0 {
+    if !i.is_multiple_of(5) {
         body += &format!("&clarte={}", ["clair", "moyen", "pas-clair"][i / 7 % 3]);
     }
     for (j, aide) in ["aucune", "proche", "association", "agent", "internet", "autre"].iter().enumerate() {
-        if (i >> j) & 1 == 1 && i % 3 == 0 {
+        if (i >> j) & 1 == 1 && i.is_multiple_of(3) {
             body += &format!("&aide={aide}");
         }
     }
-    if i % 6 == 0 {
+    if i.is_multiple_of(6) {
         body += "&commentaire=Tr%C3%A8s+bien+expliqu%C3%A9%2C+merci+%C3%A0+l%27agent.";
     }
     body

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): on a fresh Debian machine with Rust, installs what is
+# missing, starts an ephemeral PostgreSQL, builds everything, runs every test, stops PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+die() { echo "test.sh: $*" >&2; exit 1; }
+
+command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
+
+# System packages: a C compiler for the bundled SQLite, PostgreSQL server binaries for the
+# store tests (scripts/pg.sh installs postgresql itself when missing).
+missing=()
+command -v cc >/dev/null || missing+=(gcc libc6-dev)
+command -v runuser >/dev/null || missing+=(util-linux)
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "missing packages ${missing[*]} and not root to install them"
+  say "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+work=$(mktemp -d /tmp/monavis-test.XXXXXX)
+cleanup() { scripts/pg.sh stop "$work/pg" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+say "starting an ephemeral PostgreSQL"
+scripts/pg.sh start "$work/pg" >/dev/null
+# shellcheck disable=SC1091
+. "$work/pg/env"
+echo "PostgreSQL on port $MONAVIS_TEST_PG_PORT ($MONAVIS_TEST_PG_DIR)"
+
+say "build"
+cargo build --locked --workspace --all-targets
+
+if cargo clippy --version >/dev/null 2>&1; then
+  say "clippy"
+  cargo clippy --locked --workspace --all-targets -- -D warnings
+else
+  echo "test.sh: NOTE clippy is not installed; lint step not run" >&2
+fi
+
+say "tests"
+cargo test --locked --workspace
+
+if [ -x scripts/loadtest-smoke.sh ]; then
+  say "loadtest smoke run"
+  scripts/loadtest-smoke.sh
+fi
+say "all tests passed"
