@@ -99,7 +99,8 @@ fn buffer_push(c: &mut Criterion) {
     });
     for threads in [2usize, 4] {
         for same_demarche in [true, false] {
-            let name = format!("{threads}_threads_{}", if same_demarche { "same_demarche" } else { "distinct_demarches" });
+            let name =
+                format!("{threads}_threads_{}", if same_demarche { "same_demarche" } else { "distinct_demarches" });
             g.bench_function(&name, |b| {
                 b.iter_custom(|iters| {
                     let buffer = Arc::new(BufferedVotes::new(usize::MAX / 2, usize::MAX / 2));

@@ -97,9 +97,8 @@ impl FromStr for Mix {
         let mut weights = [0u64; Kind::ALL.len()];
         let mut seen = [false; Kind::ALL.len()];
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (name, weight) = part
-                .split_once('=')
-                .ok_or_else(|| format!("{part:?}: expected kind=weight, e.g. vote=20"))?;
+            let (name, weight) =
+                part.split_once('=').ok_or_else(|| format!("{part:?}: expected kind=weight, e.g. vote=20"))?;
             let kind = Kind::from_name(name.trim()).ok_or_else(|| {
                 let names: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
                 format!("{:?}: unknown kind (expected one of {})", name.trim(), names.join(", "))

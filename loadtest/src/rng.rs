@@ -60,9 +60,18 @@ mod tests {
 
     #[test]
     fn streams_differ_and_seeds_reproduce() {
-        let a: Vec<u64> = { let mut r = Rng::new(1, 0); (0..4).map(|_| r.next_u64()).collect() };
-        let b: Vec<u64> = { let mut r = Rng::new(1, 1); (0..4).map(|_| r.next_u64()).collect() };
-        let c: Vec<u64> = { let mut r = Rng::new(1, 0); (0..4).map(|_| r.next_u64()).collect() };
+        let a: Vec<u64> = {
+            let mut r = Rng::new(1, 0);
+            (0..4).map(|_| r.next_u64()).collect()
+        };
+        let b: Vec<u64> = {
+            let mut r = Rng::new(1, 1);
+            (0..4).map(|_| r.next_u64()).collect()
+        };
+        let c: Vec<u64> = {
+            let mut r = Rng::new(1, 0);
+            (0..4).map(|_| r.next_u64()).collect()
+        };
         assert_ne!(a, b);
         assert_eq!(a, c);
     }

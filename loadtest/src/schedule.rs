@@ -26,7 +26,9 @@ impl Schedule {
     /// A timetable of `rate` requests per second.
     pub fn new(rate: f64) -> Result<Schedule, String> {
         if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
-            return Err(format!("--rate {rate}: expected a number of requests per second above 0 and at most {MAX_RATE}"));
+            return Err(format!(
+                "--rate {rate}: expected a number of requests per second above 0 and at most {MAX_RATE}"
+            ));
         }
         Ok(Schedule { rate })
     }

@@ -43,7 +43,9 @@ pub fn parse_target(url: &str) -> Result<Target, String> {
         })?
     };
     if !is_loopback(ip) {
-        return Err(format!("{url:?}: {ip} is not a loopback address; this tool only sends traffic to 127.0.0.0/8 or ::1"));
+        return Err(format!(
+            "{url:?}: {ip} is not a loopback address; this tool only sends traffic to 127.0.0.0/8 or ::1"
+        ));
     }
     Ok(Target { addr: SocketAddr::new(ip, port), authority: authority.to_string() })
 }
