@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use clap::Parser;
 use serde_json::json;
-use widget_server::store::{self, Store};
+use widget_server::store;
 use widget_server::vote::{Answers, Level, Question, Source, Vote};
 
 #[derive(Parser)]
@@ -45,10 +45,11 @@ fn make_votes(n: usize) -> Vec<Vote> {
             let level = |k: u64| Level::ALL[(k % 3) as usize];
             let answers = Answers {
                 satisfaction: None,
-                facilite: (x % 4 != 0).then(|| level(x >> 5)),
-                clarte: (x % 5 != 0).then(|| level(x >> 9)),
+                facilite: (!x.is_multiple_of(4)).then(|| level(x >> 5)),
+                clarte: (!x.is_multiple_of(5)).then(|| level(x >> 9)),
                 aide: ((x >> 13) % 64) as u8 & 0b10_1011,
-                commentaire: (x % 5 == 0)
+                commentaire: x
+                    .is_multiple_of(5)
                     .then(|| "Démarche claire, mais l'attente au téléphone était trop longue.".into()),
             };
             let source = Source::new(["button", "site", "email"][(x >> 21) as usize % 3]).unwrap_or_default();
