@@ -35,6 +35,19 @@ pub enum FlushOutcome {
     Lost { votes: usize, error: String },
 }
 
+impl FlushOutcome {
+    /// The outcome of two flushers together: the worse of the two; counts of the same kind add up.
+    pub fn and(self, other: FlushOutcome) -> FlushOutcome {
+        use FlushOutcome::*;
+        match (self, other) {
+            (AllStored, o) | (o, AllStored) => o,
+            (Lost { votes: a, error }, Lost { votes: b, .. }) => Lost { votes: a + b, error },
+            (lost @ Lost { .. }, Spilled { .. }) | (Spilled { .. }, lost @ Lost { .. }) => lost,
+            (Spilled { votes: a, path }, Spilled { votes: b, .. }) => Spilled { votes: a + b, path },
+        }
+    }
+}
+
 /// Moves votes from [`BufferedVotes`] to a [`Store`].
 pub struct Flusher {
     buffer: Arc<BufferedVotes>,

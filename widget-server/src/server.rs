@@ -196,16 +196,22 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> FlushOutcome {
     let (deadline_tx, deadline_rx) = watch::channel(None);
-    let flusher = Flusher::new(
-        app.buffer.clone(),
-        app.store.clone(),
-        app.metrics.clone(),
-        app.config.flush_max_votes as usize,
-        app.config.flush_interval(),
-        app.config.data_dir.clone(),
-        deadline_rx,
-    );
-    let flusher = tokio::spawn(flusher.run());
+    // Each flusher drains whatever is pending when it wakes, so several share the load without
+    // coordination, and each owns the votes it drained until its store commits them.
+    let flushers: Vec<_> = (0..app.config.flush_parallelism)
+        .map(|_| {
+            let flusher = Flusher::new(
+                app.buffer.clone(),
+                app.store.clone(),
+                app.metrics.clone(),
+                app.config.flush_max_votes as usize,
+                app.config.flush_interval(),
+                app.config.data_dir.clone(),
+                deadline_rx.clone(),
+            );
+            tokio::spawn(flusher.run())
+        })
+        .collect();
     let background = [
         tokio::spawn(refresh_catalogue(app.clone())),
         tokio::spawn(prune_limits(app.clone())),
@@ -240,10 +246,14 @@ pub async fn serve(
     for task in background {
         task.abort();
     }
-    let outcome = match flusher.await {
-        Ok(outcome) => outcome,
-        Err(e) => FlushOutcome::Lost { votes: app.buffer.held(), error: format!("flusher task failed: {e}") },
-    };
+    let mut outcome = FlushOutcome::AllStored;
+    for flusher in flushers {
+        let one = match flusher.await {
+            Ok(outcome) => outcome,
+            Err(e) => FlushOutcome::Lost { votes: 0, error: format!("flusher task failed: {e}") },
+        };
+        outcome = outcome.and(one);
+    }
     tracing::info!(?outcome, accepted = app.metrics.accepted_total(), "stopped");
     outcome
 }

@@ -80,7 +80,10 @@ async fn store_outage_mid_run_loses_nothing() {
         assert!(Instant::now() < deadline, "no flush error counted while the store was down");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(answered.load(Ordering::Relaxed) > paused_at + 50, "votes accepted while the store was down");
+    while answered.load(Ordering::Relaxed) < paused_at + 50 {
+        assert!(Instant::now() < deadline, "votes must keep being accepted while the store is down");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let c = cluster.clone();
     tokio::task::spawn_blocking(move || c.resume()).await.unwrap();
@@ -120,10 +123,11 @@ async fn store_down_at_shutdown_spills_and_replays_at_next_start() {
     let status = server.terminate();
     assert_eq!(status.code(), Some(3), "exit status 3 says votes were spilled");
     assert!(started.elapsed() < Duration::from_secs(15), "shutdown honours --shutdown-timeout");
+    // One spill file per flusher that held votes.
     let spills = spill_files(tmp.path());
-    assert_eq!(spills.len(), 1);
-    let lines = std::fs::read_to_string(&spills[0]).unwrap().lines().count();
-    assert_eq!(lines, 50, "the 50 votes taken during the outage are in the spill file");
+    assert!(!spills.is_empty());
+    let lines: usize = spills.iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count()).sum();
+    assert_eq!(lines, 50, "the 50 votes taken during the outage are in the spill files");
 
     let c = cluster.clone();
     tokio::task::spawn_blocking(move || c.resume()).await.unwrap();

@@ -11,6 +11,7 @@ use std::io::Write;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use clap::Parser;
+use futures_util::{StreamExt, TryStreamExt};
 use serde_json::json;
 use widget_server::store;
 use widget_server::vote::{Answers, Level, Question, Source, Vote};
@@ -26,6 +27,9 @@ struct Args {
     /// Batch size of the batched path (the flusher's --flush-max-votes).
     #[arg(long, default_value_t = 10_000)]
     batch: usize,
+    /// Batches in flight at once on the batched path (the flusher's --flush-parallelism).
+    #[arg(long, default_value_t = 1)]
+    parallel: usize,
     /// Votes written one INSERT at a time.
     #[arg(long, default_value_t = 20_000)]
     naive: usize,
@@ -97,9 +101,11 @@ async fn main() -> anyhow::Result<()> {
     // 1. The flusher's path.
     truncate().await?;
     let started = Instant::now();
-    for chunk in votes.chunks(args.batch.max(1)) {
-        store.store_batch(chunk).await?;
-    }
+    futures_util::stream::iter(votes.chunks(args.batch.max(1)))
+        .map(|chunk| store.store_batch(chunk))
+        .buffer_unordered(args.parallel.max(1))
+        .try_collect::<Vec<u64>>()
+        .await?;
     let batched = started.elapsed();
     anyhow::ensure!(store.count_avis().await? as usize == votes.len(), "batched path lost rows");
 
@@ -157,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
     let out = json!({
         "votes": votes.len(),
         "batch": args.batch,
+        "parallel": args.parallel,
         "batched_rows_per_s": rate(votes.len(), batched),
         "batched_seconds": batched.as_secs_f64(),
         "naive_votes": naive_votes.len(),
