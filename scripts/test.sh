@@ -2,6 +2,7 @@
 # The test command (README, .ci/run): on a fresh Debian machine with Rust, installs what is
 # missing, starts an ephemeral PostgreSQL, builds everything, runs every test, stops PostgreSQL.
 set -euo pipefail
+shopt -s inherit_errexit 2>/dev/null || true
 cd "$(dirname "$0")/.."
 
 say() { printf '\n== %s\n' "$*"; }
@@ -34,6 +35,13 @@ echo "PostgreSQL on port $MONAVIS_TEST_PG_PORT ($MONAVIS_TEST_PG_DIR)"
 say "build"
 cargo build --locked --workspace --all-targets
 
+if cargo fmt --version >/dev/null 2>&1; then
+  say "rustfmt"
+  cargo fmt --all --check
+else
+  echo "test.sh: NOTE rustfmt is not installed; format check not run" >&2
+fi
+
 if cargo clippy --version >/dev/null 2>&1; then
   say "clippy"
   cargo clippy --locked --workspace --all-targets -- -D warnings
@@ -42,10 +50,12 @@ else
 fi
 
 say "tests"
-cargo test --locked --workspace
+cargo test --locked --workspace 2>&1 | tee "$work/test.log"
 
-if [ -x scripts/loadtest-smoke.sh ]; then
-  say "loadtest smoke run"
-  scripts/loadtest-smoke.sh
-fi
+say "loadtest smoke run"
+scripts/loadtest-smoke.sh
+
+passed=$(grep -o '[0-9]* passed' "$work/test.log" | awk '{s += $1} END {print s + 1}')
 say "all tests passed"
+# One closing line for CI: cargo's tests plus the loadtest smoke run.
+echo "summary: $passed passed, 0 failed"

@@ -93,6 +93,10 @@ struct Cli {
     /// for a server started with --trusted-proxies 127.0.0.0/8. 0: no header.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=MAX_XFF as i64))]
     xff: u32,
+    /// Share of votes that carry a comment, in percent (0 for the memory figure "per vote
+    /// without comment").
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100))]
+    comment_percent: u32,
     /// Démarche ids for form and vote requests, comma-separated (they must be in the server's
     /// catalogue and active).
     #[arg(long, value_delimiter = ',')]
@@ -192,8 +196,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Vec::new()
     };
     let signer = snippet::KeySigner::new(&secret);
-    let mut traffic =
-        Traffic::new(&cli.target.authority, &cli.demarches, &signer, cli.xff).map_err(anyhow::Error::msg)?;
+    let mut traffic = Traffic::new(&cli.target.authority, &cli.demarches, &signer, cli.xff)
+        .map_err(anyhow::Error::msg)?
+        .with_comment_percent(cli.comment_percent);
     let connector = Connector { target: cli.target.addr, source: None };
     probe(connector, cli.timeout, &mut traffic, needs_demarches).await?;
 

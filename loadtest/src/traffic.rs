@@ -65,6 +65,8 @@ pub struct Traffic {
     etags: [Option<HeaderValue>; 2],
     /// Number of synthetic client addresses sent in `X-Forwarded-For` (0: no header).
     xff: u32,
+    /// Share of votes carrying a comment, in percent.
+    comment_percent: u32,
 }
 
 impl Traffic {
@@ -88,7 +90,13 @@ impl Traffic {
                 }
             })
             .collect();
-        Ok(Traffic { host, demarches, etags: [None, None], xff })
+        Ok(Traffic { host, demarches, etags: [None, None], xff, comment_percent: 20 })
+    }
+
+    /// Sets the share of votes carrying a comment (percent, 20 by default).
+    pub fn with_comment_percent(mut self, percent: u32) -> Traffic {
+        self.comment_percent = percent.min(100);
+        self
     }
 
     /// The form links of every démarche with the default label, for the start-up probe.
@@ -126,7 +134,7 @@ impl Traffic {
             }
             Kind::Vote => {
                 let d = self.pick_demarche(rng);
-                let body = vote_body(rng, &d.key);
+                let body = vote_body(rng, &d.key, self.comment_percent);
                 let b = self
                     .builder(Method::POST, &d.vote_path)
                     .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -184,9 +192,9 @@ fn pick_source(rng: &mut Rng) -> usize {
 }
 
 /// A valid vote body for a démarche whose link key is `key`: a random satisfaction, facilité
-/// and clarté each answered 70 % of the time, 0 to 3 aide values, a comment in 20 % of votes,
-/// and a label among `button`, `site` and `email`.
-pub fn vote_body(rng: &mut Rng, key: &str) -> String {
+/// and clarté each answered 70 % of the time, 0 to 3 aide values, a comment in
+/// `comment_percent` % of votes, and a label among `button`, `site` and `email`.
+pub fn vote_body(rng: &mut Rng, key: &str, comment_percent: u32) -> String {
     let mut fields: Vec<(&str, &str)> = Vec::with_capacity(10);
     fields.push(("key", key));
     fields.push(("nd_source", SOURCES[pick_source(rng)].0));
@@ -210,7 +218,7 @@ pub fn vote_body(rng: &mut Rng, key: &str) -> String {
             }
         }
     }
-    if rng.percent(20) {
+    if rng.percent(u64::from(comment_percent)) {
         fields.push(("commentaire", rng.pick(&COMMENTS).copied().unwrap_or("")));
     }
     form_encode(&fields)
@@ -256,7 +264,7 @@ mod tests {
         let mut aide_counts = [0u32; 4];
         let mut labels = HashMap::new();
         for _ in 0..2000 {
-            let body = vote_body(&mut rng, &key);
+            let body = vote_body(&mut rng, &key, 20);
             let posted = widget_server::form::parse_vote(body.as_bytes());
             assert!(posted.errors.is_empty(), "{body}: {:?}", posted.errors);
             assert!(!posted.honeypot);
