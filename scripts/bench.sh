@@ -1,0 +1,317 @@
+#!/usr/bin/env bash
+# Benchmarks, all in one run on this machine, side by side (README: "Benchmarks"):
+#   - a bare hyper server (benches/src/bin/hello.rs): the ceiling of our stack;
+#   - nginx serving the same button SVG with gzip_static and ETag;
+#   - widget-server: buttons (200, 304, gzip), the form, vote POSTs against PostgreSQL;
+#   - storage: our batched flush vs one INSERT per vote vs psql \copy of the same rows;
+#   - memory: RSS with 1,000,000 votes buffered, bytes per vote without comment;
+#   - end to end: 1,000,000 votes through loadtest into PostgreSQL, zero loss checked.
+# Static comparisons use wrk (a tool we did not write); the vote path uses our loadtest and wrk.
+# Writes docs/BENCHMARKS.md. Loopback only; every run is bounded in time. Takes about 6 minutes.
+#
+#   scripts/bench.sh            full run
+#   BENCH_SECONDS=3 BENCH_VOTES=100000 scripts/bench.sh     a quicker, rougher run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+secs=${BENCH_SECONDS:-10}
+votes=${BENCH_VOTES:-1000000}
+out=${BENCH_OUT:-docs/BENCHMARKS.md}
+
+die() { echo "bench.sh: $*" >&2; exit 1; }
+say() { printf '\n== %s\n' "$*" >&2; }
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v python3 >/dev/null || need+=(python3)
+command -v psql >/dev/null || need+=(postgresql-client)
+if [ ${#need[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "missing ${need[*]}; install them (apt-get install ${need[*]})"
+  say "installing ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  # Debian starts nginx on port 80 on install; we run our own.
+  (systemctl stop nginx || service nginx stop || pkill -x nginx) >/dev/null 2>&1 || true
+fi
+
+say "building (release)"
+cargo build --release --locked -p widget-server -p loadtest -p monavis-benches -p snippet --bins >&2
+bin=$root/target/release
+
+work=$(mktemp -d /tmp/monavis-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  scripts/pg.sh stop "$work/pg" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$(( 20000 + RANDOM % 30000 ))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  die "no free port"
+}
+
+# start_listener NAME CMD…: starts CMD in the background (a child of this shell, so we can wait
+# for its exit status), waits for its "listening on http://ADDR" line; ADDR goes to $work/NAME.addr
+# and the pid to $work/NAME.pid.
+start_listener() {
+  local name=$1; shift
+  "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  pids+=($!)
+  echo $! >"$work/$name.pid"
+  for _ in $(seq 1 200); do
+    if grep -q "listening on" "$work/$name.out" 2>/dev/null; then
+      sed -n 's/.*listening on //p' "$work/$name.out" | head -1 >"$work/$name.addr"
+      return
+    fi
+    sleep 0.05
+  done
+  cat "$work/$name.err" >&2; die "$* did not start"
+}
+
+# wrk run: prints "rps p50_ms p99_ms".
+wrk_run() {
+  local url=$1; shift
+  wrk -t1 -c50 -d"${secs}s" --latency "$@" "$url" >"$work/wrk.txt" 2>&1 || { cat "$work/wrk.txt" >&2; die "wrk failed on $url"; }
+  grep -q "Non-2xx or 3xx responses" "$work/wrk.txt" && { cat "$work/wrk.txt" >&2; die "errors from $url"; }
+  python3 - "$work/wrk.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s*([\d.]+)", text).group(1))
+def ms(p):
+    m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s)\s*$" % p, text, re.M)
+    v, u = float(m.group(1)), m.group(2)
+    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f}")
+PY
+}
+
+# Best of two runs (the machine is shared and noisy): prints the run with the higher req/s.
+wrk_best() {
+  local a b
+  a=$(wrk_run "$@"); b=$(wrk_run "$@")
+  if [ "${a%% *}" -ge "${b%% *}" ]; then echo "$a"; else echo "$b"; fi
+}
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+say "PostgreSQL"
+scripts/pg.sh start "$work/pg" >/dev/null
+. "$work/pg/env"
+pg_url() { echo "${MONAVIS_TEST_DATABASE_URL%/*}/$1"; }
+for db in serve flush memory e2e; do psql "$MONAVIS_TEST_DATABASE_URL" -q -c "CREATE DATABASE $db"; done
+
+say "servers"
+start_listener hello "$bin/hello" --listen 127.0.0.1:0
+hello=$(cat "$work/hello.addr")
+mkdir -p "$work/static" "$work/ws"
+cp assets/bouton-bleu.svg "$work/static/"
+gzip -9 -k "$work/static/bouton-bleu.svg"
+touch -r "$work/static/bouton-bleu.svg" "$work/static/bouton-bleu.svg.gz"
+nginx_port=$(free_port)
+cat >"$work/nginx.conf" <<NGINX
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on; tcp_nodelay on;
+  keepalive_requests 10000000;
+  etag on;
+  types { image/svg+xml svg; }
+  client_body_temp_path $work/nginx-tmp;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    root $work/static;
+    gzip_static on;
+    location / { add_header Cache-Control "public, max-age=86400, s-maxage=604800"; }
+  }
+}
+NGINX
+nginx -c "$work/nginx.conf" -p "$work"
+nginx_url="http://127.0.0.1:$nginx_port"
+cd "$work/ws"
+for d in 1 2 3 4 5 6 7 8 9 10; do
+  "$bin/widget-server" --database-url "$(pg_url serve)" --log warn demarche add --id $d --name "Démarche $d" >/dev/null
+done
+open_limits=(--rate-per-minute 1000000000 --rate-per-minute-demarche 1000000000)
+start_listener ws-serve "$bin/widget-server" --database-url "$(pg_url serve)" --listen 127.0.0.1:0 --log warn "${open_limits[@]}"
+ws=$(cat "$work/ws-serve.addr")
+ws_pid=$(cat "$work/ws-serve.pid")
+cd "$root"
+key=$("$bin/snippet" --secret-file "$work/ws/data/secret" --public-url "$ws" --demarche 1 | sed -n 's/.*key=\([0-9a-f]*\)".*/\1/p')
+[ -n "$key" ] || die "no key"
+# GET URL; prints header NAME, or the body when NAME is empty.
+http_get() {
+  python3 - "$1" "${2:-}" <<'PY'
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1]) as r:
+    print(r.headers.get(sys.argv[2]) if sys.argv[2] else r.read().decode())
+PY
+}
+etag_ws=$(http_get "$ws/static/bouton-bleu.svg" ETag)
+etag_nginx=$(http_get "$nginx_url/bouton-bleu.svg" ETag)
+
+say "static: wrk -t1 -c50 -d${secs}s, best of two"
+r_hello=$(wrk_best "$hello/")
+r_ws200=$(wrk_best "$ws/static/bouton-bleu.svg")
+r_nginx200=$(wrk_best "$nginx_url/bouton-bleu.svg")
+r_ws304=$(wrk_best "$ws/static/bouton-bleu.svg" -H "If-None-Match: $etag_ws")
+r_nginx304=$(wrk_best "$nginx_url/bouton-bleu.svg" -H "If-None-Match: $etag_nginx")
+r_wsgz=$(wrk_best "$ws/static/bouton-bleu.svg" -H "Accept-Encoding: gzip")
+r_nginxgz=$(wrk_best "$nginx_url/bouton-bleu.svg" -H "Accept-Encoding: gzip")
+r_form=$(wrk_best "$ws/Demarches/1?view-mode=formulaire-avis&nd_source=button&key=$key")
+
+say "votes: wrk POST (one fixed body) and loadtest (varied votes, 50 source addresses)"
+cat >"$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "key=$key&nd_source=button&satisfaction=bien&facilite=facile&clarte=clair&aide=aucune"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+LUA
+r_wrkvote=$(wrk_best "$ws/Demarches/1/avis" -s "$work/post.lua")
+lt=("$bin/loadtest" --target "$ws" --demarches 1,2,3,4,5,6,7,8,9,10 --secret-file "$work/ws/data/secret" --mix vote=100)
+"${lt[@]}" --concurrency 50 --source-ips 50 --duration "${secs}s" --json "$work/vote-closed.json" >&2
+max_rate=$(python3 -c "import json;print(int(json.load(open('$work/vote-closed.json'))['rps']))")
+half=$(( max_rate / 2 ))
+"${lt[@]}" --concurrency 50 --source-ips 50 --rate "$half" --duration "${secs}s" --json "$work/vote-open.json" >&2
+kill -TERM "$ws_pid"; wait "$ws_pid" || die "widget-server (serve) exited with $?"
+
+say "storage: batched flush vs one INSERT per vote vs psql \\copy"
+"$bin/flushbench" --database-url "$(pg_url flush)" --votes "$votes" --naive 20000 --parallel 1 --csv "$work/rows.csv" >"$work/flush1.json"
+"$bin/flushbench" --database-url "$(pg_url flush)" --votes "$votes" --naive 1000 --parallel 2 --csv "$work/rows.csv" >"$work/flush2.json"
+
+say "memory: $votes votes buffered, no comment"
+mkdir -p "$work/mem" && cd "$work/mem"
+"$bin/widget-server" --database-url "$(pg_url memory)" --log warn demarche add --id 1 --name "Mémoire" >/dev/null
+start_listener ws-mem "$bin/widget-server" --database-url "$(pg_url memory)" --listen 127.0.0.1:0 --log info \
+  "${open_limits[@]}" --flush-interval-ms 3600000 --flush-max-votes 10000000 --buffer-max-votes 10000000 --shutdown-timeout 120s
+mem=$(cat "$work/ws-mem.addr")
+mem_pid=$(cat "$work/ws-mem.pid")
+cd "$root"
+sleep 0.5
+rss_before=$(rss_kib "$mem_pid")
+"$bin/loadtest" --target "$mem" --demarches 1 --secret-file "$work/mem/data/secret" --mix vote=100 --comment-percent 0 \
+  --concurrency 50 --source-ips 50 --requests "$votes" --json "$work/mem.json" >&2
+buffered=$(http_get "$mem/metrics" | awk '/^monavis_votes_buffered / {print $2}')
+rss_after=$(rss_kib "$mem_pid")
+t0=$(date +%s.%N)
+kill -TERM "$mem_pid"; wait "$mem_pid" || die "widget-server (memory) exited with $?"
+t1=$(date +%s.%N)
+stored_mem=$(psql "$(pg_url memory)" -Atc "SELECT count(*) FROM avis")
+
+say "end to end: $votes votes into PostgreSQL, checked"
+mkdir -p "$work/e2e" && cd "$work/e2e"
+for d in 1 2 3 4 5 6 7 8 9 10; do
+  "$bin/widget-server" --database-url "$(pg_url e2e)" --log warn demarche add --id $d --name "Démarche $d" >/dev/null
+done
+start_listener ws-e2e "$bin/widget-server" --database-url "$(pg_url e2e)" --listen 127.0.0.1:0 --log warn "${open_limits[@]}"
+e2e=$(cat "$work/ws-e2e.addr")
+e2e_pid=$(cat "$work/ws-e2e.pid")
+cd "$root"
+"$bin/loadtest" --target "$e2e" --demarches 1,2,3,4,5,6,7,8,9,10 --secret-file "$work/e2e/data/secret" --mix vote=100 \
+  --concurrency 50 --source-ips 50 --requests "$votes" --check-postgres "$(pg_url e2e)" --check-timeout 120s \
+  --json "$work/e2e.json" >&2
+kill -TERM "$e2e_pid"; wait "$e2e_pid" || die "widget-server (e2e) exited with $?"
+
+say "writing $out"
+export r_hello r_ws200 r_nginx200 r_ws304 r_nginx304 r_wsgz r_nginxgz r_form r_wrkvote secs votes \
+  rss_before rss_after buffered t0 t1 stored_mem work half max_rate
+python3 - "$out" <<'PY'
+import json, os, platform, subprocess, sys, datetime
+e = os.environ
+def wrk(name):
+    rps, p50, p99 = e[name].split()
+    return float(rps), float(p50), float(p99)
+def load(name):
+    return json.load(open(os.path.join(e["work"], name)))
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip() or "?"
+    except Exception:
+        return "?"
+cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+mem_total = sh("free -h | awk '/Mem:/ {print $2}'")
+pg_version = sh("psql --version | cut -d' ' -f3")
+hello = wrk("r_hello")
+rows = [
+    ("bare hyper `hello` (ceiling)", hello, None),
+    ("widget-server button 200", wrk("r_ws200"), "hello"),
+    ("nginx button 200 (`gzip_static`, ETag)", wrk("r_nginx200"), "hello"),
+    ("widget-server button 304", wrk("r_ws304"), "hello"),
+    ("nginx button 304", wrk("r_nginx304"), "hello"),
+    ("widget-server button 200 gzip", wrk("r_wsgz"), "hello"),
+    ("nginx button 200 gzip", wrk("r_nginxgz"), "hello"),
+    ("widget-server form page", wrk("r_form"), "hello"),
+    ("widget-server vote POST → 303 (wrk, fixed body)", wrk("r_wrkvote"), "hello"),
+]
+closed, openm = load("vote-closed.json"), load("vote-open.json")
+f1, f2 = load("flush1.json"), load("flush2.json")
+mem, e2e = load("mem.json"), load("e2e.json")
+L = []
+L.append("# Benchmarks\n")
+L.append(f"Produced by `scripts/bench.sh` on {datetime.date.today()}; every figure below comes from the same run, so the ratios")
+L.append("are what to read (the machine is shared and noisy; absolute numbers move from run to run).\n")
+L.append("## Machine\n")
+L.append(f"- CPU: {cpu}, {os.cpu_count()} cores; memory: {mem_total}; kernel {platform.release()}")
+L.append(f"- {sh('rustc --version')}; {sh('nginx -v 2>&1')}; {sh('wrk -v 2>&1 | head -1')}; PostgreSQL {pg_version}")
+L.append("- Servers, load generator and PostgreSQL all share the same cores over loopback.\n")
+L.append(f"## Static and pages: wrk -t1 -c50 -d{e['secs']}s, best of two runs\n")
+L.append("| what | req/s | p50 ms | p99 ms | vs hello |")
+L.append("|---|---:|---:|---:|---:|")
+for name, (rps, p50, p99), ref in rows:
+    ratio = f"{rps / hello[0]:.2f}×" if ref else "1.00×"
+    L.append(f"| {name} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {ratio} |")
+ws200, ng200 = wrk("r_ws200")[0], wrk("r_nginx200")[0]
+ws304, ng304 = wrk("r_ws304")[0], wrk("r_nginx304")[0]
+L.append("")
+L.append(f"- Button 200: widget-server / nginx = **{ws200 / ng200:.2f}×**; widget-server / hello = **{ws200 / hello[0]:.2f}×** (targets ≥ 1.3× and ≥ 0.9×).")
+L.append(f"- Button 304: widget-server / nginx = **{ws304 / ng304:.2f}×**; widget-server / hello = **{ws304 / hello[0]:.2f}×**.\n")
+L.append("## Vote path (loadtest, varied votes over 10 démarches, 50 connections from 50 source addresses)\n")
+L.append("| model | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | statuses |")
+L.append("|---|---:|---:|---:|---:|---:|---:|---|")
+for label, j in ((f"closed, 50 connections (maximum)", closed), (f"open, {e['half']} req/s (half the maximum)", openm)):
+    t = j["total"]; l = t["latency_ms"]
+    st = ", ".join(f"{k}: {v}" for k, v in t["status"].items())
+    L.append(f"| {label} | {j['rps']:,.0f} | {l['p50']:.2f} | {l['p90']:.2f} | {l['p99']:.2f} | {l['p999']:.2f} | {l['max']:.2f} | {st} |")
+L.append("")
+L.append(f"- Vote 303 (loadtest, closed) / hello = **{closed['rps'] / hello[0]:.2f}×**; vote 303 (wrk) / hello = **{wrk('r_wrkvote')[0] / hello[0]:.2f}×** (target ≥ 0.5×).")
+L.append(f"- p99 at half the maximum rate: **{openm['total']['latency_ms']['p99']:.2f} ms** (target < 5 ms).\n")
+L.append(f"## Storage: the same {f1['votes']:,} votes into PostgreSQL three ways\n")
+L.append("| path | rows/s | vs one INSERT per vote | vs psql \\copy |")
+L.append("|---|---:|---:|---:|")
+naive, copy = f1["naive_rows_per_s"], f1["copy_rows_per_s"]
+L.append(f"| one INSERT per vote, autocommit ({f1['naive_votes']:,} votes) | {naive:,.0f} | 1.00× | {naive / copy:.3f}× |")
+L.append(f"| `psql \\copy` CSV straight into `avis` (ceiling) | {copy:,.0f} | {copy / naive:.0f}× | 1.00× |")
+for f in (f1, f2):
+    b = f["batched_rows_per_s"]
+    L.append(f"| flusher path, batches of {f['batch']:,}, {f['parallel']} in flight | {b:,.0f} | {b / naive:.0f}× | {b / f['copy_rows_per_s']:.2f}× |")
+L.append("")
+L.append("The flusher path is binary COPY into `avis` plus the `avis_daily` upsert of the batch, one transaction per batch;")
+L.append("the widget-server default is 2 flushers in flight (`--flush-parallelism`). The \\copy ceiling is measured in each")
+L.append("flushbench run; the ratio of each line is to its own run.\n")
+before, after, n = int(e["rss_before"]), int(e["rss_after"]), int(e["buffered"] or 0)
+flush_s = float(e["t1"]) - float(e["t0"])
+L.append(f"## Memory: {n:,} votes buffered (no comment), store idle\n")
+L.append(f"- RSS before: {before / 1024:,.1f} MiB; with {n:,} votes buffered: {after / 1024:,.1f} MiB.")
+if n:
+    L.append(f"- **{(after - before) * 1024 / n:,.0f} bytes per buffered vote** (target ≤ 200), including the allocator's and the map's overhead.")
+L.append(f"- Shutdown then flushed all of them: {int(e['stored_mem']):,} rows stored in {flush_s:.1f} s "
+         f"(**{int(e['stored_mem']) / flush_s:,.0f} votes/s** through the real flusher, 2 in flight).\n")
+L.append(f"## End to end: {e2e['requests']:,} votes through loadtest into PostgreSQL\n")
+c = e2e.get("check", {})
+L.append(f"- {e2e['rps']:,.0f} votes/s over {e2e['elapsed_s']:.1f} s, p99 {e2e['total']['latency_ms']['p99']:.2f} ms; statuses: "
+         + ", ".join(f"{k}: {v}" for k, v in e2e["total"]["status"].items()) + ".")
+L.append(f"- Check: {json.dumps(c, ensure_ascii=False)}\n")
+open(sys.argv[1], "w").write("\n".join(L) + "\n")
+PY
+say "done: $out"
+cat "$out"
