@@ -22,6 +22,8 @@ pub const CACHE_STABLE: &str =
 pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// SVG may carry script; these make sure no browser runs any, even opened directly.
 const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'";
+/// Lets porteurs' pages on any origin embed the buttons even under a strict COEP.
+const CORP: header::HeaderName = header::HeaderName::from_static("cross-origin-resource-policy");
 
 struct Source {
     /// Name without extension, e.g. `bouton-bleu`.
@@ -151,6 +153,8 @@ impl Assets {
             if not_modified { (StatusCode::NOT_MODIFIED, Bytes::new()) } else { (StatusCode::OK, v.body.clone()) };
         let mut res = Response::new(full(body));
         *res.status_mut() = status;
+        // Sized for every header below, so the map never regrows while we fill it.
+        *res.headers_mut() = HeaderMap::with_capacity(16);
         let h = res.headers_mut();
         h.insert(header::ETAG, v.etag.clone());
         h.insert(header::CACHE_CONTROL, cache_control.clone());
@@ -171,7 +175,7 @@ impl Assets {
         h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         if asset.is_svg {
             h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(SVG_CSP));
-            h.insert("cross-origin-resource-policy", HeaderValue::from_static("cross-origin"));
+            h.insert(CORP, HeaderValue::from_static("cross-origin"));
         }
         Some(res)
     }
