@@ -130,11 +130,6 @@ impl Assets {
         &self.css_href
     }
 
-    /// Every servable path (for tests and the README).
-    pub fn paths(&self) -> impl Iterator<Item = &str> {
-        self.routes.iter().map(|(p, _, _)| p.as_str())
-    }
-
     /// Answers a GET or HEAD of `path`, or `None` if no asset lives there.
     pub fn serve(&self, path: &str, headers: &HeaderMap) -> Option<Response<Body>> {
         let (_, index, cache_control) = self.routes.iter().find(|(p, _, _)| p == path)?;

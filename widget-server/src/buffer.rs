@@ -55,18 +55,6 @@ impl BufferedVotes {
         Ok(())
     }
 
-    /// Puts votes back without counting them again (they are still held): used at start to
-    /// replay a spill file through the normal flush path.
-    pub fn restore(&self, votes: Vec<Vote>) -> usize {
-        let n = votes.len();
-        self.held.fetch_add(n, Ordering::AcqRel);
-        for v in votes {
-            self.pending.entry(v.demarche_id).or_default().push(v);
-        }
-        self.flush_wanted.notify_one();
-        n
-    }
-
     /// Takes every pending vote. They stay counted as held until [`Self::committed`].
     pub fn drain(&self) -> Vec<Vote> {
         let mut out = Vec::new();

@@ -148,9 +148,4 @@ impl Config {
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_interval_ms.max(1))
     }
-
-    /// A configuration with every default, for tests and benches.
-    pub fn defaults() -> Config {
-        Cli::parse_from(["widget-server"]).config
-    }
 }

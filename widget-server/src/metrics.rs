@@ -95,11 +95,6 @@ impl Metrics {
         self.votes_accepted.get()
     }
 
-    /// Rejected votes so far for `reason`.
-    pub fn rejected_total(&self, reason: Rejection) -> u64 {
-        self.votes_rejected.get_or_create(&ReasonLabel { reason }).get()
-    }
-
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);

@@ -117,3 +117,31 @@ async fn health_and_unknown_paths() {
     assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(text(&body).contains("Page introuvable"));
 }
+
+#[tokio::test]
+async fn idle_and_slow_connections_are_closed() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let server = Server::sqlite_with(&[], &[]);
+    let addr = server.addr;
+    // One connection says nothing; another sends half a request head and stalls (slowloris).
+    let check = move |partial: &'static [u8]| {
+        std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(partial).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let started = Instant::now();
+            let mut buf = Vec::new();
+            // Ends with EOF when the server closes; an error here would be our 20 s timeout.
+            s.read_to_end(&mut buf).expect("the server must close the connection");
+            (started.elapsed(), String::from_utf8_lossy(&buf).into_owned())
+        })
+    };
+    let idle = check(b"");
+    let slow = check(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    for (what, handle) in [("idle", idle), ("slow", slow)] {
+        let (took, answer) = handle.join().unwrap();
+        assert!(took >= Duration::from_secs(9) && took < Duration::from_secs(15), "{what} closed after {took:?}");
+        assert!(!answer.contains("200 OK"), "{what}: {answer}");
+    }
+}
