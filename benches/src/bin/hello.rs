@@ -1,7 +1,9 @@
 //! A bare hyper server: the ceiling of our stack, for `scripts/bench.sh`.
 //!
 //! Same runtime, same hyper http1 connection settings as widget-server, answering every request
-//! with the blue button's bytes and nothing else: no routing, no headers beyond hyper's own.
+//! with the blue button's bytes and nothing else: no routing, no headers beyond hyper's own but
+//! a content type and a fixed ETag (so that our loadtest, which fetches ETags at start, can drive
+//! it as a same-run baseline for latency).
 //! Whatever widget-server does on top of this is what the ratio in docs/BENCHMARKS.md measures.
 
 use std::convert::Infallible;
@@ -36,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
             let service = service_fn(|_req| async {
                 let mut res = Response::new(Full::new(Bytes::from_static(SVG)));
                 res.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("image/svg+xml"));
+                res.headers_mut().insert(header::ETAG, header::HeaderValue::from_static("\"hello\""));
                 Ok::<_, Infallible>(res)
             });
             let _ = http1::Builder::new()
