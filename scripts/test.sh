@@ -15,6 +15,7 @@ command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first
 missing=()
 command -v cc >/dev/null || missing+=(gcc libc6-dev)
 command -v runuser >/dev/null || missing+=(util-linux)
+command -v psql >/dev/null || missing+=(postgresql-client)
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing packages ${missing[*]} and not root to install them"
   say "installing ${missing[*]}"
