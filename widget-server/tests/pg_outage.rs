@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::*;
-use hyper::Method;
 
 const OPEN_LIMITS: [&str; 4] = ["--rate-per-minute", "1000000000", "--rate-per-minute-demarche", "1000000000"];
 
@@ -41,16 +39,8 @@ async fn store_outage_mid_run_loses_nothing() {
                 let client = client();
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let body = Bytes::from(varied_vote(&key, t * 1_000_000 + i));
-                    let (status, _, _) = try_request(
-                        &client,
-                        Method::POST,
-                        &url,
-                        &[("content-type", "application/x-www-form-urlencoded")],
-                        body,
-                    )
-                    .await
-                    .unwrap();
+                    let (status, _, _) =
+                        try_post_form(&client, &url, varied_vote(&key, t * 1_000_000 + i)).await.unwrap();
                     assert_eq!(status, 303, "the hot path does not need the store");
                     answered.fetch_add(1, Ordering::Relaxed);
                     i += 1;
@@ -93,11 +83,8 @@ async fn store_outage_mid_run_loses_nothing() {
         s.await.unwrap();
     }
     let answered = answered.load(Ordering::Relaxed);
-    let status = server.terminate();
-    assert!(status.success(), "{status}");
-    let store = open_store(&cluster.url).await;
-    assert_eq!(store.count_avis().await.unwrap() as usize, answered, "every 303 is stored, once");
-    assert_eq!(assert_aggregates(&store, &[1]).await as usize, answered);
+    // Every 303 is stored, once.
+    stop_and_check_stored(&mut server, &[1], answered).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -138,7 +125,5 @@ async fn store_down_at_shutdown_spills_and_replays_at_next_start() {
         assert!(Instant::now() < deadline, "spill file not replayed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(server.terminate().success());
-    assert_eq!(store.count_avis().await.unwrap(), 70);
-    assert_eq!(assert_aggregates(&store, &[3]).await, 70);
+    stop_and_check_stored(&mut server, &[3], 70).await;
 }

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::*;
 use hyper::Method;
 
@@ -39,16 +38,8 @@ async fn concurrent_votes_are_all_stored_once() {
                 for i in 0..150 {
                     let d = (t + i) % 2;
                     let url = format!("{base}/Demarches/{}/avis", d + 1);
-                    let body = Bytes::from(varied_vote(&keys[d], t * 1000 + i));
-                    let (status, h, _) = try_request(
-                        &client,
-                        Method::POST,
-                        &url,
-                        &[("content-type", "application/x-www-form-urlencoded")],
-                        body,
-                    )
-                    .await
-                    .unwrap();
+                    let (status, h, _) =
+                        try_post_form(&client, &url, varied_vote(&keys[d], t * 1000 + i)).await.unwrap();
                     assert_eq!(status, 303);
                     assert_eq!(h["location"], format!("/Demarches/{}/merci", d + 1).as_str());
                     answered.fetch_add(1, Ordering::Relaxed);
@@ -62,11 +53,7 @@ async fn concurrent_votes_are_all_stored_once() {
     let answered = answered.load(Ordering::Relaxed);
     assert_eq!(answered, 16 * 150);
     assert_eq!(server.metric("monavis_votes_accepted_total").await as usize, answered);
-    let status = server.terminate();
-    assert!(status.success(), "clean shutdown: {status}");
-    let store = open_store(&server.db_url).await;
-    assert_eq!(store.count_avis().await.unwrap() as usize, answered);
-    assert_eq!(assert_aggregates(&store, &[1, 2]).await as usize, answered);
+    stop_and_check_stored(&mut server, &[1, 2], answered).await;
 }
 
 #[tokio::test]
@@ -162,10 +149,8 @@ async fn bad_input_is_refused_clearly_and_stores_nothing() {
     assert_eq!(server.metric("monavis_votes_rejected_total{reason=\"not_found\"}").await, 2.0);
     assert_eq!(server.metric("monavis_votes_accepted_total").await, 1.0);
 
-    assert!(server.terminate().success());
-    let store = open_store(&server.db_url).await;
-    assert_eq!(store.count_avis().await.unwrap(), 1, "only the one valid vote is stored");
-    assert_eq!(assert_aggregates(&store, &[1]).await, 1);
+    // Only the one valid vote (the long accented comment) is stored.
+    stop_and_check_stored(&mut server, &[1], 1).await;
 }
 
 #[tokio::test]
@@ -199,9 +184,7 @@ async fn rate_limits_answer_429_and_count() {
     assert_eq!(send(2, &key2, Some("198.51.100.1, 203.0.113.9")).await.0, 429, "per-IP limit, rightmost untrusted hop");
     assert_eq!(send(1, &key1, Some("198.51.100.77")).await.0, 303, "another citizen is not affected");
     assert_eq!(server.metric("monavis_votes_rejected_total{reason=\"rate_limited\"}").await, 2.0);
-    assert!(server.terminate().success());
-    let store = open_store(&server.db_url).await;
-    assert_eq!(store.count_avis().await.unwrap(), 5);
+    stop_and_check_stored(&mut server, &[1, 2], 5).await;
 }
 
 #[tokio::test]
@@ -226,10 +209,8 @@ async fn full_buffer_answers_503_and_keeps_what_it_accepted() {
     let (status, _, body) = get(&server.url("/readyz"), &[]).await;
     assert_eq!(status, 503, "a full buffer is not ready: {}", text(&body));
     assert!(text(&body).contains("buffer at 10 of 10"));
-    assert!(server.terminate().success());
-    let store = open_store(&server.db_url).await;
-    assert_eq!(store.count_avis().await.unwrap(), 10, "the 10 accepted votes are flushed at shutdown");
-    assert_eq!(assert_aggregates(&store, &[1]).await, 10);
+    // The 10 accepted votes are flushed at shutdown.
+    stop_and_check_stored(&mut server, &[1], 10).await;
 }
 
 #[tokio::test]
@@ -246,16 +227,7 @@ async fn sigterm_mid_run_loses_nothing() {
             tokio::spawn(async move {
                 let client = client();
                 for i in 0.. {
-                    let body = Bytes::from(varied_vote(&key, t * 100_000 + i));
-                    match try_request(
-                        &client,
-                        Method::POST,
-                        &url,
-                        &[("content-type", "application/x-www-form-urlencoded")],
-                        body,
-                    )
-                    .await
-                    {
+                    match try_post_form(&client, &url, varied_vote(&key, t * 100_000 + i)).await {
                         Ok((status, _, _)) if status == 303 => {
                             answered.fetch_add(1, Ordering::Relaxed);
                         }

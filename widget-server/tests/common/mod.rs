@@ -310,3 +310,23 @@ pub async fn assert_aggregates(store: &std::sync::Arc<dyn widget_server::store::
     }
     n
 }
+
+/// Posts a form body to `url` on `client`; transport errors returned.
+pub async fn try_post_form(
+    client: &HttpClient,
+    url: &str,
+    body: String,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    try_request(client, Method::POST, url, &[("content-type", "application/x-www-form-urlencoded")], Bytes::from(body))
+        .await
+}
+
+/// Stops `server` with SIGTERM, expects a clean exit (every accepted vote stored), then checks
+/// that the store holds exactly `expected` votes and that `avis_daily` agrees with a recount.
+pub async fn stop_and_check_stored(server: &mut Server, demarches: &[i64], expected: usize) {
+    let status = server.terminate();
+    assert!(status.success(), "clean shutdown: {status}");
+    let store = open_store(&server.db_url).await;
+    assert_eq!(store.count_avis().await.unwrap() as usize, expected, "votes stored");
+    assert_eq!(assert_aggregates(&store, demarches).await as usize, expected, "votes counted in avis_daily");
+}
