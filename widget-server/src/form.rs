@@ -42,6 +42,17 @@ impl Field {
         }
     }
 
+    /// How the error summary names the question.
+    fn label(self) -> &'static str {
+        match self {
+            Field::Satisfaction => "Votre avis général",
+            Field::Facilite => "Facilité de la démarche",
+            Field::Clarte => "Clarté du langage",
+            Field::Aide => "Aide reçue",
+            Field::Commentaire => "Commentaire",
+        }
+    }
+
     fn question(q: Question) -> Field {
         match q {
             Question::Satisfaction => Field::Satisfaction,
@@ -146,6 +157,10 @@ pub fn parse_vote(body: &[u8]) -> Posted {
                 else {
                     continue;
                 };
+                // An empty value is no answer (a required one is then reported missing).
+                if value.is_empty() {
+                    continue;
+                }
                 let slot = match q {
                     Question::Satisfaction => &mut posted.answers.satisfaction,
                     Question::Facilite => &mut posted.answers.facilite,
@@ -322,7 +337,7 @@ pub fn form_page(v: &FormView) -> Markup {
         @if !v.errors.is_empty() {
             div.alerte role="alert" tabindex="-1" id="erreurs" {
                 h2 { "Votre avis n'a pas pu être envoyé" }
-                ul { @for (field, msg) in v.errors.iter() { li { a href={ "#" (field.anchor()) } { (msg) } } } }
+                ul { @for (field, msg) in v.errors.iter() { li { a href={ "#" (field.anchor()) } { (field.label()) "\u{a0}: " (msg) } } } }
             }
         }
         p.mention { "Les champs marqués d'un astérisque (" span.requis { "*" } ") sont obligatoires." }
@@ -386,4 +401,69 @@ pub fn problem_page(css_href: &str, title: &str, paragraphs: &[&str]) -> Markup 
         }
     };
     layout(css_href, &format!("{title} – {SITE}"), main)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_valid_vote() {
+        let p = parse_vote(
+            b"key=abc&nd_source=guichet&satisfaction=pas-bien&facilite=moyen&clarte=clair&aide=proche&aide=autre\
+              &aide=proche&commentaire=%C2%A0Bien+re%C3%A7u%0D%0Amerci%07+&unknown=1&site_web=",
+        );
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.key, "abc");
+        assert_eq!(p.source.as_str(), "guichet");
+        assert!(!p.honeypot);
+        assert_eq!(p.answers.satisfaction, Some(Level::Bad));
+        assert_eq!(p.answers.facilite, Some(Level::Medium));
+        assert_eq!(p.answers.clarte, Some(Level::Good));
+        assert_eq!(p.answers.aide, 0b10_0010);
+        assert_eq!(p.answers.commentaire.as_deref(), Some("Bien reçu\nmerci"), "trimmed, CRLF → LF, BEL dropped");
+    }
+
+    #[test]
+    fn empty_values_are_no_answer() {
+        let p = parse_vote(b"key=k&satisfaction=bien&facilite=&clarte=&commentaire=++");
+        assert!(p.errors.is_empty());
+        assert_eq!((p.answers.facilite, p.answers.clarte, p.answers.commentaire), (None, None, None));
+        let p = parse_vote(b"key=k&satisfaction=");
+        assert_eq!(p.errors.get(Field::Satisfaction), Some("Indiquez comment s'est passée la démarche."));
+    }
+
+    #[test]
+    fn errors_keep_answers_and_follow_form_order() {
+        let p = parse_vote(b"commentaire=x&clarte=bof&satisfaction=moyen&aide=voisin&aide=agent&nd_source=Bad%20Label");
+        let fields: Vec<Field> = p.errors.iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, [Field::Clarte, Field::Aide]);
+        assert_eq!(p.answers.satisfaction, Some(Level::Medium));
+        assert_eq!(p.answers.aide, 0b1000);
+        assert_eq!(p.source.as_str(), "button", "an invalid label falls back to the default");
+    }
+
+    #[test]
+    fn comment_length_counts_characters() {
+        let ok = format!("key=k&satisfaction=bien&commentaire={}", "%C3%A9".repeat(2000));
+        assert!(parse_vote(ok.as_bytes()).errors.is_empty());
+        let long = format!("key=k&satisfaction=bien&commentaire={}", "%C3%A9".repeat(2001));
+        assert!(parse_vote(long.as_bytes()).errors.get(Field::Commentaire).is_some());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for body in [&b""[..], b"&&&", b"=", b"%", b"%zz", b"satisfaction=%FF", b"\xff\xfe", b"a=b=c&&=&"] {
+            let p = parse_vote(body);
+            assert!(!p.errors.is_empty());
+        }
+        assert!(parse_vote(b"key=k&satisfaction=bien&site_web=x").honeypot);
+    }
+
+    #[test]
+    fn form_link_query() {
+        let l = parse_form_link("view-mode=formulaire-avis&nd_source=email&nd_mode=popup&key=ABC");
+        assert_eq!((l.key.as_str(), l.source.as_str()), ("ABC", "email"));
+        assert_eq!(parse_form_link("%%%&&=="), FormLink::default());
+    }
 }

@@ -61,7 +61,7 @@ impl Refusal {
                 "Ce lien d'avis n'est pas valide",
                 &[
                     "Le lien que vous avez suivi est incomplet ou a été modifié.",
-                    "Revenez à la page de la démarche et cliquez à nouveau sur le bouton « Je donne mon avis ».",
+                    "Revenez à la page de la démarche et cliquez à nouveau sur le bouton «\u{a0}Je donne mon avis\u{a0}».",
                 ],
             ),
             Refusal::UnsupportedMediaType => problem(
@@ -109,7 +109,7 @@ impl Refusal {
                     "Service momentanément surchargé",
                     &[
                         "Nous recevons beaucoup d'avis en ce moment et le vôtre n'a pas pu être enregistré.",
-                        "Envoyez-le à nouveau dans quelques secondes : vos réponses sont encore dans le formulaire.",
+                        "Envoyez-le à nouveau dans quelques secondes\u{a0}: vos réponses sont encore dans le formulaire.",
                     ],
                 );
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BACKPRESSURE_RETRY_SECS));

@@ -70,7 +70,7 @@ async fn bad_input_is_refused_clearly_and_stores_nothing() {
     // (body, expected status, text expected on the page)
     let invalid_cases: Vec<(String, u16, &str)> = vec![
         (format!("key={key}"), 422, "Indiquez comment s'est passée la démarche."),
-        (format!("key={key}&satisfaction="), 422, "Choisissez une des réponses proposées."),
+        (format!("key={key}&satisfaction="), 422, "Indiquez comment s'est passée la démarche."),
         (format!("key={key}&satisfaction=excellent"), 422, "Choisissez une des réponses proposées."),
         (format!("key={key}&satisfaction=bien&satisfaction=moyen"), 422, "Choisissez une seule réponse."),
         (format!("key={key}&satisfaction=bien&facilite=bien"), 422, "Choisissez une des réponses proposées."),
