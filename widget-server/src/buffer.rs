@@ -17,6 +17,32 @@ use crate::vote::Vote;
 #[derive(Debug, PartialEq, Eq)]
 pub struct BufferFull;
 
+/// A place held in the buffer for one vote (see [`BufferedVotes::reserve`]).
+#[must_use]
+pub struct Reservation<'a> {
+    buffer: &'a BufferedVotes,
+    /// This vote's rank in the held count, to wake the flusher every `flush_at` votes.
+    position: usize,
+}
+
+impl Reservation<'_> {
+    /// Puts the vote in the place reserved for it.
+    pub fn insert(self, vote: Vote) {
+        let buffer = self.buffer;
+        buffer.pending.entry(vote.demarche_id).or_default().push(vote);
+        if self.position.is_multiple_of(buffer.flush_at) {
+            buffer.flush_wanted.notify_one();
+        }
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.buffer.held.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Votes held in memory until stored.
 pub struct BufferedVotes {
     pending: DashMap<i64, Vec<Vote>>,
@@ -42,17 +68,20 @@ impl BufferedVotes {
 
     /// Takes ownership of an accepted vote, or refuses it if the buffer is full.
     pub fn push(&self, vote: Vote) -> Result<(), BufferFull> {
-        // Reserve a place first, so concurrent pushes can never overshoot the bound.
+        self.reserve()?.insert(vote);
+        Ok(())
+    }
+
+    /// Reserves a place for one vote, so that a vote can be journaled before it is buffered and
+    /// never be journaled yet refused. Dropping the reservation unused gives the place back.
+    pub fn reserve(&self) -> Result<Reservation<'_>, BufferFull> {
+        // Reserve first, so concurrent pushes can never overshoot the bound.
         let before = self.held.fetch_add(1, Ordering::AcqRel);
         if before >= self.max_votes {
             self.held.fetch_sub(1, Ordering::AcqRel);
             return Err(BufferFull);
         }
-        self.pending.entry(vote.demarche_id).or_default().push(vote);
-        if (before + 1).is_multiple_of(self.flush_at) {
-            self.flush_wanted.notify_one();
-        }
-        Ok(())
+        Ok(Reservation { buffer: self, position: before + 1 })
     }
 
     /// Takes every pending vote. They stay counted as held until [`Self::committed`].
@@ -113,6 +142,17 @@ mod tests {
         assert_eq!(b.held(), 0);
         b.push(vote(1)).unwrap();
         assert!(b.drain().len() == 1 && b.drain().is_empty());
+    }
+
+    #[test]
+    fn unused_reservation_gives_its_place_back() {
+        let b = BufferedVotes::new(1, 100);
+        let r = b.reserve().unwrap();
+        assert_eq!(b.push(vote(1)), Err(BufferFull));
+        drop(r);
+        assert_eq!(b.held(), 0);
+        b.reserve().unwrap().insert(vote(1));
+        assert_eq!((b.held(), b.drain().len()), (1, 1));
     }
 
     #[test]

@@ -96,6 +96,10 @@ pub struct Config {
     /// Directory for the spill file written at shutdown when the store is unreachable.
     #[arg(long, env = "MONAVIS_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,
+    /// Journal directory: every accepted vote is appended and fsynced (group commit) before its
+    /// 303, so a crash or SIGKILL loses nothing acknowledged; replayed at next start. Off by default.
+    #[arg(long, env = "MONAVIS_JOURNAL", global = true)]
+    pub journal: Option<PathBuf>,
     /// Flush at least this often, in milliseconds.
     #[arg(long, env = "MONAVIS_FLUSH_INTERVAL_MS", default_value_t = 1000, global = true)]
     pub flush_interval_ms: u64,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::buffer::BufferedVotes;
+use crate::journal::{self, Journal};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::vote::Vote;
@@ -48,16 +49,27 @@ impl FlushOutcome {
     }
 }
 
+/// What bounds a flusher's batches and where it spills.
+#[derive(Clone, Debug)]
+pub struct FlushSettings {
+    /// Largest batch written at once (`--flush-max-votes`).
+    pub max_batch: usize,
+    /// Longest wait between flushes (`--flush-interval-ms`).
+    pub interval: Duration,
+    /// Where spill files go at shutdown.
+    pub data_dir: PathBuf,
+}
+
 /// Moves votes from [`BufferedVotes`] to a [`Store`].
 pub struct Flusher {
     buffer: Arc<BufferedVotes>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
-    max_batch: usize,
-    interval: Duration,
-    data_dir: PathBuf,
+    settings: FlushSettings,
     /// `Some(deadline)` once shutdown has begun.
     shutdown: watch::Receiver<Option<Instant>>,
+    /// Told of every commit, so stored journal segments can go.
+    journal: Option<Journal>,
 }
 
 impl Flusher {
@@ -65,17 +77,18 @@ impl Flusher {
         buffer: Arc<BufferedVotes>,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
-        max_batch: usize,
-        interval: Duration,
-        data_dir: PathBuf,
+        mut settings: FlushSettings,
         shutdown: watch::Receiver<Option<Instant>>,
+        journal: Option<Journal>,
     ) -> Flusher {
-        Flusher { buffer, store, metrics, max_batch: max_batch.max(1), interval, data_dir, shutdown }
+        settings.max_batch = settings.max_batch.max(1);
+        Flusher { buffer, store, metrics, settings, shutdown, journal }
     }
 
     /// Flushes until shutdown begins, then flushes what is left until the deadline, then spills.
     pub async fn run(self) -> FlushOutcome {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.settings.interval, self.settings.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if self.shutdown.borrow().is_some() {
@@ -104,7 +117,7 @@ impl Flusher {
         let votes = self.buffer.drain();
         let mut start = 0;
         while start < votes.len() {
-            let end = (start + self.max_batch).min(votes.len());
+            let end = (start + self.settings.max_batch).min(votes.len());
             if !self.store_with_retry(&votes[start..end]).await {
                 let mut left = votes;
                 left.drain(..start);
@@ -112,6 +125,9 @@ impl Flusher {
                 return Err(left);
             }
             self.buffer.committed(end - start);
+            if let Some(journal) = &self.journal {
+                journal.committed(&votes[start..end]);
+            }
             start = end;
         }
         Ok(())
@@ -172,7 +188,7 @@ impl Flusher {
         if n == 0 {
             return FlushOutcome::AllStored;
         }
-        match write_spill(&self.data_dir, &votes) {
+        match write_spill(&self.settings.data_dir, &votes) {
             Ok(path) => {
                 tracing::error!(votes = n, path = %path.display(), "store unreachable at shutdown: votes spilled to disk, replayed at next start");
                 FlushOutcome::Spilled { votes: n, path }
@@ -210,37 +226,56 @@ pub fn write_spill(dir: &Path, votes: &[Vote]) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-/// Reads a spill file.
-pub fn read_spill(path: &Path) -> std::io::Result<Vec<Vote>> {
-    let text = std::fs::read_to_string(path)?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(std::io::Error::other))
-        .collect()
+/// Reads a spill or journal file. A last line cut short (a crash mid-write of a journal group,
+/// never acknowledged) is skipped; a bad line anywhere else is an error.
+pub fn read_votes(path: &Path) -> std::io::Result<Vec<Vote>> {
+    let text = String::from_utf8_lossy(&std::fs::read(path)?).into_owned();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut votes = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(v) => votes.push(v),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {
+                tracing::warn!(path = %path.display(), "torn last line skipped (never acknowledged)");
+            }
+            Err(e) => return Err(std::io::Error::other(format!("line {}: {e}", i + 1))),
+        }
+    }
+    Ok(votes)
 }
 
-/// Spill files waiting in `dir`, oldest first.
-pub fn spill_files(dir: &Path) -> Vec<PathBuf> {
+/// Files in `dir` whose name passes `wanted`, oldest name first.
+pub fn files_matching(dir: &Path, wanted: fn(&str) -> bool) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(is_spill_file))
+        .filter(|e| e.file_name().to_str().is_some_and(wanted))
         .map(|e| e.path())
         .collect();
     files.sort();
     files
 }
 
-/// Stores the votes of every spill file in `dir`, retrying with backoff until each is stored,
-/// then removes the file. Idempotent: a file replayed twice counts once. Runs in the
-/// background at start; a file not finished before the next shutdown is simply replayed again.
-pub async fn replay_spills(dir: PathBuf, store: Arc<dyn Store>, max_batch: usize) {
-    for path in spill_files(&dir) {
-        let votes = match read_spill(&path) {
+/// Spill files waiting in `dir`, oldest first.
+pub fn spill_files(dir: &Path) -> Vec<PathBuf> {
+    files_matching(dir, is_spill_file)
+}
+
+/// Journal segments in `dir` (left by earlier runs when listed before the journal starts).
+pub fn journal_files(dir: &Path) -> Vec<PathBuf> {
+    files_matching(dir, journal::is_journal_file)
+}
+
+/// Stores the votes of each file, retrying with backoff until each is stored, then removes the
+/// file. Idempotent: a file replayed twice counts once. Runs in the background at start; a file
+/// not finished before the next shutdown is simply replayed again.
+pub async fn replay_files(files: Vec<PathBuf>, store: Arc<dyn Store>, max_batch: usize) {
+    for path in files {
+        let votes = match read_votes(&path) {
             Ok(v) => v,
             Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "unreadable spill file left in place");
+                tracing::error!(path = %path.display(), error = %e, "unreadable vote file left in place");
                 continue;
             }
         };
@@ -254,7 +289,7 @@ pub async fn replay_spills(dir: PathBuf, store: Arc<dyn Store>, max_batch: usize
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "spill replay failed, retrying");
+                        tracing::warn!(path = %path.display(), error = %e, "replay failed, retrying");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
@@ -262,8 +297,8 @@ pub async fn replay_spills(dir: PathBuf, store: Arc<dyn Store>, max_batch: usize
             }
         }
         match std::fs::remove_file(&path) {
-            Ok(()) => tracing::info!(path = %path.display(), votes = votes.len(), new = stored, "spill file replayed"),
-            Err(e) => tracing::error!(path = %path.display(), error = %e, "spill replayed but not removed"),
+            Ok(()) => tracing::info!(path = %path.display(), votes = votes.len(), new = stored, "replayed"),
+            Err(e) => tracing::error!(path = %path.display(), error = %e, "replayed but not removed"),
         }
     }
 }
@@ -288,7 +323,21 @@ mod tests {
         ];
         let path = write_spill(&dir, &votes).unwrap();
         assert_eq!(spill_files(&dir), vec![path.clone()]);
-        assert_eq!(read_spill(&path).unwrap(), votes);
+        assert_eq!(read_votes(&path).unwrap(), votes);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn torn_last_line_is_skipped_but_not_a_bad_middle_line() {
+        let dir = std::env::temp_dir().join(format!("monavis-torn-{}", std::process::id()));
+        let votes = vec![Vote::accept(1, Source::default(), Level::Good, Answers::default())];
+        let path = write_spill(&dir, &votes).unwrap();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"id\":\"01");
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(read_votes(&path).unwrap(), votes);
+        std::fs::write(&path, format!("{{oops\n{text}\n")).unwrap();
+        assert!(read_votes(&path).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

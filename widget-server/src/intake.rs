@@ -33,6 +33,8 @@ pub enum Refusal {
     Invalid(Box<Posted>, Arc<Demarche>),
     RateLimited(Duration),
     Backpressure,
+    /// `--journal` is on and the vote could not be made durable.
+    JournalFailed,
 }
 
 impl Refusal {
@@ -46,6 +48,7 @@ impl Refusal {
             Refusal::Invalid(..) => Rejection::invalid,
             Refusal::RateLimited(_) => Rejection::rate_limited,
             Refusal::Backpressure => Rejection::backpressure,
+            Refusal::JournalFailed => Rejection::journal,
         }
     }
 
@@ -103,7 +106,7 @@ impl Refusal {
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
                 res
             }
-            Refusal::Backpressure => {
+            Refusal::Backpressure | Refusal::JournalFailed => {
                 let mut res = problem(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Service momentanément surchargé",
@@ -180,8 +183,13 @@ async fn take_vote(app: &App, peer: SocketAddr, demarche_id: i64, req: Request<I
         _ => return Err(Refusal::Invalid(Box::new(posted), demarche)),
     };
     app.limits.check(client, demarche_id).map_err(Refusal::RateLimited)?;
-    let vote = Vote::accept(demarche_id, posted.source, satisfaction, posted.answers);
-    app.buffer.push(vote).map_err(|_| Refusal::Backpressure)?;
+    let place = app.buffer.reserve().map_err(|_| Refusal::Backpressure)?;
+    let mut vote = Vote::accept(demarche_id, posted.source, satisfaction, posted.answers);
+    if let Some(journal) = &app.journal {
+        // On disk before the 303; on failure the reserved place is given back (dropped).
+        vote.journal_segment = journal.append(&vote).await.map_err(|_| Refusal::JournalFailed)?;
+    }
+    place.insert(vote);
     app.metrics.accepted();
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! - [`limit`]: rate limits per client IP and per (client IP, démarche), trusting proxy headers
 //!   only from `--trusted-proxies`.
 //! - [`intake`]: the vote path glued together: key check, limits, honeypot, hand-over to the buffer.
+//! - [`journal`]: with `--journal DIR`, each vote is fsynced (group commit) before its 303.
 //! - [`buffer`]: [`buffer::BufferedVotes`], the sharded in-memory map that owns accepted votes
 //!   until the store commits them; full means 503, never a silent drop.
 //! - [`flush`]: [`flush::Flusher`] drains the buffer in batches and retries until the store
@@ -35,6 +36,7 @@ pub mod flush;
 pub mod form;
 pub mod http;
 pub mod intake;
+pub mod journal;
 pub mod limit;
 pub mod metrics;
 pub mod secret;

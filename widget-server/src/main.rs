@@ -119,7 +119,23 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     tracing::info!(%addr, store = %redact(&config.database_url()), demarches = catalogue.len(), "listening");
     // A plain line on stdout, for scripts and tests that start us on port 0.
     println!("widget-server listening on http://{addr}");
-    let app = Arc::new(server::App::new(config, store, catalogue, &secret));
+    // Journal segments of earlier runs are listed before this run writes its own.
+    let old_journal = config.journal.as_deref().map(widget_server::flush::journal_files).unwrap_or_default();
+    let journal = match &config.journal {
+        Some(dir) => Some(
+            widget_server::journal::Journal::start(dir)
+                .with_context(|| format!("cannot open the journal in {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let max_batch = config.flush_max_votes as usize;
+    let mut app = server::App::new(config, store.clone(), catalogue, &secret);
+    app.journal = journal;
+    let app = Arc::new(app);
+    if !old_journal.is_empty() {
+        tracing::info!(files = old_journal.len(), "replaying the journal of an earlier run");
+        tokio::spawn(widget_server::flush::replay_files(old_journal, store, max_batch));
+    }
     app.metrics.store_reachable.set(1);
     Ok(match server::serve(app, listener, server::shutdown_signal()).await {
         FlushOutcome::AllStored => ExitCode::SUCCESS,

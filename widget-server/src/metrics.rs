@@ -30,6 +30,8 @@ pub enum Rejection {
     unsupported_media_type,
     /// Body not received in time (408).
     body_timeout,
+    /// The journal could not write the vote (503).
+    journal,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -17,7 +17,7 @@ use crate::assets::Assets;
 use crate::buffer::BufferedVotes;
 use crate::catalogue::Catalogue;
 use crate::config::Config;
-use crate::flush::{self, FlushOutcome, Flusher};
+use crate::flush::{self, FlushOutcome, FlushSettings, Flusher};
 use crate::form::{self, FieldErrors, FormView};
 use crate::http::{self, html, text, Body};
 use crate::intake::{self, Refusal};
@@ -46,6 +46,8 @@ pub struct App {
     pub buffer: Arc<BufferedVotes>,
     pub metrics: Arc<Metrics>,
     pub store: Arc<dyn Store>,
+    /// With `--journal`: votes are on disk before their 303.
+    pub journal: Option<crate::journal::Journal>,
     shutting_down: AtomicBool,
 }
 
@@ -61,6 +63,7 @@ impl App {
             catalogue,
             store,
             config,
+            journal: None,
             shutting_down: AtomicBool::new(false),
         }
     }
@@ -204,10 +207,13 @@ pub async fn serve(
                 app.buffer.clone(),
                 app.store.clone(),
                 app.metrics.clone(),
-                app.config.flush_max_votes as usize,
-                app.config.flush_interval(),
-                app.config.data_dir.clone(),
+                FlushSettings {
+                    max_batch: app.config.flush_max_votes as usize,
+                    interval: app.config.flush_interval(),
+                    data_dir: app.config.data_dir.clone(),
+                },
                 deadline_rx.clone(),
+                app.journal.clone(),
             );
             tokio::spawn(flusher.run())
         })
@@ -216,8 +222,8 @@ pub async fn serve(
         tokio::spawn(refresh_catalogue(app.clone())),
         tokio::spawn(prune_limits(app.clone())),
         tokio::spawn(ping_store(app.clone())),
-        tokio::spawn(flush::replay_spills(
-            app.config.data_dir.clone(),
+        tokio::spawn(flush::replay_files(
+            flush::spill_files(&app.config.data_dir),
             app.store.clone(),
             app.config.flush_max_votes as usize,
         )),
@@ -253,6 +259,10 @@ pub async fn serve(
             Err(e) => FlushOutcome::Lost { votes: 0, error: format!("flusher task failed: {e}") },
         };
         outcome = outcome.and(one);
+    }
+    if let Some(journal) = &app.journal {
+        // Segments whose votes are all stored go now; any others stay for the next start.
+        journal.close();
     }
     tracing::info!(?outcome, accepted = app.metrics.accepted_total(), "stopped");
     outcome

@@ -160,6 +160,10 @@ pub struct Vote {
     pub clarte: Option<Level>,
     pub aide: u8,
     pub commentaire: Option<Box<str>>,
+    /// The journal segment holding this vote (`--journal`), 0 when none: the segment can be
+    /// deleted once every vote in it is stored.
+    #[serde(skip)]
+    pub journal_segment: u32,
 }
 
 impl Vote {
@@ -177,6 +181,7 @@ impl Vote {
             clarte: answers.clarte,
             aide: answers.aide,
             commentaire: answers.commentaire,
+            journal_segment: 0,
         }
     }
 

@@ -192,6 +192,13 @@ impl Server {
         }
     }
 
+    /// SIGKILL: no shutdown, no flush, no spill; what was only in memory is gone.
+    pub fn kill_hard(&mut self) {
+        let mut child = self.child.take().expect("already stopped");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// A metric value from `/metrics` (the first sample whose line starts with `name`).
     pub async fn metric(&self, name: &str) -> f64 {
         let (_, _, body) = get(&self.url("/metrics"), &[]).await;
