@@ -123,7 +123,7 @@ impl Refusal {
 }
 
 /// `POST /Demarches/{id}/avis`: a 303 to the thank-you page, or the refusal's page.
-pub async fn post_vote(app: &App, peer: SocketAddr, demarche_id: i64, req: Request<Incoming>) -> Response<Body> {
+pub async fn post_vote(app: &Arc<App>, peer: SocketAddr, demarche_id: i64, req: Request<Incoming>) -> Response<Body> {
     match take_vote(app, peer, demarche_id, req).await {
         Ok(()) => {
             let mut res = Response::new(Body::default());
@@ -150,7 +150,7 @@ fn is_form_content_type(req: &Request<Incoming>) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
-async fn take_vote(app: &App, peer: SocketAddr, demarche_id: i64, req: Request<Incoming>) -> Result<(), Refusal> {
+async fn take_vote(app: &Arc<App>, peer: SocketAddr, demarche_id: i64, req: Request<Incoming>) -> Result<(), Refusal> {
     let demarche = app.catalogue.active(demarche_id).ok_or(Refusal::InvalidLink(Rejection::not_found))?;
     if !is_form_content_type(&req) {
         return Err(Refusal::UnsupportedMediaType);
@@ -183,13 +183,32 @@ async fn take_vote(app: &App, peer: SocketAddr, demarche_id: i64, req: Request<I
         _ => return Err(Refusal::Invalid(Box::new(posted), demarche)),
     };
     app.limits.check(client, demarche_id).map_err(Refusal::RateLimited)?;
-    let place = app.buffer.reserve().map_err(|_| Refusal::Backpressure)?;
-    let mut vote = Vote::accept(demarche_id, posted.source, satisfaction, posted.answers);
-    if let Some(journal) = &app.journal {
-        // On disk before the 303; on failure the reserved place is given back (dropped).
-        vote.journal_segment = journal.append(&vote).await.map_err(|_| Refusal::JournalFailed)?;
+    let vote = Vote::accept(demarche_id, posted.source, satisfaction, posted.answers);
+    match &app.journal {
+        None => app.buffer.push(vote).map_err(|_| Refusal::Backpressure)?,
+        Some(_) => {
+            // A vote on disk must reach the buffer even if the client goes away meanwhile (the
+            // request future is then dropped): the journal write and the insert run in a task
+            // of their own, which this request only waits for.
+            let app = app.clone();
+            tokio::spawn(async move { journal_then_buffer(&app, vote).await })
+                .await
+                .map_err(|_| Refusal::JournalFailed)??;
+        }
     }
-    place.insert(vote);
     app.metrics.accepted();
+    Ok(())
+}
+
+/// Reserves a place in the buffer, fsyncs the vote in the journal, then inserts it: a vote is
+/// never journaled and refused. On a journal failure the place is given back.
+async fn journal_then_buffer(app: &App, mut vote: Vote) -> Result<(), Refusal> {
+    let journal = app.journal.as_ref().ok_or(Refusal::JournalFailed)?;
+    let place = app.buffer.reserve().map_err(|_| Refusal::Backpressure)?;
+    vote.journal_segment = journal.append(&vote).await.map_err(|e| {
+        tracing::error!(error = %e, "vote not journaled");
+        Refusal::JournalFailed
+    })?;
+    place.insert(vote);
     Ok(())
 }
