@@ -158,6 +158,10 @@ open_limits=(--rate-per-minute 1000000000 --rate-per-minute-demarche 1000000000)
 start_listener ws-serve "$bin/widget-server" --database-url "$(pg_url serve)" --listen 127.0.0.1:0 --log warn "${open_limits[@]}"
 ws=$(cat "$work/ws-serve.addr")
 ws_pid=$(cat "$work/ws-serve.pid")
+start_listener ws-journal "$bin/widget-server" --database-url "$(pg_url serve)" --listen 127.0.0.1:0 --log warn "${open_limits[@]}" \
+  --journal "$work/ws/journal"
+wsj=$(cat "$work/ws-journal.addr")
+wsj_pid=$(cat "$work/ws-journal.pid")
 cd "$root"
 key=$("$bin/snippet" --secret-file "$work/ws/data/secret" --public-url "$ws" --demarche 1 | sed -n 's/.*key=\([0-9a-f]*\)".*/\1/p')
 [ -n "$key" ] || die "no key"
@@ -189,11 +193,12 @@ declare -A wrk_specs=(
   [nginxgz]="'$nginx_url/bouton-bleu.svg' -H 'Accept-Encoding: gzip'"
   [form]="'$ws/Demarches/1?view-mode=formulaire-avis&nd_source=button&key=$key'"
   [wrkvote]="'$ws/Demarches/1/avis' -s '$work/post.lua'"
+  [wrkvotej]="'$wsj/Demarches/1/avis' -s '$work/post.lua'"
 )
-wrk_order=(hello hellolike ws200 nginx200 ws304 nginx304 wsgz nginxgz form wrkvote)
+wrk_order=(hello hellolike ws200 nginx200 ws304 nginx304 wsgz nginxgz form wrkvote wrkvotej)
 wrk_rounds
 r_hello=${best[hello]}; r_hellolike=${best[hellolike]}; r_ws200=${best[ws200]}; r_nginx200=${best[nginx200]}; r_ws304=${best[ws304]}
-r_nginx304=${best[nginx304]}; r_wsgz=${best[wsgz]}; r_nginxgz=${best[nginxgz]}; r_form=${best[form]}; r_wrkvote=${best[wrkvote]}
+r_nginx304=${best[nginx304]}; r_wsgz=${best[wsgz]}; r_nginxgz=${best[nginxgz]}; r_form=${best[form]}; r_wrkvote=${best[wrkvote]}; r_wrkvotej=${best[wrkvotej]}
 
 say "votes: loadtest (varied votes over 10 démarches, 50 source addresses)"
 lt=("$bin/loadtest" --target "$ws" --demarches 1,2,3,4,5,6,7,8,9,10 --secret-file "$work/ws/data/secret" --mix vote=100)
@@ -204,7 +209,9 @@ half=$(( max_rate / 2 ))
 # The same open model against the bare hyper server (GETs), as a same-run baseline for tails.
 "$bin/loadtest" --target "$hello" --demarches 1 --secret-file "$work/ws/data/secret" --mix button=100 \
   --concurrency 50 --source-ips 50 --rate "$half" --duration "${secs}s" --json "$work/hello-open.json" >&2
-kill -TERM "$ws_pid"; wait "$ws_pid" || die "widget-server (serve) exited with $?"
+kill -TERM "$ws_pid" "$wsj_pid"
+wait "$ws_pid" || die "widget-server (serve) exited with $?"
+wait "$wsj_pid" || die "widget-server (journal) exited with $?"
 
 say "storage: batched flush vs one INSERT per vote vs psql \\copy"
 "$bin/flushbench" --database-url "$(pg_url flush)" --votes "$votes" --naive 20000 --parallel 1 --csv "$work/rows.csv" >"$work/flush1.json"
@@ -244,7 +251,7 @@ cd "$root"
 kill -TERM "$e2e_pid"; wait "$e2e_pid" || die "widget-server (e2e) exited with $?"
 
 say "writing $out"
-export r_hello r_hellolike r_ws200 r_nginx200 r_ws304 r_nginx304 r_wsgz r_nginxgz r_form r_wrkvote secs votes \
+export r_hello r_hellolike r_wrkvotej r_ws200 r_nginx200 r_ws304 r_nginx304 r_wsgz r_nginxgz r_form r_wrkvote secs votes \
   rss_before rss_after buffered t0 t1 stored_mem work half max_rate rounds
 python3 - "$out" <<'PY'
 import json, os, platform, subprocess, sys, datetime
@@ -274,6 +281,7 @@ rows = [
     ("nginx button 200 gzip", wrk("r_nginxgz"), "hello"),
     ("widget-server form page", wrk("r_form"), "hello"),
     ("widget-server vote POST → 303 (wrk, fixed body)", wrk("r_wrkvote"), "hello"),
+    ("widget-server vote POST → 303 with `--journal` (fsync before each 303, group commit)", wrk("r_wrkvotej"), "hello"),
 ]
 closed, openm = load("vote-closed.json"), load("vote-open.json")
 f1, f2 = load("flush1.json"), load("flush2.json")
