@@ -97,7 +97,8 @@ pub struct Config {
     #[arg(long, env = "MONAVIS_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,
     /// Journal directory: every accepted vote is appended and fsynced (group commit) before its
-    /// 303, so a crash or SIGKILL loses nothing acknowledged; replayed at next start. Off by default.
+    /// 303, so a crash or SIGKILL loses nothing acknowledged; replayed at next start. Off by
+    /// default. One directory per server process: a starting server replays all it finds there.
     #[arg(long, env = "MONAVIS_JOURNAL", global = true)]
     pub journal: Option<PathBuf>,
     /// Flush at least this often, in milliseconds.

@@ -185,7 +185,10 @@ async fn take_vote(app: &Arc<App>, peer: SocketAddr, demarche_id: i64, req: Requ
     app.limits.check(client, demarche_id).map_err(Refusal::RateLimited)?;
     let vote = Vote::accept(demarche_id, posted.source, satisfaction, posted.answers);
     match &app.journal {
-        None => app.buffer.push(vote).map_err(|_| Refusal::Backpressure)?,
+        None => {
+            app.buffer.push(vote).map_err(|_| Refusal::Backpressure)?;
+            app.metrics.accepted();
+        }
         Some(_) => {
             // A vote on disk must reach the buffer even if the client goes away meanwhile (the
             // request future is then dropped): the journal write and the insert run in a task
@@ -196,7 +199,6 @@ async fn take_vote(app: &Arc<App>, peer: SocketAddr, demarche_id: i64, req: Requ
                 .map_err(|_| Refusal::JournalFailed)??;
         }
     }
-    app.metrics.accepted();
     Ok(())
 }
 
@@ -210,5 +212,7 @@ async fn journal_then_buffer(app: &App, mut vote: Vote) -> Result<(), Refusal> {
         Refusal::JournalFailed
     })?;
     place.insert(vote);
+    // Counted here, not by the request: the vote is accepted even if its client has gone.
+    app.metrics.accepted();
     Ok(())
 }
