@@ -13,6 +13,7 @@
 #   BENCH_SECONDS=3 BENCH_VOTES=100000 scripts/bench.sh     a quicker, rougher run
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 root=$(pwd)
 secs=${BENCH_SECONDS:-10}
 votes=${BENCH_VOTES:-1000000}
@@ -27,10 +28,7 @@ command -v nginx >/dev/null || need+=(nginx-light)
 command -v python3 >/dev/null || need+=(python3)
 command -v psql >/dev/null || need+=(postgresql-client)
 if [ ${#need[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || die "missing ${need[*]}; install them (apt-get install ${need[*]})"
-  say "installing ${need[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  apt_install "${need[@]}"
   # Debian starts nginx on port 80 on install; we run our own.
   (systemctl stop nginx || service nginx stop || pkill -x nginx) >/dev/null 2>&1 || true
 fi

@@ -4,6 +4,7 @@
 set -euo pipefail
 shopt -s inherit_errexit 2>/dev/null || true
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 say() { printf '\n== %s\n' "$*"; }
 die() { echo "test.sh: $*" >&2; exit 1; }
@@ -16,12 +17,7 @@ missing=()
 command -v cc >/dev/null || missing+=(gcc libc6-dev)
 command -v runuser >/dev/null || missing+=(util-linux)
 command -v psql >/dev/null || missing+=(postgresql-client)
-if [ ${#missing[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || die "missing packages ${missing[*]} and not root to install them"
-  say "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+apt_install "${missing[@]}"
 
 work=$(mktemp -d /tmp/monavis-test.XXXXXX)
 cleanup() { scripts/pg.sh stop "$work/pg" 2>/dev/null || true; rm -rf "$work"; }
