@@ -57,6 +57,15 @@ const SOURCES: &[Source] = &[
         bytes: include_bytes!("../../assets/avis.css"),
         stable: false,
     },
+    // The console's additions to avis.css (forms, tables, navigation): kept apart so that the
+    // citizen form stays under 10 kB.
+    Source {
+        stem: "console",
+        ext: "css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../assets/console.css"),
+        stable: false,
+    },
 ];
 
 /// One encoding of an asset.
@@ -91,6 +100,8 @@ pub struct Assets {
     routes: Vec<(String, usize, HeaderValue)>,
     assets: Vec<Asset>,
     css_href: String,
+    /// (stem, hashed path) of every asset.
+    hrefs: Vec<(&'static str, String)>,
 }
 
 impl Assets {
@@ -99,13 +110,15 @@ impl Assets {
         let mut routes = Vec::new();
         let mut assets = Vec::new();
         let mut css_href = String::new();
+        let mut hrefs = Vec::new();
         for (i, src) in SOURCES.iter().enumerate() {
             let hash = hex::encode(Sha256::digest(src.bytes));
             let short = &hash[..12];
             let hashed_path = format!("/static/{}.{}.{}", src.stem, short, src.ext);
-            if src.ext == "css" {
+            if src.stem == "avis" {
                 css_href = hashed_path.clone();
             }
+            hrefs.push((src.stem, hashed_path.clone()));
             routes.push((hashed_path, i, HeaderValue::from_static(CACHE_IMMUTABLE)));
             if src.stable {
                 routes.push((format!("/static/{}.{}", src.stem, src.ext), i, HeaderValue::from_static(CACHE_STABLE)));
@@ -122,7 +135,12 @@ impl Assets {
                 brotli,
             });
         }
-        Assets { routes, assets, css_href }
+        Assets { routes, assets, css_href, hrefs }
+    }
+
+    /// The content-hashed URL path of the asset named `stem` (`console`, `bouton-bleu`…).
+    pub fn href(&self, stem: &str) -> Option<&str> {
+        self.hrefs.iter().find(|(s, _)| *s == stem).map(|(_, h)| h.as_str())
     }
 
     /// The content-hashed URL path of the form stylesheet.

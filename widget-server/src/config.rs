@@ -30,6 +30,43 @@ pub enum Command {
     Demarche(DemarcheCommand),
     /// Print the button code a porteur pastes at the end of a démarche.
     Snippet(SnippetArgs),
+    /// Manage porteurs' accounts (the first administrator is made here).
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Read the e-mail outbox (where e-mails stay when no --smtp-url is set).
+    #[command(subcommand)]
+    Email(EmailCommand),
+}
+
+/// `account …` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum AccountCommand {
+    /// Activate an account that waits for an administrator (or has not confirmed its address).
+    Approve {
+        /// The account's e-mail address.
+        email: String,
+    },
+    /// Make an account an administrator (and active).
+    Admin {
+        /// The account's e-mail address.
+        email: String,
+    },
+    /// List accounts waiting for an administrator.
+    Pending,
+}
+
+/// `email …` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum EmailCommand {
+    /// Print the latest e-mails of the outbox, newest first, with their bodies.
+    List {
+        /// Only those sent to this address.
+        #[arg(long)]
+        to: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 10)]
+        limit: i64,
+    },
 }
 
 /// `demarche …` subcommands.
@@ -131,6 +168,25 @@ pub struct Config {
     /// How long shutdown may spend flushing before spilling to disk (e.g. 30s, 2m).
     #[arg(long, env = "MONAVIS_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_timeout: Duration,
+    /// Name of the service, shown in every page header and in e-mails.
+    #[arg(long, env = "MONAVIS_OPERATOR_NAME", default_value = "monavis", global = true)]
+    pub operator_name: String,
+    /// Show the « République française » block in page headers (only the State may use it).
+    #[arg(long, env = "MONAVIS_OPERATOR_MARIANNE", global = true)]
+    pub operator_marianne: bool,
+    /// SMTP server for the console's e-mails: smtp://host:25, smtp://user:pass@host:587?tls=required,
+    /// smtps://host:465. Without it, e-mails stay in the email_outbox table (and the log says so).
+    #[arg(long, env = "MONAVIS_SMTP_URL", global = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of the console's e-mails; default "operator name" <ne-pas-repondre@host of --public-url>.
+    #[arg(long, env = "MONAVIS_SMTP_FROM", global = true)]
+    pub smtp_from: Option<String>,
+    /// A console session ends after this long without a request (e.g. 7d, 12h).
+    #[arg(long, env = "MONAVIS_SESSION_IDLE_TIMEOUT", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
+    pub session_idle_timeout: Duration,
+    /// A console session ends this long after log-in, however active.
+    #[arg(long, env = "MONAVIS_SESSION_MAX_AGE", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
+    pub session_max_age: Duration,
     /// Log filter (tracing EnvFilter syntax), e.g. info or widget_server=debug.
     #[arg(long, env = "MONAVIS_LOG", default_value = "info,tokio_postgres=warn", global = true)]
     pub log: String,

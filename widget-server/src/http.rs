@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
@@ -19,12 +19,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-/// Every response body: bytes known in full (pages are small and rendered at once).
-pub type Body = Full<Bytes>;
+/// Every response body: bytes known in full on the hot path (pages are small and rendered at
+/// once), or the console's body (axum's, which may stream).
+pub type Body = Either<Full<Bytes>, axum::body::Body>;
 
 /// A body from bytes.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
+    Either::Left(Full::new(bytes.into()))
 }
 
 /// Longest wait for a request's headers, including the wait for the next request on an idle

@@ -126,7 +126,7 @@ impl Refusal {
 pub async fn post_vote(app: &Arc<App>, peer: SocketAddr, demarche_id: i64, req: Request<Incoming>) -> Response<Body> {
     match take_vote(app, peer, demarche_id, req).await {
         Ok(()) => {
-            let mut res = Response::new(Body::default());
+            let mut res = Response::new(crate::http::full(bytes::Bytes::new()));
             *res.status_mut() = StatusCode::SEE_OTHER;
             let location = format!("/Demarches/{demarche_id}/merci");
             if let Ok(v) = HeaderValue::from_str(&location) {

@@ -32,6 +32,7 @@ pub mod assets;
 pub mod buffer;
 pub mod catalogue;
 pub mod config;
+pub mod console;
 pub mod flush;
 pub mod form;
 pub mod http;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use widget_server::catalogue::{Catalogue, Demarche};
-use widget_server::config::{Cli, Command, Config, DemarcheCommand};
+use widget_server::config::{AccountCommand, Cli, Command, Config, DemarcheCommand, EmailCommand};
 use widget_server::flush::FlushOutcome;
 use widget_server::{secret, server, store};
 
@@ -68,6 +68,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Account(command) => account_command(&config, command).await,
+        Command::Email(EmailCommand::List { to, limit }) => {
+            open_store(&config).await?;
+            let console = widget_server::console::store::open(&config.database_url()).await?;
+            for m in console.outbox(to.map(|t| t.trim().to_lowercase()), limit.max(1)).await? {
+                let state = match m.sent_at {
+                    Some(at) => format!("sent {}", at.format("%Y-%m-%d %H:%M:%S")),
+                    None => "not sent".to_string(),
+                };
+                println!(
+                    "--- #{} to {} ({state}), {}\nSubject: {}\n\n{}",
+                    m.id,
+                    m.to,
+                    m.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    m.subject,
+                    m.body
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Snippet(args) => {
             anyhow::ensure!(
                 snippet::is_valid_source(&args.source),
@@ -87,6 +107,67 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `account …`: what operators do to accounts, recorded in the audit trail.
+async fn account_command(config: &Config, command: AccountCommand) -> anyhow::Result<ExitCode> {
+    use widget_server::console::store::{AccountStatus, AuditEntry};
+    open_store(config).await?;
+    let console = widget_server::console::store::open(&config.database_url()).await?;
+    let now = chrono::Utc::now();
+    let find = |email: &str| {
+        let email = email.trim().to_lowercase();
+        let console = console.clone();
+        async move {
+            console
+                .account_by_email(email.clone())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no account has the address {email}"))
+        }
+    };
+    let audit = |action: &str, id: i64, email: &str| AuditEntry {
+        actor_id: None,
+        action: action.into(),
+        account_id: Some(id),
+        demarche_id: None,
+        detail: format!("{email} (widget-server account)"),
+    };
+    match command {
+        AccountCommand::Approve { email } => {
+            let account = find(&email).await?;
+            if account.status == AccountStatus::Active {
+                println!("{} is already active", account.email);
+                return Ok(ExitCode::SUCCESS);
+            }
+            anyhow::ensure!(
+                console.set_status(account.id, account.status, AccountStatus::Active, now).await?,
+                "the account of {} changed meanwhile; try again",
+                account.email
+            );
+            console.audit(audit("account.approve", account.id, &account.email), now).await?;
+            let mail = widget_server::console::emails::approved(
+                &config.operator_name,
+                config.public_url.trim_end_matches('/'),
+            );
+            console.queue_email(account.email.clone(), mail.subject, mail.body, now).await?;
+            println!(
+                "{} is now active (an e-mail tells them; it leaves with the running server's mailer)",
+                account.email
+            );
+        }
+        AccountCommand::Admin { email } => {
+            let account = find(&email).await?;
+            console.make_admin(account.id, now).await?;
+            console.audit(audit("account.admin", account.id, &account.email), now).await?;
+            println!("{} is now an administrator (and active)", account.email);
+        }
+        AccountCommand::Pending => {
+            for a in console.pending_accounts().await? {
+                println!("{}\t{}\t{}\t{}", a.email, a.name, a.administration, a.created_at.format("%Y-%m-%d %H:%M"));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>> {
@@ -131,6 +212,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let max_batch = config.flush_max_votes as usize;
     let mut app = server::App::new(config, store.clone(), catalogue, &secret);
     app.journal = journal;
+    let css = [app.assets.css_href().to_string(), app.assets.href("console").unwrap_or_default().to_string()];
+    app.console =
+        Some(widget_server::console::Console::start(&app.config, css).await.context("starting the porteurs' console")?);
     let app = Arc::new(app);
     if !old_journal.is_empty() {
         tracing::info!(files = old_journal.len(), "replaying the journal of an earlier run");

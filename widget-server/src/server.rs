@@ -48,6 +48,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// With `--journal`: votes are on disk before their 303.
     pub journal: Option<crate::journal::Journal>,
+    /// The porteurs' console: every path that is not a button, a form, a vote or a probe.
+    pub console: Option<Arc<crate::console::Console>>,
     shutting_down: AtomicBool,
 }
 
@@ -64,6 +66,7 @@ impl App {
             store,
             config,
             journal: None,
+            console: None,
             shutting_down: AtomicBool::new(false),
         }
     }
@@ -142,15 +145,18 @@ pub async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> R
             text(StatusCode::OK, app.metrics.render(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
         }
         Route::Vote(_) => method_not_allowed("POST"),
-        Route::Other(_) => html(
-            StatusCode::NOT_FOUND,
-            form::problem_page(
-                app.assets.css_href(),
-                "Page introuvable",
-                &["Cette adresse ne correspond à aucune page."],
+        Route::Other(_) => match &app.console {
+            Some(console) => console.handle(peer, req).await.map(http_body_util::Either::Right),
+            None => html(
+                StatusCode::NOT_FOUND,
+                form::problem_page(
+                    app.assets.css_href(),
+                    "Page introuvable",
+                    &["Cette adresse ne correspond à aucune page."],
+                ),
+                "no-store",
             ),
-            "no-store",
-        ),
+        },
         _ => method_not_allowed("GET, HEAD"),
     }
 }
@@ -218,7 +224,7 @@ pub async fn serve(
             tokio::spawn(flusher.run())
         })
         .collect();
-    let background = [
+    let mut background = vec![
         tokio::spawn(refresh_catalogue(app.clone())),
         tokio::spawn(prune_limits(app.clone())),
         tokio::spawn(ping_store(app.clone())),
@@ -228,6 +234,9 @@ pub async fn serve(
             app.config.flush_max_votes as usize,
         )),
     ];
+    if let Some(console) = &app.console {
+        background.extend(console.spawn_background());
+    }
     let signalled = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let shutdown = {
         let (app, signalled) = (app.clone(), signalled.clone());

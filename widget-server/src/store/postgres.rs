@@ -27,7 +27,8 @@ use crate::vote::{Question, Vote};
 
 type Pool = bb8::Pool<PostgresConnectionManager<NoTls>>;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE demarche (
     id bigint PRIMARY KEY,
     name text NOT NULL,
@@ -61,7 +62,64 @@ CREATE TABLE avis_daily (
     aide_agent bigint NOT NULL DEFAULT 0, aide_internet bigint NOT NULL DEFAULT 0, aide_autre bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (demarche_id, day, source)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE account (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email text NOT NULL UNIQUE,
+    name text NOT NULL,
+    administration text NOT NULL DEFAULT '',
+    password_hash text NOT NULL,
+    status text NOT NULL CHECK (status IN ('unconfirmed', 'pending', 'active')),
+    is_admin boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL,
+    status_at timestamptz NOT NULL
+);
+CREATE TABLE session (
+    token_hash bytea PRIMARY KEY,
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    csrf text NOT NULL,
+    created_at timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL
+);
+CREATE INDEX session_account ON session (account_id);
+CREATE TABLE email_token (
+    token_hash bytea PRIMARY KEY,
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    kind text NOT NULL CHECK (kind IN ('confirm', 'reset')),
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    used_at timestamptz
+);
+CREATE INDEX email_token_account ON email_token (account_id);
+CREATE TABLE allowed_domain (
+    domain text PRIMARY KEY,
+    added_by bigint REFERENCES account (id) ON DELETE SET NULL,
+    added_at timestamptz NOT NULL
+);
+CREATE TABLE email_outbox (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    to_address text NOT NULL,
+    subject text NOT NULL,
+    body text NOT NULL,
+    created_at timestamptz NOT NULL,
+    claimed_at timestamptz,
+    sent_at timestamptz,
+    attempts integer NOT NULL DEFAULT 0,
+    last_error text
+);
+CREATE INDEX email_outbox_unsent ON email_outbox (id) WHERE sent_at IS NULL;
+CREATE TABLE audit (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at timestamptz NOT NULL,
+    actor_id bigint,
+    action text NOT NULL,
+    account_id bigint,
+    demarche_id bigint,
+    detail text NOT NULL DEFAULT ''
+);
+"#,
+];
 
 /// Column types of `avis`, in COPY order.
 const AVIS_TYPES: [Type; 9] =

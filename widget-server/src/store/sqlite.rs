@@ -15,7 +15,8 @@ use crate::stats::{Counts, DailyRow};
 use crate::vote::{paris_day, Question, Vote};
 
 /// Schema versions, applied in order, each in its own transaction.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE demarche (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -49,7 +50,64 @@ CREATE TABLE avis_daily (
     aide_agent INTEGER NOT NULL DEFAULT 0, aide_internet INTEGER NOT NULL DEFAULT 0, aide_autre INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (demarche_id, day, source)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+CREATE TABLE account (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    administration TEXT NOT NULL DEFAULT '',
+    password_hash TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('unconfirmed', 'pending', 'active')),
+    is_admin INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    status_at TEXT NOT NULL
+);
+CREATE TABLE session (
+    token_hash BLOB PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX session_account ON session (account_id);
+CREATE TABLE email_token (
+    token_hash BLOB PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('confirm', 'reset')),
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_at TEXT
+) WITHOUT ROWID;
+CREATE INDEX email_token_account ON email_token (account_id);
+CREATE TABLE allowed_domain (
+    domain TEXT PRIMARY KEY,
+    added_by INTEGER REFERENCES account (id) ON DELETE SET NULL,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE email_outbox (
+    id INTEGER PRIMARY KEY,
+    to_address TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    claimed_at TEXT,
+    sent_at TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX email_outbox_unsent ON email_outbox (id) WHERE sent_at IS NULL;
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor_id INTEGER,
+    action TEXT NOT NULL,
+    account_id INTEGER,
+    demarche_id INTEGER,
+    detail TEXT NOT NULL DEFAULT ''
+);
+"#,
+];
 
 /// SQLite store.
 pub struct SqliteStore {

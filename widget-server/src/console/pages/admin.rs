@@ -1,0 +1,220 @@
+//! « Administration » (`/console/admin`): accounts waiting for validation (accept, optionally
+//! allowing their domain, or refuse; an e-mail either way), the allowed-domain list, and the
+//! latest audit entries. Reached only through the administrator guard.
+
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use chrono::Utc;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::{normalize_domain, Fields};
+use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
+use crate::console::store::{AccountStatus, AuditEntry};
+use crate::console::{emails, Answer, Console, Ctx, Problem};
+
+#[derive(Deserialize, Default)]
+pub struct AdminQuery {
+    info: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct ApproveForm {
+    autoriser_domaine: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct DomainForm {
+    #[serde(default)]
+    domaine: String,
+}
+
+fn date(t: chrono::DateTime<Utc>) -> String {
+    t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y %H:%M").to_string()
+}
+
+async fn admin_page(
+    ctx: &Ctx,
+    domain_value: &str,
+    domain_errors: &Errors,
+    info: Option<&str>,
+) -> Result<Markup, Problem> {
+    let store = &ctx.console.store;
+    let pending = store.pending_accounts().await?;
+    let domains = store.allowed_domains().await?;
+    let audit = store.audit_log(20).await?;
+    let csrf = ctx.viewer.csrf();
+    Ok(html! {
+        (notice(info))
+        h1 { "Administration" }
+        section.carte #comptes {
+            h2 { "Comptes en attente de validation" }
+            @if pending.is_empty() {
+                p { "Aucun compte n'attend de validation." }
+            } @else {
+                table.tableau {
+                    caption { (pending.len()) " compte" @if pending.len() > 1 { "s" } " en attente" }
+                    thead { tr { th scope="col" { "Nom" } th scope="col" { "Adresse e-mail" } th scope="col" { "Administration" } th scope="col" { "Inscrit le" } th scope="col" { "Décision" } } }
+                    tbody {
+                        @for a in &pending {
+                            tr {
+                                td { (a.name) }
+                                td { (a.email) }
+                                td { (a.administration) }
+                                td { (date(a.created_at)) }
+                                td {
+                                    div.actions {
+                                        form method="post" action={ "/console/admin/comptes/" (a.id) "/accepter" } {
+                                            (csrf_field(csrf))
+                                            div.case {
+                                                input type="checkbox" id={ "domaine-" (a.id) } name="autoriser_domaine" value="oui";
+                                                label for={ "domaine-" (a.id) } { "Autoriser aussi le domaine @" (a.domain()) }
+                                            }
+                                            button.bouton-secondaire type="submit" { "Accepter " span.sr-only { (a.email) } }
+                                        }
+                                        form method="post" action={ "/console/admin/comptes/" (a.id) "/refuser" } {
+                                            (csrf_field(csrf))
+                                            button.bouton-secondaire.bouton-danger type="submit" { "Refuser " span.sr-only { (a.email) } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.carte #domaines {
+            h2 { "Domaines autorisés" }
+            p { "Les adresses de ces domaines (et de leurs sous-domaines) sont actives dès qu'elles sont confirmées, comme celles en .gouv.fr." }
+            @if domains.is_empty() {
+                p { "Aucun domaine autorisé en plus de gouv.fr." }
+            } @else {
+                table.tableau {
+                    caption { "Domaines autorisés" }
+                    thead { tr { th scope="col" { "Domaine" } th scope="col" { "Ajouté le" } th scope="col" { "Action" } } }
+                    tbody {
+                        @for d in &domains {
+                            tr {
+                                td { (d.domain) }
+                                td { (date(d.added_at)) }
+                                td {
+                                    form method="post" action="/console/admin/domaines/retirer" {
+                                        (csrf_field(csrf))
+                                        input type="hidden" name="domaine" value=(d.domain);
+                                        button.bouton-secondaire type="submit" { "Retirer " span.sr-only { (d.domain) } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (domain_errors.summary("Le domaine n'a pas été ajouté"))
+            form method="post" action="/console/admin/domaines" novalidate {
+                (csrf_field(csrf))
+                (Input { id: "domaine", label: "Ajouter un domaine", kind: "text", value: domain_value, autocomplete: "off",
+                         hint: Some("Par exemple ademe.fr"), required: true }.render(domain_errors))
+                button.bouton-secondaire type="submit" { "Ajouter le domaine" }
+            }
+        }
+        section.carte #journal {
+            h2 { "Dernières actions" }
+            @if audit.is_empty() {
+                p { "Aucune action enregistrée." }
+            } @else {
+                table.tableau {
+                    caption { "Les 20 dernières actions" }
+                    thead { tr { th scope="col" { "Date" } th scope="col" { "Action" } th scope="col" { "Par" } th scope="col" { "Compte" } th scope="col" { "Détail" } } }
+                    tbody {
+                        @for (at, e) in &audit {
+                            tr {
+                                td { (date(*at)) }
+                                td { (e.action) }
+                                td { @match e.actor_id { Some(id) => { "n°\u{a0}" (id) }, None => "opérateur" } }
+                                td { @if let Some(id) = e.account_id { "n°\u{a0}" (id) } }
+                                td { (e.detail) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+pub async fn admin_get(ctx: Ctx, Query(q): Query<AdminQuery>) -> Answer {
+    let main = admin_page(&ctx, "", &Errors::default(), q.info.as_deref()).await?;
+    Ok(ctx.render(StatusCode::OK, "Administration", main))
+}
+
+fn audit(actor: i64, action: &str, account_id: Option<i64>, detail: String) -> AuditEntry {
+    AuditEntry { actor_id: Some(actor), action: action.into(), account_id, demarche_id: None, detail }
+}
+
+/// Accepts a waiting account, optionally allowing its domain; mails its owner.
+pub async fn approve_post(ctx: Ctx, Path(id): Path<i64>, Fields(f): Fields<ApproveForm>) -> Answer {
+    let admin = ctx.account()?;
+    let c: &Console = &ctx.console;
+    let now = Utc::now();
+    let Some(account) = c.store.account_by_id(id).await? else { return Err(Problem::not_found()) };
+    if !c.store.set_status(id, AccountStatus::Pending, AccountStatus::Active, now).await? {
+        return Err(already_decided());
+    }
+    c.store.audit(audit(admin.id, "account.approve", Some(id), account.email.clone()), now).await?;
+    if f.autoriser_domaine.is_some() {
+        let domain = account.domain().to_string();
+        if c.store.add_allowed_domain(domain.clone(), Some(admin.id), now).await? {
+            c.store.audit(audit(admin.id, "domain.add", None, domain), now).await?;
+        }
+    }
+    c.mailer.send(&account.email, emails::approved(&c.settings.operator_name, &c.settings.public_url)).await?;
+    Ok(see_other("/console/admin?info=compte-accepte"))
+}
+
+/// Refuses a waiting account: it is deleted and its owner told.
+pub async fn refuse_post(ctx: Ctx, Path(id): Path<i64>) -> Answer {
+    let admin = ctx.account()?;
+    let c: &Console = &ctx.console;
+    let now = Utc::now();
+    let account = match c.store.account_by_id(id).await? {
+        Some(a) if a.status == AccountStatus::Pending => a,
+        Some(_) => return Err(already_decided()),
+        None => return Err(Problem::not_found()),
+    };
+    c.store.delete_account(id).await?;
+    c.store.audit(audit(admin.id, "account.refuse", Some(id), account.email.clone()), now).await?;
+    c.mailer.send(&account.email, emails::refused(&c.settings.operator_name)).await?;
+    Ok(see_other("/console/admin?info=compte-refuse"))
+}
+
+fn already_decided() -> Problem {
+    Problem {
+        link: Some(("Retour à l'administration", "/console/admin")),
+        ..Problem::new(StatusCode::CONFLICT, "Compte déjà traité", "Ce compte n'attend plus de validation.")
+    }
+}
+
+pub async fn domain_add_post(ctx: Ctx, Fields(f): Fields<DomainForm>) -> Answer {
+    let admin = ctx.account()?;
+    let Some(domain) = normalize_domain(&f.domaine) else {
+        let mut errors = Errors::default();
+        errors.add("domaine", "Domaine", "Indiquez un nom de domaine, par exemple ademe.fr.");
+        let main = admin_page(&ctx, &f.domaine, &errors, None).await?;
+        return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Administration", main));
+    };
+    let now = Utc::now();
+    if ctx.console.store.add_allowed_domain(domain.clone(), Some(admin.id), now).await? {
+        ctx.console.store.audit(audit(admin.id, "domain.add", None, domain), now).await?;
+    }
+    Ok(see_other("/console/admin?info=domaine-ajoute#domaines"))
+}
+
+pub async fn domain_remove_post(ctx: Ctx, Fields(f): Fields<DomainForm>) -> Answer {
+    let admin = ctx.account()?;
+    let domain = f.domaine.trim().to_ascii_lowercase();
+    if ctx.console.store.remove_allowed_domain(domain.clone()).await? {
+        ctx.console.store.audit(audit(admin.id, "domain.remove", None, domain), Utc::now()).await?;
+    }
+    Ok(see_other("/console/admin?info=domaine-retire#domaines"))
+}

@@ -1,0 +1,128 @@
+//! « Se connecter » (`/connexion`) and « Se déconnecter » (`POST /deconnexion`).
+//!
+//! A wrong password and an unknown address get the same message after the same argon2 work. A
+//! successful log-in always starts a new session (the token is rotated), ending the one the
+//! browser had, if any.
+
+use axum::extract::Query;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use chrono::Utc;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::{normalize_email, Fields};
+use crate::console::guard::{clear_cookie, safe_return_path, set_cookie};
+use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
+use crate::console::limit::Action;
+use crate::console::secret::SecretToken;
+use crate::console::store::{AccountStatus, TokenKind};
+use crate::console::{emails, Answer, Ctx, Problem, Viewer, CONFIRM_VALIDITY, SESSION_COOKIE};
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    info: Option<String>,
+    suite: Option<String>,
+}
+
+/// The log-in form as posted.
+#[derive(Deserialize, Default)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    mot_de_passe: String,
+    suite: Option<String>,
+}
+
+fn login_form(ctx: &Ctx, email: &str, suite: Option<&str>, errors: &Errors, info: Option<&str>) -> Markup {
+    html! {
+        (notice(info))
+        h1 { "Se connecter à l'espace porteurs" }
+        (errors.summary("Connexion impossible"))
+        form method="post" action="/connexion" novalidate {
+            (csrf_field(ctx.viewer.csrf()))
+            @if let Some(s) = suite { input type="hidden" name="suite" value=(safe_return_path(Some(s))); }
+            (Input { id: "email", label: "Adresse e-mail", kind: "email", value: email, autocomplete: "username", hint: None, required: true }.render(errors))
+            (Input { id: "mot_de_passe", label: "Mot de passe", kind: "password", value: "", autocomplete: "current-password", hint: None, required: true }.render(errors))
+            p { a href="/mot-de-passe-oublie" { "Mot de passe oublié\u{a0}?" } }
+            button.bouton type="submit" { "Se connecter" }
+        }
+        p { "Pas encore de compte\u{a0}? " a href="/inscription" { "Créer un compte porteur" } }
+    }
+}
+
+/// The form (with a notice after a redirect).
+pub async fn login_get(ctx: Ctx, Query(q): Query<LoginQuery>) -> Response {
+    let main = login_form(&ctx, "", q.suite.as_deref(), &Errors::default(), q.info.as_deref());
+    ctx.render(StatusCode::OK, "Se connecter", main)
+}
+
+/// Checks the password and opens a session.
+pub async fn login_post(ctx: Ctx, Fields(f): Fields<LoginForm>) -> Answer {
+    let c = &ctx.console;
+    let suite = f.suite.as_deref();
+    let mut errors = Errors::default();
+    let email = match normalize_email(&f.email) {
+        Ok(e) => e,
+        Err(m) => {
+            errors.add("email", "Adresse e-mail", m);
+            let main = login_form(&ctx, &f.email, suite, &errors, None);
+            return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Se connecter", main));
+        }
+    };
+    c.limits.check(Action::LogIn, ctx.client, &email).map_err(Problem::too_many)?;
+    let account = c.store.account_by_email(email.clone()).await?;
+    let ok = c.passwords.verify(f.mot_de_passe, account.as_ref().map(|a| a.password_hash.clone())).await;
+    let account = match account {
+        Some(a) if ok => a,
+        _ => {
+            errors.add("mot_de_passe", "Connexion", "Adresse e-mail ou mot de passe incorrect.");
+            let main = login_form(&ctx, &f.email, suite, &errors, None);
+            return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Se connecter", main));
+        }
+    };
+    let now = Utc::now();
+    match account.status {
+        AccountStatus::Active => {}
+        AccountStatus::Unconfirmed => {
+            // The password is right, so the owner is here: send a fresh link.
+            let token = SecretToken::generate();
+            c.store.insert_token(token.hash(), account.id, TokenKind::Confirm, now, now + CONFIRM_VALIDITY).await?;
+            let mail = emails::confirm(&c.settings.operator_name, &c.settings.public_url, token.expose());
+            c.mailer.send(&account.email, mail).await?;
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "Adresse e-mail à confirmer",
+                "Votre adresse e-mail n'est pas encore confirmée. Nous venons de vous envoyer un nouveau lien de \
+                 confirmation (valable 24\u{a0}heures).",
+            ));
+        }
+        AccountStatus::Pending => {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "Compte en attente de validation",
+                "Votre compte attend la validation d'un administrateur. Vous recevrez un e-mail dès que ce sera fait.",
+            ))
+        }
+    }
+    if let Viewer::SignedIn { token_hash, .. } = &ctx.viewer {
+        c.store.delete_session(*token_hash).await?;
+    }
+    let token = SecretToken::generate();
+    c.store.create_session(token.hash(), account.id, SecretToken::generate().expose().to_string(), now).await?;
+    let mut res = see_other(safe_return_path(suite));
+    let cookie = set_cookie(c, SESSION_COOKIE, token.expose(), Some(c.settings.session_max_age));
+    res.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(res)
+}
+
+/// Ends this session.
+pub async fn logout_post(ctx: Ctx) -> Answer {
+    if let Viewer::SignedIn { token_hash, .. } = &ctx.viewer {
+        ctx.console.store.delete_session(*token_hash).await?;
+    }
+    let mut res = see_other("/connexion?info=deconnecte");
+    res.headers_mut().append(header::SET_COOKIE, clear_cookie(&ctx.console, SESSION_COOKIE));
+    Ok(res)
+}

@@ -1,0 +1,114 @@
+//! One module per screen of the console; handlers are named `<screen>_get` / `<screen>_post`.
+//! Shared here: the form extractor and the rules on addresses and domains.
+
+pub mod account;
+pub mod admin;
+pub mod home;
+pub mod login;
+pub mod reset;
+pub mod signup;
+
+use axum::body::to_bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::{Problem, MAX_FORM_BYTES};
+
+/// A posted form (`application/x-www-form-urlencoded`), read within [`MAX_FORM_BYTES`]; a body
+/// that cannot be read gets a French 400 page.
+pub struct Fields<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Fields<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Problem> {
+        let unreadable = || {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "Formulaire illisible",
+                "Les informations envoyées n'ont pas pu être lues. Revenez à la page précédente et recommencez.",
+            )
+        };
+        let bytes = to_bytes(req.into_body(), MAX_FORM_BYTES).await.map_err(|_| unreadable())?;
+        serde_urlencoded::from_bytes(&bytes).map(Fields).map_err(|_| unreadable())
+    }
+}
+
+/// An e-mail address as stored: trimmed, lower-cased, and valid for sending (lettre's parser),
+/// at most 254 characters; the French message otherwise.
+pub fn normalize_email(raw: &str) -> Result<String, &'static str> {
+    let email = raw.trim().to_lowercase();
+    if email.is_empty() {
+        return Err("Indiquez votre adresse e-mail.");
+    }
+    let valid = email.len() <= 254
+        && email.parse::<lettre::Address>().is_ok()
+        && email.rsplit_once('@').is_some_and(|(_, domain)| domain.contains('.') && !domain.starts_with('['));
+    if valid {
+        Ok(email)
+    } else {
+        Err("Indiquez une adresse e-mail valide, par exemple prenom.nom@ministere.gouv.fr.")
+    }
+}
+
+/// A domain for the allowed list: lower-cased labels of letters, digits and hyphens, with at
+/// least one dot. A leading `@` is dropped.
+pub fn normalize_domain(raw: &str) -> Option<String> {
+    let d = raw.trim().trim_start_matches('@').to_ascii_lowercase();
+    let labels_ok = d.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    (labels_ok && d.contains('.') && d.len() <= 253).then_some(d)
+}
+
+/// Whether addresses at `domain` are active once confirmed: `gouv.fr`, any `*.gouv.fr`, or a
+/// domain of the administrators' list or under one.
+pub fn domain_trusted(domain: &str, allowed: &[String]) -> bool {
+    let under = |parent: &str| domain == parent || domain.strip_suffix(parent).is_some_and(|s| s.ends_with('.'));
+    under("gouv.fr") || allowed.iter().any(|a| under(a))
+}
+
+/// Trims a free-text field and bounds its length (in characters).
+pub fn text_field(raw: &str, max: usize) -> String {
+    raw.trim().chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_normalised_and_checked() {
+        assert_eq!(normalize_email("  Prenom.Nom@Interieur.GOUV.fr "), Ok("prenom.nom@interieur.gouv.fr".into()));
+        for bad in
+            ["", "nom", "nom@", "@gouv.fr", "nom@localhost", "a b@x.fr", "nom@[127.0.0.1]", "x@x.fr\r\nBcc: y@z.fr"]
+        {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
+        assert!(normalize_email(&format!("{}@x.fr", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn gouv_fr_and_allowed_domains_are_trusted() {
+        let allowed = vec!["ademe.fr".to_string()];
+        for ok in ["gouv.fr", "interieur.gouv.fr", "dgfip.finances.gouv.fr", "ademe.fr", "paris.ademe.fr"] {
+            assert!(domain_trusted(ok, &allowed), "{ok}");
+        }
+        for no in ["gmail.com", "notgouv.fr", "gouv.fr.evil.com", "evilademe.fr", "fr"] {
+            assert!(!domain_trusted(no, &allowed), "{no}");
+        }
+    }
+
+    #[test]
+    fn domains_for_the_list() {
+        assert_eq!(normalize_domain(" @Ademe.FR "), Some("ademe.fr".into()));
+        for bad in ["", "fr", "a..fr", "-a.fr", "a_b.fr", "a b.fr", "a.fr/x"] {
+            assert_eq!(normalize_domain(bad), None, "{bad:?}");
+        }
+    }
+}

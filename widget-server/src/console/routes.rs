@@ -1,0 +1,54 @@
+//! Every URL of the console, grouped by who may reach it. A reviewer sees on one screen what
+//! each kind of visitor can do; the guards are layers on whole groups, never checks repeated
+//! in handlers.
+
+use std::sync::Arc;
+
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::pages::{account, admin, home, login, reset, signup};
+use super::{guard, Console, Problem};
+
+/// The console's router (its state is the console itself).
+pub fn router(console: Arc<Console>) -> Router {
+    // Anyone.
+    let public = Router::new()
+        .route("/", get(home::home_get))
+        .route("/inscription", get(signup::signup_get).post(signup::signup_post))
+        .route("/inscription/envoyee", get(signup::sent_get))
+        .route("/confirmation", get(signup::confirm_get).post(signup::confirm_post))
+        .route("/connexion", get(login::login_get).post(login::login_post))
+        .route("/mot-de-passe-oublie", get(reset::forgot_get).post(reset::forgot_post))
+        .route("/mot-de-passe", get(reset::reset_get).post(reset::reset_post));
+
+    // Signed-in porteurs (and administrators).
+    let signed_in = Router::new()
+        .route("/deconnexion", post(login::logout_post))
+        .route("/console", get(home::console_get))
+        .route("/console/compte", get(account::account_get))
+        .route("/console/compte/mot-de-passe", post(account::password_post))
+        .route("/console/compte/suppression", post(account::delete_post))
+        .route_layer(from_fn(guard::require_account));
+
+    // Administrators only.
+    let admin = Router::new()
+        .route("/console/admin", get(admin::admin_get))
+        .route("/console/admin/comptes/{id}/accepter", post(admin::approve_post))
+        .route("/console/admin/comptes/{id}/refuser", post(admin::refuse_post))
+        .route("/console/admin/domaines", post(admin::domain_add_post))
+        .route("/console/admin/domaines/retirer", post(admin::domain_remove_post))
+        .route_layer(from_fn(guard::require_admin));
+
+    Router::new()
+        .merge(public)
+        .merge(signed_in)
+        .merge(admin)
+        .fallback(|| async { Problem::not_found() })
+        // Innermost first: the CSRF check sees the viewer that load_session found.
+        .layer(from_fn_with_state(console.clone(), guard::check_origin_and_csrf))
+        .layer(from_fn_with_state(console.clone(), guard::load_session))
+        .layer(from_fn(guard::security_headers))
+        .with_state(console)
+}

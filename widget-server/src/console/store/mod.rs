@@ -1,0 +1,304 @@
+//! The console's data access: one trait, [`ConsoleStore`], and its two backends.
+//!
+//! - [`postgres`]: a small bb8 pool of its own, so that a console query never waits behind (or
+//!   holds up) the flushers' connections.
+//! - [`sqlite`]: a connection of its own to the same file (WAL mode lets it read while a flush
+//!   writes), driven from blocking threads.
+//!
+//! The tables are created by the vote store's migrations (`crate::store`), which hold every
+//! schema version of both backends in one list each. Times are UTC; SQLite keeps them as
+//! fixed-width RFC 3339 text so that they compare as strings. Secrets (session, confirmation and
+//! reset tokens) are only ever stored as their SHA-256.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+
+use crate::store::StoreError;
+
+/// Where an account stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountStatus {
+    /// Signed up; the e-mail address is not confirmed yet.
+    Unconfirmed,
+    /// Confirmed, but the domain is not trusted: waits for an administrator.
+    Pending,
+    /// May log in.
+    Active,
+}
+
+impl AccountStatus {
+    /// The value stored in `account.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Unconfirmed => "unconfirmed",
+            AccountStatus::Pending => "pending",
+            AccountStatus::Active => "active",
+        }
+    }
+
+    /// Reads a stored value; anything unknown is the least trusted status.
+    pub fn parse(s: &str) -> AccountStatus {
+        match s {
+            "active" => AccountStatus::Active,
+            "pending" => AccountStatus::Pending,
+            _ => AccountStatus::Unconfirmed,
+        }
+    }
+}
+
+/// A porteur's (or administrator's) account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    /// Lower-cased, validated address; unique.
+    pub email: String,
+    pub name: String,
+    pub administration: String,
+    /// PHC string (argon2id).
+    pub password_hash: String,
+    pub status: AccountStatus,
+    pub is_admin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Account {
+    // The password hash stays out of debug output and therefore out of any log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("is_admin", &self.is_admin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Account {
+    /// The part after `@`.
+    pub fn domain(&self) -> &str {
+        self.email.rsplit_once('@').map_or("", |(_, d)| d)
+    }
+}
+
+/// What a sign-up form gives, password already hashed.
+#[derive(Clone)]
+pub struct NewAccount {
+    pub email: String,
+    pub name: String,
+    pub administration: String,
+    pub password_hash: String,
+}
+
+/// What [`ConsoleStore::sign_up`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignUp {
+    /// A new, unconfirmed account with this id.
+    Created(i64),
+    /// The address had an unconfirmed account: its details and password were replaced by these
+    /// (whoever signed up first never proved they own the address).
+    Replaced(i64),
+    /// The address has a confirmed account; nothing changed.
+    Exists(i64),
+}
+
+/// What a single-use e-mail link is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Confirms the address after sign-up (24 h).
+    Confirm,
+    /// Sets a new password (2 h).
+    Reset,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Confirm => "confirm",
+            TokenKind::Reset => "reset",
+        }
+    }
+}
+
+/// The state of an e-mail link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenState {
+    /// Valid for this account (and, for [`ConsoleStore::take_token`], now used).
+    Valid(i64),
+    Expired,
+    Used,
+    Unknown,
+}
+
+/// A signed-in session with its account.
+#[derive(Clone, Debug)]
+pub struct SessionRow {
+    pub account: Account,
+    /// The per-session CSRF token every form of this session carries.
+    pub csrf: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// A domain whose addresses are active as soon as they are confirmed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowedDomain {
+    pub domain: String,
+    pub added_at: DateTime<Utc>,
+}
+
+/// One e-mail of `email_outbox`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxMail {
+    pub id: i64,
+    pub to: String,
+    pub subject: String,
+    /// Emptied once the mail is handed to the SMTP server (it may hold a single-use link).
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// One line of the audit trail: who did what to which account or démarche.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// The account that acted (`None`: an operator's command or the system).
+    pub actor_id: Option<i64>,
+    /// `account.approve`, `account.refuse`, `account.delete`, `domain.add`, …
+    pub action: String,
+    pub account_id: Option<i64>,
+    pub demarche_id: Option<i64>,
+    /// Free text for the reader (an address, a domain); never a secret.
+    pub detail: String,
+}
+
+/// What the console needs from a database. Every call is one short transaction.
+pub trait ConsoleStore: Send + Sync + 'static {
+    // Accounts
+    /// The account with this (lower-cased) address.
+    fn account_by_email(&self, email: String) -> BoxFuture<'_, Result<Option<Account>, StoreError>>;
+    fn account_by_id(&self, id: i64) -> BoxFuture<'_, Result<Option<Account>, StoreError>>;
+    /// Creates an unconfirmed account, or replaces an unconfirmed one's details (see [`SignUp`]).
+    fn sign_up(&self, new: NewAccount, now: DateTime<Utc>) -> BoxFuture<'_, Result<SignUp, StoreError>>;
+    /// Moves an account to `status` and says whether it was `from` (compare-and-set, so that two
+    /// clicks or two administrators cannot both act).
+    fn set_status(
+        &self,
+        id: i64,
+        from: AccountStatus,
+        status: AccountStatus,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Makes an account an administrator, and active whatever its status.
+    fn make_admin(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn set_password(&self, id: i64, password_hash: String) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Deletes the account with its sessions and links.
+    fn delete_account(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Confirmed accounts waiting for an administrator, oldest first.
+    fn pending_accounts(&self) -> BoxFuture<'_, Result<Vec<Account>, StoreError>>;
+    /// Active administrators, by address.
+    fn admins(&self) -> BoxFuture<'_, Result<Vec<Account>, StoreError>>;
+
+    // Allowed domains
+    fn allowed_domains(&self) -> BoxFuture<'_, Result<Vec<AllowedDomain>, StoreError>>;
+    /// Adds a domain (no-op if present); true when added.
+    fn add_allowed_domain(
+        &self,
+        domain: String,
+        by: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Removes a domain; true when it was there.
+    fn remove_allowed_domain(&self, domain: String) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    // Single-use e-mail links
+    fn insert_token(
+        &self,
+        hash: [u8; 32],
+        account_id: i64,
+        kind: TokenKind,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// What this link is, without using it (for the page that shows the button).
+    fn peek_token(
+        &self,
+        hash: [u8; 32],
+        kind: TokenKind,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<TokenState, StoreError>>;
+    /// Uses the link if it is valid: atomically, so two concurrent posts cannot both use it.
+    fn take_token(
+        &self,
+        hash: [u8; 32],
+        kind: TokenKind,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<TokenState, StoreError>>;
+
+    // Sessions
+    fn create_session(
+        &self,
+        hash: [u8; 32],
+        account_id: i64,
+        csrf: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// The session and its account, if the session exists (expiry is the caller's rule).
+    fn session(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<Option<SessionRow>, StoreError>>;
+    fn touch_session(&self, hash: [u8; 32], now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn delete_session(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Ends every session of an account but `keep`; how many ended.
+    fn delete_sessions_of(&self, account_id: i64, keep: Option<[u8; 32]>) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Deletes sessions idle since before `idle_before` or created before `created_before`, and
+    /// links expired before `now`; how many rows went.
+    fn purge_expired(
+        &self,
+        idle_before: DateTime<Utc>,
+        created_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    // E-mail outbox
+    fn queue_email(
+        &self,
+        to: String,
+        subject: String,
+        body: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<i64, StoreError>>;
+    /// Claims an unsent mail for sending (not claimed since `stale_before`); the mail if this
+    /// caller got it. Replicas sharing the outbox never send a mail twice at once.
+    fn claim_email(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<OutboxMail>, StoreError>>;
+    /// Ids of unsent mails not claimed since `stale_before`, oldest first.
+    fn unsent_emails(&self, stale_before: DateTime<Utc>, limit: i64) -> BoxFuture<'_, Result<Vec<i64>, StoreError>>;
+    /// Marks a mail sent and empties its body.
+    fn mark_email_sent(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Records a failed attempt (the error is the SMTP server's, never the mail's content).
+    fn mark_email_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// The latest mails, newest first, optionally only those to `to`.
+    fn outbox(&self, to: Option<String>, limit: i64) -> BoxFuture<'_, Result<Vec<OutboxMail>, StoreError>>;
+
+    // Audit
+    fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// The latest audit entries, newest first.
+    fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<(DateTime<Utc>, AuditEntry)>, StoreError>>;
+}
+
+/// Opens the console's own connection(s) to the store named by `url`.
+pub async fn open(url: &str) -> Result<Arc<dyn ConsoleStore>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgConsoleStore::connect(url).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(sqlite::SqliteConsoleStore::open(path).await?))
+    } else {
+        Err(StoreError::BadUrl(url.to_string()))
+    }
+}

@@ -1,0 +1,609 @@
+//! PostgreSQL backend of [`super::ConsoleStore`].
+//!
+//! A bb8 pool of its own (four connections at most), never the vote store's: a slow console
+//! query cannot hold up a flush, and a flush cannot hold up a page of the console. The tables
+//! are those of the vote store's second migration (`crate::store::postgres`).
+//!
+//! Every method is one statement or one short transaction, always parameterised. Where two
+//! callers may race (two sign-ups with one address, two posts of one link, two replicas claiming
+//! one mail) the decision is taken by a single conditional statement, so that exactly one wins.
+
+use std::time::Duration;
+
+use bb8_postgres::PostgresConnectionManager;
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use tokio_postgres::{NoTls, Row};
+
+use super::{
+    Account, AccountStatus, AllowedDomain, AuditEntry, ConsoleStore, NewAccount, OutboxMail, SessionRow, SignUp,
+    TokenKind, TokenState,
+};
+use crate::store::StoreError;
+
+type Pool = bb8::Pool<PostgresConnectionManager<NoTls>>;
+
+/// The columns [`read_account`] reads, in its order.
+const ACCOUNT_COLUMNS: &str = "id, email, name, administration, password_hash, status, is_admin, created_at";
+/// The same, qualified for a join with `account a`.
+const ACCOUNT_COLUMNS_A: &str =
+    "a.id, a.email, a.name, a.administration, a.password_hash, a.status, a.is_admin, a.created_at";
+/// The columns [`read_mail`] reads, in its order.
+const MAIL_COLUMNS: &str = "id, to_address, subject, body, created_at, sent_at";
+
+/// How many times [`ConsoleStore::sign_up`] starts over when the account it saw vanished under it.
+const SIGN_UP_ATTEMPTS: usize = 3;
+
+/// The console's PostgreSQL store.
+pub struct PgConsoleStore {
+    pool: Pool,
+}
+
+impl PgConsoleStore {
+    /// Connects a small pool of its own to `url`. Fails if the first connection cannot be made.
+    pub async fn connect(url: &str) -> Result<PgConsoleStore, StoreError> {
+        let manager = PostgresConnectionManager::new_from_stringlike(url, NoTls)?;
+        let pool = bb8::Pool::builder().max_size(4).connection_timeout(Duration::from_secs(5)).build(manager).await?;
+        Ok(PgConsoleStore { pool })
+    }
+
+    async fn conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<NoTls>>, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+/// An account from `row`, whose columns from `at` on are [`ACCOUNT_COLUMNS`].
+fn read_account(row: &Row, at: usize) -> Result<Account, tokio_postgres::Error> {
+    Ok(Account {
+        id: row.try_get(at)?,
+        email: row.try_get(at + 1)?,
+        name: row.try_get(at + 2)?,
+        administration: row.try_get(at + 3)?,
+        password_hash: row.try_get(at + 4)?,
+        status: AccountStatus::parse(row.try_get(at + 5)?),
+        is_admin: row.try_get(at + 6)?,
+        created_at: row.try_get(at + 7)?,
+    })
+}
+
+/// A mail from `row`, whose columns are [`MAIL_COLUMNS`].
+fn read_mail(row: &Row) -> Result<OutboxMail, tokio_postgres::Error> {
+    Ok(OutboxMail {
+        id: row.try_get(0)?,
+        to: row.try_get(1)?,
+        subject: row.try_get(2)?,
+        body: row.try_get(3)?,
+        created_at: row.try_get(4)?,
+        sent_at: row.try_get(5)?,
+    })
+}
+
+/// Why a link cannot be used, from its `expires_at, used_at` row (none: no such link of this kind).
+fn token_state(row: Option<&Row>, now: DateTime<Utc>) -> Result<TokenState, tokio_postgres::Error> {
+    let Some(row) = row else { return Ok(TokenState::Unknown) };
+    let account_id: i64 = row.try_get(0)?;
+    let expires_at: DateTime<Utc> = row.try_get(1)?;
+    let used_at: Option<DateTime<Utc>> = row.try_get(2)?;
+    Ok(if used_at.is_some() {
+        TokenState::Used
+    } else if expires_at <= now {
+        TokenState::Expired
+    } else {
+        TokenState::Valid(account_id)
+    })
+}
+
+impl ConsoleStore for PgConsoleStore {
+    fn account_by_email(&self, email: String) -> BoxFuture<'_, Result<Option<Account>, StoreError>> {
+        async move {
+            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE email = $1");
+            let row = self.conn().await?.query_opt(sql.as_str(), &[&email]).await?;
+            Ok(row.map(|r| read_account(&r, 0)).transpose()?)
+        }
+        .boxed()
+    }
+
+    fn account_by_id(&self, id: i64) -> BoxFuture<'_, Result<Option<Account>, StoreError>> {
+        async move {
+            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE id = $1");
+            let row = self.conn().await?.query_opt(sql.as_str(), &[&id]).await?;
+            Ok(row.map(|r| read_account(&r, 0)).transpose()?)
+        }
+        .boxed()
+    }
+
+    fn sign_up(&self, new: NewAccount, now: DateTime<Utc>) -> BoxFuture<'_, Result<SignUp, StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            for _ in 0..SIGN_UP_ATTEMPTS {
+                let tx = conn.transaction().await?;
+                // A concurrent sign-up with the same address makes this wait for it, then do
+                // nothing: exactly one of the two creates the account.
+                let created = tx
+                    .query_opt(
+                        "INSERT INTO account (email, name, administration, password_hash, status, created_at, status_at) \
+                         VALUES ($1, $2, $3, $4, 'unconfirmed', $5, $5) ON CONFLICT (email) DO NOTHING RETURNING id",
+                        &[&new.email, &new.name, &new.administration, &new.password_hash, &now],
+                    )
+                    .await?;
+                if let Some(row) = created {
+                    let id: i64 = row.try_get(0)?;
+                    tx.commit().await?;
+                    return Ok(SignUp::Created(id));
+                }
+                let existing =
+                    tx.query_opt("SELECT id, status FROM account WHERE email = $1 FOR UPDATE", &[&new.email]).await?;
+                let Some(row) = existing else {
+                    // Deleted between the two statements: start over.
+                    tx.rollback().await?;
+                    continue;
+                };
+                let id: i64 = row.try_get(0)?;
+                let status = AccountStatus::parse(row.try_get(1)?);
+                if status != AccountStatus::Unconfirmed {
+                    tx.commit().await?;
+                    return Ok(SignUp::Exists(id));
+                }
+                tx.execute(
+                    "UPDATE account SET name = $2, administration = $3, password_hash = $4, status_at = $5 \
+                     WHERE id = $1",
+                    &[&id, &new.name, &new.administration, &new.password_hash, &now],
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(SignUp::Replaced(id));
+            }
+            Err(StoreError::Task(format!("sign-up kept racing with the deletion of its account ({SIGN_UP_ATTEMPTS} attempts)")))
+        }
+        .boxed()
+    }
+
+    fn set_status(
+        &self,
+        id: i64,
+        from: AccountStatus,
+        status: AccountStatus,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let n = self
+                .conn()
+                .await?
+                .execute(
+                    "UPDATE account SET status = $3, status_at = $4 WHERE id = $1 AND status = $2",
+                    &[&id, &from.as_str(), &status.as_str(), &now],
+                )
+                .await?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn make_admin(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.conn()
+                .await?
+                .execute(
+                    "UPDATE account SET is_admin = true, status = 'active', \
+                     status_at = CASE WHEN status = 'active' THEN status_at ELSE $2 END WHERE id = $1",
+                    &[&id, &now],
+                )
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn set_password(&self, id: i64, password_hash: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.conn()
+                .await?
+                .execute("UPDATE account SET password_hash = $2 WHERE id = $1", &[&id, &password_hash])
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn delete_account(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            // Sessions and links go with it (ON DELETE CASCADE); domains it added keep no author.
+            self.conn().await?.execute("DELETE FROM account WHERE id = $1", &[&id]).await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn pending_accounts(&self) -> BoxFuture<'_, Result<Vec<Account>, StoreError>> {
+        async move {
+            // Oldest first: the longest waiting, since `status_at` (confirmation) for a pending account.
+            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE status = 'pending' ORDER BY status_at, id");
+            let rows = self.conn().await?.query(sql.as_str(), &[]).await?;
+            Ok(rows.iter().map(|r| read_account(r, 0)).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn admins(&self) -> BoxFuture<'_, Result<Vec<Account>, StoreError>> {
+        async move {
+            let sql =
+                format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE is_admin AND status = 'active' ORDER BY email");
+            let rows = self.conn().await?.query(sql.as_str(), &[]).await?;
+            Ok(rows.iter().map(|r| read_account(r, 0)).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn allowed_domains(&self) -> BoxFuture<'_, Result<Vec<AllowedDomain>, StoreError>> {
+        async move {
+            let rows =
+                self.conn().await?.query("SELECT domain, added_at FROM allowed_domain ORDER BY domain", &[]).await?;
+            Ok(rows
+                .iter()
+                .map(|r| Ok(AllowedDomain { domain: r.try_get(0)?, added_at: r.try_get(1)? }))
+                .collect::<Result<_, tokio_postgres::Error>>()?)
+        }
+        .boxed()
+    }
+
+    fn add_allowed_domain(
+        &self,
+        domain: String,
+        by: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let n = self
+                .conn()
+                .await?
+                .execute(
+                    "INSERT INTO allowed_domain (domain, added_by, added_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (domain) DO NOTHING",
+                    &[&domain, &by, &now],
+                )
+                .await?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn remove_allowed_domain(&self, domain: String) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let n = self.conn().await?.execute("DELETE FROM allowed_domain WHERE domain = $1", &[&domain]).await?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn insert_token(
+        &self,
+        hash: [u8; 32],
+        account_id: i64,
+        kind: TokenKind,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.conn()
+                .await?
+                .execute(
+                    "INSERT INTO email_token (token_hash, account_id, kind, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[&hash.as_slice(), &account_id, &kind.as_str(), &now, &expires_at],
+                )
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn peek_token(
+        &self,
+        hash: [u8; 32],
+        kind: TokenKind,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<TokenState, StoreError>> {
+        async move {
+            let row = self
+                .conn()
+                .await?
+                .query_opt(
+                    "SELECT account_id, expires_at, used_at FROM email_token WHERE token_hash = $1 AND kind = $2",
+                    &[&hash.as_slice(), &kind.as_str()],
+                )
+                .await?;
+            Ok(token_state(row.as_ref(), now)?)
+        }
+        .boxed()
+    }
+
+    fn take_token(
+        &self,
+        hash: [u8; 32],
+        kind: TokenKind,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<TokenState, StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            let hash = hash.as_slice();
+            let kind = kind.as_str();
+            let Some(owner) = tx
+                .query_opt("SELECT account_id FROM email_token WHERE token_hash = $1 AND kind = $2", &[&hash, &kind])
+                .await?
+            else {
+                tx.commit().await?;
+                return Ok(TokenState::Unknown);
+            };
+            let owner: i64 = owner.try_get(0)?;
+            // Takes of one account's links queue up on its row: two sibling links posted at once
+            // cannot lock each other's rows in opposite orders (a deadlock); the second one waits,
+            // then finds its link voided by the first. NO KEY UPDATE leaves foreign-key checks
+            // (new sessions and links of the account) unblocked.
+            tx.execute("SELECT 1 FROM account WHERE id = $1 FOR NO KEY UPDATE", &[&owner]).await?;
+            let taken = tx
+                .query_opt(
+                    "UPDATE email_token SET used_at = $3 \
+                     WHERE token_hash = $1 AND kind = $2 AND used_at IS NULL AND expires_at > $3 RETURNING account_id",
+                    &[&hash, &kind, &now],
+                )
+                .await?;
+            if let Some(row) = taken {
+                let account_id: i64 = row.try_get(0)?;
+                // Using one link voids its unused siblings of the same kind.
+                tx.execute(
+                    "UPDATE email_token SET used_at = $3 WHERE account_id = $1 AND kind = $2 AND used_at IS NULL",
+                    &[&account_id, &kind, &now],
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(TokenState::Valid(account_id));
+            }
+            let row = tx
+                .query_opt(
+                    "SELECT account_id, expires_at, used_at FROM email_token WHERE token_hash = $1 AND kind = $2",
+                    &[&hash, &kind],
+                )
+                .await?;
+            tx.commit().await?;
+            match token_state(row.as_ref(), now)? {
+                // Not taken above, so not valid: it cannot be anything but these.
+                TokenState::Valid(_) => Ok(TokenState::Used),
+                state => Ok(state),
+            }
+        }
+        .boxed()
+    }
+
+    fn create_session(
+        &self,
+        hash: [u8; 32],
+        account_id: i64,
+        csrf: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.conn()
+                .await?
+                .execute(
+                    "INSERT INTO session (token_hash, account_id, csrf, created_at, last_seen_at) \
+                     VALUES ($1, $2, $3, $4, $4)",
+                    &[&hash.as_slice(), &account_id, &csrf, &now],
+                )
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn session(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<Option<SessionRow>, StoreError>> {
+        async move {
+            let sql = format!(
+                "SELECT {ACCOUNT_COLUMNS_A}, s.csrf, s.created_at, s.last_seen_at \
+                 FROM session s JOIN account a ON a.id = s.account_id WHERE s.token_hash = $1"
+            );
+            let row = self.conn().await?.query_opt(sql.as_str(), &[&hash.as_slice()]).await?;
+            let Some(row) = row else { return Ok(None) };
+            Ok(Some(SessionRow {
+                account: read_account(&row, 0)?,
+                csrf: row.try_get(8)?,
+                created_at: row.try_get(9)?,
+                last_seen_at: row.try_get(10)?,
+            }))
+        }
+        .boxed()
+    }
+
+    fn touch_session(&self, hash: [u8; 32], now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.conn()
+                .await?
+                .execute("UPDATE session SET last_seen_at = $2 WHERE token_hash = $1", &[&hash.as_slice(), &now])
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn delete_session(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.conn().await?.execute("DELETE FROM session WHERE token_hash = $1", &[&hash.as_slice()]).await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn delete_sessions_of(&self, account_id: i64, keep: Option<[u8; 32]>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        async move {
+            let keep: Option<&[u8]> = keep.as_ref().map(|k| k.as_slice());
+            let n = self
+                .conn()
+                .await?
+                .execute(
+                    "DELETE FROM session WHERE account_id = $1 AND ($2::bytea IS NULL OR token_hash <> $2)",
+                    &[&account_id, &keep],
+                )
+                .await?;
+            Ok(n)
+        }
+        .boxed()
+    }
+
+    fn purge_expired(
+        &self,
+        idle_before: DateTime<Utc>,
+        created_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            let sessions = tx
+                .execute(
+                    "DELETE FROM session WHERE last_seen_at < $1 OR created_at < $2",
+                    &[&idle_before, &created_before],
+                )
+                .await?;
+            let tokens = tx.execute("DELETE FROM email_token WHERE expires_at < $1", &[&now]).await?;
+            tx.commit().await?;
+            Ok(sessions + tokens)
+        }
+        .boxed()
+    }
+
+    fn queue_email(
+        &self,
+        to: String,
+        subject: String,
+        body: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<i64, StoreError>> {
+        async move {
+            let row = self
+                .conn()
+                .await?
+                .query_one(
+                    "INSERT INTO email_outbox (to_address, subject, body, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                    &[&to, &subject, &body, &now],
+                )
+                .await?;
+            Ok(row.try_get(0)?)
+        }
+        .boxed()
+    }
+
+    fn claim_email(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<OutboxMail>, StoreError>> {
+        async move {
+            // One statement: of two replicas claiming at once, the second waits for the first's
+            // row lock, re-reads `claimed_at` and gets nothing.
+            let sql = format!(
+                "UPDATE email_outbox SET claimed_at = $2, attempts = attempts + 1 \
+                 WHERE id = $1 AND sent_at IS NULL AND (claimed_at IS NULL OR claimed_at < $3) RETURNING {MAIL_COLUMNS}"
+            );
+            let row = self.conn().await?.query_opt(sql.as_str(), &[&id, &now, &stale_before]).await?;
+            Ok(row.as_ref().map(read_mail).transpose()?)
+        }
+        .boxed()
+    }
+
+    fn unsent_emails(&self, stale_before: DateTime<Utc>, limit: i64) -> BoxFuture<'_, Result<Vec<i64>, StoreError>> {
+        async move {
+            let rows = self
+                .conn()
+                .await?
+                .query(
+                    "SELECT id FROM email_outbox WHERE sent_at IS NULL AND (claimed_at IS NULL OR claimed_at < $1) \
+                     ORDER BY id LIMIT $2",
+                    &[&stale_before, &limit],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn mark_email_sent(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.conn()
+                .await?
+                .execute("UPDATE email_outbox SET sent_at = $2, body = '' WHERE id = $1", &[&id, &now])
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn mark_email_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.conn()
+                .await?
+                .execute(
+                    "UPDATE email_outbox SET last_error = $2, claimed_at = NULL WHERE id = $1 AND sent_at IS NULL",
+                    &[&id, &error],
+                )
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn outbox(&self, to: Option<String>, limit: i64) -> BoxFuture<'_, Result<Vec<OutboxMail>, StoreError>> {
+        async move {
+            let sql = format!(
+                "SELECT {MAIL_COLUMNS} FROM email_outbox WHERE ($1::text IS NULL OR to_address = $1) \
+                 ORDER BY id DESC LIMIT $2"
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&to, &limit]).await?;
+            Ok(rows.iter().map(read_mail).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.conn()
+                .await?
+                .execute(
+                    "INSERT INTO audit (at, actor_id, action, account_id, demarche_id, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[&now, &entry.actor_id, &entry.action, &entry.account_id, &entry.demarche_id, &entry.detail],
+                )
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<(DateTime<Utc>, AuditEntry)>, StoreError>> {
+        async move {
+            let rows = self
+                .conn()
+                .await?
+                .query(
+                    "SELECT at, actor_id, action, account_id, demarche_id, detail FROM audit ORDER BY id DESC LIMIT $1",
+                    &[&limit],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let entry = AuditEntry {
+                        actor_id: r.try_get(1)?,
+                        action: r.try_get(2)?,
+                        account_id: r.try_get(3)?,
+                        demarche_id: r.try_get(4)?,
+                        detail: r.try_get(5)?,
+                    };
+                    Ok((r.try_get(0)?, entry))
+                })
+                .collect::<Result<_, tokio_postgres::Error>>()?)
+        }
+        .boxed()
+    }
+}
