@@ -17,10 +17,18 @@ missing=()
 command -v cc >/dev/null || missing+=(gcc libc6-dev)
 command -v runuser >/dev/null || missing+=(util-linux)
 command -v psql >/dev/null || missing+=(postgresql-client)
+# A real SMTP server for the console's e-mail tests (Debian's python3, whatever python3 is first
+# on PATH).
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
 apt_install "${missing[@]}"
 
 work=$(mktemp -d /tmp/monavis-test.XXXXXX)
-cleanup() { scripts/pg.sh stop "$work/pg" 2>/dev/null || true; rm -rf "$work"; }
+smtp_pid=""
+cleanup() {
+  scripts/pg.sh stop "$work/pg" 2>/dev/null || true
+  [ -z "$smtp_pid" ] || kill "$smtp_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 say "starting an ephemeral PostgreSQL"
@@ -28,6 +36,25 @@ scripts/pg.sh start "$work/pg" >/dev/null
 # shellcheck disable=SC1091
 . "$work/pg/env"
 echo "PostgreSQL on port $MONAVIS_TEST_PG_PORT ($MONAVIS_TEST_PG_DIR)"
+
+say "starting an SMTP sink (aiosmtpd, Maildir)"
+mkdir -p "$work/maildir/tmp" "$work/maildir/new" "$work/maildir/cur"
+for _ in $(seq 1 20); do
+  port=$(( 20000 + RANDOM % 30000 ))
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+  /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$port" -c aiosmtpd.handlers.Mailbox "$work/maildir" \
+    >"$work/smtp.log" 2>&1 &
+  smtp_pid=$!
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+  kill "$smtp_pid" 2>/dev/null || true; smtp_pid=""
+done
+[ -n "$smtp_pid" ] || { cat "$work/smtp.log" >&2; die "could not start the SMTP sink"; }
+export MONAVIS_TEST_SMTP_URL="smtp://127.0.0.1:$port" MONAVIS_TEST_MAILDIR="$work/maildir"
+echo "SMTP sink on port $port ($MONAVIS_TEST_MAILDIR)"
 
 say "build"
 cargo build --locked --workspace --all-targets

@@ -176,7 +176,7 @@ impl Ctx {
 
     /// The signed-in account (route guards guarantee there is one on signed-in routes).
     pub fn account(&self) -> Result<&Account, Problem> {
-        self.viewer.account().ok_or_else(|| Problem::forbidden())
+        self.viewer.account().ok_or_else(Problem::forbidden)
     }
 }
 

@@ -17,6 +17,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use snippet::KeySigner;
 
+pub mod browser;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_widget-server");
 
 /// The PostgreSQL cluster of the test run; PostgreSQL tests fail loudly without it.
@@ -122,6 +124,23 @@ impl Server {
 
     /// Starts the server in `dir` (created if needed) against `db_url` with extra flags.
     pub fn start_in(dir: &Path, db_url: &str, extra: &[&str]) -> Server {
+        Self::start_with_stderr(dir, db_url, extra, Stdio::inherit())
+    }
+
+    /// Like [`Server::start_in`], with the server's log written to `dir/server.log` (see
+    /// [`Server::log`]), for tests that check what it logs.
+    pub fn start_logged(dir: &Path, db_url: &str, extra: &[&str]) -> Server {
+        std::fs::create_dir_all(dir).unwrap();
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        Self::start_with_stderr(dir, db_url, extra, Stdio::from(log))
+    }
+
+    /// What the server logged so far (servers started with [`Server::start_logged`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    fn start_with_stderr(dir: &Path, db_url: &str, extra: &[&str], stderr: Stdio) -> Server {
         std::fs::create_dir_all(dir).unwrap();
         let mut child = Command::new(BIN)
             .current_dir(dir)
@@ -129,7 +148,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0", "--database-url", db_url, "--log", "info"])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -337,4 +356,17 @@ pub async fn stop_and_check_stored(server: &mut Server, demarches: &[i64], expec
     let store = open_store(&server.db_url).await;
     assert_eq!(store.count_avis().await.unwrap() as usize, expected, "votes stored");
     assert_eq!(assert_aggregates(&store, demarches).await as usize, expected, "votes counted in avis_daily");
+}
+
+/// Runs SQL statements on the store of `db_url` from the test (to age a link, say).
+pub async fn exec_sql(db_url: &str, sql: &str) {
+    if let Some(path) = db_url.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.execute_batch(sql).unwrap();
+    } else {
+        let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client.batch_execute(sql).await.unwrap();
+    }
 }

@@ -175,6 +175,9 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// Something with the time it happened.
+pub type Dated<T> = (DateTime<Utc>, T);
+
 /// What the console needs from a database. Every call is one short transaction.
 pub trait ConsoleStore: Send + Sync + 'static {
     // Accounts
@@ -289,7 +292,7 @@ pub trait ConsoleStore: Send + Sync + 'static {
     // Audit
     fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The latest audit entries, newest first.
-    fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<(DateTime<Utc>, AuditEntry)>, StoreError>>;
+    fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<Dated<AuditEntry>>, StoreError>>;
 }
 
 /// Opens the console's own connection(s) to the store named by `url`.

@@ -17,7 +17,7 @@ use futures_util::FutureExt;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    Account, AccountStatus, AllowedDomain, AuditEntry, ConsoleStore, NewAccount, OutboxMail, SessionRow, SignUp,
+    Account, AccountStatus, AllowedDomain, AuditEntry, ConsoleStore, Dated, NewAccount, OutboxMail, SessionRow, SignUp,
     TokenKind, TokenState,
 };
 use crate::store::StoreError;
@@ -580,7 +580,7 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
-    fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<(DateTime<Utc>, AuditEntry)>, StoreError>> {
+    fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<Dated<AuditEntry>>, StoreError>> {
         async move {
             let rows = self
                 .conn()

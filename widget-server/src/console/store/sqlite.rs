@@ -11,7 +11,7 @@ use futures_util::FutureExt;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    Account, AccountStatus, AllowedDomain, AuditEntry, ConsoleStore, NewAccount, OutboxMail, SessionRow, SignUp,
+    Account, AccountStatus, AllowedDomain, AuditEntry, ConsoleStore, Dated, NewAccount, OutboxMail, SessionRow, SignUp,
     TokenKind, TokenState,
 };
 use crate::store::StoreError;
@@ -477,7 +477,7 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
-    fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<(DateTime<Utc>, AuditEntry)>, StoreError>> {
+    fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<Dated<AuditEntry>>, StoreError>> {
         self.with(move |conn| {
             let mut st = conn.prepare(
                 "SELECT at, actor_id, action, account_id, demarche_id, detail FROM audit ORDER BY id DESC LIMIT ?1",
