@@ -156,6 +156,29 @@ async fn journey(server: &Server, mailbox: &Mailbox, tag: &str) {
     mailbox.wait_for(server, &gouv, "Vous avez déjà un compte", 1);
     Browser::new(server).log_in(&gouv, PW).await;
 
+    // Somebody signs up first with an address that is not theirs; its owner signs up next and
+    // uses the link of their own sign-up: their password is the one that works, and the
+    // squatter's link is dead.
+    let squatted = format!("cible.{tag}@culture.gouv.fr");
+    let mut squatter = Browser::new(server);
+    let fields = [
+        ("nom", "Squatteur"),
+        ("email", squatted.as_str()),
+        ("administration", "Nulle part"),
+        ("mot_de_passe", PW2),
+        ("confirmation", PW2),
+    ];
+    assert_eq!(squatter.submit("/inscription", "/inscription", &fields).await.status, StatusCode::SEE_OTHER);
+    sign_up(server, "Vraie Cible", &squatted).await;
+    let page = confirm(server, mailbox, &squatted, 2).await;
+    assert_eq!(page.location(), "/connexion?info=adresse-confirmee");
+    assert_eq!(log_in_page(server, &squatted, PW2).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut owner = Browser::new(server);
+    owner.log_in(&squatted, PW).await;
+    assert!(owner.get("/console/compte").await.body.contains("Vraie Cible"));
+    let first = link(&mailbox.wait_for(server, &squatted, "Confirmez votre adresse e-mail", 1), "/confirmation");
+    assert_eq!(Browser::new(server).get(&first).await.status, StatusCode::GONE);
+
     // Forgotten password: the same answer for a known and an unknown address.
     let mut b = Browser::new(server);
     let known = b.submit("/mot-de-passe-oublie", "/mot-de-passe-oublie", &[("email", &other)]).await;

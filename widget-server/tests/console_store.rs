@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use widget_server::console::store::{
-    self as console, Account, AccountStatus, AuditEntry, ConsoleStore, NewAccount, SignUp, TokenKind, TokenState,
+    self as console, Account, AccountDetails, AccountStatus, AuditEntry, ConsoleStore, NewAccount, SignUp, TokenKind,
+    TokenState,
 };
 use widget_server::store;
 
@@ -75,14 +76,31 @@ async fn accounts(s: &Console) {
     assert_eq!(a.domain(), "interieur.gouv.fr");
     assert_eq!(account(s, id).await, a, "by id and by address agree");
 
-    // Replaced while unconfirmed: same id, new details and password, creation time kept.
+    // Signed up again while unconfirmed: nothing changes until a link carrying the new
+    // details is used; then they replace the old ones, creation time kept.
     let second = new_account("camille@interieur.gouv.fr", "Dominique");
-    assert_eq!(s.sign_up(second.clone(), t0 + Duration::minutes(1)).await.unwrap(), SignUp::Replaced(id));
+    assert_eq!(s.sign_up(second.clone(), t0 + Duration::minutes(1)).await.unwrap(), SignUp::Unconfirmed(id));
+    assert_eq!(account(s, id).await, a, "unchanged by the second sign-up itself");
+    let (first_link, second_link) = (fresh_hash(), fresh_hash());
+    let in_1h = t0 + Duration::hours(1);
+    s.insert_token(first_link, id, TokenKind::Confirm, t0, in_1h, None).await.unwrap();
+    let details = AccountDetails {
+        name: second.name.clone(),
+        administration: second.administration.clone(),
+        password_hash: second.password_hash.clone(),
+    };
+    s.insert_token(second_link, id, TokenKind::Confirm, t0, in_1h, Some(details)).await.unwrap();
+    assert_eq!(s.take_token(second_link, TokenKind::Confirm, t0).await.unwrap(), TokenState::Valid(id));
     let a = account(s, id).await;
     assert_eq!((a.name.as_str(), a.administration.as_str()), ("Dominique", "Administration de Dominique"));
     assert_eq!(a.password_hash, second.password_hash);
-    assert_eq!(a.status, AccountStatus::Unconfirmed);
+    assert_eq!(a.status, AccountStatus::Unconfirmed, "confirming is the caller's next step");
     assert_eq!(ms(a.created_at), t0);
+    assert_eq!(
+        s.take_token(first_link, TokenKind::Confirm, t0).await.unwrap(),
+        TokenState::Used,
+        "its sibling is void"
+    );
 
     // Addresses are unique: another one is another account.
     let other = created(s, "claude@ants.gouv.fr", t0).await;
@@ -151,7 +169,7 @@ async fn accounts(s: &Console) {
     assert_eq!(Account { password_hash: before.password_hash.clone(), ..after }, before);
     assert_eq!(account(s, other).await.password_hash, new_account("", "Porteur").password_hash);
 
-    // Two sign-ups with one new address at once: one creates, the other replaces the same row.
+    // Two sign-ups with one new address at once: one creates, the other finds it unconfirmed.
     for i in 0..10 {
         let email = format!("course{i}@interieur.gouv.fr");
         let (a, b) = tokio::join!(
@@ -159,9 +177,9 @@ async fn accounts(s: &Console) {
             s.sign_up(new_account(&email, "Deux"), t0 + Duration::seconds(1))
         );
         let mut outcomes = [a.unwrap(), b.unwrap()];
-        outcomes.sort_by_key(|o| matches!(o, SignUp::Replaced(_)));
-        let (SignUp::Created(x), SignUp::Replaced(y)) = (&outcomes[0], &outcomes[1]) else {
-            panic!("one Created and one Replaced, got {outcomes:?}")
+        outcomes.sort_by_key(|o| matches!(o, SignUp::Unconfirmed(_)));
+        let (SignUp::Created(x), SignUp::Unconfirmed(y)) = (&outcomes[0], &outcomes[1]) else {
+            panic!("one Created and one Unconfirmed, got {outcomes:?}")
         };
         assert_eq!(x, y);
         assert_eq!(s.account_by_email(email).await.unwrap().unwrap().id, *x);
@@ -175,7 +193,7 @@ async fn tokens(s: &Console) {
     let in_1h = t0 + Duration::hours(1);
 
     let confirm = fresh_hash();
-    s.insert_token(confirm, alice, TokenKind::Confirm, t0, in_1h).await.unwrap();
+    s.insert_token(confirm, alice, TokenKind::Confirm, t0, in_1h, None).await.unwrap();
 
     // Peeking says valid and uses nothing; the other kind does not know the link.
     for _ in 0..2 {
@@ -208,11 +226,11 @@ async fn tokens(s: &Console) {
     let reset_3 = fresh_hash();
     let alice_confirm = fresh_hash();
     let bob_reset = fresh_hash();
-    s.insert_token(reset_1, alice, TokenKind::Reset, t0, in_1h).await.unwrap();
-    s.insert_token(reset_2, alice, TokenKind::Reset, t0 + Duration::seconds(1), in_1h).await.unwrap();
-    s.insert_token(reset_3, alice, TokenKind::Reset, t0 + Duration::seconds(2), in_1h).await.unwrap();
-    s.insert_token(alice_confirm, alice, TokenKind::Confirm, t0, in_1h).await.unwrap();
-    s.insert_token(bob_reset, bob, TokenKind::Reset, t0, in_1h).await.unwrap();
+    s.insert_token(reset_1, alice, TokenKind::Reset, t0, in_1h, None).await.unwrap();
+    s.insert_token(reset_2, alice, TokenKind::Reset, t0 + Duration::seconds(1), in_1h, None).await.unwrap();
+    s.insert_token(reset_3, alice, TokenKind::Reset, t0 + Duration::seconds(2), in_1h, None).await.unwrap();
+    s.insert_token(alice_confirm, alice, TokenKind::Confirm, t0, in_1h, None).await.unwrap();
+    s.insert_token(bob_reset, bob, TokenKind::Reset, t0, in_1h, None).await.unwrap();
     // The middle one is used: older and newer siblings alike are void.
     assert_eq!(s.take_token(reset_2, TokenKind::Reset, t0).await.unwrap(), TokenState::Valid(alice));
     assert_eq!(s.peek_token(reset_1, TokenKind::Reset, t0).await.unwrap(), TokenState::Used);
@@ -221,13 +239,13 @@ async fn tokens(s: &Console) {
     assert_eq!(s.peek_token(bob_reset, TokenKind::Reset, t0).await.unwrap(), TokenState::Valid(bob));
     // A link sent after the use is valid.
     let reset_4 = fresh_hash();
-    s.insert_token(reset_4, alice, TokenKind::Reset, t0 + Duration::seconds(3), in_1h).await.unwrap();
+    s.insert_token(reset_4, alice, TokenKind::Reset, t0 + Duration::seconds(3), in_1h, None).await.unwrap();
     assert_eq!(s.take_token(reset_4, TokenKind::Reset, t0).await.unwrap(), TokenState::Valid(alice));
 
     // Two posts of one link at once: one uses it.
     for _ in 0..10 {
         let h = fresh_hash();
-        s.insert_token(h, bob, TokenKind::Confirm, t0, in_1h).await.unwrap();
+        s.insert_token(h, bob, TokenKind::Confirm, t0, in_1h, None).await.unwrap();
         let (a, b) = tokio::join!(s.take_token(h, TokenKind::Confirm, t0), s.take_token(h, TokenKind::Confirm, t0));
         let mut got = [a.unwrap(), b.unwrap()];
         got.sort_by_key(|st| *st == TokenState::Used);
@@ -236,8 +254,8 @@ async fn tokens(s: &Console) {
     // Two sibling links at once: one is used, the other voided; neither call fails.
     for _ in 0..10 {
         let (h1, h2) = (fresh_hash(), fresh_hash());
-        s.insert_token(h1, bob, TokenKind::Reset, t0, in_1h).await.unwrap();
-        s.insert_token(h2, bob, TokenKind::Reset, t0, in_1h).await.unwrap();
+        s.insert_token(h1, bob, TokenKind::Reset, t0, in_1h, None).await.unwrap();
+        s.insert_token(h2, bob, TokenKind::Reset, t0, in_1h, None).await.unwrap();
         let (a, b) = tokio::join!(s.take_token(h1, TokenKind::Reset, t0), s.take_token(h2, TokenKind::Reset, t0));
         let mut got = [a.unwrap(), b.unwrap()];
         got.sort_by_key(|st| *st == TokenState::Used);
@@ -300,9 +318,9 @@ async fn sessions(s: &Console) {
     s.create_session(fresh, ivan, "c".into(), t0 - Duration::minutes(10)).await.unwrap();
     s.create_session(at_the_limit, ivan, "c".into(), t0 - Duration::hours(1)).await.unwrap();
     let (expired, expiring_now, valid) = (fresh_hash(), fresh_hash(), fresh_hash());
-    s.insert_token(expired, eve, TokenKind::Confirm, old, t0 - Duration::seconds(1)).await.unwrap();
-    s.insert_token(expiring_now, eve, TokenKind::Reset, old, t0).await.unwrap();
-    s.insert_token(valid, ivan, TokenKind::Confirm, t0, t0 + Duration::hours(1)).await.unwrap();
+    s.insert_token(expired, eve, TokenKind::Confirm, old, t0 - Duration::seconds(1), None).await.unwrap();
+    s.insert_token(expiring_now, eve, TokenKind::Reset, old, t0, None).await.unwrap();
+    s.insert_token(valid, ivan, TokenKind::Confirm, t0, t0 + Duration::hours(1), None).await.unwrap();
 
     let purged = s.purge_expired(t0 - Duration::hours(1), t0 - Duration::days(30), t0).await.unwrap();
     assert_eq!(purged, 3, "two sessions and one link");
@@ -448,10 +466,10 @@ async fn deletion(s: &Console) {
     let (other_session, other_token) = (fresh_hash(), fresh_hash());
     let in_1h = t0 + Duration::hours(1);
     s.create_session(session, gone, "c".into(), t0).await.unwrap();
-    s.insert_token(confirm, gone, TokenKind::Confirm, t0, in_1h).await.unwrap();
-    s.insert_token(reset, gone, TokenKind::Reset, t0, in_1h).await.unwrap();
+    s.insert_token(confirm, gone, TokenKind::Confirm, t0, in_1h, None).await.unwrap();
+    s.insert_token(reset, gone, TokenKind::Reset, t0, in_1h, None).await.unwrap();
     s.create_session(other_session, stays, "c".into(), t0).await.unwrap();
-    s.insert_token(other_token, stays, TokenKind::Confirm, t0, in_1h).await.unwrap();
+    s.insert_token(other_token, stays, TokenKind::Confirm, t0, in_1h, None).await.unwrap();
 
     s.delete_account(gone).await.unwrap();
     assert_eq!(s.account_by_id(gone).await.unwrap(), None);
@@ -461,7 +479,7 @@ async fn deletion(s: &Console) {
     assert_eq!(s.peek_token(confirm, TokenKind::Confirm, t0).await.unwrap(), TokenState::Unknown);
     assert_eq!(s.take_token(reset, TokenKind::Reset, t0).await.unwrap(), TokenState::Unknown);
     // A link hash freed by the deletion can be stored again (the row is really gone).
-    s.insert_token(reset, stays, TokenKind::Reset, t0, in_1h).await.unwrap();
+    s.insert_token(reset, stays, TokenKind::Reset, t0, in_1h, None).await.unwrap();
     assert_eq!(s.peek_token(reset, TokenKind::Reset, t0).await.unwrap(), TokenState::Valid(stays));
 
     // The other account is untouched, and the address is free again.

@@ -89,7 +89,11 @@ CREATE TABLE email_token (
     kind text NOT NULL CHECK (kind IN ('confirm', 'reset')),
     created_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL,
-    used_at timestamptz
+    used_at timestamptz,
+    -- A confirmation link carries the details of the sign-up that sent it.
+    name text,
+    administration text,
+    password_hash text
 );
 CREATE INDEX email_token_account ON email_token (account_id);
 CREATE TABLE allowed_domain (

@@ -77,7 +77,11 @@ CREATE TABLE email_token (
     kind TEXT NOT NULL CHECK (kind IN ('confirm', 'reset')),
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL,
-    used_at TEXT
+    used_at TEXT,
+    -- A confirmation link carries the details of the sign-up that sent it.
+    name TEXT,
+    administration TEXT,
+    password_hash TEXT
 ) WITHOUT ROWID;
 CREATE INDEX email_token_account ON email_token (account_id);
 CREATE TABLE allowed_domain (

@@ -88,7 +88,9 @@ pub async fn login_post(ctx: Ctx, Fields(f): Fields<LoginForm>) -> Answer {
         AccountStatus::Unconfirmed => {
             // The password is right, so the owner is here: send a fresh link.
             let token = SecretToken::generate();
-            c.store.insert_token(token.hash(), account.id, TokenKind::Confirm, now, now + CONFIRM_VALIDITY).await?;
+            c.store
+                .insert_token(token.hash(), account.id, TokenKind::Confirm, now, now + CONFIRM_VALIDITY, None)
+                .await?;
             let mail = emails::confirm(&c.settings.operator_name, &c.settings.public_url, token.expose());
             c.mailer.send(&account.email, mail).await?;
             return Err(Problem::new(

@@ -73,7 +73,7 @@ pub async fn forgot_post(ctx: Ctx, Fields(f): Fields<ForgotForm>) -> Answer {
                 return Ok(());
             };
             let token = SecretToken::generate();
-            c.store.insert_token(token.hash(), account.id, TokenKind::Reset, now, now + RESET_VALIDITY).await?;
+            c.store.insert_token(token.hash(), account.id, TokenKind::Reset, now, now + RESET_VALIDITY, None).await?;
             let mail = emails::reset(&c.settings.operator_name, &c.settings.public_url, token.expose());
             c.mailer.send(&account.email, mail).await
         };

@@ -16,7 +16,7 @@ use crate::console::layout::{csrf_field, see_other, Errors, Input};
 use crate::console::limit::Action;
 use crate::console::password::check_new;
 use crate::console::secret::{self, SecretToken};
-use crate::console::store::{AccountStatus, AuditEntry, NewAccount, SignUp, TokenKind, TokenState};
+use crate::console::store::{AccountDetails, AccountStatus, AuditEntry, NewAccount, SignUp, TokenKind, TokenState};
 use crate::console::{emails, Answer, Ctx, Problem, CONFIRM_VALIDITY};
 
 /// The sign-up form as posted.
@@ -89,12 +89,22 @@ pub async fn signup_post(ctx: Ctx, Fields(f): Fields<SignUpForm>) -> Answer {
     let c = &ctx.console;
     let password_hash = c.passwords.hash(f.mot_de_passe).await?;
     let now = Utc::now();
-    let new = NewAccount { email: email.clone(), name, administration, password_hash };
+    let details = AccountDetails { name, administration, password_hash };
+    let new = NewAccount {
+        email: email.clone(),
+        name: details.name.clone(),
+        administration: details.administration.clone(),
+        password_hash: details.password_hash.clone(),
+    };
     let (operator, url) = (&c.settings.operator_name, &c.settings.public_url);
-    match c.store.sign_up(new, now).await? {
-        SignUp::Created(id) | SignUp::Replaced(id) => {
+    let outcome = c.store.sign_up(new, now).await?;
+    match outcome {
+        SignUp::Created(id) | SignUp::Unconfirmed(id) => {
+            // A link for an account already waiting carries this sign-up's details: whoever
+            // confirms gets the password they chose, never someone else's.
+            let details = matches!(outcome, SignUp::Unconfirmed(_)).then_some(details);
             let token = SecretToken::generate();
-            c.store.insert_token(token.hash(), id, TokenKind::Confirm, now, now + CONFIRM_VALIDITY).await?;
+            c.store.insert_token(token.hash(), id, TokenKind::Confirm, now, now + CONFIRM_VALIDITY, details).await?;
             c.mailer.send(&email, emails::confirm(operator, url, token.expose())).await?;
         }
         SignUp::Exists(_) => c.mailer.send(&email, emails::already_registered(operator, url)).await?,

@@ -93,14 +93,24 @@ pub struct NewAccount {
     pub password_hash: String,
 }
 
+/// What a confirmation link sets when it is used: the details of the sign-up that sent it.
+#[derive(Clone)]
+pub struct AccountDetails {
+    pub name: String,
+    pub administration: String,
+    pub password_hash: String,
+}
+
 /// What [`ConsoleStore::sign_up`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignUp {
     /// A new, unconfirmed account with this id.
     Created(i64),
-    /// The address had an unconfirmed account: its details and password were replaced by these
-    /// (whoever signed up first never proved they own the address).
-    Replaced(i64),
+    /// The address has an unconfirmed account; nothing changed. The new details travel with
+    /// the next confirmation link ([`ConsoleStore::insert_token`]) and replace the account's
+    /// when that link is used: each link confirms exactly the sign-up that sent it, so nobody
+    /// can set the password of an address whose owner then clicks their own link.
+    Unconfirmed(i64),
     /// The address has a confirmed account; nothing changed.
     Exists(i64),
 }
@@ -218,6 +228,7 @@ pub trait ConsoleStore: Send + Sync + 'static {
     fn remove_allowed_domain(&self, domain: String) -> BoxFuture<'_, Result<bool, StoreError>>;
 
     // Single-use e-mail links
+    /// Records a link; a confirmation link may carry the details its use sets.
     fn insert_token(
         &self,
         hash: [u8; 32],
@@ -225,6 +236,7 @@ pub trait ConsoleStore: Send + Sync + 'static {
         kind: TokenKind,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        details: Option<AccountDetails>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// What this link is, without using it (for the page that shows the button).
     fn peek_token(
@@ -234,6 +246,8 @@ pub trait ConsoleStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<TokenState, StoreError>>;
     /// Uses the link if it is valid: atomically, so two concurrent posts cannot both use it.
+    /// Using a link voids its unused siblings (same account and kind) and, for a confirmation
+    /// link with details, sets them on the account if it is still unconfirmed.
     fn take_token(
         &self,
         hash: [u8; 32],

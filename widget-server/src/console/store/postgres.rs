@@ -17,8 +17,8 @@ use futures_util::FutureExt;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    Account, AccountStatus, AllowedDomain, AuditEntry, ConsoleStore, Dated, NewAccount, OutboxMail, SessionRow, SignUp,
-    TokenKind, TokenState,
+    Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, ConsoleStore, Dated, NewAccount, OutboxMail,
+    SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::store::StoreError;
 
@@ -145,14 +145,8 @@ impl ConsoleStore for PgConsoleStore {
                     tx.commit().await?;
                     return Ok(SignUp::Exists(id));
                 }
-                tx.execute(
-                    "UPDATE account SET name = $2, administration = $3, password_hash = $4, status_at = $5 \
-                     WHERE id = $1",
-                    &[&id, &new.name, &new.administration, &new.password_hash, &now],
-                )
-                .await?;
                 tx.commit().await?;
-                return Ok(SignUp::Replaced(id));
+                return Ok(SignUp::Unconfirmed(id));
             }
             Err(StoreError::Task(format!("sign-up kept racing with the deletion of its account ({SIGN_UP_ATTEMPTS} attempts)")))
         }
@@ -283,14 +277,19 @@ impl ConsoleStore for PgConsoleStore {
         kind: TokenKind,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        details: Option<AccountDetails>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
+            let (name, administration, password_hash) = match details {
+                Some(d) => (Some(d.name), Some(d.administration), Some(d.password_hash)),
+                None => (None, None, None),
+            };
             self.conn()
                 .await?
                 .execute(
-                    "INSERT INTO email_token (token_hash, account_id, kind, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                    &[&hash.as_slice(), &account_id, &kind.as_str(), &now, &expires_at],
+                    "INSERT INTO email_token (token_hash, account_id, kind, created_at, expires_at, name, administration, password_hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[&hash.as_slice(), &account_id, &kind.as_str(), &now, &expires_at, &name, &administration, &password_hash],
                 )
                 .await?;
             Ok(())
@@ -351,6 +350,14 @@ impl ConsoleStore for PgConsoleStore {
                 .await?;
             if let Some(row) = taken {
                 let account_id: i64 = row.try_get(0)?;
+                // The details of the sign-up that sent this link, if it carries them.
+                tx.execute(
+                    "UPDATE account SET name = t.name, administration = t.administration, password_hash = t.password_hash \
+                     FROM email_token t WHERE t.token_hash = $2 AND t.password_hash IS NOT NULL \
+                     AND account.id = $1 AND account.status = 'unconfirmed'",
+                    &[&account_id, &hash],
+                )
+                .await?;
                 // Using one link voids its unused siblings of the same kind.
                 tx.execute(
                     "UPDATE email_token SET used_at = $3 WHERE account_id = $1 AND kind = $2 AND used_at IS NULL",

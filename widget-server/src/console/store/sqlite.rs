@@ -11,8 +11,8 @@ use futures_util::FutureExt;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    Account, AccountStatus, AllowedDomain, AuditEntry, ConsoleStore, Dated, NewAccount, OutboxMail, SessionRow, SignUp,
-    TokenKind, TokenState,
+    Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, ConsoleStore, Dated, NewAccount, OutboxMail,
+    SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::store::StoreError;
 
@@ -152,13 +152,7 @@ impl ConsoleStore for SqliteConsoleStore {
                     )?;
                     SignUp::Created(tx.last_insert_rowid())
                 }
-                Some((id, status)) if AccountStatus::parse(&status) == AccountStatus::Unconfirmed => {
-                    tx.execute(
-                        "UPDATE account SET name = ?2, administration = ?3, password_hash = ?4, status_at = ?5 WHERE id = ?1",
-                        params![id, new.name, new.administration, new.password_hash, now],
-                    )?;
-                    SignUp::Replaced(id)
-                }
+                Some((id, status)) if AccountStatus::parse(&status) == AccountStatus::Unconfirmed => SignUp::Unconfirmed(id),
                 Some((id, _)) => SignUp::Exists(id),
             };
             tx.commit()?;
@@ -266,11 +260,17 @@ impl ConsoleStore for SqliteConsoleStore {
         kind: TokenKind,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        details: Option<AccountDetails>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.with(move |conn| {
+            let (name, administration, password_hash) = match details {
+                Some(d) => (Some(d.name), Some(d.administration), Some(d.password_hash)),
+                None => (None, None, None),
+            };
             conn.execute(
-                "INSERT INTO email_token (token_hash, account_id, kind, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&hash[..], account_id, kind.as_str(), ts(now), ts(expires_at)],
+                "INSERT INTO email_token (token_hash, account_id, kind, created_at, expires_at, name, administration, password_hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![&hash[..], account_id, kind.as_str(), ts(now), ts(expires_at), name, administration, password_hash],
             )?;
             Ok(())
         })
@@ -304,6 +304,14 @@ impl ConsoleStore for SqliteConsoleStore {
                 .optional()?;
             let state = match taken {
                 Some(account) => {
+                    // The details of the sign-up that sent this link, if it carries them.
+                    tx.execute(
+                        "UPDATE account SET (name, administration, password_hash) = \
+                         (SELECT name, administration, password_hash FROM email_token WHERE token_hash = ?2) \
+                         WHERE id = ?1 AND status = 'unconfirmed' AND \
+                         (SELECT password_hash FROM email_token WHERE token_hash = ?2) IS NOT NULL",
+                        params![account, &hash[..]],
+                    )?;
                     // One link used voids its siblings: an older e-mail cannot be used after it.
                     tx.execute(
                         "UPDATE email_token SET used_at = ?3 WHERE account_id = ?1 AND kind = ?2 AND used_at IS NULL",
