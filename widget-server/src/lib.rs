@@ -1,4 +1,5 @@
-//! monavis `widget-server`: the « Je donne mon avis » buttons, the avis form, and vote intake.
+//! monavis `widget-server`: the « Je donne mon avis » buttons, the avis form, vote intake, and
+//! the porteurs' console.
 //!
 //! # Layout
 //!
@@ -21,9 +22,13 @@
 //! Beside the vote path: [`assets`] (embedded buttons and CSS, precompressed, edge-cacheable),
 //! [`catalogue`] (the démarches, held in memory), [`metrics`], [`config`] and [`secret`].
 //!
+//! Off the vote path: [`console`], the porteurs' pages (accounts, sessions, administration),
+//! an axum router that [`server::route`] hands every path it does not serve itself, with its
+//! own store connections.
+//!
 //! # Invariants
 //!
-//! - The hot path (buttons, form, vote) never touches the database.
+//! - The hot path (buttons, form, vote) never touches the database, and never imports the console.
 //! - An accepted vote (answered 303) is owned by the buffer, then by the flusher, until the store
 //!   commits it; storing is idempotent on the vote's UUIDv7, so a retried batch counts once.
 //! - No IP address, user agent or cookie of a citizen is stored or logged.

@@ -1,5 +1,5 @@
 //! The running server: [`App`] (what requests share), [`route`] (method and path to handler),
-//! and [`run`], which wires store, catalogue, buffer, flusher and background tasks together and
+//! and [`serve`], which wires store, catalogue, buffer, flusher and background tasks together and
 //! shuts them down in order.
 
 use std::net::SocketAddr;
