@@ -68,6 +68,18 @@ const SOURCES: &[Source] = &[
     },
 ];
 
+/// `/static/{stem}.{first 12 hex of sha256}.{ext}`.
+fn hashed_path(src: &Source, hash: &str) -> String {
+    format!("/static/{}.{}.{}", src.stem, &hash[..12], src.ext)
+}
+
+/// The content-hashed URL path of the embedded asset named `stem`, without building the
+/// served variants (for the console, which is set up before the server).
+pub fn hashed_href(stem: &str) -> Option<String> {
+    let src = SOURCES.iter().find(|s| s.stem == stem)?;
+    Some(hashed_path(src, &hex::encode(Sha256::digest(src.bytes))))
+}
+
 /// One encoding of an asset.
 struct Variant {
     body: Bytes,
@@ -100,8 +112,6 @@ pub struct Assets {
     routes: Vec<(String, usize, HeaderValue)>,
     assets: Vec<Asset>,
     css_href: String,
-    /// (stem, hashed path) of every asset.
-    hrefs: Vec<(&'static str, String)>,
 }
 
 impl Assets {
@@ -110,15 +120,12 @@ impl Assets {
         let mut routes = Vec::new();
         let mut assets = Vec::new();
         let mut css_href = String::new();
-        let mut hrefs = Vec::new();
         for (i, src) in SOURCES.iter().enumerate() {
             let hash = hex::encode(Sha256::digest(src.bytes));
-            let short = &hash[..12];
-            let hashed_path = format!("/static/{}.{}.{}", src.stem, short, src.ext);
+            let hashed_path = hashed_path(src, &hash);
             if src.stem == "avis" {
                 css_href = hashed_path.clone();
             }
-            hrefs.push((src.stem, hashed_path.clone()));
             routes.push((hashed_path, i, HeaderValue::from_static(CACHE_IMMUTABLE)));
             if src.stable {
                 routes.push((format!("/static/{}.{}", src.stem, src.ext), i, HeaderValue::from_static(CACHE_STABLE)));
@@ -135,12 +142,7 @@ impl Assets {
                 brotli,
             });
         }
-        Assets { routes, assets, css_href, hrefs }
-    }
-
-    /// The content-hashed URL path of the asset named `stem` (`console`, `bouton-bleu`…).
-    pub fn href(&self, stem: &str) -> Option<&str> {
-        self.hrefs.iter().find(|(s, _)| *s == stem).map(|(_, h)| h.as_str())
+        Assets { routes, assets, css_href }
     }
 
     /// The content-hashed URL path of the form stylesheet.
@@ -292,6 +294,9 @@ mod tests {
             assert!(asset.brotli.as_ref().is_some_and(|b| b.body.len() < id));
         }
         assert!(a.css_href().starts_with("/static/avis.") && a.css_href().ends_with(".css"));
+        assert_eq!(hashed_href("avis").as_deref(), Some(a.css_href()));
+        let console = hashed_href("console").unwrap();
+        assert!(console.starts_with("/static/console.") && a.serve(&console, &HeaderMap::new()).is_some());
     }
 
     #[test]

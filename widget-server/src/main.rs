@@ -193,6 +193,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let store = open_store(&config).await?;
     let secret = secret::load_or_create(&config.secret_file)?;
     let catalogue = Arc::new(Catalogue::new(store.demarches().await.context("loading the catalogue")?));
+    let css = ["avis", "console"].map(|stem| widget_server::assets::hashed_href(stem).unwrap_or_default());
+    let console =
+        widget_server::console::Console::start(&config, css).await.context("starting the porteurs' console")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -212,9 +215,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let max_batch = config.flush_max_votes as usize;
     let mut app = server::App::new(config, store.clone(), catalogue, &secret);
     app.journal = journal;
-    let css = [app.assets.css_href().to_string(), app.assets.href("console").unwrap_or_default().to_string()];
-    app.console =
-        Some(widget_server::console::Console::start(&app.config, css).await.context("starting the porteurs' console")?);
+    app.console = Some(console);
     let app = Arc::new(app);
     if !old_journal.is_empty() {
         tracing::info!(files = old_journal.len(), "replaying the journal of an earlier run");
