@@ -91,7 +91,10 @@ async fn journey(server: &Server, mailbox: &Mailbox, tag: &str) {
 
     // Log-in lands on the console home, which knows who is there.
     let mut marie = Browser::new(server);
-    marie.log_in(&gouv, PW).await;
+    let page = marie.submit("/connexion", "/connexion", &[("email", &gouv), ("mot_de_passe", PW)]).await;
+    assert_eq!(page.location(), "/console");
+    let cookie = page.headers.get("set-cookie").unwrap().to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"), "{cookie}");
     let console = marie.get("/console").await;
     assert_eq!(console.status, StatusCode::OK);
     assert!(console.body.contains("Mes démarches") && console.body.contains("Marie Curie"));
@@ -398,14 +401,25 @@ async fn journey_on_postgres_with_smtp() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_end_when_idle_and_when_too_old() {
     let (tmp, url) = Server::sqlite_dir();
-    let server = Server::start_logged(tmp.path(), &url, &["--session-idle-timeout", "2s", "--session-max-age", "5s"]);
+    let server = Server::start_logged(
+        tmp.path(),
+        &url,
+        &["--session-idle-timeout", "2s", "--session-max-age", "5s", "--public-url", "https://avis.example.fr"],
+    );
     let email = "temps@interieur.gouv.fr";
     sign_up(&server, "Chronos", email).await;
     confirm(&server, &Mailbox::Outbox, email, 1).await;
 
-    // Active every 1.2 s: the idle limit never hits, the absolute one does after 5 s.
+    // Behind https, cookies are Secure (and always HttpOnly, SameSite=Lax, whole site).
     let mut b = Browser::new(&server);
-    b.log_in(email, PW).await;
+    let page = b.submit("/connexion", "/connexion", &[("email", email), ("mot_de_passe", PW)]).await;
+    let cookie = page.headers.get("set-cookie").unwrap().to_str().unwrap();
+    assert!(cookie.starts_with("monavis_session="), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/", "Max-Age=5"] {
+        assert!(cookie.split("; ").any(|a| a == attribute), "{attribute} in {cookie}");
+    }
+
+    // Active every 1.2 s: the idle limit never hits, the absolute one does after 5 s.
     let start = std::time::Instant::now();
     while start.elapsed() < std::time::Duration::from_millis(4500) {
         tokio::time::sleep(std::time::Duration::from_millis(1200)).await;

@@ -113,14 +113,15 @@ CREATE TABLE audit (
 "#,
 ];
 
-/// SQLite store.
-pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
-}
+/// One SQLite connection, driven from blocking threads (rusqlite is synchronous). The vote
+/// store and the console each open their own to the same file: in WAL mode readers never wait
+/// for the writer, and writers take turns through the busy timeout.
+#[derive(Clone)]
+pub struct BlockingConnection(Arc<Mutex<Connection>>);
 
-impl SqliteStore {
+impl BlockingConnection {
     /// Opens (creating if needed) the database file at `path`, and its directory.
-    pub async fn open(path: &str) -> Result<SqliteStore, StoreError> {
+    pub async fn open(path: &str) -> Result<BlockingConnection, StoreError> {
         let path = path.to_string();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
             if let Some(dir) = Path::new(&path).parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -132,20 +133,23 @@ impl SqliteStore {
             // WAL with synchronous=NORMAL loses nothing on a process crash; FULL also survives
             // power loss, which is what "never lose an accepted vote" asks of a single machine.
             conn.pragma_update(None, "synchronous", "FULL")?;
+            // The console's tables rely on ON DELETE CASCADE; SQLite checks foreign keys only
+            // when each connection asks.
+            conn.pragma_update(None, "foreign_keys", "ON")?;
             Ok(conn)
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))??;
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+        Ok(BlockingConnection(Arc::new(Mutex::new(conn))))
     }
 
     /// Runs `f` with the connection on a blocking thread.
-    fn with<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, StoreError>>
+    pub fn with<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, StoreError>>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let conn = self.0.clone();
         async move {
             tokio::task::spawn_blocking(move || {
                 let mut guard = conn.lock().map_err(|_| StoreError::Task("sqlite mutex poisoned".into()))?;
@@ -155,6 +159,18 @@ impl SqliteStore {
             .map_err(|e| StoreError::Task(e.to_string()))?
         }
         .boxed()
+    }
+}
+
+/// SQLite store.
+pub struct SqliteStore {
+    conn: BlockingConnection,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`, and its directory.
+    pub async fn open(path: &str) -> Result<SqliteStore, StoreError> {
+        Ok(SqliteStore { conn: BlockingConnection::open(path).await? })
     }
 }
 
@@ -188,7 +204,7 @@ fn read_daily(row: &rusqlite::Row) -> rusqlite::Result<DailyRow> {
 
 impl Store for SqliteStore {
     fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.with(|conn| {
+        self.conn.with(|conn| {
             conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")?;
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let done: i64 = tx.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
@@ -205,13 +221,13 @@ impl Store for SqliteStore {
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.with(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))
+        self.conn.with(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))
     }
 
     fn store_batch<'a>(&'a self, votes: &'a [Vote]) -> BoxFuture<'a, Result<u64, StoreError>> {
         // The blocking thread needs owned data; a clone per flush is small next to the fsync.
         let votes = votes.to_vec();
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut fresh = Vec::with_capacity(votes.len());
             {
@@ -250,7 +266,7 @@ impl Store for SqliteStore {
     }
 
     fn demarches(&self) -> BoxFuture<'_, Result<Vec<Demarche>, StoreError>> {
-        self.with(|conn| {
+        self.conn.with(|conn| {
             let mut st = conn.prepare(
                 "SELECT id, name, administration, volume_annuel, high_volume_approved, active FROM demarche ORDER BY id",
             )?;
@@ -270,7 +286,7 @@ impl Store for SqliteStore {
 
     fn upsert_demarche<'a>(&'a self, d: &'a Demarche) -> BoxFuture<'a, Result<(), StoreError>> {
         let d = d.clone();
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             conn.execute(
                 "INSERT INTO demarche (id, name, administration, volume_annuel, high_volume_approved, active) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
@@ -288,7 +304,7 @@ impl Store for SqliteStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let sql = format!(
                 "SELECT demarche_id, day, source, {} FROM avis_daily WHERE demarche_id = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, source",
                 DAILY_COLUMNS.join(", ")
@@ -303,7 +319,7 @@ impl Store for SqliteStore {
     }
 
     fn recount(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             // Days are Paris days, which SQLite cannot compute: group by received_at in Rust.
             let sql = format!(
                 "SELECT received_at, source, {} FROM avis WHERE demarche_id = ?1 GROUP BY received_at, source",
@@ -326,6 +342,6 @@ impl Store for SqliteStore {
     }
 
     fn count_avis(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
-        self.with(|conn| Ok(conn.query_row("SELECT count(*) FROM avis", [], |r| r.get(0))?))
+        self.conn.with(|conn| Ok(conn.query_row("SELECT count(*) FROM avis", [], |r| r.get(0))?))
     }
 }

@@ -14,6 +14,7 @@ use bb8_postgres::PostgresConnectionManager;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
@@ -50,6 +51,11 @@ impl PgConsoleStore {
 
     async fn conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<NoTls>>, StoreError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// One statement on a pooled connection; the rows it changed.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        Ok(self.conn().await?.execute(sql, params).await?)
     }
 }
 
@@ -176,26 +182,20 @@ impl ConsoleStore for PgConsoleStore {
 
     fn make_admin(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            self.conn()
-                .await?
-                .execute(
-                    "UPDATE account SET is_admin = true, status = 'active', \
+            self.execute(
+                "UPDATE account SET is_admin = true, status = 'active', \
                      status_at = CASE WHEN status = 'active' THEN status_at ELSE $2 END WHERE id = $1",
-                    &[&id, &now],
-                )
-                .await?;
-            Ok(())
+                &[&id, &now],
+            )
+            .await
+            .map(drop)
         }
         .boxed()
     }
 
     fn set_password(&self, id: i64, password_hash: String) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            self.conn()
-                .await?
-                .execute("UPDATE account SET password_hash = $2 WHERE id = $1", &[&id, &password_hash])
-                .await?;
-            Ok(())
+            self.execute("UPDATE account SET password_hash = $2 WHERE id = $1", &[&id, &password_hash]).await.map(drop)
         }
         .boxed()
     }
@@ -391,15 +391,13 @@ impl ConsoleStore for PgConsoleStore {
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            self.conn()
-                .await?
-                .execute(
-                    "INSERT INTO session (token_hash, account_id, csrf, created_at, last_seen_at) \
+            self.execute(
+                "INSERT INTO session (token_hash, account_id, csrf, created_at, last_seen_at) \
                      VALUES ($1, $2, $3, $4, $4)",
-                    &[&hash.as_slice(), &account_id, &csrf, &now],
-                )
-                .await?;
-            Ok(())
+                &[&hash.as_slice(), &account_id, &csrf, &now],
+            )
+            .await
+            .map(drop)
         }
         .boxed()
     }
@@ -424,11 +422,9 @@ impl ConsoleStore for PgConsoleStore {
 
     fn touch_session(&self, hash: [u8; 32], now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            self.conn()
-                .await?
-                .execute("UPDATE session SET last_seen_at = $2 WHERE token_hash = $1", &[&hash.as_slice(), &now])
-                .await?;
-            Ok(())
+            self.execute("UPDATE session SET last_seen_at = $2 WHERE token_hash = $1", &[&hash.as_slice(), &now])
+                .await
+                .map(drop)
         }
         .boxed()
     }
@@ -537,25 +533,19 @@ impl ConsoleStore for PgConsoleStore {
 
     fn mark_email_sent(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            self.conn()
-                .await?
-                .execute("UPDATE email_outbox SET sent_at = $2, body = '' WHERE id = $1", &[&id, &now])
-                .await?;
-            Ok(())
+            self.execute("UPDATE email_outbox SET sent_at = $2, body = '' WHERE id = $1", &[&id, &now]).await.map(drop)
         }
         .boxed()
     }
 
     fn mark_email_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            self.conn()
-                .await?
-                .execute(
-                    "UPDATE email_outbox SET last_error = $2, claimed_at = NULL WHERE id = $1 AND sent_at IS NULL",
-                    &[&id, &error],
-                )
-                .await?;
-            Ok(())
+            self.execute(
+                "UPDATE email_outbox SET last_error = $2, claimed_at = NULL WHERE id = $1 AND sent_at IS NULL",
+                &[&id, &error],
+            )
+            .await
+            .map(drop)
         }
         .boxed()
     }
@@ -574,15 +564,13 @@ impl ConsoleStore for PgConsoleStore {
 
     fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            self.conn()
-                .await?
-                .execute(
-                    "INSERT INTO audit (at, actor_id, action, account_id, demarche_id, detail) \
+            self.execute(
+                "INSERT INTO audit (at, actor_id, action, account_id, demarche_id, detail) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[&now, &entry.actor_id, &entry.action, &entry.account_id, &entry.demarche_id, &entry.detail],
-                )
-                .await?;
-            Ok(())
+                &[&now, &entry.actor_id, &entry.action, &entry.account_id, &entry.demarche_id, &entry.detail],
+            )
+            .await
+            .map(drop)
         }
         .boxed()
     }

@@ -2,23 +2,20 @@
 //! a console query never waits for the flusher's mutex (WAL mode lets readers run beside the
 //! writer; writers take turns through the busy timeout).
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
     Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, ConsoleStore, Dated, NewAccount, OutboxMail,
     SessionRow, SignUp, TokenKind, TokenState,
 };
+use crate::store::sqlite::BlockingConnection;
 use crate::store::StoreError;
 
 /// Console store on SQLite.
 pub struct SqliteConsoleStore {
-    conn: Arc<Mutex<Connection>>,
+    conn: BlockingConnection,
 }
 
 /// Times as fixed-width RFC 3339 text (milliseconds, `Z`), so that they compare as strings.
@@ -80,39 +77,7 @@ fn token_state(conn: &Connection, hash: &[u8; 32], kind: TokenKind, now: &str) -
 impl SqliteConsoleStore {
     /// Opens a connection of its own to the database file at `path` (already migrated).
     pub async fn open(path: &str) -> Result<SqliteConsoleStore, StoreError> {
-        let path = path.to_string();
-        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
-            if let Some(dir) = Path::new(&path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
-            }
-            let conn = Connection::open(&path)?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            conn.pragma_update(None, "foreign_keys", "ON")?;
-            Ok(conn)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))??;
-        Ok(SqliteConsoleStore { conn: Arc::new(Mutex::new(conn)) })
-    }
-
-    /// Runs `f` with the connection on a blocking thread.
-    fn with<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, StoreError>>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let conn = self.conn.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let mut guard = conn.lock().map_err(|_| StoreError::Task("sqlite mutex poisoned".into()))?;
-                f(&mut guard)
-            })
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
-        }
-        .boxed()
+        Ok(SqliteConsoleStore { conn: BlockingConnection::open(path).await? })
     }
 
     fn account_where(
@@ -120,7 +85,7 @@ impl SqliteConsoleStore {
         clause: &'static str,
         param: rusqlite::types::Value,
     ) -> BoxFuture<'static, Result<Option<Account>, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account a WHERE {clause}");
             Ok(conn.query_row(&sql, [param], |r| read_account(r, 0)).optional()?)
         })
@@ -137,7 +102,7 @@ impl ConsoleStore for SqliteConsoleStore {
     }
 
     fn sign_up(&self, new: NewAccount, now: DateTime<Utc>) -> BoxFuture<'_, Result<SignUp, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = ts(now);
             let existing: Option<(i64, String)> = tx
@@ -167,7 +132,7 @@ impl ConsoleStore for SqliteConsoleStore {
         status: AccountStatus,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let n = conn.execute(
                 "UPDATE account SET status = ?3, status_at = ?4 WHERE id = ?1 AND status = ?2",
                 params![id, from.as_str(), status.as_str(), ts(now)],
@@ -177,7 +142,7 @@ impl ConsoleStore for SqliteConsoleStore {
     }
 
     fn make_admin(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             conn.execute(
                 "UPDATE account SET is_admin = 1, \
                  status_at = CASE WHEN status = 'active' THEN status_at ELSE ?2 END, status = 'active' WHERE id = ?1",
@@ -188,7 +153,7 @@ impl ConsoleStore for SqliteConsoleStore {
     }
 
     fn set_password(&self, id: i64, password_hash: String) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             conn.execute("UPDATE account SET password_hash = ?2 WHERE id = ?1", params![id, password_hash])?;
             Ok(())
         })
@@ -196,14 +161,14 @@ impl ConsoleStore for SqliteConsoleStore {
 
     fn delete_account(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         // Sessions and links go with it (ON DELETE CASCADE, foreign keys on for this connection).
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             conn.execute("DELETE FROM account WHERE id = ?1", [id])?;
             Ok(())
         })
     }
 
     fn pending_accounts(&self) -> BoxFuture<'_, Result<Vec<Account>, StoreError>> {
-        self.with(|conn| {
+        self.conn.with(|conn| {
             let sql = format!(
                 "SELECT {ACCOUNT_COLUMNS} FROM account a WHERE a.status = 'pending' ORDER BY a.status_at, a.id"
             );
@@ -214,7 +179,7 @@ impl ConsoleStore for SqliteConsoleStore {
     }
 
     fn admins(&self) -> BoxFuture<'_, Result<Vec<Account>, StoreError>> {
-        self.with(|conn| {
+        self.conn.with(|conn| {
             let sql = format!(
                 "SELECT {ACCOUNT_COLUMNS} FROM account a WHERE a.is_admin AND a.status = 'active' ORDER BY a.email"
             );
@@ -225,7 +190,7 @@ impl ConsoleStore for SqliteConsoleStore {
     }
 
     fn allowed_domains(&self) -> BoxFuture<'_, Result<Vec<AllowedDomain>, StoreError>> {
-        self.with(|conn| {
+        self.conn.with(|conn| {
             let mut st = conn.prepare("SELECT domain, added_at FROM allowed_domain ORDER BY domain")?;
             let rows = st.query_map([], |r| {
                 Ok(AllowedDomain { domain: r.get(0)?, added_at: parse_ts(&r.get::<_, String>(1)?) })
@@ -240,7 +205,7 @@ impl ConsoleStore for SqliteConsoleStore {
         by: Option<i64>,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let n = conn.execute(
                 "INSERT INTO allowed_domain (domain, added_by, added_at) VALUES (?1, ?2, ?3) ON CONFLICT (domain) DO NOTHING",
                 params![domain, by, ts(now)],
@@ -250,7 +215,7 @@ impl ConsoleStore for SqliteConsoleStore {
     }
 
     fn remove_allowed_domain(&self, domain: String) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.with(move |conn| Ok(conn.execute("DELETE FROM allowed_domain WHERE domain = ?1", [domain])? == 1))
+        self.conn.with(move |conn| Ok(conn.execute("DELETE FROM allowed_domain WHERE domain = ?1", [domain])? == 1))
     }
 
     fn insert_token(
@@ -262,7 +227,7 @@ impl ConsoleStore for SqliteConsoleStore {
         expires_at: DateTime<Utc>,
         details: Option<AccountDetails>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let (name, administration, password_hash) = match details {
                 Some(d) => (Some(d.name), Some(d.administration), Some(d.password_hash)),
                 None => (None, None, None),
@@ -282,7 +247,7 @@ impl ConsoleStore for SqliteConsoleStore {
         kind: TokenKind,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<TokenState, StoreError>> {
-        self.with(move |conn| Ok(token_state(conn, &hash, kind, &ts(now))?))
+        self.conn.with(move |conn| Ok(token_state(conn, &hash, kind, &ts(now))?))
     }
 
     fn take_token(
@@ -291,7 +256,7 @@ impl ConsoleStore for SqliteConsoleStore {
         kind: TokenKind,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<TokenState, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let now = ts(now);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let taken: Option<i64> = tx
@@ -333,7 +298,7 @@ impl ConsoleStore for SqliteConsoleStore {
         csrf: String,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             conn.execute(
                 "INSERT INTO session (token_hash, account_id, csrf, created_at, last_seen_at) VALUES (?1, ?2, ?3, ?4, ?4)",
                 params![&hash[..], account_id, csrf, ts(now)],
@@ -343,7 +308,7 @@ impl ConsoleStore for SqliteConsoleStore {
     }
 
     fn session(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<Option<SessionRow>, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let sql = format!(
                 "SELECT s.csrf, s.created_at, s.last_seen_at, {ACCOUNT_COLUMNS} \
                  FROM session s JOIN account a ON a.id = s.account_id WHERE s.token_hash = ?1"
@@ -362,21 +327,21 @@ impl ConsoleStore for SqliteConsoleStore {
     }
 
     fn touch_session(&self, hash: [u8; 32], now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             conn.execute("UPDATE session SET last_seen_at = ?2 WHERE token_hash = ?1", params![&hash[..], ts(now)])?;
             Ok(())
         })
     }
 
     fn delete_session(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             conn.execute("DELETE FROM session WHERE token_hash = ?1", [&hash[..]])?;
             Ok(())
         })
     }
 
     fn delete_sessions_of(&self, account_id: i64, keep: Option<[u8; 32]>) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             // A zero hash matches no session (hashes are SHA-256 of random tokens).
             let keep = keep.unwrap_or([0; 32]);
             let n = conn.execute(
@@ -393,7 +358,7 @@ impl ConsoleStore for SqliteConsoleStore {
         created_before: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let tx = conn.transaction()?;
             let sessions = tx.execute(
                 "DELETE FROM session WHERE last_seen_at < ?1 OR created_at < ?2",
@@ -412,7 +377,7 @@ impl ConsoleStore for SqliteConsoleStore {
         body: String,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<i64, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             conn.execute(
                 "INSERT INTO email_outbox (to_address, subject, body, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![to, subject, body, ts(now)],
@@ -427,7 +392,7 @@ impl ConsoleStore for SqliteConsoleStore {
         now: DateTime<Utc>,
         stale_before: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<Option<OutboxMail>, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let sql = format!(
                 "UPDATE email_outbox SET claimed_at = ?2, attempts = attempts + 1 \
                  WHERE id = ?1 AND sent_at IS NULL AND (claimed_at IS NULL OR claimed_at < ?3) RETURNING {MAIL_COLUMNS}"
@@ -437,7 +402,7 @@ impl ConsoleStore for SqliteConsoleStore {
     }
 
     fn unsent_emails(&self, stale_before: DateTime<Utc>, limit: i64) -> BoxFuture<'_, Result<Vec<i64>, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let mut st = conn.prepare(
                 "SELECT id FROM email_outbox WHERE sent_at IS NULL AND (claimed_at IS NULL OR claimed_at < ?1) \
                  ORDER BY id LIMIT ?2",
@@ -448,14 +413,14 @@ impl ConsoleStore for SqliteConsoleStore {
     }
 
     fn mark_email_sent(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             conn.execute("UPDATE email_outbox SET sent_at = ?2, body = '' WHERE id = ?1", params![id, ts(now)])?;
             Ok(())
         })
     }
 
     fn mark_email_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             conn.execute(
                 "UPDATE email_outbox SET last_error = ?2, claimed_at = NULL WHERE id = ?1 AND sent_at IS NULL",
                 params![id, error],
@@ -465,7 +430,7 @@ impl ConsoleStore for SqliteConsoleStore {
     }
 
     fn outbox(&self, to: Option<String>, limit: i64) -> BoxFuture<'_, Result<Vec<OutboxMail>, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let sql = format!(
                 "SELECT {MAIL_COLUMNS} FROM email_outbox WHERE (?1 IS NULL OR to_address = ?1) ORDER BY id DESC LIMIT ?2"
             );
@@ -476,7 +441,7 @@ impl ConsoleStore for SqliteConsoleStore {
     }
 
     fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             conn.execute(
                 "INSERT INTO audit (at, actor_id, action, account_id, demarche_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![ts(now), entry.actor_id, entry.action, entry.account_id, entry.demarche_id, entry.detail],
@@ -486,7 +451,7 @@ impl ConsoleStore for SqliteConsoleStore {
     }
 
     fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<Dated<AuditEntry>>, StoreError>> {
-        self.with(move |conn| {
+        self.conn.with(move |conn| {
             let mut st = conn.prepare(
                 "SELECT at, actor_id, action, account_id, demarche_id, detail FROM audit ORDER BY id DESC LIMIT ?1",
             )?;
