@@ -134,7 +134,11 @@ async fn journey(server: &Server, mailbox: &Mailbox, tag: &str) {
     let admin = marie.get("/console/admin").await;
     assert!(admin.body.contains(&format!("exemple-{tag}.org")), "the domain is on the list");
     assert!(admin.body.contains("account.approve") && admin.body.contains("domain.add"), "audited");
-    // Accepting twice is refused.
+    // Accepting twice is refused; a garbage or unknown id is a 404.
+    for bad in ["abc", "-1", "99999999999999999999", "987654"] {
+        let page = marie.post(&format!("/console/admin/comptes/{bad}/accepter"), &[]).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{bad}");
+    }
     let again = marie.post(&format!("/console/admin/comptes/{id}/accepter"), &[]).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     // The domain now lets its addresses in at once.

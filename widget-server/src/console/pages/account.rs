@@ -1,13 +1,12 @@
 //! « Mon compte » (`/console/compte`): who I am, change my password (ending my other
 //! sessions), delete my account.
 
-use axum::extract::Query;
 use axum::http::{header, StatusCode};
 use chrono::Utc;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::Fields;
+use super::{Fields, Params};
 use crate::console::guard::clear_cookie;
 use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
 use crate::console::password::check_new;
@@ -82,7 +81,7 @@ fn account_page(
     }
 }
 
-pub async fn account_get(ctx: Ctx, Query(q): Query<AccountQuery>) -> Answer {
+pub async fn account_get(ctx: Ctx, Params(q): Params<AccountQuery>) -> Answer {
     let a = ctx.account()?;
     let main = account_page(&ctx, a, &Errors::default(), &Errors::default(), q.info.as_deref());
     Ok(ctx.render(StatusCode::OK, "Mon compte", main))

@@ -2,13 +2,12 @@
 //! allowing their domain, or refuse; an e-mail either way), the allowed-domain list, and the
 //! latest audit entries. Reached only through the administrator guard.
 
-use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use chrono::Utc;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{normalize_domain, Fields};
+use super::{normalize_domain, Fields, Id, Params};
 use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
 use crate::console::store::{AccountStatus, AuditEntry};
 use crate::console::{emails, Answer, Console, Ctx, Problem};
@@ -143,7 +142,7 @@ async fn admin_page(
     })
 }
 
-pub async fn admin_get(ctx: Ctx, Query(q): Query<AdminQuery>) -> Answer {
+pub async fn admin_get(ctx: Ctx, Params(q): Params<AdminQuery>) -> Answer {
     let main = admin_page(&ctx, "", &Errors::default(), q.info.as_deref()).await?;
     Ok(ctx.render(StatusCode::OK, "Administration", main))
 }
@@ -153,7 +152,7 @@ fn audit(actor: i64, action: &str, account_id: Option<i64>, detail: String) -> A
 }
 
 /// Accepts a waiting account, optionally allowing its domain; mails its owner.
-pub async fn approve_post(ctx: Ctx, Path(id): Path<i64>, Fields(f): Fields<ApproveForm>) -> Answer {
+pub async fn approve_post(ctx: Ctx, Id(id): Id, Fields(f): Fields<ApproveForm>) -> Answer {
     let admin = ctx.account()?;
     let c: &Console = &ctx.console;
     let now = Utc::now();
@@ -173,7 +172,7 @@ pub async fn approve_post(ctx: Ctx, Path(id): Path<i64>, Fields(f): Fields<Appro
 }
 
 /// Refuses a waiting account: it is deleted and its owner told.
-pub async fn refuse_post(ctx: Ctx, Path(id): Path<i64>) -> Answer {
+pub async fn refuse_post(ctx: Ctx, Id(id): Id) -> Answer {
     let admin = ctx.account()?;
     let c: &Console = &ctx.console;
     let now = Utc::now();

@@ -1,11 +1,11 @@
 //! `GET /`: what the service is and the way in for porteurs; `GET /console`: « Mes démarches ».
 
-use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 
+use super::Params;
 use crate::console::layout::notice;
 use crate::console::{Answer, Ctx};
 
@@ -15,7 +15,7 @@ pub struct InfoQuery {
 }
 
 /// The service's home page.
-pub async fn home_get(ctx: Ctx, Query(q): Query<InfoQuery>) -> Response {
+pub async fn home_get(ctx: Ctx, Params(q): Params<InfoQuery>) -> Response {
     let operator = &ctx.console.settings.operator_name;
     let signed_in = ctx.viewer.account().is_some();
     let main = html! {
@@ -47,7 +47,7 @@ pub async fn home_get(ctx: Ctx, Query(q): Query<InfoQuery>) -> Response {
 }
 
 /// « Mes démarches »: the console's home.
-pub async fn console_get(ctx: Ctx, Query(q): Query<InfoQuery>) -> Answer {
+pub async fn console_get(ctx: Ctx, Params(q): Params<InfoQuery>) -> Answer {
     let account = ctx.account()?;
     let main = html! {
         (notice(q.info.as_deref()))

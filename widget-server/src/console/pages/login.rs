@@ -4,14 +4,13 @@
 //! successful log-in always starts a new session (the token is rotated), ending the one the
 //! browser had, if any.
 
-use axum::extract::Query;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{normalize_email, Fields};
+use super::{normalize_email, Fields, Params};
 use crate::console::guard::{clear_cookie, safe_return_path, set_cookie};
 use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
 use crate::console::limit::Action;
@@ -53,7 +52,7 @@ fn login_form(ctx: &Ctx, email: &str, suite: Option<&str>, errors: &Errors, info
 }
 
 /// The form (with a notice after a redirect).
-pub async fn login_get(ctx: Ctx, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login_get(ctx: Ctx, Params(q): Params<LoginQuery>) -> Response {
     let main = login_form(&ctx, "", q.suite.as_deref(), &Errors::default(), q.info.as_deref());
     ctx.render(StatusCode::OK, "Se connecter", main)
 }

@@ -9,7 +9,8 @@ pub mod reset;
 pub mod signup;
 
 use axum::body::to_bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -32,6 +33,39 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Fields<T> {
         };
         let bytes = to_bytes(req.into_body(), MAX_FORM_BYTES).await.map_err(|_| unreadable())?;
         serde_urlencoded::from_bytes(&bytes).map(Fields).map_err(|_| unreadable())
+    }
+}
+
+/// The query string of a page, parsed; one that cannot be read gets a French 400 page.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).map(Params).map_err(|_| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "Adresse illisible",
+                "Les paramètres de cette adresse n'ont pas pu être lus.",
+            )
+        })
+    }
+}
+
+/// A number in a path (`/console/admin/comptes/{id}/…`); anything else is a 404.
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(raw)) if raw.bytes().all(|b| b.is_ascii_digit()) => {
+                raw.parse().map(Id).map_err(|_| Problem::not_found())
+            }
+            _ => Err(Problem::not_found()),
+        }
     }
 }
 

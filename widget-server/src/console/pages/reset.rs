@@ -4,7 +4,6 @@
 //! account is looked up after the answer, in a task of its own. A new password ends every
 //! session of the account.
 
-use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
@@ -12,7 +11,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::signup::{bad_link, TokenQuery};
-use super::{normalize_email, Fields};
+use super::{normalize_email, Fields, Params};
 use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
 use crate::console::limit::Action;
 use crate::console::password::check_new;
@@ -46,7 +45,7 @@ fn forgot_form(ctx: &Ctx, email: &str, errors: &Errors, info: Option<&str>) -> M
     }
 }
 
-pub async fn forgot_get(ctx: Ctx, Query(q): Query<ForgotQuery>) -> Response {
+pub async fn forgot_get(ctx: Ctx, Params(q): Params<ForgotQuery>) -> Response {
     let main = forgot_form(&ctx, "", &Errors::default(), q.info.as_deref());
     ctx.render(StatusCode::OK, "Mot de passe oublié", main)
 }
@@ -117,7 +116,7 @@ fn valid_token(jeton: &str) -> Option<[u8; 32]> {
 }
 
 /// The form, if the link is valid (changes nothing).
-pub async fn reset_get(ctx: Ctx, Query(q): Query<TokenQuery>) -> Answer {
+pub async fn reset_get(ctx: Ctx, Params(q): Params<TokenQuery>) -> Answer {
     let jeton = q.jeton.unwrap_or_default();
     let state = match valid_token(&jeton) {
         Some(hash) => ctx.console.store.peek_token(hash, TokenKind::Reset, Utc::now()).await?,

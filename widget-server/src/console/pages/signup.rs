@@ -4,14 +4,13 @@
 //! (the mailbox learns which, not the visitor). The confirmation link's GET only shows a button:
 //! mail scanners fetch links, and a GET must change nothing.
 
-use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{domain_trusted, normalize_email, text_field, Fields};
+use super::{domain_trusted, normalize_email, text_field, Fields, Params};
 use crate::console::layout::{csrf_field, see_other, Errors, Input};
 use crate::console::limit::Action;
 use crate::console::password::check_new;
@@ -146,7 +145,7 @@ fn token_of(q: &TokenQuery) -> Option<[u8; 32]> {
 const SIGN_UP_AGAIN: (&str, &str) = ("Recevoir un nouveau lien\u{a0}: recommencer l'inscription", "/inscription");
 
 /// Shows the confirmation button (changes nothing).
-pub async fn confirm_get(ctx: Ctx, Query(q): Query<TokenQuery>) -> Answer {
+pub async fn confirm_get(ctx: Ctx, Params(q): Params<TokenQuery>) -> Answer {
     let state = match token_of(&q) {
         Some(hash) => ctx.console.store.peek_token(hash, TokenKind::Confirm, Utc::now()).await?,
         None => TokenState::Unknown,
