@@ -59,6 +59,7 @@ fn form_render(c: &mut Criterion) {
         volume_annuel: None,
         high_volume_approved: false,
         active: true,
+        merged_into: None,
     };
     let key = KeySigner::new(SECRET).sign(42);
     let answers = Answers::default();

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
-use crate::catalogue::Demarche;
+use crate::catalogue::{Demarche, Lookup};
 use crate::form::{self, FormView, Posted, MAX_BODY_BYTES};
 use crate::http::{html, Body, BODY_READ_TIMEOUT};
 use crate::metrics::Rejection;
@@ -26,6 +26,8 @@ const BACKPRESSURE_RETRY_SECS: u64 = 5;
 pub enum Refusal {
     /// Unknown, inactive or malformed démarche id, or a link key that does not verify.
     InvalidLink(Rejection),
+    /// A high-volume démarche (or the target of a merged one) not yet approved: 404 of its own.
+    NotYetOpen,
     UnsupportedMediaType,
     TooLarge,
     BodyTimeout,
@@ -42,6 +44,7 @@ impl Refusal {
     pub fn reason(&self) -> Rejection {
         match self {
             Refusal::InvalidLink(r) => *r,
+            Refusal::NotYetOpen => Rejection::not_found,
             Refusal::UnsupportedMediaType => Rejection::unsupported_media_type,
             Refusal::TooLarge => Rejection::too_large,
             Refusal::BodyTimeout => Rejection::body_timeout,
@@ -65,6 +68,14 @@ impl Refusal {
                 &[
                     "Le lien que vous avez suivi est incomplet ou a été modifié.",
                     "Revenez à la page de la démarche et cliquez à nouveau sur le bouton «\u{a0}Je donne mon avis\u{a0}».",
+                ],
+            ),
+            Refusal::NotYetOpen => problem(
+                StatusCode::NOT_FOUND,
+                "Ce formulaire n'est pas encore ouvert",
+                &[
+                    "Le formulaire d'avis de cette démarche attend la validation des administrateurs du service.",
+                    "Revenez plus tard\u{a0}: vous pourrez alors donner votre avis.",
                 ],
             ),
             Refusal::UnsupportedMediaType => problem(
@@ -122,10 +133,11 @@ impl Refusal {
     }
 }
 
-/// `POST /Demarches/{id}/avis`: a 303 to the thank-you page, or the refusal's page.
+/// `POST /Demarches/{id}/avis`: a 303 to the thank-you page (of the démarche that got the vote:
+/// the target of a merged one), or the refusal's page.
 pub async fn post_vote(app: &Arc<App>, peer: SocketAddr, demarche_id: i64, req: Request<Incoming>) -> Response<Body> {
     match take_vote(app, peer, demarche_id, req).await {
-        Ok(()) => {
+        Ok(demarche_id) => {
             let mut res = Response::new(crate::http::full(bytes::Bytes::new()));
             *res.status_mut() = StatusCode::SEE_OTHER;
             let location = format!("/Demarches/{demarche_id}/merci");
@@ -150,8 +162,16 @@ fn is_form_content_type(req: &Request<Incoming>) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
-async fn take_vote(app: &Arc<App>, peer: SocketAddr, demarche_id: i64, req: Request<Incoming>) -> Result<(), Refusal> {
-    let demarche = app.catalogue.active(demarche_id).ok_or(Refusal::InvalidLink(Rejection::not_found))?;
+/// Takes a vote posted to `url_id`'s URL; the id of the démarche it counts for. The key is
+/// checked against `url_id`; the vote goes to the démarche the catalogue opens for it (the target
+/// of a merged one: forms rendered before the merge keep working).
+async fn take_vote(app: &Arc<App>, peer: SocketAddr, url_id: i64, req: Request<Incoming>) -> Result<i64, Refusal> {
+    let demarche = match app.catalogue.for_citizens(url_id) {
+        Lookup::Open(d) => d,
+        Lookup::AwaitingApproval => return Err(Refusal::NotYetOpen),
+        Lookup::Unknown => return Err(Refusal::InvalidLink(Rejection::not_found)),
+    };
+    let demarche_id = demarche.id;
     if !is_form_content_type(&req) {
         return Err(Refusal::UnsupportedMediaType);
     }
@@ -169,18 +189,24 @@ async fn take_vote(app: &Arc<App>, peer: SocketAddr, demarche_id: i64, req: Requ
         Ok(Err(_)) => return Err(Refusal::BodyTimeout),
         Ok(Ok(collected)) => collected.to_bytes(),
     };
-    let posted = form::parse_vote(&body);
-    if !app.signer.verify(demarche_id as u64, &posted.key) {
+    let mut posted = form::parse_vote(&body);
+    if !app.signer.verify(url_id as u64, &posted.key) {
         return Err(Refusal::InvalidLink(Rejection::bad_key));
     }
     if posted.honeypot {
         // Answered like a success so the bot learns nothing; counted, never stored.
         app.metrics.rejected(Rejection::honeypot);
-        return Ok(());
+        return Ok(demarche_id);
     }
     let satisfaction = match posted.answers.satisfaction {
         Some(s) if posted.errors.is_empty() => s,
-        _ => return Err(Refusal::Invalid(Box::new(posted), demarche)),
+        _ => {
+            if demarche_id != url_id {
+                // The form comes back as the target's, posting to the target: with its key.
+                posted.key = app.signer.sign(demarche_id as u64);
+            }
+            return Err(Refusal::Invalid(Box::new(posted), demarche));
+        }
     };
     app.limits.check(client, demarche_id).map_err(Refusal::RateLimited)?;
     let vote = Vote::accept(demarche_id, posted.source, satisfaction, posted.answers);
@@ -199,7 +225,7 @@ async fn take_vote(app: &Arc<App>, peer: SocketAddr, demarche_id: i64, req: Requ
                 .map_err(|_| Refusal::JournalFailed)??;
         }
     }
-    Ok(())
+    Ok(demarche_id)
 }
 
 /// Reserves a place in the buffer, fsyncs the vote in the journal, then inserts it: a vote is

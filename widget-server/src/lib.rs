@@ -45,6 +45,7 @@ pub mod intake;
 pub mod journal;
 pub mod limit;
 pub mod metrics;
+pub mod search;
 pub mod secret;
 pub mod server;
 pub mod stats;

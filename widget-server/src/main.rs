@@ -55,6 +55,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 volume_annuel: add.volume_annuel,
                 high_volume_approved: false,
                 active: !add.inactive,
+                merged_into: None,
             };
             store.upsert_demarche(&d).await?;
             println!("démarche {} saved: {}", d.id, d.name);
@@ -194,8 +195,9 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let secret = secret::load_or_create(&config.secret_file)?;
     let catalogue = Arc::new(Catalogue::new(store.demarches().await.context("loading the catalogue")?));
     let css = ["avis", "console"].map(|stem| widget_server::assets::hashed_href(stem).unwrap_or_default());
-    let console =
-        widget_server::console::Console::start(&config, css).await.context("starting the porteurs' console")?;
+    let console = widget_server::console::Console::start(&config, css, catalogue.clone(), store.clone(), &secret)
+        .await
+        .context("starting the porteurs' console")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -16,7 +16,7 @@ pub enum Rejection {
     invalid,
     /// Forged or mistyped link key (404).
     bad_key,
-    /// Unknown or inactive démarche (404).
+    /// Unknown or inactive démarche, or one not yet open to citizens (404).
     not_found,
     /// Over a rate limit (429).
     rate_limited,

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::assets::Assets;
 use crate::buffer::BufferedVotes;
-use crate::catalogue::Catalogue;
+use crate::catalogue::{Catalogue, Lookup};
 use crate::config::Config;
 use crate::flush::{self, FlushOutcome, FlushSettings, Flusher};
 use crate::form::{self, FieldErrors, FormView};
@@ -128,9 +128,10 @@ pub async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> R
             .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found\n", "text/plain; charset=utf-8")),
         Route::Form(id) if is_read => form_page(&app, id, req.uri().query().unwrap_or("")),
         Route::Vote(id) if req.method() == Method::POST => intake::post_vote(&app, peer, id, req).await,
-        Route::Merci(id) if is_read => match app.catalogue.active(id) {
-            Some(d) => html(StatusCode::OK, form::merci_page(app.assets.css_href(), &d), CACHE_PAGE),
-            None => Refusal::InvalidLink(Rejection::not_found).response(&app),
+        Route::Merci(id) if is_read => match app.catalogue.for_citizens(id) {
+            Lookup::Open(d) => html(StatusCode::OK, form::merci_page(app.assets.css_href(), &d), CACHE_PAGE),
+            Lookup::AwaitingApproval => Refusal::NotYetOpen.response(&app),
+            Lookup::Unknown => Refusal::InvalidLink(Rejection::not_found).response(&app),
         },
         Route::BadDemarche if is_read || req.method() == Method::POST => {
             if req.method() == Method::POST {
@@ -161,17 +162,27 @@ pub async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> R
     }
 }
 
+/// The form of démarche `id`, or of its target if it was merged: the key always verifies
+/// against `id`, and a target's form carries the target's own key, so the vote is its.
 fn form_page(app: &App, id: i64, query: &str) -> Response<Body> {
     let link = form::parse_form_link(query);
-    let demarche = match app.catalogue.active(id) {
-        Some(d) if app.signer.verify(id as u64, &link.key) => d,
-        Some(_) => return Refusal::InvalidLink(Rejection::bad_key).response(app),
-        None => return Refusal::InvalidLink(Rejection::not_found).response(app),
+    let demarche = match app.catalogue.for_citizens(id) {
+        Lookup::Unknown => return Refusal::InvalidLink(Rejection::not_found).response(app),
+        _ if !app.signer.verify(id as u64, &link.key) => return Refusal::InvalidLink(Rejection::bad_key).response(app),
+        Lookup::AwaitingApproval => return Refusal::NotYetOpen.response(app),
+        Lookup::Open(d) => d,
+    };
+    let target_key;
+    let key = if demarche.id == id {
+        &link.key
+    } else {
+        target_key = app.signer.sign(demarche.id as u64);
+        &target_key
     };
     let view = FormView {
         css_href: app.assets.css_href(),
         demarche: &demarche,
-        key: &link.key,
+        key,
         source: link.source,
         answers: &Answers::default(),
         errors: &FieldErrors::default(),

@@ -10,12 +10,14 @@ mod common;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use widget_server::console::store::{
-    self as console, Account, AccountDetails, AccountStatus, AuditEntry, ConsoleStore, NewAccount, SignUp, TokenKind,
-    TokenState,
+    self as console, Account, AccountDetails, AccountStatus, AuditEntry, Claim, ConsoleStore, Criteria,
+    DemarcheDetails, DemarcheRow, EnLigne, NewAccount, SignUp, TokenKind, TokenState,
 };
-use widget_server::store;
+use widget_server::stats::Counts;
+use widget_server::store::{self, Store};
+use widget_server::vote::{Answers, Level, Source, Vote};
 
 type Console = Arc<dyn ConsoleStore>;
 
@@ -490,7 +492,550 @@ async fn deletion(s: &Console) {
     s.delete_account(987_654).await.unwrap();
 }
 
-async fn conformance(s: Console) {
+// ---------------------------------------------------------------------------------------------
+// Porteurs' console, part 2: démarches, porteurs, what « Mes démarches » shows.
+
+/// An active account with this address and name.
+async fn named(s: &Console, email: &str, name: &str, t: DateTime<Utc>) -> Account {
+    let id = match s.sign_up(new_account(email, name), t).await.unwrap() {
+        SignUp::Created(id) => id,
+        other => panic!("{email}: expected Created, got {other:?}"),
+    };
+    assert!(s.set_status(id, AccountStatus::Unconfirmed, AccountStatus::Active, t).await.unwrap());
+    account(s, id).await
+}
+
+fn details(name: &str, administration: &str, volume: Option<i64>) -> DemarcheDetails {
+    DemarcheDetails {
+        name: name.into(),
+        administration: administration.into(),
+        volume_annuel: volume,
+        ..DemarcheDetails::default()
+    }
+}
+
+async fn create(s: &Console, name: &str, search: &str, volume: Option<i64>, creator: i64, t: DateTime<Utc>) -> i64 {
+    s.create_demarche(details(name, "Administration", volume), search.into(), creator, t).await.unwrap()
+}
+
+async fn demarche(s: &Console, id: i64) -> DemarcheRow {
+    s.demarche(id).await.unwrap().unwrap_or_else(|| panic!("démarche {id} exists"))
+}
+
+async fn search(s: &Console, terms: &[&str], id: Option<i64>, limit: i64, offset: i64) -> Vec<i64> {
+    let terms = terms.iter().map(|t| t.to_string()).collect();
+    s.search_demarches(terms, id, limit, offset).await.unwrap().into_iter().map(|d| d.id).collect()
+}
+
+async fn porteur_ids(s: &Console, d: i64) -> Vec<i64> {
+    s.porteurs_of(d).await.unwrap().into_iter().map(|a| a.id).collect()
+}
+
+/// Runs first among the démarche sections: the table holds only what it creates. `other`: a
+/// second store on the same database, for the race.
+async fn demarches(s: &Console, other: &Console) {
+    let t0 = now();
+    let creator = named(s, "createur@ants.gouv.fr", "Createur", t0).await;
+    assert_eq!(s.demarche(1).await.unwrap(), None);
+    assert!(search(s, &[], None, 100, 0).await.is_empty());
+
+    // Created: next free id, as given, active, not approved; its creator carries it.
+    let full = DemarcheDetails {
+        name: "Demande de carte grise".into(),
+        administration: "Agence nationale des titres sécurisés".into(),
+        url: "https://immatriculation.ants.gouv.fr".into(),
+        volume_annuel: Some(6_000_000),
+        criteria: Criteria {
+            en_ligne: Some(EnLigne::Oui),
+            franceconnect: Some(true),
+            mobile: Some(false),
+            support_qualite: None,
+            disponibilite: Some(true),
+        },
+        privacy_controller: "ANTS".into(),
+        privacy_dpo: "dpo@ants.gouv.fr".into(),
+    };
+    let grise = s
+        .create_demarche(
+            full.clone(),
+            "demande de carte grise agence nationale des titres securises".into(),
+            creator.id,
+            t0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(grise, 1, "the first id of an empty table");
+    let row = demarche(s, grise).await;
+    assert_eq!(row.id, grise);
+    assert_eq!(row.details, full);
+    assert!(row.active && !row.high_volume_approved);
+    assert_eq!((row.merged_into, ms(row.created_at)), (None, t0));
+    assert!(s.is_porteur(creator.id, grise).await.unwrap());
+    assert_eq!(s.porteurs_of(grise).await.unwrap(), vec![creator.clone()]);
+
+    let t1 = t0 + Duration::seconds(1);
+    let duplicata =
+        create(s, "Carte grise : duplicata", "carte grise duplicata ants", Some(500_000), creator.id, t1).await;
+    let postale = create(s, "Grise mine", "carte postale grise", None, creator.id, t1).await;
+    let permis = create(s, "Permis de conduire", "permis de conduire ants", Some(6_000_000), creator.id, t1).await;
+    let pourcent = create(s, "Remboursement", "taux 100% remboursement_sante c:\\dossier", None, creator.id, t1).await;
+    let leurre = create(s, "Taux", "taux 1000 remboursementxsante c:dossier", None, creator.id, t1).await;
+    assert_eq!(vec![duplicata, postale, permis, pourcent, leurre], vec![2, 3, 4, 5, 6], "ids increase by one");
+    assert_eq!(demarche(s, duplicata).await.details.criteria, Criteria::default(), "nothing declared");
+    assert!(!s.is_porteur(creator.id, 987_654).await.unwrap());
+
+    // Carried, by name.
+    let carried: Vec<i64> = s.carried_by(creator.id).await.unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(carried, vec![duplicata, grise, postale, permis, pourcent, leurre]);
+    assert_eq!(s.carried_by(creator.id).await.unwrap()[1], demarche(s, grise).await);
+
+    // Every term, anywhere in the folded column; by volume (none last), then name.
+    assert_eq!(search(s, &["carte", "grise"], None, 10, 0).await, vec![grise, duplicata, postale]);
+    assert_eq!(search(s, &["grise", "carte"], None, 10, 0).await, vec![grise, duplicata, postale]);
+    assert_eq!(search(s, &["titres", "securises"], None, 10, 0).await, vec![grise]);
+    assert_eq!(search(s, &["carte", "postale"], None, 10, 0).await, vec![postale], "every term");
+    assert_eq!(search(s, &["carte", "mine"], None, 10, 0).await, Vec::<i64>::new(), "the column, not the name");
+    assert_eq!(search(s, &["ants"], None, 10, 0).await, vec![permis, duplicata]);
+    assert_eq!(search(s, &["rte gri"], None, 10, 0).await, vec![grise, duplicata], "substrings");
+    // Nothing given: all of them, volume 6 000 000 twice (then by name), the undeclared last.
+    assert_eq!(search(s, &[], None, 10, 0).await, vec![grise, permis, duplicata, postale, pourcent, leurre]);
+
+    // An id: that démarche too, or alone without terms.
+    assert_eq!(search(s, &[], Some(permis), 10, 0).await, vec![permis]);
+    assert_eq!(search(s, &["carte", "grise"], Some(permis), 10, 0).await, vec![grise, permis, duplicata, postale]);
+    assert_eq!(search(s, &["introuvable"], Some(postale), 10, 0).await, vec![postale]);
+    assert_eq!(search(s, &["introuvable"], Some(987_654), 10, 0).await, Vec::<i64>::new());
+    assert_eq!(search(s, &["introuvable"], None, 10, 0).await, Vec::<i64>::new());
+
+    // LIKE's metacharacters in a term match themselves only.
+    assert_eq!(search(s, &["100%"], None, 10, 0).await, vec![pourcent]);
+    assert_eq!(search(s, &["%"], None, 10, 0).await, vec![pourcent]);
+    assert_eq!(search(s, &["remboursement_sante"], None, 10, 0).await, vec![pourcent]);
+    assert_eq!(search(s, &["_"], None, 10, 0).await, vec![pourcent]);
+    assert_eq!(search(s, &["c:\\dossier"], None, 10, 0).await, vec![pourcent]);
+    assert_eq!(search(s, &["\\"], None, 10, 0).await, vec![pourcent]);
+    assert_eq!(search(s, &["c:dossier"], None, 10, 0).await, vec![leurre]);
+    assert_eq!(search(s, &["taux"], None, 10, 0).await, vec![pourcent, leurre]);
+    assert_eq!(search(s, &["'; DROP TABLE demarche; --"], None, 10, 0).await, Vec::<i64>::new());
+
+    // Pages.
+    assert_eq!(search(s, &["carte", "grise"], None, 2, 0).await, vec![grise, duplicata]);
+    assert_eq!(search(s, &["carte", "grise"], None, 2, 2).await, vec![postale]);
+    assert_eq!(search(s, &["carte", "grise"], None, 2, 3).await, Vec::<i64>::new());
+    assert_eq!(search(s, &[], None, 1, 1).await, vec![permis]);
+
+    // Inactive: not found, even by id; found again once active.
+    s.set_demarche_active(duplicata, false).await.unwrap();
+    assert!(!demarche(s, duplicata).await.active);
+    assert_eq!(search(s, &["carte", "grise"], None, 10, 0).await, vec![grise, postale]);
+    assert_eq!(search(s, &[], Some(duplicata), 10, 0).await, Vec::<i64>::new());
+    s.set_demarche_active(duplicata, true).await.unwrap();
+    assert_eq!(search(s, &["carte", "grise"], None, 10, 0).await, vec![grise, duplicata, postale]);
+
+    // The fiche replaced, and the search column with it; nothing else changes.
+    let before = demarche(s, postale).await;
+    let fiche = DemarcheDetails {
+        name: "Carte postale".into(),
+        administration: "La Poste".into(),
+        url: "https://www.laposte.fr".into(),
+        volume_annuel: Some(12_345),
+        criteria: Criteria {
+            en_ligne: Some(EnLigne::Partiel),
+            franceconnect: Some(false),
+            mobile: Some(true),
+            support_qualite: Some(false),
+            disponibilite: None,
+        },
+        privacy_controller: "La Poste SA".into(),
+        privacy_dpo: "https://www.laposte.fr/dpo".into(),
+    };
+    s.update_demarche(postale, fiche.clone(), "carte postale la poste".into()).await.unwrap();
+    let after = demarche(s, postale).await;
+    assert_eq!(after.details, fiche);
+    assert_eq!(DemarcheRow { details: before.details.clone(), ..after }, before);
+    assert_eq!(search(s, &["carte", "grise"], None, 10, 0).await, vec![grise, duplicata]);
+    assert_eq!(search(s, &["la", "poste"], None, 10, 0).await, vec![postale]);
+    let non = DemarcheDetails {
+        criteria: Criteria { en_ligne: Some(EnLigne::Non), ..Criteria::default() },
+        volume_annuel: None,
+        ..fiche.clone()
+    };
+    s.update_demarche(postale, non.clone(), "carte postale la poste".into()).await.unwrap();
+    assert_eq!(demarche(s, postale).await.details, non, "declared criteria can be withdrawn");
+    s.update_demarche(987_654, fiche, String::new()).await.unwrap();
+    assert_eq!(s.demarche(987_654).await.unwrap(), None);
+    assert_eq!(demarche(s, grise).await.details, full, "another démarche is untouched");
+
+    // High volumes waiting for approval: active, over the threshold (strictly), by volume.
+    let ids = |v: Vec<DemarcheRow>| v.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.high_volume_pending(100_000).await.unwrap()), vec![grise, permis, duplicata]);
+    assert_eq!(ids(s.high_volume_pending(500_000).await.unwrap()), vec![grise, permis]);
+    assert_eq!(ids(s.high_volume_pending(6_000_000).await.unwrap()), Vec::<i64>::new());
+    s.approve_high_volume(grise).await.unwrap();
+    assert!(demarche(s, grise).await.high_volume_approved);
+    assert_eq!(ids(s.high_volume_pending(100_000).await.unwrap()), vec![permis, duplicata]);
+    s.set_demarche_active(permis, false).await.unwrap();
+    assert_eq!(ids(s.high_volume_pending(100_000).await.unwrap()), vec![duplicata]);
+    s.set_demarche_active(permis, true).await.unwrap();
+    assert_eq!(s.high_volume_pending(100_000).await.unwrap()[0], demarche(s, permis).await);
+
+    // Two creations at once (two stores) get two ids.
+    let (a, b) = tokio::join!(
+        s.create_demarche(details("Course A", "", None), "course".into(), creator.id, t1),
+        other.create_demarche(details("Course B", "", None), "course".into(), creator.id, t1)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_ne!(a, b);
+    assert_eq!(a.max(b), leurre + 2);
+}
+
+/// `other`: a second console store on the same database (another replica), for the races.
+async fn porteurs(s: &Console, other_store: &Console) {
+    let t0 = now();
+    let owner = named(s, "owner@cnaf.fr", "Owner", t0).await;
+    let alice = named(s, "alice@cnaf.fr", "Alice", t0).await;
+    let bob = named(s, "bob@cnaf.fr", "Bob", t0).await;
+    let carol = named(s, "carol@cnaf.fr", "Carol", t0).await;
+    let d = create(s, "Allocations familiales", "allocations familiales caf", None, owner.id, t0).await;
+    let other = create(s, "Prime d'activite", "prime d'activite caf", None, owner.id, t0).await;
+
+    // Leaving: once.
+    assert!(s.leave(d, owner.id).await.unwrap());
+    assert!(!s.leave(d, owner.id).await.unwrap());
+    assert!(!s.is_porteur(owner.id, d).await.unwrap());
+    assert!(s.is_porteur(owner.id, other).await.unwrap(), "only that démarche");
+    assert!(s.porteurs_of(d).await.unwrap().is_empty());
+
+    // Nobody carries it: granted. Then requests, one pending per account.
+    assert_eq!(s.claim(d, alice.id, t0).await.unwrap(), Claim::Granted);
+    assert!(s.is_porteur(alice.id, d).await.unwrap());
+    assert_eq!(s.claim(d, alice.id, t0).await.unwrap(), Claim::AlreadyPorteur);
+    let Claim::Requested(r_bob) = s.claim(d, bob.id, t0 + Duration::seconds(1)).await.unwrap() else {
+        panic!("someone carries it: a request")
+    };
+    assert!(!s.is_porteur(bob.id, d).await.unwrap());
+    assert_eq!(s.claim(d, bob.id, t0 + Duration::seconds(5)).await.unwrap(), Claim::AlreadyRequested(r_bob));
+    let Claim::Requested(r_carol) = s.claim(d, carol.id, t0 + Duration::seconds(2)).await.unwrap() else {
+        panic!("a request")
+    };
+    assert_ne!(r_bob, r_carol);
+    let Claim::Requested(r_other) = s.claim(other, bob.id, t0 + Duration::seconds(3)).await.unwrap() else {
+        panic!("a request")
+    };
+    assert_eq!(porteur_ids(s, d).await, vec![alice.id]);
+
+    // Pending requests, oldest first, with their account and démarche.
+    let pending = s.pending_requests(Some(d)).await.unwrap();
+    assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), vec![r_bob, r_carol]);
+    assert_eq!(pending[0].account, bob);
+    assert_eq!((pending[0].demarche_id, pending[0].demarche_name.as_str()), (d, "Allocations familiales"));
+    assert_eq!(ms(pending[0].created_at), t0 + Duration::seconds(1), "the first claim's time");
+    assert_eq!(pending[1].account, carol);
+    let all: Vec<i64> = s.pending_requests(None).await.unwrap().into_iter().map(|r| r.id).collect();
+    let mine: Vec<i64> = all.into_iter().filter(|id| [r_bob, r_carol, r_other].contains(id)).collect();
+    assert_eq!(mine, vec![r_bob, r_carol, r_other]);
+    assert!(s.pending_requests(Some(987_654)).await.unwrap().is_empty());
+
+    // Accepted: the requester carries it; a second decision does nothing.
+    let t1 = t0 + Duration::minutes(1);
+    let decided = s.decide_request(r_bob, true, alice.id, t1).await.unwrap().expect("pending");
+    assert_eq!((decided.id, decided.demarche_id, decided.account.id), (r_bob, d, bob.id));
+    assert_eq!(ms(decided.created_at), t0 + Duration::seconds(1));
+    assert!(s.is_porteur(bob.id, d).await.unwrap());
+    assert_eq!(s.decide_request(r_bob, true, alice.id, t1).await.unwrap(), None);
+    assert_eq!(s.decide_request(r_bob, false, alice.id, t1).await.unwrap(), None);
+    assert!(s.is_porteur(bob.id, d).await.unwrap(), "a late refusal does not undo");
+    assert_eq!(s.claim(d, bob.id, t1).await.unwrap(), Claim::AlreadyPorteur);
+    // Refused: nothing carried; the account may ask again.
+    let refused = s.decide_request(r_carol, false, alice.id, t1).await.unwrap().expect("pending");
+    assert_eq!(refused.account, carol);
+    assert!(!s.is_porteur(carol.id, d).await.unwrap());
+    assert_eq!(s.decide_request(r_carol, true, alice.id, t1).await.unwrap(), None);
+    assert!(!s.is_porteur(carol.id, d).await.unwrap(), "a late acceptance does not undo");
+    assert!(s.pending_requests(Some(d)).await.unwrap().is_empty());
+    let Claim::Requested(again) = s.claim(d, carol.id, t1).await.unwrap() else { panic!("a new request") };
+    assert!(again != r_carol && again != r_bob);
+    assert_eq!(s.decide_request(987_654, true, alice.id, t1).await.unwrap(), None);
+    // Accepting someone who became porteur meanwhile is fine.
+    assert!(s.add_porteur(other, bob.id, t1).await.unwrap());
+    assert!(!s.add_porteur(other, bob.id, t1).await.unwrap());
+    assert_eq!(s.decide_request(r_other, true, owner.id, t1).await.unwrap().map(|r| r.id), Some(r_other));
+    assert_eq!(porteur_ids(s, other).await, vec![bob.id, owner.id]);
+
+    // By name.
+    assert_eq!(porteur_ids(s, d).await, vec![alice.id, bob.id]);
+    assert_eq!(s.porteurs_of(d).await.unwrap(), vec![alice.clone(), bob.clone()]);
+    let carried: Vec<i64> = s.carried_by(bob.id).await.unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(carried, vec![d, other]);
+    assert!(s.carried_by(carol.id).await.unwrap().is_empty());
+
+    // Two first claims at once, through two stores: exactly one is granted.
+    for i in 0..10 {
+        let x = named(s, &format!("x{i}@cnaf.fr"), "X", t0).await;
+        let y = named(s, &format!("y{i}@cnaf.fr"), "Y", t0).await;
+        let race = create(s, "Course", "course caf", None, owner.id, t0).await;
+        assert!(s.leave(race, owner.id).await.unwrap());
+        let (a, b) = tokio::join!(s.claim(race, x.id, t0), other_store.claim(race, y.id, t0));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let winner = match (a, b) {
+            (Claim::Granted, Claim::Requested(_)) => x.id,
+            (Claim::Requested(_), Claim::Granted) => y.id,
+            other => panic!("one Granted and one Requested, got {other:?}"),
+        };
+        assert_eq!(porteur_ids(s, race).await, vec![winner]);
+        assert_eq!(s.pending_requests(Some(race)).await.unwrap().len(), 1);
+    }
+}
+
+async fn invites(s: &Console, other: &Console) {
+    let t0 = now();
+    let owner = named(s, "owner@impots.gouv.fr", "Owner", t0).await;
+    let dana = named(s, "dana@impots.gouv.fr", "Dana", t0).await;
+    let eve = named(s, "eve@impots.gouv.fr", "Eve", t0).await;
+    let d = create(s, "Impot sur le revenu", "impot sur le revenu dgfip", None, owner.id, t0).await;
+    let in_1h = t0 + Duration::hours(1);
+    let (h, late, lost) = (fresh_hash(), fresh_hash(), fresh_hash());
+    s.insert_invite(h, d, "Dana@Impots.gouv.fr".into(), owner.id, t0, in_1h).await.unwrap();
+    s.insert_invite(late, d, "eve@impots.gouv.fr".into(), owner.id, t0, in_1h).await.unwrap();
+
+    // Not the invited address: unknown, and the invitation stays usable.
+    assert_eq!(s.take_invite(h, eve.id, eve.email.clone(), t0).await.unwrap(), Err(TokenState::Unknown));
+    assert!(!s.is_porteur(eve.id, d).await.unwrap());
+    assert_eq!(s.take_invite(lost, dana.id, dana.email.clone(), t0).await.unwrap(), Err(TokenState::Unknown));
+    // Expired from `expires_at` on.
+    assert_eq!(s.take_invite(h, dana.id, dana.email.clone(), in_1h).await.unwrap(), Err(TokenState::Expired));
+    assert_eq!(s.take_invite(late, eve.id, eve.email.clone(), in_1h).await.unwrap(), Err(TokenState::Expired));
+    assert!(!s.is_porteur(eve.id, d).await.unwrap());
+    // Valid (addresses compared in lower case): the account carries it; once.
+    let just_before = in_1h - Duration::milliseconds(1);
+    assert_eq!(s.take_invite(h, dana.id, "dana@impots.gouv.fr".into(), just_before).await.unwrap(), Ok(d));
+    assert!(s.is_porteur(dana.id, d).await.unwrap());
+    assert_eq!(s.take_invite(h, dana.id, dana.email.clone(), t0).await.unwrap(), Err(TokenState::Used));
+    assert_eq!(porteur_ids(s, d).await, vec![dana.id, owner.id]);
+
+    // An invitation to someone who carries it already is used, and changes nothing else.
+    let again = fresh_hash();
+    s.insert_invite(again, d, dana.email.clone(), owner.id, t0, in_1h).await.unwrap();
+    assert_eq!(s.take_invite(again, dana.id, dana.email.clone(), t0).await.unwrap(), Ok(d));
+    assert_eq!(porteur_ids(s, d).await, vec![dana.id, owner.id]);
+
+    // Two uses at once (two stores): one.
+    for _ in 0..5 {
+        let h = fresh_hash();
+        s.insert_invite(h, d, eve.email.clone(), owner.id, t0, in_1h).await.unwrap();
+        let (a, b) = tokio::join!(
+            s.take_invite(h, eve.id, eve.email.clone(), t0),
+            other.take_invite(h, eve.id, eve.email.clone(), t0)
+        );
+        let mut got = [a.unwrap(), b.unwrap()];
+        got.sort_by_key(|r| r.is_err());
+        assert_eq!(got, [Ok(d), Err(TokenState::Used)]);
+    }
+    assert!(s.is_porteur(eve.id, d).await.unwrap());
+}
+
+/// A vote on `demarche` from `source`, received at `at`.
+fn vote(demarche: i64, source: &str, at: DateTime<Utc>, k: usize) -> Vote {
+    let level = |i: usize| Level::ALL[i % 3];
+    let answers = Answers {
+        satisfaction: None,
+        facilite: (k % 4 != 0).then(|| level(k + 1)),
+        clarte: (k % 5 != 0).then(|| level(k / 3)),
+        aide: (k % 64) as u8,
+        commentaire: None,
+    };
+    let mut v = Vote::accept(demarche, Source::new(source).expect("a valid source"), level(k), answers);
+    v.received_at_ms = at.timestamp_millis();
+    v
+}
+
+fn sum(votes: &[Vote]) -> Counts {
+    let mut c = Counts::default();
+    for v in votes {
+        c.add_vote(v);
+    }
+    c
+}
+
+/// Noon UTC of that day: the same day in Paris.
+fn noon(d: NaiveDate) -> DateTime<Utc> {
+    d.and_hms_opt(12, 0, 0).expect("a valid time").and_utc()
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("a valid date")
+}
+
+async fn activity(s: &Console, votes: &Arc<dyn Store>) {
+    let t0 = now();
+    let owner = named(s, "owner@urssaf.fr", "Owner", t0).await;
+    let d = create(s, "Declaration sociale", "declaration sociale urssaf", None, owner.id, t0).await;
+    let elsewhere = create(s, "Autre", "autre urssaf", None, owner.id, t0).await;
+    let (d1, d2, d3) = (day(2024, 3, 10), day(2024, 3, 11), day(2024, 3, 12));
+    let (far_from, far_to) = (day(2000, 1, 1), day(2100, 1, 1));
+
+    // Nothing yet.
+    assert_eq!(s.last_avis(d).await.unwrap(), None);
+    assert!(s.sources(d).await.unwrap().is_empty());
+    assert_eq!(s.counts(d, far_from, far_to).await.unwrap(), Counts::default());
+
+    let day1: Vec<Vote> = (0..4).map(|k| vote(d, "button", noon(d1) + Duration::minutes(k as i64), k)).collect();
+    let day1_site: Vec<Vote> = (0..3).map(|k| vote(d, "site", noon(d1) + Duration::hours(2), 10 + k)).collect();
+    let day2: Vec<Vote> = (0..5).map(|k| vote(d, "email", noon(d2) + Duration::seconds(k as i64), 20 + k)).collect();
+    let last_at = noon(d3) + Duration::milliseconds(123_456);
+    let day3: Vec<Vote> = vec![vote(d, "site", noon(d3), 30), vote(d, "courrier", last_at, 31)];
+    let noise: Vec<Vote> = (0..3).map(|k| vote(elsewhere, "site", noon(d3) + Duration::days(1), k)).collect();
+    let all: Vec<Vote> = [&day1, &day1_site, &day2, &day3, &noise].into_iter().flatten().cloned().collect();
+    assert_eq!(votes.store_batch(&all).await.unwrap(), all.len() as u64);
+
+    assert_eq!(s.last_avis(d).await.unwrap().map(ms), Some(last_at));
+    assert_eq!(s.last_avis(elsewhere).await.unwrap().map(ms), Some(noon(d3) + Duration::days(1)));
+    // Latest day first, then by label.
+    assert_eq!(
+        s.sources(d).await.unwrap(),
+        vec![
+            ("courrier".to_string(), d3),
+            ("site".to_string(), d3),
+            ("email".to_string(), d2),
+            ("button".to_string(), d1)
+        ]
+    );
+    assert_eq!(s.sources(elsewhere).await.unwrap(), vec![("site".to_string(), d3 + chrono::Days::new(1))]);
+
+    // Sums over the days asked, bounds included, this démarche only.
+    let mine: Vec<Vote> = [&day1, &day1_site, &day2, &day3].into_iter().flatten().cloned().collect();
+    let total = s.counts(d, far_from, far_to).await.unwrap();
+    assert_eq!(total, sum(&mine));
+    assert_eq!(total.n, 14);
+    assert_eq!(s.counts(d, d1, d3).await.unwrap(), sum(&mine));
+    let first_two: Vec<Vote> = [&day1, &day1_site, &day2].into_iter().flatten().cloned().collect();
+    assert_eq!(s.counts(d, d1, d2).await.unwrap(), sum(&first_two));
+    assert_eq!(s.counts(d, d2, d2).await.unwrap(), sum(&day2));
+    assert_eq!(s.counts(d, d3, far_to).await.unwrap(), sum(&day3));
+    assert_eq!(s.counts(d, far_from, day(2024, 3, 9)).await.unwrap(), Counts::default());
+    assert_eq!(s.counts(d, d3, d1).await.unwrap(), Counts::default(), "an empty range");
+    assert_eq!(s.counts(elsewhere, far_from, far_to).await.unwrap(), sum(&noise));
+}
+
+async fn merging(s: &Console, votes: &Arc<dyn Store>) {
+    let t0 = now();
+    let p1 = named(s, "p1@msa.fr", "P1", t0).await;
+    let p2 = named(s, "p2@msa.fr", "P2", t0).await;
+    let p3 = named(s, "p3@msa.fr", "P3", t0).await;
+    let p4 = named(s, "p4@msa.fr", "P4", t0).await;
+    let target = create(s, "Cible", "fusion cible msa", Some(10), p2.id, t0).await;
+    let duplicate = create(s, "Doublon", "fusion doublon msa", Some(10), p1.id, t0).await;
+    let older = create(s, "Ancien doublon", "fusion ancien msa", None, p4.id, t0).await;
+    let bystander = create(s, "Temoin", "fusion temoin msa", None, p4.id, t0).await;
+    assert!(s.add_porteur(target, p3.id, t0).await.unwrap());
+    assert!(s.add_porteur(duplicate, p2.id, t0).await.unwrap());
+    // Pending requests: on the duplicate (they go), on the target (it stays).
+    let Claim::Requested(on_duplicate) = s.claim(duplicate, p4.id, t0).await.unwrap() else { panic!("a request") };
+    let Claim::Requested(on_target) = s.claim(target, p4.id, t0).await.unwrap() else { panic!("a request") };
+
+    let (d1, d2) = (day(2024, 5, 1), day(2024, 5, 2));
+    let (far_from, far_to) = (day(2000, 1, 1), day(2100, 1, 1));
+    let t_d1_site: Vec<Vote> = (0..3).map(|k| vote(target, "site", noon(d1), k)).collect();
+    let t_d1_button: Vec<Vote> = vec![vote(target, "button", noon(d1), 3)];
+    let dup_d1_site: Vec<Vote> =
+        (0..2).map(|k| vote(duplicate, "site", noon(d1) + Duration::hours(1), 4 + k)).collect();
+    let last_at = noon(d2) + Duration::milliseconds(7);
+    let dup_d2_email: Vec<Vote> = vec![vote(duplicate, "email", last_at, 7)];
+    let old_d2: Vec<Vote> = vec![vote(older, "site", noon(d2), 8)];
+    let side: Vec<Vote> = vec![vote(bystander, "site", noon(d1), 9)];
+    let batch: Vec<Vote> = [&t_d1_site, &t_d1_button, &dup_d1_site, &dup_d2_email, &old_d2, &side]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    assert_eq!(votes.store_batch(&batch).await.unwrap(), batch.len() as u64);
+
+    // Refused, nothing done: the same démarche, a missing one.
+    assert!(!s.merge_demarche(target, target).await.unwrap());
+    assert!(!s.merge_demarche(987_654, target).await.unwrap());
+    assert!(!s.merge_demarche(duplicate, 987_654).await.unwrap());
+    assert_eq!(s.counts(duplicate, far_from, far_to).await.unwrap().n, 3);
+    assert!(demarche(s, duplicate).await.active);
+
+    // An earlier merge into the duplicate.
+    assert!(s.merge_demarche(older, duplicate).await.unwrap());
+    let row = demarche(s, older).await;
+    assert_eq!((row.active, row.merged_into), (false, Some(duplicate)));
+    assert_eq!(
+        s.counts(duplicate, far_from, far_to).await.unwrap(),
+        sum(&[dup_d1_site.clone(), dup_d2_email.clone(), old_d2.clone()].concat())
+    );
+    assert_eq!(porteur_ids(s, duplicate).await, vec![p1.id, p2.id, p4.id]);
+    assert!(s.carried_by(p4.id).await.unwrap().iter().all(|d| d.id != older));
+    // A merged démarche cannot be a target.
+    assert!(!s.merge_demarche(bystander, older).await.unwrap());
+    assert!(demarche(s, bystander).await.active);
+    assert_eq!(porteur_ids(s, bystander).await, vec![p4.id]);
+    assert_eq!(s.counts(bystander, far_from, far_to).await.unwrap(), sum(&side));
+    assert!(s.leave(duplicate, p4.id).await.unwrap());
+
+    let before_target = s.counts(target, far_from, far_to).await.unwrap();
+    assert_eq!(before_target, sum(&[t_d1_site.clone(), t_d1_button.clone()].concat()));
+
+    // The merge.
+    assert!(s.merge_demarche(duplicate, target).await.unwrap());
+    let row = demarche(s, duplicate).await;
+    assert_eq!((row.active, row.merged_into), (false, Some(target)));
+    assert_eq!(demarche(s, older).await.merged_into, Some(target), "chained merges point at the target");
+    let row = demarche(s, target).await;
+    assert_eq!((row.active, row.merged_into), (true, None));
+
+    // Porteurs: the union, without duplicates.
+    assert_eq!(porteur_ids(s, target).await, vec![p1.id, p2.id, p3.id]);
+    assert!(s.porteurs_of(duplicate).await.unwrap().is_empty());
+    assert!(s.is_porteur(p1.id, target).await.unwrap());
+    assert!(!s.is_porteur(p1.id, duplicate).await.unwrap());
+    // Requests: the duplicate's went, the target's stayed.
+    assert!(s.pending_requests(Some(duplicate)).await.unwrap().is_empty());
+    let left: Vec<i64> = s.pending_requests(None).await.unwrap().into_iter().map(|r| r.id).collect();
+    assert!(left.contains(&on_target) && !left.contains(&on_duplicate), "{left:?}");
+    assert_eq!(s.decide_request(on_duplicate, true, p1.id, t0).await.unwrap(), None);
+
+    // Counts moved, added where the day and source are the same.
+    let everything =
+        [t_d1_site.clone(), t_d1_button.clone(), dup_d1_site.clone(), dup_d2_email.clone(), old_d2.clone()].concat();
+    assert_eq!(s.counts(target, far_from, far_to).await.unwrap(), sum(&everything));
+    assert_eq!(s.counts(duplicate, far_from, far_to).await.unwrap(), Counts::default());
+    assert_eq!(s.counts(older, far_from, far_to).await.unwrap(), Counts::default());
+    assert_eq!(s.counts(bystander, far_from, far_to).await.unwrap(), sum(&side), "untouched");
+    let daily = votes.daily(target, far_from, far_to).await.unwrap();
+    let site_d1 = daily.iter().find(|r| r.day == d1 && r.source == "site").expect("a site row on day 1");
+    assert_eq!(site_d1.counts, sum(&[t_d1_site.clone(), dup_d1_site.clone()].concat()));
+    assert_eq!(site_d1.counts.n, 5);
+    assert_eq!(daily.len(), 4, "site and button on day 1, email and site on day 2: {daily:?}");
+    // The avis rows moved too: a recount agrees with the counts.
+    assert_eq!(votes.recount(target).await.unwrap(), daily);
+    assert!(votes.recount(duplicate).await.unwrap().is_empty());
+    assert!(votes.daily(duplicate, far_from, far_to).await.unwrap().is_empty());
+    assert_eq!(s.last_avis(target).await.unwrap().map(ms), Some(last_at));
+    assert_eq!(s.last_avis(duplicate).await.unwrap(), None);
+    assert_eq!(
+        s.sources(target).await.unwrap(),
+        vec![("email".to_string(), d2), ("site".to_string(), d2), ("button".to_string(), d1)]
+    );
+
+    // Merged démarches are not found, even active again, even by id; nor can they be targets.
+    s.set_demarche_active(duplicate, true).await.unwrap();
+    assert_eq!(search(s, &["fusion"], None, 10, 0).await, vec![target, bystander]);
+    assert_eq!(search(s, &[], Some(duplicate), 10, 0).await, Vec::<i64>::new());
+    assert!(!s.merge_demarche(bystander, duplicate).await.unwrap());
+    assert!(!s.merge_demarche(target, older).await.unwrap());
+    assert_eq!(s.counts(target, far_from, far_to).await.unwrap(), sum(&everything));
+    // Merging the target away makes every earlier duplicate point at the new one.
+    assert!(s.merge_demarche(target, bystander).await.unwrap());
+    for id in [older, duplicate, target] {
+        assert_eq!(demarche(s, id).await.merged_into, Some(bystander), "démarche {id}");
+    }
+    assert_eq!(s.counts(bystander, far_from, far_to).await.unwrap(), sum(&[everything, side].concat()));
+    assert_eq!(porteur_ids(s, bystander).await, vec![p1.id, p2.id, p3.id, p4.id]);
+}
+
+async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     accounts(&s).await;
     tokens(&s).await;
     sessions(&s).await;
@@ -498,13 +1043,20 @@ async fn conformance(s: Console) {
     outbox(&s).await;
     audit(&s).await;
     deletion(&s).await;
+    // `demarches` expects an empty démarche table: it runs before the others that create some.
+    demarches(&s, &s2).await;
+    porteurs(&s, &s2).await;
+    invites(&s, &s2).await;
+    activity(&s, &votes).await;
+    merging(&s, &votes).await;
 }
 
-/// The vote store migrates (the console's tables are among its migrations); the console store
-/// then opens its own connection(s).
-async fn open(url: &str) -> Console {
-    store::open(url).await.unwrap().migrate().await.unwrap();
-    console::open(url).await.unwrap()
+/// The vote store migrates (the console's tables are among its migrations) and writes the votes;
+/// the console store opens its own connection(s), twice (as two replicas would).
+async fn open(url: &str) -> (Console, Console, Arc<dyn Store>) {
+    let votes = store::open(url).await.unwrap();
+    votes.migrate().await.unwrap();
+    (console::open(url).await.unwrap(), console::open(url).await.unwrap(), votes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -66,6 +66,7 @@ async fn conformance(store: Arc<dyn Store>) {
         volume_annuel: Some(6_000_000),
         high_volume_approved: false,
         active: true,
+        merged_into: None,
     };
     store.upsert_demarche(&d).await.unwrap();
     store.upsert_demarche(&Demarche { id: 2, name: "Autre".into(), active: false, ..d.clone() }).await.unwrap();

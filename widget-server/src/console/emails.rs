@@ -115,3 +115,71 @@ pub fn deleted(operator: &str) -> Email {
         body: format!("Bonjour,\n\nVotre compte porteur a été supprimé, comme vous l'avez demandé.{}", sign(operator)),
     }
 }
+
+/// To each porteur of a démarche: someone asks to carry it too.
+pub fn porteur_request(operator: &str, public_url: &str, name: &str, email: &str, demarche: &str, id: i64) -> Email {
+    Email {
+        subject: format!("Demande pour porter « {demarche} » – {operator}"),
+        body: format!(
+            "Bonjour,\n\n{name} ({email}) demande à devenir porteur de la démarche « {demarche} », que vous portez.\n\n\
+             Pour accepter ou refuser : {public_url}/console/demarches/{id}/porteurs{}",
+            sign(operator)
+        ),
+    }
+}
+
+/// To the requester: the request went to the démarche's porteurs.
+pub fn porteur_request_sent(operator: &str, demarche: &str) -> Email {
+    Email {
+        subject: format!("Votre demande pour porter « {demarche} » – {operator}"),
+        body: format!(
+            "Bonjour,\n\nVotre demande pour devenir porteur de la démarche « {demarche} » a été transmise à ses \
+             porteurs. Vous recevrez un e-mail dès que l'un d'eux, ou un administrateur, y aura répondu.{}",
+            sign(operator)
+        ),
+    }
+}
+
+/// To the requester: accepted or refused.
+pub fn porteur_decision(operator: &str, public_url: &str, demarche: &str, id: i64, accepted: bool) -> Email {
+    let (subject, text) = if accepted {
+        (
+            "acceptée",
+            format!(
+                "Vous êtes maintenant porteur de la démarche « {demarche} » : {public_url}/console/demarches/{id}/code"
+            ),
+        )
+    } else {
+        ("refusée", format!("Votre demande pour devenir porteur de la démarche « {demarche} » a été refusée."))
+    };
+    Email {
+        subject: format!("Demande {subject} pour « {demarche} » – {operator}"),
+        body: format!("Bonjour,\n\n{text}{}", sign(operator)),
+    }
+}
+
+/// An invitation to carry a démarche (single-use link, 7 days).
+pub fn porteur_invite(operator: &str, public_url: &str, inviter: &str, demarche: &str, token: &str) -> Email {
+    Email {
+        subject: format!("Invitation à porter « {demarche} » – {operator}"),
+        body: format!(
+            "Bonjour,\n\n{inviter} vous invite à devenir porteur de la démarche « {demarche} » sur {operator}.\n\n\
+             Pour accepter, connectez-vous avec cette adresse (ou créez d'abord un compte : {public_url}/inscription), \
+             puis ouvrez ce lien (valable 7 jours, utilisable une seule fois) :\n\n\
+             {public_url}/console/invitation?jeton={token}{}",
+            sign(operator)
+        ),
+    }
+}
+
+/// To each administrator: a démarche declares over 5,000,000 a year.
+pub fn high_volume(operator: &str, public_url: &str, demarche: &str, id: i64) -> Email {
+    Email {
+        subject: format!("Démarche à fort volume à valider : « {demarche} » – {operator}"),
+        body: format!(
+            "Bonjour,\n\nLa démarche « {demarche} » (n° {id}) déclare plus de 5 000 000 d'usagers par an. \
+             Son bouton reste fermé jusqu'à votre validation : {public_url}/console/admin#fort-volume{}",
+            sign(operator)
+        ),
+    }
+}

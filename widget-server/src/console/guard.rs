@@ -24,15 +24,22 @@ use super::secret::{self, SecretToken};
 use super::{layout, Console, Problem, Viewer, CSRF_COOKIE, MAX_FORM_BYTES, SESSION_COOKIE};
 
 /// `Content-Security-Policy` of console pages: our stylesheets, forms posting to ourselves,
-/// nothing else, no framing.
-pub const CONSOLE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-                               frame-ancestors 'none'; base-uri 'none'";
+/// images from ourselves and from the public URL (the buttons' preview), nothing else, no
+/// framing.
+pub fn console_csp(public_origin: &str) -> String {
+    format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' {public_origin}; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'"
+    )
+}
 
 /// Layer 1.
-pub async fn security_headers(req: Request, next: Next) -> Response {
+pub async fn security_headers(State(console): State<Arc<Console>>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONSOLE_CSP));
+    if let Ok(csp) = HeaderValue::from_str(&console_csp(&console.settings.public_origin)) {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));

@@ -178,6 +178,18 @@ pub fn notice(code: Option<&str>) -> Markup {
         "compte-refuse" => Some(("succes", "La demande a été refusée et son auteur prévenu par e-mail.")),
         "domaine-ajoute" => Some(("succes", "Le domaine a été ajouté à la liste.")),
         "domaine-retire" => Some(("succes", "Le domaine a été retiré de la liste.")),
+        "demarche-ajoutee" => Some(("succes", "La démarche a été ajoutée au catalogue et vous en êtes le porteur. Générez maintenant le code du bouton.")),
+        "porteur" => Some(("succes", "Vous êtes porteur de cette démarche.")),
+        "demande-envoyee" => Some(("info", "Votre demande a été transmise aux porteurs de la démarche. Vous recevrez un e-mail dès qu'ils y auront répondu.")),
+        "demande-acceptee" => Some(("succes", "La demande a été acceptée et son auteur prévenu par e-mail.")),
+        "demande-refusee" => Some(("succes", "La demande a été refusée et son auteur prévenu par e-mail.")),
+        "invitation-envoyee" => Some(("succes", "L'invitation a été envoyée.")),
+        "demarche-quittee" => Some(("succes", "Vous ne portez plus cette démarche.")),
+        "fiche-enregistree" => Some(("succes", "La fiche a été enregistrée.")),
+        "volume-valide" => Some(("succes", "La démarche à fort volume est validée\u{a0}: son bouton est ouvert.")),
+        "demarche-desactivee" => Some(("succes", "La démarche est désactivée\u{a0}: son formulaire n'accepte plus d'avis.")),
+        "demarche-activee" => Some(("succes", "La démarche est de nouveau active.")),
+        "demarches-fusionnees" => Some(("succes", "Les démarches ont été fusionnées.")),
         _ => None,
     };
     html! {

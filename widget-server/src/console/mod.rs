@@ -41,7 +41,10 @@ use self::layout::Chrome;
 use self::mail::Mailer;
 use self::password::Passwords;
 use self::store::{Account, ConsoleStore, SessionRow};
+use crate::catalogue::Catalogue;
 use crate::config::Config;
+use crate::store::Store;
+use snippet::KeySigner;
 
 /// The session cookie (DESIGN §10).
 pub const SESSION_COOKIE: &str = "monavis_session";
@@ -105,6 +108,13 @@ pub struct Console {
     pub limits: limit::AuthLimits,
     /// Hashed URLs of avis.css and console.css.
     pub css: [String; 2],
+    /// The démarche catalogue the hot path reads: reloaded at once when the console changes a
+    /// démarche, so its form link works in this process without waiting for the refresh.
+    pub catalogue: Arc<Catalogue>,
+    /// The vote store, only to reload the catalogue (one small query).
+    pub votes: Arc<dyn Store>,
+    /// Signs form links, for the « Code à intégrer ».
+    pub signer: KeySigner,
     router: std::sync::OnceLock<axum::Router>,
 }
 
@@ -269,7 +279,13 @@ pub type Answer = Result<Response, Problem>;
 
 impl Console {
     /// Opens the console's own store connection(s), prepares passwords and mail.
-    pub async fn start(config: &Config, css: [String; 2]) -> anyhow::Result<Arc<Console>> {
+    pub async fn start(
+        config: &Config,
+        css: [String; 2],
+        catalogue: Arc<Catalogue>,
+        votes: Arc<dyn Store>,
+        secret: &[u8],
+    ) -> anyhow::Result<Arc<Console>> {
         let settings = Settings::from_config(config);
         let store = store::open(&config.database_url()).await?;
         let from = config.smtp_from.clone().unwrap_or_else(|| default_from(&settings));
@@ -281,6 +297,9 @@ impl Console {
             passwords: Passwords::new().await?,
             limits: limit::AuthLimits::default(),
             css,
+            catalogue,
+            votes,
+            signer: KeySigner::new(secret),
             router: std::sync::OnceLock::new(),
         });
         let _ = console.router.set(routes::router(console.clone()));
@@ -314,6 +333,13 @@ impl Console {
             path,
         };
         layout::page(&chrome, title, main)
+    }
+
+    /// Reloads the catalogue after a change (this process at once; other replicas within their
+    /// refresh interval).
+    pub async fn reload_catalogue(&self) -> Result<(), crate::store::StoreError> {
+        self.catalogue.replace(self.votes.demarches().await?);
+        Ok(())
     }
 
     /// Background work: mail retries, expired sessions and links, limiter pruning.

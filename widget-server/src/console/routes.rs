@@ -8,7 +8,7 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::pages::{account, admin, home, login, reset, signup};
+use super::pages::{account, admin, code, demarche, demarches, fiche, home, login, porteurs, reset, signup};
 use super::{guard, Console, Problem};
 
 /// The console's router (its state is the console itself).
@@ -26,7 +26,20 @@ pub fn router(console: Arc<Console>) -> Router {
     // Signed-in porteurs (and administrators).
     let signed_in = Router::new()
         .route("/deconnexion", post(login::logout_post))
-        .route("/console", get(home::console_get))
+        .route("/console", get(demarches::console_get))
+        .route("/console/demarches", get(demarches::search_get))
+        .route("/console/demarches/nouvelle", get(demarches::new_get).post(demarches::new_post))
+        .route("/console/demarches/{id}", get(demarche::demarche_get))
+        .route("/console/demarches/{id}/porteur", post(demarche::claim_post))
+        // The tabs below check that the viewer carries the démarche (or is an administrator).
+        .route("/console/demarches/{id}/code", get(code::code_get))
+        .route("/console/demarches/{id}/fiche", get(fiche::fiche_get).post(fiche::fiche_post))
+        .route("/console/demarches/{id}/porteurs", get(porteurs::porteurs_get))
+        .route("/console/demarches/{id}/demandes/{request}/accepter", post(porteurs::accept_post))
+        .route("/console/demarches/{id}/demandes/{request}/refuser", post(porteurs::refuse_post))
+        .route("/console/demarches/{id}/inviter", post(porteurs::invite_post))
+        .route("/console/demarches/{id}/quitter", post(porteurs::leave_post))
+        .route("/console/invitation", get(porteurs::invitation_get).post(porteurs::invitation_post))
         .route("/console/compte", get(account::account_get))
         .route("/console/compte/mot-de-passe", post(account::password_post))
         .route("/console/compte/suppression", post(account::delete_post))
@@ -39,6 +52,9 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/admin/comptes/{id}/refuser", post(admin::refuse_post))
         .route("/console/admin/domaines", post(admin::domain_add_post))
         .route("/console/admin/domaines/retirer", post(admin::domain_remove_post))
+        .route("/console/admin/demarches/{id}/valider-volume", post(admin::approve_volume_post))
+        .route("/console/admin/demarches/activation", post(admin::activation_post))
+        .route("/console/admin/demarches/fusion", post(admin::merge_post))
         .route_layer(from_fn(guard::require_admin));
 
     Router::new()
@@ -49,6 +65,6 @@ pub fn router(console: Arc<Console>) -> Router {
         // Innermost first: the CSRF check sees the viewer that load_session found.
         .layer(from_fn_with_state(console.clone(), guard::check_origin_and_csrf))
         .layer(from_fn_with_state(console.clone(), guard::load_session))
-        .layer(from_fn(guard::security_headers))
+        .layer(from_fn_with_state(console.clone(), guard::security_headers))
         .with_state(console)
 }

@@ -123,6 +123,48 @@ CREATE TABLE audit (
     detail text NOT NULL DEFAULT ''
 );
 "#,
+    r#"
+ALTER TABLE demarche ADD COLUMN url text NOT NULL DEFAULT '';
+-- Name and administration folded in Rust (lower case, no accents), searched with LIKE.
+ALTER TABLE demarche ADD COLUMN search text NOT NULL DEFAULT '';
+ALTER TABLE demarche ADD COLUMN created_by bigint;
+ALTER TABLE demarche ADD COLUMN merged_into bigint;
+-- Observatory criteria declared by porteurs (DESIGN §12); NULL: not declared.
+ALTER TABLE demarche ADD COLUMN en_ligne text CHECK (en_ligne IN ('oui', 'partiel', 'non'));
+ALTER TABLE demarche ADD COLUMN franceconnect boolean;
+ALTER TABLE demarche ADD COLUMN mobile boolean;
+ALTER TABLE demarche ADD COLUMN support_qualite boolean;
+ALTER TABLE demarche ADD COLUMN disponibilite boolean;
+-- Privacy notice shown on the form (DESIGN §13).
+ALTER TABLE demarche ADD COLUMN privacy_controller text NOT NULL DEFAULT '';
+ALTER TABLE demarche ADD COLUMN privacy_dpo text NOT NULL DEFAULT '';
+CREATE TABLE porteur (
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    demarche_id bigint NOT NULL REFERENCES demarche (id) ON DELETE CASCADE,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (account_id, demarche_id)
+);
+CREATE INDEX porteur_demarche ON porteur (demarche_id);
+CREATE TABLE porteur_request (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    demarche_id bigint NOT NULL REFERENCES demarche (id) ON DELETE CASCADE,
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    status text NOT NULL CHECK (status IN ('pending', 'accepted', 'refused')),
+    created_at timestamptz NOT NULL,
+    decided_by bigint,
+    decided_at timestamptz
+);
+CREATE UNIQUE INDEX porteur_request_pending ON porteur_request (demarche_id, account_id) WHERE status = 'pending';
+CREATE TABLE porteur_invite (
+    token_hash bytea PRIMARY KEY,
+    demarche_id bigint NOT NULL REFERENCES demarche (id) ON DELETE CASCADE,
+    email text NOT NULL,
+    invited_by bigint,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    used_at timestamptz
+);
+"#,
 ];
 
 /// Column types of `avis`, in COPY order.
@@ -241,6 +283,13 @@ impl Store for PgStore {
                 tx.batch_execute(sql).await?;
                 tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&(i as i32 + 1)]).await?;
             }
+            // Search keys are folded in Rust, which SQL cannot do: fill those still empty
+            // (démarches from before migration 3).
+            for row in tx.query("SELECT id, name, administration FROM demarche WHERE search = ''", &[]).await? {
+                let (id, name, administration): (i64, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                let key = crate::search::key(&name, &administration);
+                tx.execute("UPDATE demarche SET search = $2 WHERE id = $1", &[&id, &key]).await?;
+            }
             tx.commit().await?;
             Ok(())
         }
@@ -308,7 +357,7 @@ impl Store for PgStore {
             let conn = self.conn().await?;
             let rows = conn
                 .query(
-                    "SELECT id, name, administration, volume_annuel, high_volume_approved, active FROM demarche ORDER BY id",
+                    "SELECT id, name, administration, volume_annuel, high_volume_approved, active, merged_into FROM demarche ORDER BY id",
                     &[],
                 )
                 .await?;
@@ -321,6 +370,7 @@ impl Store for PgStore {
                     volume_annuel: r.get(3),
                     high_volume_approved: r.get(4),
                     active: r.get(5),
+                    merged_into: r.get(6),
                 })
                 .collect())
         }
@@ -332,11 +382,19 @@ impl Store for PgStore {
             self.conn()
                 .await?
                 .execute(
-                    "INSERT INTO demarche (id, name, administration, volume_annuel, high_volume_approved, active) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                    "INSERT INTO demarche (id, name, administration, volume_annuel, high_volume_approved, active, search) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
                      administration = excluded.administration, volume_annuel = excluded.volume_annuel, \
-                     high_volume_approved = excluded.high_volume_approved, active = excluded.active",
-                    &[&d.id, &d.name, &d.administration, &d.volume_annuel, &d.high_volume_approved, &d.active],
+                     high_volume_approved = excluded.high_volume_approved, active = excluded.active, search = excluded.search",
+                    &[
+                        &d.id,
+                        &d.name,
+                        &d.administration,
+                        &d.volume_annuel,
+                        &d.high_volume_approved,
+                        &d.active,
+                        &crate::search::key(&d.name, &d.administration),
+                    ],
                 )
                 .await?;
             Ok(())

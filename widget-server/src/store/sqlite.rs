@@ -111,6 +111,48 @@ CREATE TABLE audit (
     detail TEXT NOT NULL DEFAULT ''
 );
 "#,
+    r#"
+ALTER TABLE demarche ADD COLUMN url TEXT NOT NULL DEFAULT '';
+-- Name and administration folded in Rust (lower case, no accents), searched with LIKE.
+ALTER TABLE demarche ADD COLUMN search TEXT NOT NULL DEFAULT '';
+ALTER TABLE demarche ADD COLUMN created_by INTEGER;
+ALTER TABLE demarche ADD COLUMN merged_into INTEGER;
+-- Observatory criteria declared by porteurs (DESIGN §12); NULL: not declared.
+ALTER TABLE demarche ADD COLUMN en_ligne TEXT CHECK (en_ligne IN ('oui', 'partiel', 'non'));
+ALTER TABLE demarche ADD COLUMN franceconnect INTEGER;
+ALTER TABLE demarche ADD COLUMN mobile INTEGER;
+ALTER TABLE demarche ADD COLUMN support_qualite INTEGER;
+ALTER TABLE demarche ADD COLUMN disponibilite INTEGER;
+-- Privacy notice shown on the form (DESIGN §13).
+ALTER TABLE demarche ADD COLUMN privacy_controller TEXT NOT NULL DEFAULT '';
+ALTER TABLE demarche ADD COLUMN privacy_dpo TEXT NOT NULL DEFAULT '';
+CREATE TABLE porteur (
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    demarche_id INTEGER NOT NULL REFERENCES demarche (id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (account_id, demarche_id)
+) WITHOUT ROWID;
+CREATE INDEX porteur_demarche ON porteur (demarche_id);
+CREATE TABLE porteur_request (
+    id INTEGER PRIMARY KEY,
+    demarche_id INTEGER NOT NULL REFERENCES demarche (id) ON DELETE CASCADE,
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'refused')),
+    created_at TEXT NOT NULL,
+    decided_by INTEGER,
+    decided_at TEXT
+);
+CREATE UNIQUE INDEX porteur_request_pending ON porteur_request (demarche_id, account_id) WHERE status = 'pending';
+CREATE TABLE porteur_invite (
+    token_hash BLOB PRIMARY KEY,
+    demarche_id INTEGER NOT NULL REFERENCES demarche (id) ON DELETE CASCADE,
+    email TEXT NOT NULL,
+    invited_by INTEGER,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_at TEXT
+) WITHOUT ROWID;
+"#,
 ];
 
 /// One SQLite connection, driven from blocking threads (rusqlite is synchronous). The vote
@@ -215,6 +257,15 @@ impl Store for SqliteStore {
                     [i as i64 + 1],
                 )?;
             }
+            // Search keys are folded in Rust, which SQL cannot do: fill those still empty
+            // (démarches from before migration 3).
+            let missing: Vec<(i64, String, String)> = tx
+                .prepare("SELECT id, name, administration FROM demarche WHERE search = ''")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, name, administration) in missing {
+                tx.execute("UPDATE demarche SET search = ?2 WHERE id = ?1", params![id, crate::search::key(&name, &administration)])?;
+            }
             tx.commit()?;
             Ok(())
         })
@@ -268,7 +319,7 @@ impl Store for SqliteStore {
     fn demarches(&self) -> BoxFuture<'_, Result<Vec<Demarche>, StoreError>> {
         self.conn.with(|conn| {
             let mut st = conn.prepare(
-                "SELECT id, name, administration, volume_annuel, high_volume_approved, active FROM demarche ORDER BY id",
+                "SELECT id, name, administration, volume_annuel, high_volume_approved, active, merged_into FROM demarche ORDER BY id",
             )?;
             let rows = st.query_map([], |r| {
                 Ok(Demarche {
@@ -278,6 +329,7 @@ impl Store for SqliteStore {
                     volume_annuel: r.get(3)?,
                     high_volume_approved: r.get(4)?,
                     active: r.get(5)?,
+                    merged_into: r.get(6)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -288,11 +340,19 @@ impl Store for SqliteStore {
         let d = d.clone();
         self.conn.with(move |conn| {
             conn.execute(
-                "INSERT INTO demarche (id, name, administration, volume_annuel, high_volume_approved, active) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                "INSERT INTO demarche (id, name, administration, volume_annuel, high_volume_approved, active, search) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
                  administration = excluded.administration, volume_annuel = excluded.volume_annuel, \
-                 high_volume_approved = excluded.high_volume_approved, active = excluded.active",
-                params![d.id, d.name, d.administration, d.volume_annuel, d.high_volume_approved, d.active],
+                 high_volume_approved = excluded.high_volume_approved, active = excluded.active, search = excluded.search",
+                params![
+                    d.id,
+                    d.name,
+                    d.administration,
+                    d.volume_annuel,
+                    d.high_volume_approved,
+                    d.active,
+                    crate::search::key(&d.name, &d.administration)
+                ],
             )?;
             Ok(())
         })

@@ -208,3 +208,26 @@ pub fn link(body: &str, path: &str) -> String {
     let at = body.find(&format!("{path}?")).unwrap_or_else(|| panic!("no link to {path} in {body}"));
     body[at..].split_whitespace().next().unwrap().to_string()
 }
+
+/// A new active account (a `.gouv.fr` address, or any address allowed on that server): signed
+/// up, confirmed from its e-mail read in `mailbox`, and logged in.
+pub async fn porteur(server: &Server, mailbox: &Mailbox, name: &str, email: &str, password: &str) -> Browser {
+    let mut b = Browser::new(server);
+    let fields = [
+        ("nom", name),
+        ("email", email),
+        ("administration", "Direction des tests"),
+        ("mot_de_passe", password),
+        ("confirmation", password),
+    ];
+    let page = b.submit("/inscription", "/inscription", &fields).await;
+    assert_eq!(page.location(), "/inscription/envoyee", "sign-up of {email}: {}", page.body);
+    let body = mailbox.wait_for(server, email, "Confirmez votre adresse e-mail", 1);
+    let l = link(&body, "/confirmation");
+    let token = l.split("jeton=").nth(1).unwrap().to_string();
+    assert_eq!(b.get(&l).await.status, StatusCode::OK);
+    let page = b.post("/confirmation", &[("jeton", &token)]).await;
+    assert_eq!(page.location(), "/connexion?info=adresse-confirmee", "{email} is active once confirmed");
+    b.log_in(email, password).await;
+    b
+}

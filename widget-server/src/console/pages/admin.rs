@@ -7,7 +7,9 @@ use chrono::Utc;
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::demarche::thousands;
 use super::{normalize_domain, Fields, Id, Params};
+use crate::catalogue::HIGH_VOLUME;
 use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
 use crate::console::store::{AccountStatus, AuditEntry};
 use crate::console::{emails, Answer, Console, Ctx, Problem};
@@ -38,8 +40,20 @@ async fn admin_page(
     domain_errors: &Errors,
     info: Option<&str>,
 ) -> Result<Markup, Problem> {
+    admin_page_with(ctx, domain_value, domain_errors, &Errors::default(), info).await
+}
+
+async fn admin_page_with(
+    ctx: &Ctx,
+    domain_value: &str,
+    domain_errors: &Errors,
+    demarche_errors: &Errors,
+    info: Option<&str>,
+) -> Result<Markup, Problem> {
     let store = &ctx.console.store;
     let pending = store.pending_accounts().await?;
+    let high_volume = store.high_volume_pending(HIGH_VOLUME).await?;
+    let requests = store.pending_requests(None).await?;
     let domains = store.allowed_domains().await?;
     let audit = store.audit_log(20).await?;
     let csrf = ctx.viewer.csrf();
@@ -80,6 +94,83 @@ async fn admin_page(
                             }
                         }
                     }
+                }
+            }
+        }
+        section.carte #fort-volume {
+            h2 { "Démarches à fort volume" }
+            @if high_volume.is_empty() {
+                p { "Aucune démarche à fort volume n'attend de validation." }
+            } @else {
+                p { "Ces démarches déclarent plus de 5\u{a0}000\u{a0}000 d'usagers par an\u{a0}: leur bouton reste fermé jusqu'à votre validation." }
+                table.tableau {
+                    thead { tr { th scope="col" { "Démarche" } th scope="col" { "Volume annuel" } th scope="col" { "Décision" } } }
+                    tbody {
+                        @for d in &high_volume {
+                            tr {
+                                td { a href={ "/console/demarches/" (d.id) } { (d.details.name) } " (n°\u{a0}" (d.id) ")" }
+                                td { (d.details.volume_annuel.map(thousands).unwrap_or_default()) }
+                                td {
+                                    form method="post" action={ "/console/admin/demarches/" (d.id) "/valider-volume" } {
+                                        (csrf_field(csrf))
+                                        button.bouton-secondaire type="submit" { "Valider " span.sr-only { (d.details.name) } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.carte #demandes {
+            h2 { "Demandes pour porter une démarche" }
+            @if requests.is_empty() {
+                p { "Aucune demande en attente." }
+            } @else {
+                table.tableau {
+                    thead { tr { th scope="col" { "Démarche" } th scope="col" { "Demandeur" } th scope="col" { "Décision" } } }
+                    tbody {
+                        @for r in &requests {
+                            tr {
+                                td { a href={ "/console/demarches/" (r.demarche_id) "/porteurs" } { (r.demarche_name) } }
+                                td { (r.account.name) br; (r.account.email) }
+                                td { div.actions {
+                                    form method="post" action={ "/console/demarches/" (r.demarche_id) "/demandes/" (r.id) "/accepter" } {
+                                        (csrf_field(csrf))
+                                        button.bouton-secondaire type="submit" { "Accepter " span.sr-only { (r.account.email) } }
+                                    }
+                                    form method="post" action={ "/console/demarches/" (r.demarche_id) "/demandes/" (r.id) "/refuser" } {
+                                        (csrf_field(csrf))
+                                        button.bouton-secondaire.bouton-danger type="submit" { "Refuser " span.sr-only { (r.account.email) } }
+                                    }
+                                } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.carte #gestion {
+            h2 { "Gérer les démarches" }
+            (demarche_errors.summary("L'opération n'a pas été faite"))
+            div.grille {
+                form method="post" action="/console/admin/demarches/activation" novalidate {
+                    h3 { "Activer ou désactiver" }
+                    p.indication { "Le formulaire d'une démarche désactivée répond «\u{a0}lien non valide\u{a0}»\u{a0}; ses avis sont conservés." }
+                    (csrf_field(csrf))
+                    (Input { id: "demarche", label: "Numéro de la démarche", kind: "text", value: "", autocomplete: "off", hint: None, required: true }.render(demarche_errors))
+                    div.actions {
+                        button.bouton-secondaire.bouton-danger type="submit" name="actif" value="non" { "Désactiver" }
+                        button.bouton-secondaire type="submit" name="actif" value="oui" { "Réactiver" }
+                    }
+                }
+                form method="post" action="/console/admin/demarches/fusion" novalidate {
+                    h3 { "Fusionner un doublon" }
+                    p.indication { "Les porteurs et les avis du doublon passent à l'autre démarche. Les liens du doublon déjà collés continuent de fonctionner et enregistrent les avis dans l'autre démarche." }
+                    (csrf_field(csrf))
+                    (Input { id: "doublon", label: "Numéro du doublon", kind: "text", value: "", autocomplete: "off", hint: None, required: true }.render(demarche_errors))
+                    (Input { id: "cible", label: "Numéro de la démarche à garder", kind: "text", value: "", autocomplete: "off", hint: None, required: true }.render(demarche_errors))
+                    button.bouton-secondaire type="submit" { "Fusionner" }
                 }
             }
         }
@@ -216,4 +307,88 @@ pub async fn domain_remove_post(ctx: Ctx, Fields(f): Fields<DomainForm>) -> Answ
         ctx.console.store.audit(audit(admin.id, "domain.remove", None, domain), Utc::now()).await?;
     }
     Ok(see_other("/console/admin?info=domaine-retire#domaines"))
+}
+
+fn demarche_audit(admin: i64, action: &str, demarche: i64, detail: String) -> AuditEntry {
+    AuditEntry { actor_id: Some(admin), action: action.into(), account_id: None, demarche_id: Some(demarche), detail }
+}
+
+/// Opens the button of a démarche declared over 5,000,000 a year.
+pub async fn approve_volume_post(ctx: Ctx, Id(id): Id) -> Answer {
+    let admin = ctx.account()?;
+    let c = &ctx.console;
+    c.store.demarche(id).await?.ok_or_else(Problem::not_found)?;
+    c.store.approve_high_volume(id).await?;
+    c.store.audit(demarche_audit(admin.id, "demarche.high_volume.approve", id, String::new()), Utc::now()).await?;
+    c.reload_catalogue().await?;
+    Ok(see_other("/console/admin?info=volume-valide#fort-volume"))
+}
+
+#[derive(Deserialize, Default)]
+pub struct ActivationForm {
+    #[serde(default)]
+    demarche: String,
+    #[serde(default)]
+    actif: String,
+}
+
+async fn demarche_error(ctx: &Ctx, field: &'static str, label: &'static str, msg: &str) -> Answer {
+    let mut errors = Errors::default();
+    errors.add(field, label, msg);
+    let main = admin_page_with(ctx, "", &Errors::default(), &errors, None).await?;
+    Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Administration", main))
+}
+
+/// An existing démarche's number from a form field.
+async fn demarche_number(ctx: &Ctx, raw: &str) -> Result<Option<i64>, Problem> {
+    let Ok(id) = raw.trim().parse::<i64>() else { return Ok(None) };
+    Ok(ctx.console.store.demarche(id).await?.map(|d| d.id))
+}
+
+/// Deactivates (its form answers 404, its avis stay) or reactivates a démarche.
+pub async fn activation_post(ctx: Ctx, Fields(f): Fields<ActivationForm>) -> Answer {
+    let admin = ctx.account()?;
+    let Some(id) = demarche_number(&ctx, &f.demarche).await? else {
+        return demarche_error(&ctx, "demarche", "Numéro de la démarche", "Aucune démarche ne porte ce numéro.").await;
+    };
+    let active = f.actif == "oui";
+    let c = &ctx.console;
+    c.store.set_demarche_active(id, active).await?;
+    let action = if active { "demarche.activate" } else { "demarche.deactivate" };
+    c.store.audit(demarche_audit(admin.id, action, id, String::new()), Utc::now()).await?;
+    c.reload_catalogue().await?;
+    let info = if active { "demarche-activee" } else { "demarche-desactivee" };
+    Ok(see_other(&format!("/console/admin?info={info}#gestion")))
+}
+
+#[derive(Deserialize, Default)]
+pub struct MergeForm {
+    #[serde(default)]
+    doublon: String,
+    #[serde(default)]
+    cible: String,
+}
+
+/// Merges a duplicate into the démarche to keep.
+pub async fn merge_post(ctx: Ctx, Fields(f): Fields<MergeForm>) -> Answer {
+    let admin = ctx.account()?;
+    let Some(duplicate) = demarche_number(&ctx, &f.doublon).await? else {
+        return demarche_error(&ctx, "doublon", "Numéro du doublon", "Aucune démarche ne porte ce numéro.").await;
+    };
+    let Some(target) = demarche_number(&ctx, &f.cible).await? else {
+        return demarche_error(&ctx, "cible", "Démarche à garder", "Aucune démarche ne porte ce numéro.").await;
+    };
+    let c = &ctx.console;
+    if !c.store.merge_demarche(duplicate, target).await? {
+        return demarche_error(
+            &ctx,
+            "cible",
+            "Démarche à garder",
+            "Ces deux démarches ne peuvent pas être fusionnées (même numéro, ou démarche à garder elle-même fusionnée).",
+        )
+        .await;
+    }
+    c.store.audit(demarche_audit(admin.id, "demarche.merge", duplicate, format!("into {target}")), Utc::now()).await?;
+    c.reload_catalogue().await?;
+    Ok(see_other("/console/admin?info=demarches-fusionnees#gestion"))
 }

@@ -1,4 +1,4 @@
-//! `GET /`: what the service is and the way in for porteurs; `GET /console`: « Mes démarches ».
+//! `GET /`: what the service is and the way in for porteurs.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::Params;
 use crate::console::layout::notice;
-use crate::console::{Answer, Ctx};
+use crate::console::Ctx;
 
 #[derive(Deserialize, Default)]
 pub struct InfoQuery {
@@ -44,16 +44,4 @@ pub async fn home_get(ctx: Ctx, Params(q): Params<InfoQuery>) -> Response {
         }
     };
     ctx.render(StatusCode::OK, "Accueil", main)
-}
-
-/// « Mes démarches »: the console's home.
-pub async fn console_get(ctx: Ctx, Params(q): Params<InfoQuery>) -> Answer {
-    let account = ctx.account()?;
-    let main = html! {
-        (notice(q.info.as_deref()))
-        h1 { "Mes démarches" }
-        p { "Bonjour " (account.name) "." }
-        p { "Vous ne portez encore aucune démarche." }
-    };
-    Ok(ctx.render(StatusCode::OK, "Mes démarches", main))
 }

@@ -3,8 +3,13 @@
 
 pub mod account;
 pub mod admin;
+pub mod code;
+pub mod demarche;
+pub mod demarches;
+pub mod fiche;
 pub mod home;
 pub mod login;
+pub mod porteurs;
 pub mod reset;
 pub mod signup;
 
@@ -106,6 +111,8 @@ pub fn domain_trusted(domain: &str, allowed: &[String]) -> bool {
     let under = |parent: &str| domain == parent || domain.strip_suffix(parent).is_some_and(|s| s.ends_with('.'));
     under("gouv.fr") || allowed.iter().any(|a| under(a))
 }
+
+pub use crate::search::fold;
 
 /// Trims a free-text field and bounds its length (in characters).
 pub fn text_field(raw: &str, max: usize) -> String {

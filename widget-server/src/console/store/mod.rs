@@ -185,6 +185,92 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// « Réalisable en ligne » (DESIGN §12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnLigne {
+    Oui,
+    Partiel,
+    Non,
+}
+
+impl EnLigne {
+    /// The value stored in `demarche.en_ligne`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnLigne::Oui => "oui",
+            EnLigne::Partiel => "partiel",
+            EnLigne::Non => "non",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EnLigne> {
+        match s {
+            "oui" => Some(EnLigne::Oui),
+            "partiel" => Some(EnLigne::Partiel),
+            "non" => Some(EnLigne::Non),
+            _ => None,
+        }
+    }
+}
+
+/// The observatory criteria a porteur declares on the « Fiche » (DESIGN §12); `None`: not
+/// declared.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Criteria {
+    pub en_ligne: Option<EnLigne>,
+    pub franceconnect: Option<bool>,
+    pub mobile: Option<bool>,
+    /// At least two contact means and human help.
+    pub support_qualite: Option<bool>,
+    pub disponibilite: Option<bool>,
+}
+
+/// What a porteur edits on the « Fiche ».
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DemarcheDetails {
+    pub name: String,
+    pub administration: String,
+    pub url: String,
+    pub volume_annuel: Option<i64>,
+    pub criteria: Criteria,
+    /// Privacy notice (DESIGN §13): the data controller, and how to reach its DPO.
+    pub privacy_controller: String,
+    pub privacy_dpo: String,
+}
+
+/// A démarche as the console knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DemarcheRow {
+    pub id: i64,
+    pub details: DemarcheDetails,
+    pub high_volume_approved: bool,
+    pub active: bool,
+    pub merged_into: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What [`ConsoleStore::claim`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Nobody carried it: the account now does.
+    Granted,
+    /// Someone carries it: a request (this id) waits for a porteur or an administrator.
+    Requested(i64),
+    /// The account already carries it, or already has a pending request (its id).
+    AlreadyPorteur,
+    AlreadyRequested(i64),
+}
+
+/// A pending « Je suis porteur » request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PorteurRequest {
+    pub id: i64,
+    pub demarche_id: i64,
+    pub demarche_name: String,
+    pub account: Account,
+    pub created_at: DateTime<Utc>,
+}
+
 /// Something with the time it happened.
 pub type Dated<T> = (DateTime<Utc>, T);
 
@@ -302,6 +388,107 @@ pub trait ConsoleStore: Send + Sync + 'static {
     fn mark_email_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The latest mails, newest first, optionally only those to `to`.
     fn outbox(&self, to: Option<String>, limit: i64) -> BoxFuture<'_, Result<Vec<OutboxMail>, StoreError>>;
+
+    // Démarches
+    /// Active, unmerged démarches whose folded `search` column holds every term (already
+    /// folded), or whose id is `id`; by declared volume (largest first), then name. `limit + 1`
+    /// rows tell the caller there is a next page.
+    fn search_demarches(
+        &self,
+        terms: Vec<String>,
+        id: Option<i64>,
+        limit: i64,
+        offset: i64,
+    ) -> BoxFuture<'_, Result<Vec<DemarcheRow>, StoreError>>;
+    fn demarche(&self, id: i64) -> BoxFuture<'_, Result<Option<DemarcheRow>, StoreError>>;
+    /// Creates a démarche (next free id) with `creator` as its porteur, atomically; its id.
+    /// `search` is the folded name and administration.
+    fn create_demarche(
+        &self,
+        details: DemarcheDetails,
+        search: String,
+        creator: i64,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<i64, StoreError>>;
+    /// Replaces the fiche of a démarche (and its search column).
+    fn update_demarche(
+        &self,
+        id: i64,
+        details: DemarcheDetails,
+        search: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn set_demarche_active(&self, id: i64, active: bool) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn approve_high_volume(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Active démarches declared over `threshold` avis a year and not approved.
+    fn high_volume_pending(&self, threshold: i64) -> BoxFuture<'_, Result<Vec<DemarcheRow>, StoreError>>;
+    /// Merges `duplicate` into `target` in one transaction: its porteurs become the target's
+    /// (no duplicates), its pending requests go, its `avis` rows and `avis_daily` counts move to
+    /// the target (counts added), and it becomes inactive with `merged_into = target`, as do the
+    /// démarches merged into it before. False (nothing done) if either is missing, they are the
+    /// same, or the target is itself merged.
+    fn merge_demarche(&self, duplicate: i64, target: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    // Porteurs
+    /// The démarches an account carries, by name.
+    fn carried_by(&self, account_id: i64) -> BoxFuture<'_, Result<Vec<DemarcheRow>, StoreError>>;
+    fn is_porteur(&self, account_id: i64, demarche_id: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// The porteurs of a démarche, by name.
+    fn porteurs_of(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<Account>, StoreError>>;
+    /// « Je suis porteur »: granted when nobody carries the démarche, else a request; atomic,
+    /// so two first claims cannot both be granted.
+    fn claim(&self, demarche_id: i64, account_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<Claim, StoreError>>;
+    /// Pending requests of one démarche (or of all, with `None`), oldest first.
+    fn pending_requests(&self, demarche_id: Option<i64>) -> BoxFuture<'_, Result<Vec<PorteurRequest>, StoreError>>;
+    /// Accepts (the requester becomes porteur) or refuses a pending request; the request if it
+    /// was pending (compare-and-set).
+    fn decide_request(
+        &self,
+        request_id: i64,
+        accept: bool,
+        by: i64,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<PorteurRequest>, StoreError>>;
+    /// Makes an account porteur (no-op if it is); true when added.
+    fn add_porteur(
+        &self,
+        demarche_id: i64,
+        account_id: i64,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// The account stops carrying the démarche; true when it did carry it.
+    fn leave(&self, demarche_id: i64, account_id: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Records an invitation link sent to `email`.
+    fn insert_invite(
+        &self,
+        hash: [u8; 32],
+        demarche_id: i64,
+        email: String,
+        by: i64,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Uses an invitation as the account with address `email`: it must be the invited address,
+    /// unused and unexpired; the account then carries the démarche. The démarche id, or why not.
+    fn take_invite(
+        &self,
+        hash: [u8; 32],
+        account_id: i64,
+        email: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Result<i64, TokenState>, StoreError>>;
+
+    // What « Mes démarches » and « Code à intégrer » show
+    /// When the démarche last received an avis (`max(received_at)`, from the index).
+    fn last_avis(&self, demarche_id: i64) -> BoxFuture<'_, Result<Option<DateTime<Utc>>, StoreError>>;
+    /// Each source label with the last day it received avis (from `avis_daily`), latest first.
+    fn sources(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<(String, chrono::NaiveDate)>, StoreError>>;
+    /// `avis_daily` counts of a démarche summed over `from..=to`.
+    fn counts(
+        &self,
+        demarche_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<crate::stats::Counts, StoreError>>;
 
     // Audit
     fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;

@@ -17,11 +17,14 @@ use futures_util::FutureExt;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use super::sqlite::{like_escape, search_filter};
 use super::{
-    Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, ConsoleStore, Dated, NewAccount, OutboxMail,
-    SessionRow, SignUp, TokenKind, TokenState,
+    Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, Claim, ConsoleStore, Criteria, Dated,
+    DemarcheDetails, DemarcheRow, EnLigne, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind,
+    TokenState,
 };
-use crate::store::StoreError;
+use crate::stats::Counts;
+use crate::store::{StoreError, DAILY_COLUMNS};
 
 type Pool = bb8::Pool<PostgresConnectionManager<NoTls>>;
 
@@ -32,6 +35,16 @@ const ACCOUNT_COLUMNS_A: &str =
     "a.id, a.email, a.name, a.administration, a.password_hash, a.status, a.is_admin, a.created_at";
 /// The columns [`read_mail`] reads, in its order.
 const MAIL_COLUMNS: &str = "id, to_address, subject, body, created_at, sent_at";
+
+/// The columns [`read_demarche`] reads, in its order, for `demarche d`.
+const DEMARCHE_COLUMNS: &str = "d.id, d.name, d.administration, d.url, d.volume_annuel, d.en_ligne, d.franceconnect, \
+     d.mobile, d.support_qualite, d.disponibilite, d.privacy_controller, d.privacy_dpo, d.high_volume_approved, \
+     d.active, d.merged_into, d.created_at";
+
+/// A request with its démarche's name and its account; [`read_request`] reads it.
+const REQUEST_SELECT: &str = "SELECT r.id, r.demarche_id, d.name, r.created_at, a.id, a.email, a.name, \
+     a.administration, a.password_hash, a.status, a.is_admin, a.created_at \
+     FROM porteur_request r JOIN account a ON a.id = r.account_id JOIN demarche d ON d.id = r.demarche_id";
 
 /// How many times [`ConsoleStore::sign_up`] starts over when the account it saw vanished under it.
 const SIGN_UP_ATTEMPTS: usize = 3;
@@ -83,6 +96,56 @@ fn read_mail(row: &Row) -> Result<OutboxMail, tokio_postgres::Error> {
         created_at: row.try_get(4)?,
         sent_at: row.try_get(5)?,
     })
+}
+
+/// A démarche from `row`, whose columns from `at` on are [`DEMARCHE_COLUMNS`].
+fn read_demarche(row: &Row, at: usize) -> Result<DemarcheRow, tokio_postgres::Error> {
+    Ok(DemarcheRow {
+        id: row.try_get(at)?,
+        details: DemarcheDetails {
+            name: row.try_get(at + 1)?,
+            administration: row.try_get(at + 2)?,
+            url: row.try_get(at + 3)?,
+            volume_annuel: row.try_get(at + 4)?,
+            criteria: Criteria {
+                en_ligne: row.try_get::<_, Option<&str>>(at + 5)?.and_then(EnLigne::parse),
+                franceconnect: row.try_get(at + 6)?,
+                mobile: row.try_get(at + 7)?,
+                support_qualite: row.try_get(at + 8)?,
+                disponibilite: row.try_get(at + 9)?,
+            },
+            privacy_controller: row.try_get(at + 10)?,
+            privacy_dpo: row.try_get(at + 11)?,
+        },
+        high_volume_approved: row.try_get(at + 12)?,
+        active: row.try_get(at + 13)?,
+        merged_into: row.try_get(at + 14)?,
+        created_at: row.try_get(at + 15)?,
+    })
+}
+
+/// A request from `row`, whose columns are those of [`REQUEST_SELECT`].
+fn read_request(row: &Row) -> Result<PorteurRequest, tokio_postgres::Error> {
+    Ok(PorteurRequest {
+        id: row.try_get(0)?,
+        demarche_id: row.try_get(1)?,
+        demarche_name: row.try_get(2)?,
+        created_at: row.try_get(3)?,
+        account: read_account(row, 4)?,
+    })
+}
+
+/// Moves the `avis_daily` rows of démarche $1 onto démarche $2, adding to the rows of the same
+/// day and source: what it deletes is exactly what it adds.
+fn merge_daily_sql() -> String {
+    let cols = DAILY_COLUMNS.join(", ");
+    let updates =
+        DAILY_COLUMNS.iter().map(|c| format!("{c} = avis_daily.{c} + excluded.{c}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "WITH moved AS (DELETE FROM avis_daily WHERE demarche_id = $1 RETURNING day, source, {cols}) \
+         INSERT INTO avis_daily (demarche_id, day, source, {cols}) SELECT $2, day, source, {cols} FROM moved \
+         ON CONFLICT (demarche_id, day, source) DO UPDATE SET {updates}"
+    )
 }
 
 /// Why a link cannot be used, from its `expires_at, used_at` row (none: no such link of this kind).
@@ -558,6 +621,497 @@ impl ConsoleStore for PgConsoleStore {
             );
             let rows = self.conn().await?.query(sql.as_str(), &[&to, &limit]).await?;
             Ok(rows.iter().map(read_mail).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn search_demarches(
+        &self,
+        terms: Vec<String>,
+        id: Option<i64>,
+        limit: i64,
+        offset: i64,
+    ) -> BoxFuture<'_, Result<Vec<DemarcheRow>, StoreError>> {
+        async move {
+            // $1 limit, $2 offset, $3 the id (if any), then one placeholder per term.
+            let first_term = if id.is_some() { 4 } else { 3 };
+            let filter = search_filter(terms.len(), id.map(|_| "$3".into()), |i| format!("${}", first_term + i));
+            let sql = format!(
+                "SELECT {DEMARCHE_COLUMNS} FROM demarche d WHERE d.active AND d.merged_into IS NULL AND ({filter}) \
+                 ORDER BY d.volume_annuel DESC NULLS LAST, d.name, d.id LIMIT $1 OFFSET $2"
+            );
+            let patterns: Vec<String> = terms.iter().map(|t| like_escape(t)).collect();
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&limit, &offset];
+            if let Some(id) = &id {
+                params.push(id);
+            }
+            params.extend(patterns.iter().map(|p| p as &(dyn ToSql + Sync)));
+            let rows = self.conn().await?.query(sql.as_str(), &params).await?;
+            Ok(rows.iter().map(|r| read_demarche(r, 0)).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn demarche(&self, id: i64) -> BoxFuture<'_, Result<Option<DemarcheRow>, StoreError>> {
+        async move {
+            let sql = format!("SELECT {DEMARCHE_COLUMNS} FROM demarche d WHERE d.id = $1");
+            let row = self.conn().await?.query_opt(sql.as_str(), &[&id]).await?;
+            Ok(row.map(|r| read_demarche(&r, 0)).transpose()?)
+        }
+        .boxed()
+    }
+
+    fn create_demarche(
+        &self,
+        details: DemarcheDetails,
+        search: String,
+        creator: i64,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<i64, StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            // Two creations (or a catalogue import) cannot pick the same id: the lock conflicts
+            // with itself and with any writer of the table, not with readers.
+            tx.batch_execute("LOCK TABLE demarche IN SHARE ROW EXCLUSIVE MODE").await?;
+            let id: i64 = tx.query_one("SELECT coalesce(max(id), 0) + 1 FROM demarche", &[]).await?.try_get(0)?;
+            let c = &details.criteria;
+            tx.execute(
+                "INSERT INTO demarche (id, name, administration, url, volume_annuel, en_ligne, franceconnect, mobile, \
+                 support_qualite, disponibilite, privacy_controller, privacy_dpo, search, created_by, created_at, \
+                 active, high_volume_approved) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, true, false)",
+                &[
+                    &id,
+                    &details.name,
+                    &details.administration,
+                    &details.url,
+                    &details.volume_annuel,
+                    &c.en_ligne.map(EnLigne::as_str),
+                    &c.franceconnect,
+                    &c.mobile,
+                    &c.support_qualite,
+                    &c.disponibilite,
+                    &details.privacy_controller,
+                    &details.privacy_dpo,
+                    &search,
+                    &creator,
+                    &now,
+                ],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO porteur (account_id, demarche_id, created_at) VALUES ($1, $2, $3)",
+                &[&creator, &id, &now],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(id)
+        }
+        .boxed()
+    }
+
+    fn update_demarche(
+        &self,
+        id: i64,
+        details: DemarcheDetails,
+        search: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            let c = &details.criteria;
+            self.execute(
+                "UPDATE demarche SET name = $2, administration = $3, url = $4, volume_annuel = $5, en_ligne = $6, \
+                 franceconnect = $7, mobile = $8, support_qualite = $9, disponibilite = $10, \
+                 privacy_controller = $11, privacy_dpo = $12, search = $13 WHERE id = $1",
+                &[
+                    &id,
+                    &details.name,
+                    &details.administration,
+                    &details.url,
+                    &details.volume_annuel,
+                    &c.en_ligne.map(EnLigne::as_str),
+                    &c.franceconnect,
+                    &c.mobile,
+                    &c.support_qualite,
+                    &c.disponibilite,
+                    &details.privacy_controller,
+                    &details.privacy_dpo,
+                    &search,
+                ],
+            )
+            .await
+            .map(drop)
+        }
+        .boxed()
+    }
+
+    fn set_demarche_active(&self, id: i64, active: bool) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move { self.execute("UPDATE demarche SET active = $2 WHERE id = $1", &[&id, &active]).await.map(drop) }
+            .boxed()
+    }
+
+    fn approve_high_volume(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.execute("UPDATE demarche SET high_volume_approved = true WHERE id = $1", &[&id]).await.map(drop)
+        }
+        .boxed()
+    }
+
+    fn high_volume_pending(&self, threshold: i64) -> BoxFuture<'_, Result<Vec<DemarcheRow>, StoreError>> {
+        async move {
+            let sql = format!(
+                "SELECT {DEMARCHE_COLUMNS} FROM demarche d \
+                 WHERE d.active AND NOT d.high_volume_approved AND d.volume_annuel > $1 \
+                 ORDER BY d.volume_annuel DESC, d.name, d.id"
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&threshold]).await?;
+            Ok(rows.iter().map(|r| read_demarche(r, 0)).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn merge_demarche(&self, duplicate: i64, target: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            if duplicate == target {
+                return Ok(false);
+            }
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            // Both rows locked, in id order (no deadlock between two merges): a merge into the
+            // duplicate, or of the target, waits for this one and then sees its outcome.
+            let rows = tx
+                .query(
+                    "SELECT id, merged_into FROM demarche WHERE id = $1 OR id = $2 ORDER BY id FOR UPDATE",
+                    &[&duplicate, &target],
+                )
+                .await?;
+            let mut target_free = false;
+            let mut duplicate_exists = false;
+            for row in &rows {
+                let id: i64 = row.try_get(0)?;
+                let merged_into: Option<i64> = row.try_get(1)?;
+                if id == target {
+                    target_free = merged_into.is_none();
+                } else {
+                    duplicate_exists = true;
+                }
+            }
+            if !target_free || !duplicate_exists {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO porteur (account_id, demarche_id, created_at) \
+                 SELECT account_id, $2, created_at FROM porteur WHERE demarche_id = $1 ON CONFLICT DO NOTHING",
+                &[&duplicate, &target],
+            )
+            .await?;
+            tx.execute("DELETE FROM porteur WHERE demarche_id = $1", &[&duplicate]).await?;
+            tx.execute("DELETE FROM porteur_request WHERE demarche_id = $1 AND status = 'pending'", &[&duplicate])
+                .await?;
+            tx.execute("UPDATE avis SET demarche_id = $2 WHERE demarche_id = $1", &[&duplicate, &target]).await?;
+            // One statement moves exactly the counts it deletes: a flush committing meanwhile
+            // is either moved with them or left whole on the duplicate, never lost.
+            tx.execute(&merge_daily_sql(), &[&duplicate, &target]).await?;
+            tx.execute("UPDATE demarche SET active = false, merged_into = $2 WHERE id = $1", &[&duplicate, &target])
+                .await?;
+            tx.execute("UPDATE demarche SET merged_into = $2 WHERE merged_into = $1", &[&duplicate, &target]).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+        .boxed()
+    }
+
+    fn carried_by(&self, account_id: i64) -> BoxFuture<'_, Result<Vec<DemarcheRow>, StoreError>> {
+        async move {
+            let sql = format!(
+                "SELECT {DEMARCHE_COLUMNS} FROM porteur p JOIN demarche d ON d.id = p.demarche_id \
+                 WHERE p.account_id = $1 ORDER BY d.name, d.id"
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&account_id]).await?;
+            Ok(rows.iter().map(|r| read_demarche(r, 0)).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn is_porteur(&self, account_id: i64, demarche_id: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let row = self
+                .conn()
+                .await?
+                .query_opt(
+                    "SELECT 1 FROM porteur WHERE account_id = $1 AND demarche_id = $2",
+                    &[&account_id, &demarche_id],
+                )
+                .await?;
+            Ok(row.is_some())
+        }
+        .boxed()
+    }
+
+    fn porteurs_of(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<Account>, StoreError>> {
+        async move {
+            let sql = format!(
+                "SELECT {ACCOUNT_COLUMNS_A} FROM porteur p JOIN account a ON a.id = p.account_id \
+                 WHERE p.demarche_id = $1 ORDER BY a.name, a.id"
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id]).await?;
+            Ok(rows.iter().map(|r| read_account(r, 0)).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn claim(&self, demarche_id: i64, account_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<Claim, StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            // Claims of one démarche queue up on its row: of two first claims, the second waits
+            // and then sees the first's porteur. NO KEY UPDATE leaves foreign-key checks (votes,
+            // porteurs added elsewhere) unblocked.
+            let found = tx.query_opt("SELECT 1 FROM demarche WHERE id = $1 FOR NO KEY UPDATE", &[&demarche_id]).await?;
+            if found.is_none() {
+                tx.rollback().await?;
+                return Err(StoreError::Task(format!("claim of démarche {demarche_id}, which does not exist")));
+            }
+            let mine = tx
+                .query_opt(
+                    "SELECT 1 FROM porteur WHERE account_id = $1 AND demarche_id = $2",
+                    &[&account_id, &demarche_id],
+                )
+                .await?;
+            let requested = tx
+                .query_opt(
+                    "SELECT id FROM porteur_request WHERE demarche_id = $1 AND account_id = $2 AND status = 'pending'",
+                    &[&demarche_id, &account_id],
+                )
+                .await?;
+            let outcome = if mine.is_some() {
+                Claim::AlreadyPorteur
+            } else if let Some(row) = requested {
+                Claim::AlreadyRequested(row.try_get(0)?)
+            } else if tx
+                .query_opt("SELECT 1 FROM porteur WHERE demarche_id = $1 LIMIT 1", &[&demarche_id])
+                .await?
+                .is_none()
+            {
+                tx.execute(
+                    "INSERT INTO porteur (account_id, demarche_id, created_at) VALUES ($1, $2, $3)",
+                    &[&account_id, &demarche_id, &now],
+                )
+                .await?;
+                Claim::Granted
+            } else {
+                let row = tx
+                    .query_one(
+                        "INSERT INTO porteur_request (demarche_id, account_id, status, created_at) \
+                         VALUES ($1, $2, 'pending', $3) RETURNING id",
+                        &[&demarche_id, &account_id, &now],
+                    )
+                    .await?;
+                Claim::Requested(row.try_get(0)?)
+            };
+            tx.commit().await?;
+            Ok(outcome)
+        }
+        .boxed()
+    }
+
+    fn pending_requests(&self, demarche_id: Option<i64>) -> BoxFuture<'_, Result<Vec<PorteurRequest>, StoreError>> {
+        async move {
+            let sql = format!(
+                "{REQUEST_SELECT} WHERE r.status = 'pending' AND ($1::bigint IS NULL OR r.demarche_id = $1) \
+                 ORDER BY r.created_at, r.id"
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id]).await?;
+            Ok(rows.iter().map(read_request).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn decide_request(
+        &self,
+        request_id: i64,
+        accept: bool,
+        by: i64,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<PorteurRequest>, StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            // Compare-and-set: of two decisions at once, the second waits for the row, re-reads
+            // its status and changes nothing.
+            let status = if accept { "accepted" } else { "refused" };
+            let decided = tx
+                .query_opt(
+                    "UPDATE porteur_request SET status = $2, decided_by = $3, decided_at = $4 \
+                     WHERE id = $1 AND status = 'pending' RETURNING id",
+                    &[&request_id, &status, &by, &now],
+                )
+                .await?;
+            if decided.is_none() {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            let sql = format!("{REQUEST_SELECT} WHERE r.id = $1");
+            let request = read_request(&tx.query_one(sql.as_str(), &[&request_id]).await?)?;
+            if accept {
+                tx.execute(
+                    "INSERT INTO porteur (account_id, demarche_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&request.account.id, &request.demarche_id, &now],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(Some(request))
+        }
+        .boxed()
+    }
+
+    fn add_porteur(
+        &self,
+        demarche_id: i64,
+        account_id: i64,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let n = self
+                .execute(
+                    "INSERT INTO porteur (account_id, demarche_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&account_id, &demarche_id, &now],
+                )
+                .await?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn leave(&self, demarche_id: i64, account_id: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let n = self
+                .execute("DELETE FROM porteur WHERE account_id = $1 AND demarche_id = $2", &[&account_id, &demarche_id])
+                .await?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn insert_invite(
+        &self,
+        hash: [u8; 32],
+        demarche_id: i64,
+        email: String,
+        by: i64,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.execute(
+                "INSERT INTO porteur_invite (token_hash, demarche_id, email, invited_by, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&hash.as_slice(), &demarche_id, &email, &by, &now, &expires_at],
+            )
+            .await
+            .map(drop)
+        }
+        .boxed()
+    }
+
+    fn take_invite(
+        &self,
+        hash: [u8; 32],
+        account_id: i64,
+        email: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Result<i64, TokenState>, StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            let hash = hash.as_slice();
+            // Locked: of two uses at once, the second waits and then finds it used.
+            let row = tx
+                .query_opt(
+                    "SELECT demarche_id, email, expires_at, used_at FROM porteur_invite WHERE token_hash = $1 \
+                     FOR UPDATE",
+                    &[&hash],
+                )
+                .await?;
+            let Some(row) = row else {
+                tx.rollback().await?;
+                return Ok(Err(TokenState::Unknown));
+            };
+            let demarche_id: i64 = row.try_get(0)?;
+            let invited: String = row.try_get(1)?;
+            let expires_at: DateTime<Utc> = row.try_get(2)?;
+            let used_at: Option<DateTime<Utc>> = row.try_get(3)?;
+            let refusal = if used_at.is_some() {
+                Some(TokenState::Used)
+            } else if expires_at <= now {
+                Some(TokenState::Expired)
+            } else if invited.to_lowercase() != email.to_lowercase() {
+                Some(TokenState::Unknown)
+            } else {
+                None
+            };
+            if let Some(state) = refusal {
+                tx.rollback().await?;
+                return Ok(Err(state));
+            }
+            tx.execute("UPDATE porteur_invite SET used_at = $2 WHERE token_hash = $1", &[&hash, &now]).await?;
+            tx.execute(
+                "INSERT INTO porteur (account_id, demarche_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&account_id, &demarche_id, &now],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Ok(demarche_id))
+        }
+        .boxed()
+    }
+
+    fn last_avis(&self, demarche_id: i64) -> BoxFuture<'_, Result<Option<DateTime<Utc>>, StoreError>> {
+        async move {
+            let row = self
+                .conn()
+                .await?
+                .query_one("SELECT max(received_at) FROM avis WHERE demarche_id = $1", &[&demarche_id])
+                .await?;
+            Ok(row.try_get(0)?)
+        }
+        .boxed()
+    }
+
+    fn sources(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<(String, chrono::NaiveDate)>, StoreError>> {
+        async move {
+            let rows = self
+                .conn()
+                .await?
+                .query(
+                    "SELECT source, max(day) FROM avis_daily WHERE demarche_id = $1 GROUP BY source ORDER BY 2 DESC, 1",
+                    &[&demarche_id],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, tokio_postgres::Error>>()?)
+        }
+        .boxed()
+    }
+
+    fn counts(
+        &self,
+        demarche_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<crate::stats::Counts, StoreError>> {
+        async move {
+            // sum(bigint) is numeric: back to bigint.
+            let sums =
+                DAILY_COLUMNS.iter().map(|c| format!("coalesce(sum({c}), 0)::bigint")).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT {sums} FROM avis_daily WHERE demarche_id = $1 AND day BETWEEN $2 AND $3");
+            let row = self.conn().await?.query_one(sql.as_str(), &[&demarche_id, &from, &to]).await?;
+            let mut c = [0i64; 16];
+            for (i, slot) in c.iter_mut().enumerate() {
+                *slot = row.try_get(i)?;
+            }
+            Ok(Counts::from_columns(c))
         }
         .boxed()
     }

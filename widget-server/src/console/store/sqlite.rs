@@ -2,16 +2,18 @@
 //! a console query never waits for the flusher's mutex (WAL mode lets readers run beside the
 //! writer; writers take turns through the busy timeout).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::future::BoxFuture;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, ConsoleStore, Dated, NewAccount, OutboxMail,
-    SessionRow, SignUp, TokenKind, TokenState,
+    Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, Claim, ConsoleStore, Criteria, Dated,
+    DemarcheDetails, DemarcheRow, EnLigne, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind,
+    TokenState,
 };
+use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
-use crate::store::StoreError;
+use crate::store::{StoreError, DAILY_COLUMNS};
 
 /// Console store on SQLite.
 pub struct SqliteConsoleStore {
@@ -56,6 +58,121 @@ fn read_mail(r: &Row) -> rusqlite::Result<OutboxMail> {
 }
 
 const MAIL_COLUMNS: &str = "id, to_address, subject, body, created_at, sent_at";
+
+/// `term` as a `LIKE` pattern piece that matches itself: `\`, `%` and `_` escaped with `\`
+/// (every `LIKE` here says `ESCAPE '\'`).
+pub(super) fn like_escape(term: &str) -> String {
+    let mut out = String::with_capacity(term.len());
+    for ch in term.chars() {
+        if matches!(ch, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The search condition on `demarche d` for both dialects: every term (escaped by
+/// [`like_escape`], bound at `term(i)`) in `d.search`, or `d.id` equal to the one bound at `id`.
+/// Without terms nor id, every row. Only placeholders go into the SQL, never values.
+pub(super) fn search_filter(terms: usize, id: Option<String>, term: impl Fn(usize) -> String) -> String {
+    let mut any = Vec::new();
+    if terms > 0 {
+        let all = (0..terms)
+            .map(|i| format!("d.search LIKE '%' || {} || '%' ESCAPE '\\'", term(i)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        any.push(format!("({all})"));
+    }
+    if let Some(id) = id {
+        any.push(format!("d.id = {id}"));
+    }
+    if any.is_empty() {
+        "1 = 1".into()
+    } else {
+        any.join(" OR ")
+    }
+}
+
+/// The columns [`read_demarche`] reads, in its order, for `demarche d`.
+const DEMARCHE_COLUMNS: &str = "d.id, d.name, d.administration, d.url, d.volume_annuel, d.en_ligne, d.franceconnect, \
+     d.mobile, d.support_qualite, d.disponibilite, d.privacy_controller, d.privacy_dpo, d.high_volume_approved, \
+     d.active, d.merged_into, d.created_at";
+
+/// Reads [`DEMARCHE_COLUMNS`] starting at column `at`.
+fn read_demarche(r: &Row, at: usize) -> rusqlite::Result<DemarcheRow> {
+    Ok(DemarcheRow {
+        id: r.get(at)?,
+        details: DemarcheDetails {
+            name: r.get(at + 1)?,
+            administration: r.get(at + 2)?,
+            url: r.get(at + 3)?,
+            volume_annuel: r.get(at + 4)?,
+            criteria: Criteria {
+                en_ligne: r.get::<_, Option<String>>(at + 5)?.as_deref().and_then(EnLigne::parse),
+                franceconnect: r.get(at + 6)?,
+                mobile: r.get(at + 7)?,
+                support_qualite: r.get(at + 8)?,
+                disponibilite: r.get(at + 9)?,
+            },
+            privacy_controller: r.get(at + 10)?,
+            privacy_dpo: r.get(at + 11)?,
+        },
+        high_volume_approved: r.get(at + 12)?,
+        active: r.get(at + 13)?,
+        merged_into: r.get(at + 14)?,
+        created_at: parse_ts(&r.get::<_, String>(at + 15)?),
+    })
+}
+
+/// A request with its démarche's name and its account; [`read_request`] reads it.
+const REQUEST_SELECT: &str = "SELECT r.id, r.demarche_id, d.name, r.created_at, a.id, a.email, a.name, \
+     a.administration, a.password_hash, a.status, a.is_admin, a.created_at \
+     FROM porteur_request r JOIN account a ON a.id = r.account_id JOIN demarche d ON d.id = r.demarche_id";
+
+fn read_request(r: &Row) -> rusqlite::Result<PorteurRequest> {
+    Ok(PorteurRequest {
+        id: r.get(0)?,
+        demarche_id: r.get(1)?,
+        demarche_name: r.get(2)?,
+        created_at: parse_ts(&r.get::<_, String>(3)?),
+        account: read_account(r, 4)?,
+    })
+}
+
+fn is_porteur(conn: &Connection, account_id: i64, demarche_id: i64) -> rusqlite::Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM porteur WHERE account_id = ?1 AND demarche_id = ?2",
+            params![account_id, demarche_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// A day as `avis_daily.day` stores it.
+fn day(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+/// Reads an `avis_daily.day` column.
+fn parse_day(r: &Row, at: usize) -> rusqlite::Result<NaiveDate> {
+    let s: String = r.get(at)?;
+    NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+/// Adds the `avis_daily` rows of démarche ?1 to those of démarche ?2 (same day and source).
+fn merge_daily_sql() -> String {
+    let cols = DAILY_COLUMNS.join(", ");
+    let updates = DAILY_COLUMNS.iter().map(|c| format!("{c} = {c} + excluded.{c}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "INSERT INTO avis_daily (demarche_id, day, source, {cols}) \
+         SELECT ?2, day, source, {cols} FROM avis_daily WHERE demarche_id = ?1 \
+         ON CONFLICT (demarche_id, day, source) DO UPDATE SET {updates}"
+    )
+}
 
 /// Why a link that is not valid is not: used, expired or unknown.
 fn token_state(conn: &Connection, hash: &[u8; 32], kind: TokenKind, now: &str) -> rusqlite::Result<TokenState> {
@@ -437,6 +554,407 @@ impl ConsoleStore for SqliteConsoleStore {
             let mut st = conn.prepare(&sql)?;
             let rows = st.query_map(params![to, limit], read_mail)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn search_demarches(
+        &self,
+        terms: Vec<String>,
+        id: Option<i64>,
+        limit: i64,
+        offset: i64,
+    ) -> BoxFuture<'_, Result<Vec<DemarcheRow>, StoreError>> {
+        self.conn.with(move |conn| {
+            // ?1 limit, ?2 offset, ?3 the id (if any), then one placeholder per term.
+            let first_term = if id.is_some() { 4 } else { 3 };
+            let filter = search_filter(terms.len(), id.map(|_| "?3".into()), |i| format!("?{}", first_term + i));
+            let sql = format!(
+                "SELECT {DEMARCHE_COLUMNS} FROM demarche d WHERE d.active AND d.merged_into IS NULL AND ({filter}) \
+                 ORDER BY d.volume_annuel DESC NULLS LAST, d.name, d.id LIMIT ?1 OFFSET ?2"
+            );
+            let mut values: Vec<rusqlite::types::Value> = vec![limit.into(), offset.into()];
+            values.extend(id.map(Into::into));
+            values.extend(terms.iter().map(|t| like_escape(t).into()));
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(values), |r| read_demarche(r, 0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn demarche(&self, id: i64) -> BoxFuture<'_, Result<Option<DemarcheRow>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sql = format!("SELECT {DEMARCHE_COLUMNS} FROM demarche d WHERE d.id = ?1");
+            Ok(conn.query_row(&sql, [id], |r| read_demarche(r, 0)).optional()?)
+        })
+    }
+
+    fn create_demarche(
+        &self,
+        details: DemarcheDetails,
+        search: String,
+        creator: i64,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.conn.with(move |conn| {
+            // IMMEDIATE: no other writer between reading max(id) and inserting.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = ts(now);
+            let id: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM demarche", [], |r| r.get(0))?;
+            let c = &details.criteria;
+            tx.execute(
+                "INSERT INTO demarche (id, name, administration, url, volume_annuel, en_ligne, franceconnect, mobile, \
+                 support_qualite, disponibilite, privacy_controller, privacy_dpo, search, created_by, created_at, \
+                 active, high_volume_approved) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, 0)",
+                params![
+                    id,
+                    details.name,
+                    details.administration,
+                    details.url,
+                    details.volume_annuel,
+                    c.en_ligne.map(EnLigne::as_str),
+                    c.franceconnect,
+                    c.mobile,
+                    c.support_qualite,
+                    c.disponibilite,
+                    details.privacy_controller,
+                    details.privacy_dpo,
+                    search,
+                    creator,
+                    now,
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO porteur (account_id, demarche_id, created_at) VALUES (?1, ?2, ?3)",
+                params![creator, id, now],
+            )?;
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    fn update_demarche(
+        &self,
+        id: i64,
+        details: DemarcheDetails,
+        search: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.conn.with(move |conn| {
+            let c = &details.criteria;
+            conn.execute(
+                "UPDATE demarche SET name = ?2, administration = ?3, url = ?4, volume_annuel = ?5, en_ligne = ?6, \
+                 franceconnect = ?7, mobile = ?8, support_qualite = ?9, disponibilite = ?10, \
+                 privacy_controller = ?11, privacy_dpo = ?12, search = ?13 WHERE id = ?1",
+                params![
+                    id,
+                    details.name,
+                    details.administration,
+                    details.url,
+                    details.volume_annuel,
+                    c.en_ligne.map(EnLigne::as_str),
+                    c.franceconnect,
+                    c.mobile,
+                    c.support_qualite,
+                    c.disponibilite,
+                    details.privacy_controller,
+                    details.privacy_dpo,
+                    search,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn set_demarche_active(&self, id: i64, active: bool) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.conn.with(move |conn| {
+            conn.execute("UPDATE demarche SET active = ?2 WHERE id = ?1", params![id, active])?;
+            Ok(())
+        })
+    }
+
+    fn approve_high_volume(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.conn.with(move |conn| {
+            conn.execute("UPDATE demarche SET high_volume_approved = 1 WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
+    fn high_volume_pending(&self, threshold: i64) -> BoxFuture<'_, Result<Vec<DemarcheRow>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sql = format!(
+                "SELECT {DEMARCHE_COLUMNS} FROM demarche d \
+                 WHERE d.active AND NOT d.high_volume_approved AND d.volume_annuel > ?1 \
+                 ORDER BY d.volume_annuel DESC, d.name, d.id"
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map([threshold], |r| read_demarche(r, 0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn merge_demarche(&self, duplicate: i64, target: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.conn.with(move |conn| {
+            if duplicate == target {
+                return Ok(false);
+            }
+            // IMMEDIATE: the flusher cannot add to the duplicate's counts between the copy and
+            // the deletion below.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let target_merged: Option<Option<i64>> =
+                tx.query_row("SELECT merged_into FROM demarche WHERE id = ?1", [target], |r| r.get(0)).optional()?;
+            let duplicate_exists =
+                tx.query_row("SELECT 1 FROM demarche WHERE id = ?1", [duplicate], |_| Ok(())).optional()?.is_some();
+            if target_merged != Some(None) || !duplicate_exists {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO porteur (account_id, demarche_id, created_at) \
+                 SELECT account_id, ?2, created_at FROM porteur WHERE demarche_id = ?1",
+                params![duplicate, target],
+            )?;
+            tx.execute("DELETE FROM porteur WHERE demarche_id = ?1", [duplicate])?;
+            tx.execute("DELETE FROM porteur_request WHERE demarche_id = ?1 AND status = 'pending'", [duplicate])?;
+            tx.execute("UPDATE avis SET demarche_id = ?2 WHERE demarche_id = ?1", params![duplicate, target])?;
+            tx.execute(&merge_daily_sql(), params![duplicate, target])?;
+            tx.execute("DELETE FROM avis_daily WHERE demarche_id = ?1", [duplicate])?;
+            tx.execute("UPDATE demarche SET active = 0, merged_into = ?2 WHERE id = ?1", params![duplicate, target])?;
+            tx.execute("UPDATE demarche SET merged_into = ?2 WHERE merged_into = ?1", params![duplicate, target])?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn carried_by(&self, account_id: i64) -> BoxFuture<'_, Result<Vec<DemarcheRow>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sql = format!(
+                "SELECT {DEMARCHE_COLUMNS} FROM porteur p JOIN demarche d ON d.id = p.demarche_id \
+                 WHERE p.account_id = ?1 ORDER BY d.name, d.id"
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map([account_id], |r| read_demarche(r, 0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn is_porteur(&self, account_id: i64, demarche_id: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.conn.with(move |conn| Ok(is_porteur(conn, account_id, demarche_id)?))
+    }
+
+    fn porteurs_of(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<Account>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sql = format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM porteur p JOIN account a ON a.id = p.account_id \
+                 WHERE p.demarche_id = ?1 ORDER BY a.name, a.id"
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map([demarche_id], |r| read_account(r, 0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn claim(&self, demarche_id: i64, account_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<Claim, StoreError>> {
+        self.conn.with(move |conn| {
+            // IMMEDIATE: two first claims take turns, so the second sees the first's porteur.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = ts(now);
+            let outcome = if is_porteur(&tx, account_id, demarche_id)? {
+                Claim::AlreadyPorteur
+            } else if let Some(id) = tx
+                .query_row(
+                    "SELECT id FROM porteur_request WHERE demarche_id = ?1 AND account_id = ?2 AND status = 'pending'",
+                    params![demarche_id, account_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+            {
+                Claim::AlreadyRequested(id)
+            } else if tx
+                .query_row("SELECT 1 FROM porteur WHERE demarche_id = ?1 LIMIT 1", [demarche_id], |_| Ok(()))
+                .optional()?
+                .is_none()
+            {
+                tx.execute(
+                    "INSERT INTO porteur (account_id, demarche_id, created_at) VALUES (?1, ?2, ?3)",
+                    params![account_id, demarche_id, now],
+                )?;
+                Claim::Granted
+            } else {
+                tx.execute(
+                    "INSERT INTO porteur_request (demarche_id, account_id, status, created_at) \
+                     VALUES (?1, ?2, 'pending', ?3)",
+                    params![demarche_id, account_id, now],
+                )?;
+                Claim::Requested(tx.last_insert_rowid())
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+    }
+
+    fn pending_requests(&self, demarche_id: Option<i64>) -> BoxFuture<'_, Result<Vec<PorteurRequest>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sql = format!(
+                "{REQUEST_SELECT} WHERE r.status = 'pending' AND (?1 IS NULL OR r.demarche_id = ?1) \
+                 ORDER BY r.created_at, r.id"
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map([demarche_id], read_request)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn decide_request(
+        &self,
+        request_id: i64,
+        accept: bool,
+        by: i64,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<PorteurRequest>, StoreError>> {
+        self.conn.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = ts(now);
+            let sql = format!("{REQUEST_SELECT} WHERE r.id = ?1 AND r.status = 'pending'");
+            let Some(request) = tx.query_row(&sql, [request_id], read_request).optional()? else {
+                return Ok(None);
+            };
+            tx.execute(
+                "UPDATE porteur_request SET status = ?2, decided_by = ?3, decided_at = ?4 \
+                 WHERE id = ?1 AND status = 'pending'",
+                params![request_id, if accept { "accepted" } else { "refused" }, by, now],
+            )?;
+            if accept {
+                tx.execute(
+                    "INSERT OR IGNORE INTO porteur (account_id, demarche_id, created_at) VALUES (?1, ?2, ?3)",
+                    params![request.account.id, request.demarche_id, now],
+                )?;
+            }
+            tx.commit()?;
+            Ok(Some(request))
+        })
+    }
+
+    fn add_porteur(
+        &self,
+        demarche_id: i64,
+        account_id: i64,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.conn.with(move |conn| {
+            let n = conn.execute(
+                "INSERT OR IGNORE INTO porteur (account_id, demarche_id, created_at) VALUES (?1, ?2, ?3)",
+                params![account_id, demarche_id, ts(now)],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn leave(&self, demarche_id: i64, account_id: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.conn.with(move |conn| {
+            let n = conn.execute(
+                "DELETE FROM porteur WHERE account_id = ?1 AND demarche_id = ?2",
+                params![account_id, demarche_id],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn insert_invite(
+        &self,
+        hash: [u8; 32],
+        demarche_id: i64,
+        email: String,
+        by: i64,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.conn.with(move |conn| {
+            conn.execute(
+                "INSERT INTO porteur_invite (token_hash, demarche_id, email, invited_by, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![&hash[..], demarche_id, email, by, ts(now), ts(expires_at)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn take_invite(
+        &self,
+        hash: [u8; 32],
+        account_id: i64,
+        email: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Result<i64, TokenState>, StoreError>> {
+        self.conn.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = ts(now);
+            let row: Option<(i64, String, String, Option<String>)> = tx
+                .query_row(
+                    "SELECT demarche_id, email, expires_at, used_at FROM porteur_invite WHERE token_hash = ?1",
+                    [&hash[..]],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let outcome = match row {
+                None => Err(TokenState::Unknown),
+                Some((_, _, _, Some(_))) => Err(TokenState::Used),
+                Some((_, _, expires, None)) if expires <= now => Err(TokenState::Expired),
+                Some((_, invited, _, None)) if invited.to_lowercase() != email.to_lowercase() => {
+                    Err(TokenState::Unknown)
+                }
+                Some((demarche_id, _, _, None)) => {
+                    tx.execute(
+                        "UPDATE porteur_invite SET used_at = ?2 WHERE token_hash = ?1",
+                        params![&hash[..], now],
+                    )?;
+                    tx.execute(
+                        "INSERT OR IGNORE INTO porteur (account_id, demarche_id, created_at) VALUES (?1, ?2, ?3)",
+                        params![account_id, demarche_id, now],
+                    )?;
+                    Ok(demarche_id)
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+    }
+
+    fn last_avis(&self, demarche_id: i64) -> BoxFuture<'_, Result<Option<DateTime<Utc>>, StoreError>> {
+        self.conn.with(move |conn| {
+            let last: Option<String> =
+                conn.query_row("SELECT max(received_at) FROM avis WHERE demarche_id = ?1", [demarche_id], |r| {
+                    r.get(0)
+                })?;
+            Ok(last.as_deref().map(parse_ts))
+        })
+    }
+
+    fn sources(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<(String, chrono::NaiveDate)>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut st = conn.prepare(
+                "SELECT source, max(day) FROM avis_daily WHERE demarche_id = ?1 GROUP BY source ORDER BY 2 DESC, 1",
+            )?;
+            let rows = st.query_map([demarche_id], |r| Ok((r.get(0)?, parse_day(r, 1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn counts(
+        &self,
+        demarche_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<crate::stats::Counts, StoreError>> {
+        self.conn.with(move |conn| {
+            let sums = DAILY_COLUMNS.iter().map(|c| format!("coalesce(sum({c}), 0)")).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT {sums} FROM avis_daily WHERE demarche_id = ?1 AND day BETWEEN ?2 AND ?3");
+            let columns = conn.query_row(&sql, params![demarche_id, day(from), day(to)], |r| {
+                let mut c = [0i64; 16];
+                for (i, slot) in c.iter_mut().enumerate() {
+                    *slot = r.get(i)?;
+                }
+                Ok(c)
+            })?;
+            Ok(Counts::from_columns(columns))
         })
     }
 
