@@ -679,14 +679,18 @@ async fn demarches(s: &Console, other: &Console) {
     s.set_demarche_active(permis, true).await.unwrap();
     assert_eq!(s.high_volume_pending(100_000).await.unwrap()[0], demarche(s, permis).await);
 
-    // Two creations at once (two stores) get two ids.
-    let (a, b) = tokio::join!(
-        s.create_demarche(details("Course A", "", None), "course".into(), creator.id, t1),
-        other.create_demarche(details("Course B", "", None), "course".into(), creator.id, t1)
-    );
-    let (a, b) = (a.unwrap(), b.unwrap());
-    assert_ne!(a, b);
-    assert_eq!(a.max(b), leurre + 2);
+    // Two creations at once (two stores) get the next two ids.
+    let mut last = leurre;
+    for _ in 0..10 {
+        let (a, b) = tokio::join!(
+            s.create_demarche(details("Course A", "", None), "course".into(), creator.id, t1),
+            other.create_demarche(details("Course B", "", None), "course".into(), creator.id, t1)
+        );
+        let mut got = [a.unwrap(), b.unwrap()];
+        got.sort();
+        assert_eq!(got, [last + 1, last + 2]);
+        last += 2;
+    }
 }
 
 /// `other`: a second console store on the same database (another replica), for the races.
