@@ -843,8 +843,8 @@ fn vote(demarche: i64, source: &str, at: DateTime<Utc>, k: usize) -> Vote {
     let level = |i: usize| Level::ALL[i % 3];
     let answers = Answers {
         satisfaction: None,
-        facilite: (k % 4 != 0).then(|| level(k + 1)),
-        clarte: (k % 5 != 0).then(|| level(k / 3)),
+        facilite: (!k.is_multiple_of(4)).then(|| level(k + 1)),
+        clarte: (!k.is_multiple_of(5)).then(|| level(k / 3)),
         aide: (k % 64) as u8,
         commentaire: None,
     };

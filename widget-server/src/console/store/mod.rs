@@ -256,8 +256,9 @@ pub enum Claim {
     Granted,
     /// Someone carries it: a request (this id) waits for a porteur or an administrator.
     Requested(i64),
-    /// The account already carries it, or already has a pending request (its id).
+    /// The account already carries it.
     AlreadyPorteur,
+    /// The account already has a pending request (this id).
     AlreadyRequested(i64),
 }
 
@@ -494,6 +495,43 @@ pub trait ConsoleStore: Send + Sync + 'static {
     fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The latest audit entries, newest first.
     fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<Dated<AuditEntry>>, StoreError>>;
+}
+
+// SQL helpers the two backends share (the dialects agree on LIKE … ESCAPE).
+
+/// `term` as a `LIKE` pattern piece that matches itself: `\`, `%` and `_` escaped with `\`
+/// (every `LIKE` here says `ESCAPE '\'`).
+pub(crate) fn like_escape(term: &str) -> String {
+    let mut out = String::with_capacity(term.len());
+    for ch in term.chars() {
+        if matches!(ch, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The search condition on `demarche d` for both dialects: every term (escaped by
+/// [`like_escape`], bound at `term(i)`) in `d.search`, or `d.id` equal to the one bound at `id`.
+/// Without terms nor id, every row. Only placeholders go into the SQL, never values.
+pub(crate) fn search_filter(terms: usize, id: Option<String>, term: impl Fn(usize) -> String) -> String {
+    let mut any = Vec::new();
+    if terms > 0 {
+        let all = (0..terms)
+            .map(|i| format!("d.search LIKE '%' || {} || '%' ESCAPE '\\'", term(i)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        any.push(format!("({all})"));
+    }
+    if let Some(id) = id {
+        any.push(format!("d.id = {id}"));
+    }
+    if any.is_empty() {
+        "1 = 1".into()
+    } else {
+        any.join(" OR ")
+    }
 }
 
 /// Opens the console's own connection(s) to the store named by `url`.

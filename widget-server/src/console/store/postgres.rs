@@ -2,7 +2,7 @@
 //!
 //! A bb8 pool of its own (four connections at most), never the vote store's: a slow console
 //! query cannot hold up a flush, and a flush cannot hold up a page of the console. The tables
-//! are those of the vote store's second migration (`crate::store::postgres`).
+//! are those of the vote store's second and third migrations (`crate::store::postgres`).
 //!
 //! Every method is one statement or one short transaction, always parameterised. Where two
 //! callers may race (two sign-ups with one address, two posts of one link, two replicas claiming
@@ -17,7 +17,7 @@ use futures_util::FutureExt;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use super::sqlite::{like_escape, search_filter};
+use super::{like_escape, search_filter};
 use super::{
     Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, Claim, ConsoleStore, Criteria, Dated,
     DemarcheDetails, DemarcheRow, EnLigne, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind,

@@ -7,9 +7,9 @@ use futures_util::future::BoxFuture;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, Claim, ConsoleStore, Criteria, Dated,
-    DemarcheDetails, DemarcheRow, EnLigne, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind,
-    TokenState,
+    like_escape, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, Claim, ConsoleStore,
+    Criteria, Dated, DemarcheDetails, DemarcheRow, EnLigne, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp,
+    TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
@@ -58,41 +58,6 @@ fn read_mail(r: &Row) -> rusqlite::Result<OutboxMail> {
 }
 
 const MAIL_COLUMNS: &str = "id, to_address, subject, body, created_at, sent_at";
-
-/// `term` as a `LIKE` pattern piece that matches itself: `\`, `%` and `_` escaped with `\`
-/// (every `LIKE` here says `ESCAPE '\'`).
-pub(super) fn like_escape(term: &str) -> String {
-    let mut out = String::with_capacity(term.len());
-    for ch in term.chars() {
-        if matches!(ch, '\\' | '%' | '_') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out
-}
-
-/// The search condition on `demarche d` for both dialects: every term (escaped by
-/// [`like_escape`], bound at `term(i)`) in `d.search`, or `d.id` equal to the one bound at `id`.
-/// Without terms nor id, every row. Only placeholders go into the SQL, never values.
-pub(super) fn search_filter(terms: usize, id: Option<String>, term: impl Fn(usize) -> String) -> String {
-    let mut any = Vec::new();
-    if terms > 0 {
-        let all = (0..terms)
-            .map(|i| format!("d.search LIKE '%' || {} || '%' ESCAPE '\\'", term(i)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        any.push(format!("({all})"));
-    }
-    if let Some(id) = id {
-        any.push(format!("d.id = {id}"));
-    }
-    if any.is_empty() {
-        "1 = 1".into()
-    } else {
-        any.join(" OR ")
-    }
-}
 
 /// The columns [`read_demarche`] reads, in its order, for `demarche d`.
 const DEMARCHE_COLUMNS: &str = "d.id, d.name, d.administration, d.url, d.volume_annuel, d.en_ligne, d.franceconnect, \
