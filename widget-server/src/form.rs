@@ -273,10 +273,10 @@ fn layout(css_href: &str, title: &str, main: Markup) -> Markup {
     }
 }
 
-const LABELS_SATISFACTION: [&str; 3] = ["Très bien", "Moyen", "Pas bien"];
-const LABELS_FACILITE: [&str; 3] = ["Facile", "Ni facile ni difficile", "Difficile"];
-const LABELS_CLARTE: [&str; 3] = ["Clair", "Moyennement clair", "Pas clair"];
-const LABELS_AIDE: [&str; 6] = [
+pub const LABELS_SATISFACTION: [&str; 3] = ["Très bien", "Moyen", "Pas bien"];
+pub const LABELS_FACILITE: [&str; 3] = ["Facile", "Ni facile ni difficile", "Difficile"];
+pub const LABELS_CLARTE: [&str; 3] = ["Clair", "Moyennement clair", "Pas clair"];
+pub const LABELS_AIDE: [&str; 6] = [
     "Je n'ai pas eu besoin d'aide",
     "Un proche",
     "Une association",

@@ -69,7 +69,8 @@ async fn vote_through(server: &Server, path: &str) -> (String, Page) {
     let action =
         form.body.split(r#"<form method="post" action=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
     let key = form.body.split(r#"name="key" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
-    let body = format!("key={key}&nd_source=guichet&satisfaction=bien&facilite=facile");
+    let body =
+        format!("key={key}&nd_source=guichet&satisfaction=bien&facilite=facile&commentaire=Tr%C3%A8s+simple%2C+merci");
     let page = citizen
         .send(hyper::Method::POST, &action, body, &[("content-type", "application/x-www-form-urlencoded")])
         .await;
@@ -162,9 +163,34 @@ async fn scenario(server: &Server, tag: &str) {
     let (form, voted) = vote_through(server, &form_path).await;
     assert!(form.contains("Permis de construire"));
     assert_eq!(voted.status, StatusCode::SEE_OTHER);
+    // The dashboard shows it once flushed (« en direct »), from the aggregates.
+    let dashboard = format!("/console/demarches/{id}/satisfaction");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let page = loop {
+        let page = alice.get(&dashboard).await;
+        assert_eq!(page.status, StatusCode::OK);
+        if page.body.contains(r#"id="nombre-avis">1<"#) || std::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(page.body.contains(r#"id="nombre-avis">1<"#), "the vote is counted");
+    assert!(page.body.contains("Nombre d'avis insuffisant"), "under 100 avis, no index");
+    assert!(page.body.contains("<td>Très bien</td><td>1</td><td>100\u{a0}%</td>"), "breakdown");
+    assert!(page.body.contains("<td>Facile</td><td>1</td><td>100\u{a0}%</td>"));
+    assert!(page.body.contains("Très simple, merci"), "latest comments");
+    assert!(page.body.contains("<td>guichet</td><td>1</td>"), "per source");
+    assert!(page.body.contains("<svg") && page.body.contains("Tendance par mois, en texte"));
+    let week = alice.get(&format!("{dashboard}?periode=7j&source=guichet")).await;
+    assert!(week.body.contains("Tendance par jour") && week.body.contains(r#"id="nombre-avis">1<"#));
+    let other_source = alice.get(&format!("{dashboard}?periode=30j&source=courriel")).await;
+    assert!(other_source.body.contains(r#"id="nombre-avis">0<"#));
+    let bad = alice.get(&format!("{dashboard}?periode=perso&du=2026-05-01&au=2026-04-01")).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("La date de fin doit suivre la date de début."));
     let mine = alice.get("/console").await;
     assert!(
-        mine.body.contains(&format!(r#"href="/console/demarches/{id}/code""#))
+        mine.body.contains(&format!(r#"href="/console/demarches/{id}/satisfaction""#))
             && mine.body.contains("Permis de construire")
     );
 
@@ -200,7 +226,7 @@ async fn scenario(server: &Server, tag: &str) {
     let request = tab.body.split("/demandes/").nth(1).unwrap().split('/').next().unwrap().to_string();
     bob.post(&format!("/console/demarches/{id}/demandes/{request}/refuser"), &[]).await;
     mailbox.wait_for(server, &email("carol"), "Demande refusée", 1);
-    for path in ["code", "code?style=bleu", "fiche", "porteurs"] {
+    for path in ["satisfaction", "code", "code?style=bleu", "fiche", "porteurs"] {
         let page = carol.get(&format!("/console/demarches/{id}/{path}")).await;
         assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
         assert!(!page.body.contains("<textarea"), "{path}");

@@ -13,6 +13,7 @@
 //! - [`password`], [`secret`], [`limit`], [`mail`], [`emails`]: argon2id, random secrets stored
 //!   hashed, rate limits of the account forms, the mail backend and the French e-mails.
 
+pub mod chart;
 pub mod emails;
 pub mod guard;
 pub mod layout;

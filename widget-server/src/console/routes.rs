@@ -8,7 +8,9 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::pages::{account, admin, code, demarche, demarches, fiche, home, login, porteurs, reset, signup};
+use super::pages::{
+    account, admin, code, demarche, demarches, fiche, home, login, porteurs, reset, satisfaction, signup,
+};
 use super::{guard, Console, Problem};
 
 /// The console's router (its state is the console itself).
@@ -32,6 +34,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/demarches/{id}", get(demarche::demarche_get))
         .route("/console/demarches/{id}/porteur", post(demarche::claim_post))
         // The tabs below check that the viewer carries the démarche (or is an administrator).
+        .route("/console/demarches/{id}/satisfaction", get(satisfaction::satisfaction_get))
         .route("/console/demarches/{id}/code", get(code::code_get))
         .route("/console/demarches/{id}/fiche", get(fiche::fiche_get).post(fiche::fiche_post))
         .route("/console/demarches/{id}/porteurs", get(porteurs::porteurs_get))

@@ -49,6 +49,7 @@ pub async fn carried(ctx: &Ctx, id: i64) -> Result<DemarcheRow, Problem> {
 /// The tabs of a carried démarche.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
+    Satisfaction,
     Code,
     Fiche,
     Porteurs,
@@ -65,6 +66,7 @@ pub fn header(d: &DemarcheRow, current: Option<Tab>) -> Markup {
         @if !d.details.administration.is_empty() { p.administration { (d.details.administration) } }
         nav.onglets aria-label="Onglets de la démarche" {
             ul {
+                (tab(Tab::Satisfaction, format!("/console/demarches/{}/satisfaction", d.id), "Satisfaction"))
                 (tab(Tab::Code, format!("/console/demarches/{}/code", d.id), "Code à intégrer"))
                 (tab(Tab::Fiche, format!("/console/demarches/{}/fiche", d.id), "Fiche"))
                 (tab(Tab::Porteurs, format!("/console/demarches/{}/porteurs", d.id), "Porteurs"))
@@ -73,11 +75,17 @@ pub fn header(d: &DemarcheRow, current: Option<Tab>) -> Markup {
     }
 }
 
-/// An index /10 with its colour, or « Nombre d'avis insuffisant » under 100 avis (DESIGN §5).
+/// The satisfaction index /10 of `counts` as [`score_badge`] shows it.
 pub fn index_badge(counts: &Counts) -> Markup {
-    match counts.satisfaction_index() {
+    score_badge(counts.satisfaction_index(), counts.n)
+}
+
+/// An index /10 with its colour, « Nombre d'avis insuffisant » under 100 avis (DESIGN §5), or
+/// « Aucun avis ».
+pub fn score_badge(index: Option<f64>, n: i64) -> Markup {
+    match index {
         None => html! { span.badge { "Aucun avis" } },
-        Some(_) if !counts.enough() => html! { span.badge { "Nombre d'avis insuffisant" } },
+        Some(_) if n < crate::stats::MIN_AVIS_FOR_SCORE => html! { span.badge { "Nombre d'avis insuffisant" } },
         Some(i) => {
             let (class, word) = match colour(i) {
                 Colour::Green => ("badge vert", "bon"),

@@ -58,7 +58,7 @@ pub async fn console_get(ctx: Ctx, Params(q): Params<InfoQuery>) -> Answer {
                 tbody {
                     @for (d, year, month, last) in &rows {
                         tr {
-                            td { a href={ "/console/demarches/" (d.id) "/code" } { (d.details.name) } br; span.indication { "n°\u{a0}" (d.id) " · " (d.details.administration) } }
+                            td { a href={ "/console/demarches/" (d.id) "/satisfaction" } { (d.details.name) } br; span.indication { "n°\u{a0}" (d.id) " · " (d.details.administration) } }
                             td { (index_badge(year)) }
                             td { (thousands(*month)) }
                             td { @match last { Some(t) => (paris(*t)), None => "Aucun avis pour l'instant" } }

@@ -11,6 +11,7 @@ pub mod home;
 pub mod login;
 pub mod porteurs;
 pub mod reset;
+pub mod satisfaction;
 pub mod signup;
 
 use axum::body::to_bytes;

@@ -272,6 +272,16 @@ pub struct PorteurRequest {
     pub created_at: DateTime<Utc>,
 }
 
+/// A comment of an avis, for the dashboard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Comment {
+    pub received_at: DateTime<Utc>,
+    pub source: String,
+    /// The stored value of the general satisfaction (`bien`, `moyen`, `pas-bien`).
+    pub satisfaction: String,
+    pub text: String,
+}
+
 /// Something with the time it happened.
 pub type Dated<T> = (DateTime<Utc>, T);
 
@@ -490,6 +500,24 @@ pub trait ConsoleStore: Send + Sync + 'static {
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
     ) -> BoxFuture<'_, Result<crate::stats::Counts, StoreError>>;
+
+    /// `avis_daily` rows of a démarche for days in `from..=to` (every source), by day.
+    fn daily(
+        &self,
+        demarche_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<crate::stats::DailyRow>, StoreError>>;
+    /// The latest comments received in `from..until`, newest first, optionally of one source
+    /// (walks the `(demarche_id, received_at)` index backwards: cheap however many avis).
+    fn latest_comments(
+        &self,
+        demarche_id: i64,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        source: Option<String>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<Comment>, StoreError>>;
 
     // Audit
     fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;

@@ -17,7 +17,7 @@ use futures_util::FutureExt;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use super::{like_escape, search_filter};
+use super::{like_escape, search_filter, Comment};
 use super::{
     Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, Claim, ConsoleStore, Criteria, Dated,
     DemarcheDetails, DemarcheRow, EnLigne, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind,
@@ -1112,6 +1112,69 @@ impl ConsoleStore for PgConsoleStore {
                 *slot = row.try_get(i)?;
             }
             Ok(Counts::from_columns(c))
+        }
+        .boxed()
+    }
+
+    fn daily(
+        &self,
+        demarche_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<crate::stats::DailyRow>, StoreError>> {
+        async move {
+            let sql = format!(
+                "SELECT day, source, {} FROM avis_daily WHERE demarche_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day, source",
+                DAILY_COLUMNS.join(", ")
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id, &from, &to]).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let mut c = [0i64; 16];
+                for (i, slot) in c.iter_mut().enumerate() {
+                    *slot = r.try_get(2 + i)?;
+                }
+                out.push(crate::stats::DailyRow {
+                    demarche_id,
+                    day: r.try_get(0)?,
+                    source: r.try_get(1)?,
+                    counts: Counts::from_columns(c),
+                });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn latest_comments(
+        &self,
+        demarche_id: i64,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        source: Option<String>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<Comment>, StoreError>> {
+        async move {
+            let rows = self
+                .conn()
+                .await?
+                .query(
+                    "SELECT received_at, source, satisfaction, commentaire FROM avis \
+                     WHERE demarche_id = $1 AND received_at >= $2 AND received_at < $3 AND commentaire IS NOT NULL \
+                     AND ($4::text IS NULL OR source = $4) ORDER BY received_at DESC LIMIT $5",
+                    &[&demarche_id, &from, &until, &source, &limit],
+                )
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(Comment {
+                    received_at: r.try_get(0)?,
+                    source: r.try_get(1)?,
+                    satisfaction: r.try_get(2)?,
+                    text: r.try_get(3)?,
+                });
+            }
+            Ok(out)
         }
         .boxed()
     }

@@ -7,9 +7,9 @@ use futures_util::future::BoxFuture;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    like_escape, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, Claim, ConsoleStore,
-    Criteria, Dated, DemarcheDetails, DemarcheRow, EnLigne, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp,
-    TokenKind, TokenState,
+    like_escape, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, Claim, Comment,
+    ConsoleStore, Criteria, Dated, DemarcheDetails, DemarcheRow, EnLigne, NewAccount, OutboxMail, PorteurRequest,
+    SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
@@ -920,6 +920,61 @@ impl ConsoleStore for SqliteConsoleStore {
                 Ok(c)
             })?;
             Ok(Counts::from_columns(columns))
+        })
+    }
+
+    fn daily(
+        &self,
+        demarche_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<crate::stats::DailyRow>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sql = format!(
+                "SELECT day, source, {} FROM avis_daily WHERE demarche_id = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, source",
+                DAILY_COLUMNS.join(", ")
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map(params![demarche_id, day(from), day(to)], |r| {
+                let mut c = [0i64; 16];
+                for (i, slot) in c.iter_mut().enumerate() {
+                    *slot = r.get(2 + i)?;
+                }
+                let d: String = r.get(0)?;
+                Ok(crate::stats::DailyRow {
+                    demarche_id,
+                    day: chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").unwrap_or_default(),
+                    source: r.get(1)?,
+                    counts: Counts::from_columns(c),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn latest_comments(
+        &self,
+        demarche_id: i64,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        source: Option<String>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<Comment>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut st = conn.prepare(
+                "SELECT received_at, source, satisfaction, commentaire FROM avis \
+                 WHERE demarche_id = ?1 AND received_at >= ?2 AND received_at < ?3 AND commentaire IS NOT NULL \
+                 AND (?4 IS NULL OR source = ?4) ORDER BY received_at DESC LIMIT ?5",
+            )?;
+            let rows = st.query_map(params![demarche_id, ts(from), ts(until), source, limit], |r| {
+                Ok(Comment {
+                    received_at: parse_ts(&r.get::<_, String>(0)?),
+                    source: r.get(1)?,
+                    satisfaction: r.get(2)?,
+                    text: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
 
