@@ -145,7 +145,7 @@ pub async fn satisfaction_get(ctx: Ctx, Id(id): Id, Params(q): Params<PeriodQuer
             None => per_source.push((r.source.clone(), r.counts)),
         }
     }
-    per_source.sort_by(|a, b| b.1.n.cmp(&a.1.n));
+    per_source.sort_by_key(|(_, c)| std::cmp::Reverse(c.n));
     let comments = store
         .latest_comments(id, paris_midnight(period.from), paris_midnight(period.to + Days::new(1)), source.clone(), 5)
         .await?;
