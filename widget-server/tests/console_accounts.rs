@@ -177,6 +177,14 @@ async fn journey(server: &Server, mailbox: &Mailbox, tag: &str) {
     ];
     assert_eq!(squatter.submit("/inscription", "/inscription", &fields).await.status, StatusCode::SEE_OTHER);
     sign_up(server, "Vraie Cible", &squatted).await;
+    // The squatter's password is right for the account still unconfirmed: log-in says to
+    // confirm and sends no link (one would confirm the squatter's details).
+    let early = log_in_page(server, &squatted, PW2).await;
+    assert_eq!(early.status, StatusCode::FORBIDDEN);
+    assert!(early.body.contains("pas encore confirmée"));
+    mailbox.wait_for(server, &squatted, "Confirmez votre adresse e-mail", 2);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(mailbox.mails(server, &squatted).len(), 2, "no third mail");
     let page = confirm(server, mailbox, &squatted, 2).await;
     assert_eq!(page.location(), "/connexion?info=adresse-confirmee");
     assert_eq!(log_in_page(server, &squatted, PW2).await.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -442,7 +450,15 @@ async fn sessions_end_when_idle_and_when_too_old() {
     assert_eq!(page.location(), "/connexion?suite=%2Fconsole%2Fcompte&info=session-expiree");
     let login = b.get(page.location()).await;
     assert!(login.body.contains("Votre session a expiré"));
+    // A form posted after the session ended goes back to log-in, not to « action refusée ».
+    b.log_in(email, PW).await;
+    let form = b.get("/console/compte").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    let late = b.post("/console/compte/mot-de-passe", &[("csrf", &form.csrf().unwrap()), ("actuel", PW)]).await;
+    assert_eq!((late.status, late.location()), (StatusCode::SEE_OTHER, "/connexion?info=session-expiree"));
     // Back to where the porteur was after logging in again.
-    let page = b.post("/connexion", &[("email", email), ("mot_de_passe", PW), ("suite", "/console/compte")]).await;
+    let page = b
+        .submit("/connexion", "/connexion", &[("email", email), ("mot_de_passe", PW), ("suite", "/console/compte")])
+        .await;
     assert_eq!(page.location(), "/console/compte");
 }

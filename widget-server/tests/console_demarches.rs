@@ -77,6 +77,13 @@ async fn vote_through(server: &Server, path: &str) -> (String, Page) {
     (form.body, page)
 }
 
+/// The account id of the first porteur on the Porteurs tab of démarche 102, as an
+/// administrator sees it.
+async fn first_porteur_of_102(admin: &mut Browser) -> String {
+    let tab = admin.get("/console/demarches/102/porteurs").await;
+    tab.body.split("/porteurs/").nth(1).unwrap().split('/').next().unwrap().to_string()
+}
+
 async fn scenario(server: &Server, tag: &str) {
     let mailbox = Mailbox::Outbox;
     let email = |who: &str| format!("{who}.{tag}@interieur.gouv.fr");
@@ -284,6 +291,12 @@ async fn scenario(server: &Server, tag: &str) {
     let token = invitation.split("jeton=").nth(1).unwrap().to_string();
     let taken = carol.submit(&invitation, "/console/invitation", &[("jeton", &token)]).await;
     assert_eq!(taken.status, StatusCode::FORBIDDEN, "not Carol's invitation");
+    // Opened before logging in, the link survives the log-in page.
+    let mut visitor = Browser::new(server);
+    let to_login = visitor.get(&invitation).await;
+    assert_eq!(to_login.status, StatusCode::SEE_OTHER);
+    let back = serde_urlencoded::to_string([("suite", invitation.as_str())]).unwrap();
+    assert_eq!(to_login.location(), format!("/connexion?{back}"));
     let mut dave = porteur(server, &mailbox, "Dave Invité", &dave_email, PW).await;
     let taken = dave.submit(&invitation, "/console/invitation", &[("jeton", &token)]).await;
     assert_eq!(taken.location(), format!("/console/demarches/{id}/code?info=porteur"));
@@ -318,6 +331,20 @@ async fn scenario(server: &Server, tag: &str) {
     assert_eq!(approved.location(), "/console/admin?info=volume-valide#fort-volume");
     assert!(snippet_of(&alice.get(&format!("/console/demarches/{id}/code?style=bleu")).await).contains("<img"));
     assert_eq!(Browser::new(server).get(&form_path).await.status, StatusCode::OK);
+
+    // An administrator can take a démarche back from whoever took it.
+    let carol_id = first_porteur_of_102(&mut root).await;
+    let removed = root.post(&format!("/console/admin/demarches/102/porteurs/{carol_id}/retirer"), &[]).await;
+    assert_eq!(removed.location(), "/console/demarches/102/porteurs?info=porteur-retire");
+    assert_eq!(carol.get("/console/demarches/102/code").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(carol.get(&format!("/console/demarches/{id}/inviter")).await.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(carol
+        .get(&format!("/console/demarches/{id}/inviter"))
+        .await
+        .body
+        .contains("Page à ouvrir depuis un formulaire"));
+    let no_action = root.submit("/console/admin", "/console/admin/demarches/activation", &[("demarche", "101")]).await;
+    assert_eq!(no_action.status, StatusCode::UNPROCESSABLE_ENTITY, "no choice, no change");
 
     // Deactivation closes the form; merging keeps old links working for the target.
     let key101 = server.signer().sign(101);

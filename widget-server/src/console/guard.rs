@@ -205,6 +205,9 @@ pub async fn check_origin_and_csrf(State(console): State<Arc<Console>>, req: Req
         return refused("origin");
     }
     let expected = match req.extensions().get::<Viewer>() {
+        // The session ended while the form was open: its token died with it. Say so, rather
+        // than « action refusée ».
+        Some(Viewer::Anonymous { expired: true, .. }) => return to_login(req.uri().path(), None, true, req.method()),
         Some(v) => v.csrf().to_string(),
         None => return refused("no viewer"),
     };
@@ -233,7 +236,9 @@ pub async fn check_origin_and_csrf(State(console): State<Arc<Console>>, req: Req
 pub async fn require_account(req: Request, next: Next) -> Response {
     match req.extensions().get::<Viewer>() {
         Some(Viewer::SignedIn { .. }) => next.run(req).await,
-        Some(Viewer::Anonymous { expired, .. }) => to_login(req.uri().path(), *expired, req.method()),
+        Some(Viewer::Anonymous { expired, .. }) => {
+            to_login(req.uri().path(), req.uri().query(), *expired, req.method())
+        }
         None => Problem::forbidden().into_response(),
     }
 }
@@ -248,15 +253,21 @@ pub async fn require_admin(req: Request, next: Next) -> Response {
             "Cette page est réservée aux administrateurs du service.",
         )
         .into_response(),
-        Some(Viewer::Anonymous { expired, .. }) => to_login(req.uri().path(), *expired, req.method()),
+        Some(Viewer::Anonymous { expired, .. }) => {
+            to_login(req.uri().path(), req.uri().query(), *expired, req.method())
+        }
     }
 }
 
-fn to_login(path: &str, expired: bool, method: &Method) -> Response {
-    // Only a page can be come back to; a form post is lost with its session anyway.
-    let back = if *method == Method::GET { Some(path) } else { None };
+fn to_login(path: &str, query: Option<&str>, expired: bool, method: &Method) -> Response {
+    // Only a page can be come back to (with its query: an invitation link keeps its token); a
+    // form post is lost with its session anyway.
+    let back = (*method == Method::GET).then(|| match query {
+        Some(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_string(),
+    });
     let mut query: Vec<(&str, &str)> = Vec::new();
-    if let Some(p) = back {
+    if let Some(p) = &back {
         query.push(("suite", p));
     }
     if expired {
@@ -273,7 +284,14 @@ fn to_login(path: &str, expired: bool, method: &Method) -> Response {
 /// Where to go after log-in: a console path of ours, never another site.
 pub fn safe_return_path(suite: Option<&str>) -> &str {
     match suite {
-        Some(p) if (p == "/console" || p.starts_with("/console/")) && !p.contains("//") && !p.contains('\\') => p,
+        Some(p)
+            if (p == "/console" || p.starts_with("/console/") || p.starts_with("/console?"))
+                && !p.contains("//")
+                && !p.contains('\\')
+                && !p.chars().any(char::is_control) =>
+        {
+            p
+        }
         _ => "/console",
     }
 }
@@ -285,7 +303,16 @@ mod tests {
     #[test]
     fn return_paths_stay_in_the_console() {
         assert_eq!(safe_return_path(Some("/console/compte")), "/console/compte");
-        for bad in ["https://evil.example", "//evil.example", "/console//evil", "/\\evil", "/ailleurs", ""] {
+        assert_eq!(safe_return_path(Some("/console/invitation?jeton=ab")), "/console/invitation?jeton=ab");
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/console//evil",
+            "/\\evil",
+            "/ailleurs",
+            "",
+            "/console/x\r\nSet-Cookie: a=b",
+        ] {
             assert_eq!(safe_return_path(Some(bad)), "/console", "{bad}");
         }
         assert_eq!(safe_return_path(None), "/console");

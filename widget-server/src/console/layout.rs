@@ -184,6 +184,7 @@ pub fn notice(code: Option<&str>) -> Markup {
         "demande-acceptee" => Some(("succes", "La demande a été acceptée et son auteur prévenu par e-mail.")),
         "demande-refusee" => Some(("succes", "La demande a été refusée et son auteur prévenu par e-mail.")),
         "invitation-envoyee" => Some(("succes", "L'invitation a été envoyée.")),
+        "porteur-retire" => Some(("succes", "Le porteur a été retiré de la démarche.")),
         "demarche-quittee" => Some(("succes", "Vous ne portez plus cette démarche.")),
         "fiche-enregistree" => Some(("succes", "La fiche a été enregistrée.")),
         "volume-valide" => Some(("succes", "La démarche à fort volume est validée\u{a0}: son bouton est ouvert.")),

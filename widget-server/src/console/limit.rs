@@ -20,6 +20,9 @@ pub enum Action {
     LogIn,
     SignUp,
     Reset,
+    /// Porteurs' actions that send e-mail: invitations, « Je suis porteur » requests, new
+    /// démarches (keyed by the account's address, so no account floods mailboxes).
+    Mailing,
 }
 
 struct Pair {
@@ -44,6 +47,7 @@ pub struct AuthLimits {
     log_in: Pair,
     sign_up: Pair,
     reset: Pair,
+    mailing: Pair,
     clock: DefaultClock,
 }
 
@@ -55,6 +59,8 @@ impl Default for AuthLimits {
             log_in: Pair::new(quota(60, Duration::from_secs(1)), quota(10, Duration::from_secs(120))),
             sign_up: Pair::new(quota(20, Duration::from_secs(60)), quota(3, Duration::from_secs(600))),
             reset: Pair::new(quota(20, Duration::from_secs(60)), quota(3, Duration::from_secs(600))),
+            // Twenty at once (inviting a team), then one every three minutes.
+            mailing: Pair::new(quota(60, Duration::from_secs(1)), quota(20, Duration::from_secs(180))),
             clock: DefaultClock::default(),
         }
     }
@@ -68,6 +74,7 @@ impl AuthLimits {
             Action::LogIn => &self.log_in,
             Action::SignUp => &self.sign_up,
             Action::Reset => &self.reset,
+            Action::Mailing => &self.mailing,
         };
         // Bound the key: an address is at most 254 characters once validated, but this runs
         // before validation.
@@ -80,7 +87,7 @@ impl AuthLimits {
 
     /// Forgets keys whose limits have recovered.
     pub fn prune(&self) {
-        for pair in [&self.log_in, &self.sign_up, &self.reset] {
+        for pair in [&self.log_in, &self.sign_up, &self.reset, &self.mailing] {
             pair.per_ip.retain_recent();
             pair.per_address.retain_recent();
             pair.per_ip.shrink_to_fit();

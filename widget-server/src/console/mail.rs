@@ -63,12 +63,13 @@ impl Mailer {
     /// Queues `mail` to `to` and, with SMTP, starts delivering it. Returns once it is in the
     /// outbox.
     pub async fn send(self: &Arc<Self>, to: &str, mail: Email) -> Result<(), StoreError> {
-        let id = self.store.queue_email(to.to_string(), mail.subject.clone(), mail.body, Utc::now()).await?;
+        let id = self.store.queue_email(to.to_string(), mail.subject, mail.body, Utc::now()).await?;
         if self.smtp.is_some() {
             let me = self.clone();
             tokio::spawn(async move { me.deliver(id).await });
         } else {
-            tracing::info!(mail_id = id, subject = %mail.subject, "no --smtp-url: e-mail kept in email_outbox");
+            // The subject may hold a démarche's name, typed by a porteur: the id is enough.
+            tracing::info!(mail_id = id, "no --smtp-url: e-mail kept in email_outbox (widget-server email list)");
         }
         Ok(())
     }

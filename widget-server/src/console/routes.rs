@@ -58,6 +58,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/admin/demarches/{id}/valider-volume", post(admin::approve_volume_post))
         .route("/console/admin/demarches/activation", post(admin::activation_post))
         .route("/console/admin/demarches/fusion", post(admin::merge_post))
+        .route("/console/admin/demarches/{id}/porteurs/{account}/retirer", post(porteurs::remove_post))
         .route_layer(from_fn(guard::require_admin));
 
     Router::new()
@@ -65,6 +66,16 @@ pub fn router(console: Arc<Console>) -> Router {
         .merge(signed_in)
         .merge(admin)
         .fallback(|| async { Problem::not_found() })
+        .method_not_allowed_fallback(|| async {
+            Problem {
+                link: Some(("Mes démarches", "/console")),
+                ..Problem::new(
+                    axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                    "Page à ouvrir depuis un formulaire",
+                    "Cette adresse ne s'ouvre pas directement\u{a0}: elle reçoit les formulaires de l'espace porteurs.",
+                )
+            }
+        })
         // Innermost first: the CSRF check sees the viewer that load_session found.
         .layer(from_fn_with_state(console.clone(), guard::check_origin_and_csrf))
         .layer(from_fn_with_state(console.clone(), guard::load_session))

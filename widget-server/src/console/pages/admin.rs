@@ -159,10 +159,13 @@ async fn admin_page_with(
                     p.indication { "Le formulaire d'une démarche désactivée répond «\u{a0}lien non valide\u{a0}»\u{a0}; ses avis sont conservés." }
                     (csrf_field(csrf))
                     (Input { id: "demarche", label: "Numéro de la démarche", kind: "text", value: "", autocomplete: "off", hint: None, required: true }.render(demarche_errors))
-                    div.actions {
-                        button.bouton-secondaire.bouton-danger type="submit" name="actif" value="non" { "Désactiver" }
-                        button.bouton-secondaire type="submit" name="actif" value="oui" { "Réactiver" }
+                    fieldset.question.erreur-champ[demarche_errors.get("actif-non").is_some()] {
+                        legend { "Action" }
+                        @if let Some(m) = demarche_errors.get("actif-non") { p.message-erreur { (m) } }
+                        div.choix { input type="radio" id="actif-non" name="actif" value="non"; label for="actif-non" { "Désactiver" } }
+                        div.choix { input type="radio" id="actif-oui" name="actif" value="oui"; label for="actif-oui" { "Réactiver" } }
                     }
+                    button.bouton-secondaire type="submit" { "Appliquer" }
                 }
                 form method="post" action="/console/admin/demarches/fusion" novalidate {
                     h3 { "Fusionner un doublon" }
@@ -272,7 +275,9 @@ pub async fn refuse_post(ctx: Ctx, Id(id): Id) -> Answer {
         Some(_) => return Err(already_decided()),
         None => return Err(Problem::not_found()),
     };
-    c.store.delete_account(id).await?;
+    if !c.store.delete_pending_account(id).await? {
+        return Err(already_decided());
+    }
     c.store.audit(audit(admin.id, "account.refuse", Some(id), account.email.clone()), now).await?;
     c.mailer.send(&account.email, emails::refused(&c.settings.operator_name)).await?;
     Ok(see_other("/console/admin?info=compte-refuse"))
@@ -351,7 +356,14 @@ pub async fn activation_post(ctx: Ctx, Fields(f): Fields<ActivationForm>) -> Ans
     let Some(id) = demarche_number(&ctx, &f.demarche).await? else {
         return demarche_error(&ctx, "demarche", "Numéro de la démarche", "Aucune démarche ne porte ce numéro.").await;
     };
-    let active = f.actif == "oui";
+    let active = match f.actif.as_str() {
+        "oui" => true,
+        "non" => false,
+        _ => {
+            return demarche_error(&ctx, "actif-non", "Action", "Choisissez de désactiver ou de réactiver la démarche.")
+                .await
+        }
+    };
     let c = &ctx.console;
     c.store.set_demarche_active(id, active).await?;
     let action = if active { "demarche.activate" } else { "demarche.deactivate" };

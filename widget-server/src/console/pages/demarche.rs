@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::{Id, Params};
 use crate::console::layout::{csrf_field, notice, see_other};
+use crate::console::limit::Action;
 use crate::console::store::{AuditEntry, Claim, DemarcheRow};
 use crate::console::{emails, Answer, Ctx, Problem};
 use crate::stats::{colour, Colour, Counts};
@@ -152,6 +153,7 @@ pub async fn claim_post(ctx: Ctx, Id(id): Id) -> Answer {
     if d.merged_into.is_some() || !d.active {
         return Err(Problem::new(StatusCode::CONFLICT, "Démarche fermée", "Cette démarche n'accepte plus de porteur."));
     }
+    c.limits.check(Action::Mailing, ctx.client, &account.email).map_err(Problem::too_many)?;
     let now = Utc::now();
     let audit = |action: &str| AuditEntry {
         actor_id: Some(account.id),

@@ -9,8 +9,9 @@ use serde::Deserialize;
 use super::demarche::{index_badge, thousands};
 use super::{fold, text_field, Fields, Params};
 use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
+use crate::console::limit::Action;
 use crate::console::store::{AuditEntry, DemarcheDetails, DemarcheRow};
-use crate::console::{Answer, Ctx};
+use crate::console::{Answer, Ctx, Problem};
 use crate::vote::paris_day;
 
 /// Results per page of the search.
@@ -263,6 +264,7 @@ pub async fn new_post(ctx: Ctx, Fields(f): Fields<DemarcheForm>) -> Answer {
         let main = new_page(&ctx, &f, &errors).await?;
         return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Ajouter une démarche", main));
     };
+    ctx.console.limits.check(Action::Mailing, ctx.client, &account.email).map_err(Problem::too_many)?;
     let c = &ctx.console;
     let now = Utc::now();
     let search = crate::search::key(&name, &administration);

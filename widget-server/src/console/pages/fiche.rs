@@ -110,7 +110,7 @@ fn fiche_page(ctx: &Ctx, d: &DemarcheRow, f: &FicheForm, errors: &Errors, info: 
             (choice("support_qualite", "Support usager de qualité", Some("Au moins deux moyens de contact et une aide humaine."), &yn, &f.support_qualite))
             (choice("disponibilite", "Disponibilité", Some("Le service est disponible et répond rapidement."), &yn, &f.disponibilite))
             h3 { "Protection des données" }
-            p.indication { "Affiché sur le formulaire d'avis. Laissé vide, c'est la mention du service qui s'affiche." }
+            p.indication { "La mention d'information des usagers sur leurs données personnelles (responsable du traitement, contact du délégué à la protection des données)." }
             (Input { id: "privacy_controller", label: "Responsable du traitement", kind: "text", value: &f.privacy_controller, autocomplete: "off",
                      hint: Some("Par exemple\u{a0}: Direction générale des entreprises"), required: false }.render(errors))
             (Input { id: "privacy_dpo", label: "Contact du délégué à la protection des données", kind: "text", value: &f.privacy_dpo, autocomplete: "off",

@@ -15,8 +15,8 @@ use crate::console::guard::{clear_cookie, safe_return_path, set_cookie};
 use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
 use crate::console::limit::Action;
 use crate::console::secret::SecretToken;
-use crate::console::store::{AccountStatus, TokenKind};
-use crate::console::{emails, Answer, Ctx, Problem, Viewer, CONFIRM_VALIDITY, SESSION_COOKIE};
+use crate::console::store::AccountStatus;
+use crate::console::{Answer, Ctx, Problem, Viewer, SESSION_COOKIE};
 
 #[derive(Deserialize, Default)]
 pub struct LoginQuery {
@@ -81,23 +81,21 @@ pub async fn login_post(ctx: Ctx, Fields(f): Fields<LoginForm>) -> Answer {
             return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Se connecter", main));
         }
     };
-    let now = Utc::now();
     match account.status {
         AccountStatus::Active => {}
         AccountStatus::Unconfirmed => {
-            // The password is right, so the owner is here: send a fresh link.
-            let token = SecretToken::generate();
-            c.store
-                .insert_token(token.hash(), account.id, TokenKind::Confirm, now, now + CONFIRM_VALIDITY, None)
-                .await?;
-            let mail = emails::confirm(&c.settings.operator_name, &c.settings.public_url, token.expose());
-            c.mailer.send(&account.email, mail).await?;
-            return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "Adresse e-mail à confirmer",
-                "Votre adresse e-mail n'est pas encore confirmée. Nous venons de vous envoyer un nouveau lien de \
-                 confirmation (valable 24\u{a0}heures).",
-            ));
+            // No new link from here: a link sent now would confirm the details stored on the
+            // account, which may be those of whoever signed up first with this address. Signing
+            // up again sends a link carrying the signer's own details.
+            return Err(Problem {
+                link: Some(("Recevoir un nouveau lien\u{a0}: recommencer l'inscription", "/inscription")),
+                ..Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "Adresse e-mail à confirmer",
+                    "Votre adresse e-mail n'est pas encore confirmée. Ouvrez le lien de l'e-mail de confirmation \
+                     (valable 24\u{a0}heures), ou recommencez l'inscription pour en recevoir un nouveau.",
+                )
+            });
         }
         AccountStatus::Pending => {
             return Err(Problem::new(
@@ -111,7 +109,7 @@ pub async fn login_post(ctx: Ctx, Fields(f): Fields<LoginForm>) -> Answer {
         c.store.delete_session(*token_hash).await?;
     }
     let token = SecretToken::generate();
-    c.store.create_session(token.hash(), account.id, SecretToken::generate().expose().to_string(), now).await?;
+    c.store.create_session(token.hash(), account.id, SecretToken::generate().expose().to_string(), Utc::now()).await?;
     let mut res = see_other(safe_return_path(suite));
     let cookie = set_cookie(c, SESSION_COOKIE, token.expose(), Some(c.settings.session_max_age));
     res.headers_mut().append(header::SET_COOKIE, cookie);

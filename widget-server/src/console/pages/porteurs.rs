@@ -13,6 +13,7 @@ use super::demarche::{carried, find, header, Tab};
 use super::signup::TokenQuery;
 use super::{normalize_email, Fields, Id, Params};
 use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
+use crate::console::limit::Action;
 use crate::console::secret::{self, SecretToken};
 use crate::console::store::{AuditEntry, TokenState};
 use crate::console::{emails, Answer, Ctx, Problem};
@@ -54,8 +55,19 @@ async fn porteurs_page(ctx: &Ctx, id: i64, invite: &str, errors: &Errors, info: 
         h2 { "Porteurs" }
         table.tableau {
             caption { "Les porteurs de cette démarche" }
-            thead { tr { th scope="col" { "Nom" } th scope="col" { "Adresse e-mail" } th scope="col" { "Administration" } } }
-            tbody { @for p in &porteurs { tr { td { (p.name) @if p.id == me.id { " (vous)" } } td { (p.email) } td { (p.administration) } } } }
+            thead { tr {
+                th scope="col" { "Nom" } th scope="col" { "Adresse e-mail" } th scope="col" { "Administration" }
+                @if me.is_admin { th scope="col" { "Administration du service" } }
+            } }
+            tbody { @for p in &porteurs { tr {
+                td { (p.name) @if p.id == me.id { " (vous)" } } td { (p.email) } td { (p.administration) }
+                @if me.is_admin { td {
+                    form method="post" action={ "/console/admin/demarches/" (id) "/porteurs/" (p.id) "/retirer" } {
+                        (csrf_field(csrf))
+                        button.bouton-secondaire.bouton-danger type="submit" { "Retirer " span.sr-only { (p.email) } }
+                    }
+                } }
+            } } }
         }
         section.carte #demandes {
             h3 { "Demandes en attente" }
@@ -164,6 +176,7 @@ pub async fn invite_post(ctx: Ctx, Id(id): Id, Fields(f): Fields<InviteForm>) ->
             return porteurs_page(&ctx, id, &f.email, &errors, None).await;
         }
     };
+    ctx.console.limits.check(Action::Mailing, ctx.client, &me.email).map_err(Problem::too_many)?;
     let c = &ctx.console;
     let now = Utc::now();
     let token = SecretToken::generate();
@@ -228,10 +241,23 @@ pub async fn invitation_post(ctx: Ctx, Fields(q): Fields<TokenQuery>) -> Answer 
             link: Some(BAD_INVITE),
             ..Problem::new(
                 StatusCode::FORBIDDEN,
-                "Cette invitation n'est pas pour ce compte",
-                "Connectez-vous avec l'adresse e-mail qui a reçu l'invitation, puis ouvrez à nouveau le lien.",
+                "Invitation non valable pour ce compte",
+                "Ce lien n'invite pas l'adresse de ce compte, ou n'existe pas. Connectez-vous avec l'adresse e-mail \
+                 qui a reçu l'invitation, puis ouvrez à nouveau le lien en entier.",
             )
         }),
         Err(state) => Err(super::signup::bad_link(state, BAD_INVITE)),
     }
+}
+
+/// An administrator removes a porteur (a démarche taken by someone who does not carry it).
+pub async fn remove_post(ctx: Ctx, Path((id, account)): Path<(String, String)>) -> Answer {
+    let admin = ctx.account()?;
+    let (Ok(id), Ok(account)) = (id.parse::<i64>(), account.parse::<i64>()) else { return Err(Problem::not_found()) };
+    find(&ctx, id).await?;
+    let c = &ctx.console;
+    if c.store.leave(id, account).await? {
+        c.store.audit(audit(admin.id, "porteur.remove", Some(account), id, String::new()), Utc::now()).await?;
+    }
+    Ok(see_other(&format!("/console/demarches/{id}/porteurs?info=porteur-retire")))
 }

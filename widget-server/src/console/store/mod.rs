@@ -307,6 +307,9 @@ pub trait ConsoleStore: Send + Sync + 'static {
     fn set_password(&self, id: i64, password_hash: String) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Deletes the account with its sessions and links.
     fn delete_account(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Deletes the account only if it still waits for an administrator (a refusal racing an
+    /// approval must not delete an account just made active); whether it did.
+    fn delete_pending_account(&self, id: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Confirmed accounts waiting for an administrator, oldest first.
     fn pending_accounts(&self) -> BoxFuture<'_, Result<Vec<Account>, StoreError>>;
     /// Active administrators, by address.

@@ -272,6 +272,11 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
+    fn delete_pending_account(&self, id: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move { Ok(self.execute("DELETE FROM account WHERE id = $1 AND status = 'pending'", &[&id]).await? == 1) }
+            .boxed()
+    }
+
     fn pending_accounts(&self) -> BoxFuture<'_, Result<Vec<Account>, StoreError>> {
         async move {
             // Oldest first: the longest waiting, since `status_at` (confirmation) for a pending account.

@@ -249,6 +249,11 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
+    fn delete_pending_account(&self, id: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.conn
+            .with(move |conn| Ok(conn.execute("DELETE FROM account WHERE id = ?1 AND status = 'pending'", [id])? == 1))
+    }
+
     fn pending_accounts(&self) -> BoxFuture<'_, Result<Vec<Account>, StoreError>> {
         self.conn.with(|conn| {
             let sql = format!(
