@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use futures_util::{StreamExt, TryStreamExt};
 use widget_server::console::store::{
-    self as console, Account, AccountDetails, AccountStatus, AuditEntry, Claim, ConsoleStore, Criteria,
-    DemarcheDetails, DemarcheRow, EnLigne, NewAccount, SignUp, TokenKind, TokenState,
+    self as console, Account, AccountDetails, AccountStatus, ApiKey, AuditEntry, AvisFilter, AvisRow, Claim,
+    ConsoleStore, Criteria, DemarcheDetails, DemarcheRow, EnLigne, NewAccount, SignUp, TokenKind, TokenState,
 };
 use widget_server::stats::Counts;
 use widget_server::store::{self, Store};
-use widget_server::vote::{Answers, Level, Source, Vote};
+use widget_server::vote::{Answers, Level, Question, Source, Vote};
 
 type Console = Arc<dyn ConsoleStore>;
 
@@ -1039,6 +1040,311 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     assert_eq!(porteur_ids(s, bystander).await, vec![p1.id, p2.id, p3.id, p4.id]);
 }
 
+/// The row `v` becomes in `avis`.
+fn avis_row(v: &Vote) -> AvisRow {
+    AvisRow {
+        id: v.id,
+        received_at: DateTime::from_timestamp_millis(v.received_at_ms).expect("a time in range"),
+        source: v.source.as_str().to_string(),
+        satisfaction: Question::Satisfaction.value(v.satisfaction).to_string(),
+        facilite: v.facilite.map(|l| Question::Facilite.value(l).to_string()),
+        clarte: v.clarte.map(|l| Question::Clarte.value(l).to_string()),
+        aide: i64::from(v.aide),
+        commentaire: v.commentaire.as_deref().map(String::from),
+    }
+}
+
+/// What `filter` (but its text) keeps of `rows`, newest first.
+fn selected(rows: &[AvisRow], filter: &AvisFilter) -> Vec<AvisRow> {
+    let eq = |want: &Option<String>, got: Option<&str>| want.as_deref().is_none_or(|w| got == Some(w));
+    let mut out: Vec<AvisRow> = rows
+        .iter()
+        .filter(|r| filter.from.is_none_or(|t| r.received_at >= t))
+        .filter(|r| filter.until.is_none_or(|t| r.received_at < t))
+        .filter(|r| eq(&filter.satisfaction, Some(&r.satisfaction)))
+        .filter(|r| eq(&filter.facilite, r.facilite.as_deref()))
+        .filter(|r| eq(&filter.clarte, r.clarte.as_deref()))
+        .filter(|r| eq(&filter.source, Some(&r.source)))
+        .filter(|r| !filter.with_comment || r.commentaire.is_some())
+        .cloned()
+        .collect();
+    out.sort_by_key(|r| std::cmp::Reverse((r.received_at, r.id)));
+    out
+}
+
+/// Every page of `filter`, `size` at a time, each starting after the last row of the one before.
+async fn walk(s: &Console, d: i64, filter: &AvisFilter, size: usize) -> Vec<AvisRow> {
+    let (mut out, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = s.avis_page(d, filter.clone(), cursor, size as i64).await.unwrap();
+        assert!(page.len() <= size);
+        out.extend(page.iter().cloned());
+        match page.last() {
+            Some(last) if page.len() == size => cursor = Some((last.received_at, last.id)),
+            _ => return out,
+        }
+    }
+}
+
+async fn export(s: &Console, d: i64, filter: &AvisFilter) -> Vec<AvisRow> {
+    s.avis_export(d, filter.clone()).try_collect().await.unwrap()
+}
+
+async fn text_search(s: &Console, d: i64, text: &str) -> Vec<uuid::Uuid> {
+    let filter = AvisFilter { text: Some(text.into()), ..AvisFilter::default() };
+    let found = s.avis_page(d, filter, None, 1000).await.unwrap_or_else(|e| panic!("search {text:?}: {e}"));
+    found.iter().map(|r| r.id).collect()
+}
+
+const TARGET_COMMENT: &str = "Très compliqué, l'agent était aimable";
+const COMMENTS: [&str; 4] = [
+    "Formulaire simple et rapide",
+    "Le guichet etait ferme le samedi",
+    "Rien compris au « OR » ni au NEAR(x) * \"test\" -moins",
+    "Trop de pages à remplir",
+];
+
+async fn every_avis(s: &Console, votes: &Arc<dyn Store>) {
+    let t0 = now();
+    let owner = named(s, "owner@caf.fr", "Owner", t0).await;
+    let d = create(s, "Allocations", "allocations caf", None, owner.id, t0).await;
+    let elsewhere = create(s, "Autre allocation", "autre caf", None, owner.id, t0).await;
+    let base = noon(day(2024, 6, 1));
+    let sources = ["site", "email", "button"];
+
+    // Two votes a minute: ties on received_at, broken by id.
+    let mine: Vec<Vote> = (0..40)
+        .map(|k| {
+            let mut v = vote(d, sources[k % 3], base + Duration::minutes((k / 2) as i64), k);
+            v.commentaire = match k {
+                7 => Some(TARGET_COMMENT.into()),
+                k if k.is_multiple_of(3) => Some(COMMENTS[(k / 3) % COMMENTS.len()].into()),
+                _ => None,
+            };
+            v
+        })
+        .collect();
+    let mut noise: Vec<Vote> = (0..5).map(|k| vote(elsewhere, "site", base + Duration::minutes(k as i64), k)).collect();
+    noise[0].commentaire = Some(TARGET_COMMENT.into());
+    let all: Vec<Vote> = mine.iter().chain(&noise).cloned().collect();
+    assert_eq!(votes.store_batch(&all).await.unwrap(), all.len() as u64);
+    let rows: Vec<AvisRow> = mine.iter().map(avis_row).collect();
+    let target = mine[7].id;
+
+    // Newest first, ties by id (descending); every answer as stored.
+    let everything = AvisFilter::default();
+    let page = s.avis_page(d, everything.clone(), None, 1000).await.unwrap();
+    assert_eq!(page, selected(&rows, &everything));
+    assert_eq!(page.len(), 40);
+    assert!(page.windows(2).all(|w| (w[0].received_at, w[0].id) > (w[1].received_at, w[1].id)));
+    assert_eq!(page.windows(2).filter(|w| w[0].received_at == w[1].received_at).count(), 20, "20 ties");
+    assert!(s.avis_page(elsewhere + 1000, everything.clone(), None, 10).await.unwrap().is_empty());
+    assert_eq!(s.avis_page(d, everything.clone(), None, 3).await.unwrap(), page[..3]);
+
+    // Keyset pages: every row once, in order, whatever the page size (3 splits the ties).
+    assert_eq!(walk(s, d, &everything, 3).await, page);
+    assert_eq!(walk(s, d, &everything, 7).await, page);
+    assert_eq!(walk(s, d, &everything, 40).await, page);
+    let (last_at, last_id) = (page[39].received_at, page[39].id);
+    assert!(s.avis_page(d, everything.clone(), Some((last_at, last_id)), 10).await.unwrap().is_empty());
+    // A cursor inside a tie: the other row of that instant follows.
+    let after_tie = s.avis_page(d, everything.clone(), Some((page[0].received_at, page[0].id)), 2).await.unwrap();
+    assert_eq!(after_tie, page[1..3]);
+
+    // Each filter alone, then together; walked by pages too.
+    let at = |m: i64| base + Duration::minutes(m);
+    let filters = [
+        AvisFilter { from: Some(at(5)), ..AvisFilter::default() },
+        AvisFilter { until: Some(at(12)), ..AvisFilter::default() },
+        AvisFilter { from: Some(at(5)), until: Some(at(12)), ..AvisFilter::default() },
+        AvisFilter { satisfaction: Some("moyen".into()), ..AvisFilter::default() },
+        AvisFilter { facilite: Some("difficile".into()), ..AvisFilter::default() },
+        AvisFilter { clarte: Some("clair".into()), ..AvisFilter::default() },
+        AvisFilter { source: Some("email".into()), ..AvisFilter::default() },
+        AvisFilter { source: Some("courrier".into()), ..AvisFilter::default() },
+        AvisFilter { with_comment: true, ..AvisFilter::default() },
+        AvisFilter {
+            from: Some(at(2)),
+            until: Some(at(18)),
+            satisfaction: Some("bien".into()),
+            source: Some("site".into()),
+            ..AvisFilter::default()
+        },
+        AvisFilter { facilite: Some("moyen".into()), clarte: Some("pas-clair".into()), ..AvisFilter::default() },
+        AvisFilter { with_comment: true, source: Some("site".into()), from: Some(at(3)), ..AvisFilter::default() },
+    ];
+    for filter in &filters {
+        let want = selected(&rows, filter);
+        let got = s.avis_page(d, filter.clone(), None, 1000).await.unwrap();
+        assert_eq!(got, want, "{filter:?}");
+        assert_eq!(walk(s, d, filter, 3).await, want, "{filter:?} by pages");
+        assert_eq!(export(s, d, filter).await, want, "{filter:?} exported");
+    }
+    assert!(filters.iter().filter(|f| !selected(&rows, f).is_empty()).count() >= 10, "filters that keep rows");
+    assert_eq!(export(s, d, &everything).await, page);
+
+    // Words in comments: accents and case ignored both ways, every word needed, this démarche only.
+    for text in ["tres", "TRÈS", "COMPLIQUE", "compliqué", "agent aimable", "Aimable, AGENT !"] {
+        assert_eq!(text_search(s, d, text).await, vec![target], "{text:?}");
+    }
+    let guichet: Vec<uuid::Uuid> =
+        page.iter().filter(|r| r.commentaire.as_deref() == Some(COMMENTS[1])).map(|r| r.id).collect();
+    assert!(!guichet.is_empty());
+    assert_eq!(text_search(s, d, "GUICHET FERMÉ").await, guichet, "accented query, unaccented comment");
+    assert_eq!(text_search(s, d, "guichet fermé").await, guichet);
+    let simple = text_search(s, d, "simple").await;
+    assert!(!simple.is_empty() && !simple.contains(&target));
+    assert!(text_search(s, d, "aimable licorne").await.is_empty(), "every word is needed");
+    assert!(text_search(s, d, "introuvable").await.is_empty());
+    assert_eq!(text_search(s, elsewhere, "tres complique").await, vec![noise[0].id]);
+    // Search syntax typed by a user is only words: never an error.
+    for text in ["\"", "*", "OR", "-", "NEAR(", "a\"b", "(", ")", "AND NOT", "col:x", "^x", "x*", "''", "", "   "] {
+        let found = text_search(s, d, text).await;
+        assert!(found.iter().all(|id| rows.iter().any(|r| r.id == *id && r.commentaire.is_some())), "{text:?}");
+    }
+    for text in ["\"", "*", "-", "(", "", "   "] {
+        assert!(text_search(s, d, text).await.is_empty(), "no word in {text:?}: nothing found");
+    }
+    // With the other filters, by pages, exported.
+    let filter = AvisFilter { text: Some("tres".into()), source: Some(mine[7].source.as_str().into()), ..everything };
+    assert_eq!(s.avis_page(d, filter.clone(), None, 10).await.unwrap(), vec![avis_row(&mine[7])]);
+    assert_eq!(export(s, d, &filter).await, vec![avis_row(&mine[7])]);
+    let filter = AvisFilter { text: Some("tres".into()), source: Some("courrier".into()), ..AvisFilter::default() };
+    assert!(s.avis_page(d, filter, None, 10).await.unwrap().is_empty());
+    let filter = AvisFilter { text: Some("simple".into()), ..AvisFilter::default() };
+    let simple_rows: Vec<AvisRow> = page.iter().filter(|r| simple.contains(&r.id)).cloned().collect();
+    assert_eq!(walk(s, d, &filter, 1).await, simple_rows);
+    assert_eq!(export(s, d, &filter).await, simple_rows);
+
+    // Oldest first after a cursor: every row once.
+    let mut oldest_first = page.clone();
+    oldest_first.reverse();
+    let (mut read, mut cursor) = (Vec::new(), None);
+    loop {
+        let batch = s.avis_after(d, cursor, 3).await.unwrap();
+        read.extend(batch.iter().cloned());
+        match batch.last() {
+            Some(last) => cursor = Some((last.received_at, last.id)),
+            None => break,
+        }
+    }
+    assert_eq!(read, oldest_first);
+    assert_eq!(s.avis_after(d, None, 5).await.unwrap(), oldest_first[..5]);
+    assert_eq!(s.avis_after(d, Some((page[1].received_at, page[1].id)), 5).await.unwrap(), page[..1]);
+    assert!(s.avis_after(d, Some((page[0].received_at, page[0].id)), 5).await.unwrap().is_empty());
+    let before_all = (base - Duration::days(1), uuid::Uuid::nil());
+    assert_eq!(s.avis_after(d, Some(before_all), 100).await.unwrap(), oldest_first);
+}
+
+/// An export of many rows: the same rows as one unlimited page, and one abandoned halfway
+/// leaves the store usable.
+async fn big_export(s: &Console, votes: &Arc<dyn Store>) {
+    let t0 = now();
+    let owner = named(s, "exports@dgfip.finances.gouv.fr", "Owner", t0).await;
+    let d = create(s, "Impots", "impots dgfip", None, owner.id, t0).await;
+    let base = noon(day(2024, 9, 1));
+    let sources = ["site", "email", "button", "courrier"];
+    let many: Vec<Vote> = (0..10_000)
+        .map(|k| {
+            let mut v = vote(d, sources[k % 4], base + Duration::seconds((k / 3) as i64), k);
+            v.commentaire = k.is_multiple_of(10).then(|| format!("Commentaire numéro {k}").into());
+            v
+        })
+        .collect();
+    for chunk in many.chunks(2_000) {
+        assert_eq!(votes.store_batch(chunk).await.unwrap(), chunk.len() as u64);
+    }
+    let everything = AvisFilter::default();
+    let page = s.avis_page(d, everything.clone(), None, 20_000).await.unwrap();
+    assert_eq!(page.len(), 10_000);
+    let rows: Vec<AvisRow> = many.iter().map(avis_row).collect();
+    assert_eq!(page, selected(&rows, &everything));
+    assert_eq!(export(s, d, &everything).await, page);
+    let commented = AvisFilter { with_comment: true, source: Some("site".into()), ..AvisFilter::default() };
+    let want = selected(&rows, &commented);
+    assert_eq!(want.len(), 500);
+    assert_eq!(export(s, d, &commented).await, want);
+
+    // Abandoned after a few rows, several times (more than the pool holds): nothing is stuck.
+    for _ in 0..6 {
+        let mut stream = s.avis_export(d, everything.clone());
+        for expected in &page[..5] {
+            assert_eq!(&stream.next().await.expect("a row").unwrap(), expected);
+        }
+        drop(stream);
+        assert_eq!(s.avis_page(d, everything.clone(), None, 2).await.unwrap(), page[..2]);
+    }
+    for _ in 0..6 {
+        assert_eq!(s.avis_page(d, everything.clone(), None, 3).await.unwrap(), page[..3]);
+        assert_eq!(s.api_keys(owner.id).await.unwrap(), vec![]);
+    }
+    assert_eq!(export(s, d, &everything).await.len(), 10_000);
+}
+
+async fn api_keys(s: &Console) {
+    let t0 = now();
+    let alice = named(s, "alice@ameli.fr", "Alice", t0).await;
+    let bob = named(s, "bob@ameli.fr", "Bob", t0).await;
+    let (h1, h2, h3) = (fresh_hash(), fresh_hash(), fresh_hash());
+    assert!(s.api_keys(alice.id).await.unwrap().is_empty());
+
+    let k1 = s.create_api_key(h1, alice.id, "Tableau de bord".into(), t0).await.unwrap();
+    let k2 = s.create_api_key(h2, alice.id, "Export nocturne".into(), t0 + Duration::seconds(1)).await.unwrap();
+    let k3 = s.create_api_key(h3, bob.id, "Bob".into(), t0).await.unwrap();
+    assert!(k1 != k2 && k2 != k3 && k1 != k3);
+    let key = |id: i64, name: &str, created_at: DateTime<Utc>| ApiKey {
+        id,
+        name: name.into(),
+        created_at,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let listed = s.api_keys(alice.id).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![key(k2, "Export nocturne", t0 + Duration::seconds(1)), key(k1, "Tableau de bord", t0)],
+        "newest first"
+    );
+    assert_eq!(s.api_keys(bob.id).await.unwrap(), vec![key(k3, "Bob", t0)]);
+
+    // Used: the key and its account; the use recorded at most once a minute.
+    let t1 = t0 + Duration::minutes(5);
+    assert_eq!(s.use_api_key(h1, t1).await.unwrap(), Some((k1, alice.clone())));
+    let last_used = |keys: Vec<ApiKey>, id: i64| keys.into_iter().find(|k| k.id == id).expect("listed").last_used_at;
+    assert_eq!(last_used(s.api_keys(alice.id).await.unwrap(), k1), Some(t1));
+    assert_eq!(last_used(s.api_keys(alice.id).await.unwrap(), k2), None);
+    assert_eq!(s.use_api_key(h1, t1 + Duration::seconds(30)).await.unwrap(), Some((k1, alice.clone())));
+    assert_eq!(last_used(s.api_keys(alice.id).await.unwrap(), k1), Some(t1), "within a minute: not recorded");
+    let t2 = t1 + Duration::seconds(61);
+    assert_eq!(s.use_api_key(h1, t2).await.unwrap(), Some((k1, alice.clone())));
+    assert_eq!(last_used(s.api_keys(alice.id).await.unwrap(), k1), Some(t2));
+    assert_eq!(s.use_api_key(h1, t2 + Duration::seconds(60)).await.unwrap(), Some((k1, alice.clone())));
+    assert_eq!(last_used(s.api_keys(alice.id).await.unwrap(), k1), Some(t2), "60 s later: not older than a minute");
+    assert_eq!(s.use_api_key(h3, t1).await.unwrap(), Some((k3, bob.clone())));
+    assert_eq!(s.use_api_key(fresh_hash(), t1).await.unwrap(), None, "unknown");
+
+    // Revoked: by its account only, once; then unusable, still listed.
+    let t3 = t2 + Duration::minutes(2);
+    assert!(!s.revoke_api_key(k1, bob.id, t3).await.unwrap(), "not Bob's key");
+    assert_eq!(s.use_api_key(h1, t3).await.unwrap(), Some((k1, alice.clone())));
+    assert!(s.revoke_api_key(k1, alice.id, t3).await.unwrap());
+    assert!(!s.revoke_api_key(k1, alice.id, t3 + Duration::minutes(1)).await.unwrap(), "already revoked");
+    assert!(!s.revoke_api_key(987_654, alice.id, t3).await.unwrap(), "no such key");
+    assert_eq!(s.use_api_key(h1, t3 + Duration::minutes(2)).await.unwrap(), None);
+    let listed = s.api_keys(alice.id).await.unwrap();
+    assert_eq!(listed.iter().map(|k| k.id).collect::<Vec<_>>(), vec![k2, k1]);
+    assert_eq!(listed[1].revoked_at, Some(t3));
+    assert_eq!(listed[1].last_used_at, Some(t3), "its last use before revocation");
+    assert_eq!(listed[0].revoked_at, None);
+    assert_eq!(s.use_api_key(h2, t3).await.unwrap(), Some((k2, alice.clone())));
+    assert_eq!(s.use_api_key(h3, t3).await.unwrap(), Some((k3, bob.clone())), "other keys live on");
+
+    // Keys go with their account.
+    s.delete_account(bob.id).await.unwrap();
+    assert_eq!(s.use_api_key(h3, t3).await.unwrap(), None);
+    assert!(s.api_keys(bob.id).await.unwrap().is_empty());
+}
+
 async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     accounts(&s).await;
     tokens(&s).await;
@@ -1053,6 +1359,9 @@ async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     invites(&s, &s2).await;
     activity(&s, &votes).await;
     merging(&s, &votes).await;
+    every_avis(&s, &votes).await;
+    big_export(&s, &votes).await;
+    api_keys(&s).await;
 }
 
 /// The vote store migrates (the console's tables are among its migrations) and writes the votes;

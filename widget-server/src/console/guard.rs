@@ -7,7 +7,8 @@
 //! 3. [`check_origin_and_csrf`]: every state-changing request must come from our own pages
 //!    (`Sec-Fetch-Site`, `Origin`) and carry the CSRF token of its session (or, before log-in,
 //!    of its CSRF cookie).
-//! 4. [`require_account`] and [`require_admin`], on their route groups only.
+//! 4. [`require_account`] and [`require_admin`], on their route groups only (the API's own
+//!    guard, [`super::api::require_key`], is on the API group; layers 2 and 3 let it through).
 
 use std::sync::Arc;
 
@@ -86,6 +87,11 @@ fn well_formed(token: &str) -> bool {
 /// Layer 2.
 pub async fn load_session(State(console): State<Arc<Console>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
+    // The API reads no cookie and sets none: its requests carry a Bearer key instead
+    // (`api::require_key`).
+    if super::api::is_api_path(&path) {
+        return next.run(req).await;
+    }
     let mut set_cookies = Vec::new();
     let mut expired = false;
     let mut viewer = None;
@@ -193,7 +199,9 @@ fn refused(reason: &'static str) -> Response {
 /// Layer 3: every request that is not a read must come from one of our pages and carry the
 /// CSRF token of whoever is looking. The API (Bearer keys, no cookies) is exempt.
 pub async fn check_origin_and_csrf(State(console): State<Arc<Console>>, req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) || req.uri().path().starts_with("/api/") {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || super::api::is_api_path(req.uri().path())
+    {
         return next.run(req).await;
     }
     let headers = req.headers();

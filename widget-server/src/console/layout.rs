@@ -174,6 +174,7 @@ pub fn notice(code: Option<&str>) -> Markup {
         "mot-de-passe-reinitialise" => Some(("succes", "Votre mot de passe a été changé. Connectez-vous avec le nouveau mot de passe.")),
         "session-expiree" => Some(("info", "Votre session a expiré. Connectez-vous à nouveau.")),
         "compte-supprime" => Some(("succes", "Votre compte a été supprimé.")),
+        "cle-revoquee" => Some(("succes", "La clé d'API est révoquée\u{a0}: elle ne donne plus accès à l'API.")),
         "compte-accepte" => Some(("succes", "Le compte a été validé et son titulaire prévenu par e-mail.")),
         "compte-refuse" => Some(("succes", "La demande a été refusée et son auteur prévenu par e-mail.")),
         "domaine-ajoute" => Some(("succes", "Le domaine a été ajouté à la liste.")),

@@ -10,9 +10,11 @@
 //! - [`pages`]: one module per screen, handlers named `<screen>_get` / `<screen>_post`.
 //! - [`layout`]: the French layout and shared form pieces.
 //! - [`store`]: the [`store::ConsoleStore`] trait and its PostgreSQL and SQLite backends.
+//! - [`api`]: the JSON API (`/api/v1/…`), read with Bearer keys created in « Mon compte ».
 //! - [`password`], [`secret`], [`limit`], [`mail`], [`emails`]: argon2id, random secrets stored
 //!   hashed, rate limits of the account forms, the mail backend and the French e-mails.
 
+pub mod api;
 pub mod chart;
 pub mod emails;
 pub mod guard;

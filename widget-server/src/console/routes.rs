@@ -1,17 +1,18 @@
-//! Every URL of the console, grouped by who may reach it. A reviewer sees on one screen what
+//! Every URL of the console, grouped by who may reach it (anyone, signed-in porteurs,
+//! administrators, programs holding an API key). A reviewer sees on one screen what
 //! each kind of visitor can do; the guards are layers on whole groups, never checks repeated
 //! in handlers.
 
 use std::sync::Arc;
 
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 
 use super::pages::{
-    account, admin, code, demarche, demarches, fiche, home, login, porteurs, reset, satisfaction, signup,
+    account, admin, avis, code, demarche, demarches, fiche, home, login, porteurs, reset, satisfaction, signup,
 };
-use super::{guard, Console, Problem};
+use super::{api, guard, Console, Problem};
 
 /// The console's router (its state is the console itself).
 pub fn router(console: Arc<Console>) -> Router {
@@ -35,6 +36,9 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/demarches/{id}/porteur", post(demarche::claim_post))
         // The tabs below check that the viewer carries the démarche (or is an administrator).
         .route("/console/demarches/{id}/satisfaction", get(satisfaction::satisfaction_get))
+        .route("/console/demarches/{id}/avis", get(avis::avis_get))
+        .route("/console/demarches/{id}/avis.csv", get(avis::csv_get))
+        .route("/console/demarches/{id}/avis.xlsx", get(avis::xlsx_get))
         .route("/console/demarches/{id}/code", get(code::code_get))
         .route("/console/demarches/{id}/fiche", get(fiche::fiche_get).post(fiche::fiche_post))
         .route("/console/demarches/{id}/porteurs", get(porteurs::porteurs_get))
@@ -45,6 +49,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/invitation", get(porteurs::invitation_get).post(porteurs::invitation_post))
         .route("/console/compte", get(account::account_get))
         .route("/console/compte/mot-de-passe", post(account::password_post))
+        .route("/console/compte/cles", post(account::key_create_post))
+        .route("/console/compte/cles/{id}/revoquer", post(account::key_revoke_post))
         .route("/console/compte/suppression", post(account::delete_post))
         .route_layer(from_fn(guard::require_account));
 
@@ -61,10 +67,20 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/admin/demarches/{id}/porteurs/{account}/retirer", post(porteurs::remove_post))
         .route_layer(from_fn(guard::require_admin));
 
+    // Programs holding an API key (`Authorization: Bearer mav_…`): JSON only, no session, no
+    // CSRF (no cookie is read); a démarche the key's account does not carry is a 404.
+    let api = Router::new()
+        .route("/api/v1/demarches/{id}/stats", get(api::stats_get).fallback(api::method_not_allowed))
+        .route("/api/v1/demarches/{id}/avis", get(api::avis_get).fallback(api::method_not_allowed))
+        .route("/api", any(api::not_found))
+        .route("/api/{*rest}", any(api::not_found))
+        .route_layer(from_fn_with_state(console.clone(), api::require_key));
+
     Router::new()
         .merge(public)
         .merge(signed_in)
         .merge(admin)
+        .merge(api)
         .fallback(|| async { Problem::not_found() })
         .method_not_allowed_fallback(|| async {
             Problem {

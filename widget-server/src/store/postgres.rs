@@ -165,6 +165,29 @@ CREATE TABLE porteur_invite (
     used_at timestamptz
 );
 "#,
+    r#"
+-- « Tous les avis »: newest first in keyset pages, by démarche, with or without filters.
+CREATE INDEX avis_demarche_received_id ON avis (demarche_id, received_at, id);
+DROP INDEX avis_demarche_received;
+CREATE INDEX avis_demarche_satisfaction ON avis (demarche_id, satisfaction, received_at, id);
+CREATE INDEX avis_demarche_commented ON avis (demarche_id, received_at, id) WHERE commentaire IS NOT NULL;
+-- Full-text search in comments: the French configuration, accents removed (unaccent ships
+-- with PostgreSQL and is a trusted extension), behind a GIN index.
+CREATE EXTENSION IF NOT EXISTS unaccent;
+CREATE TEXT SEARCH CONFIGURATION monavis_fr (COPY = french);
+ALTER TEXT SEARCH CONFIGURATION monavis_fr ALTER MAPPING FOR hword, hword_part, word WITH unaccent, french_stem;
+CREATE INDEX avis_commentaire_fts ON avis USING gin (to_tsvector('monavis_fr', commentaire)) WHERE commentaire IS NOT NULL;
+CREATE TABLE api_key (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    token_hash bytea NOT NULL UNIQUE,
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    name text NOT NULL,
+    created_at timestamptz NOT NULL,
+    last_used_at timestamptz,
+    revoked_at timestamptz
+);
+CREATE INDEX api_key_account ON api_key (account_id);
+"#,
 ];
 
 /// Column types of `avis`, in COPY order.

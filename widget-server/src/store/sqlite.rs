@@ -153,6 +153,37 @@ CREATE TABLE porteur_invite (
     used_at TEXT
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- « Tous les avis »: newest first in keyset pages, by démarche, with or without filters.
+CREATE INDEX avis_demarche_received_id ON avis (demarche_id, received_at, id);
+DROP INDEX avis_demarche_received;
+CREATE INDEX avis_demarche_satisfaction ON avis (demarche_id, satisfaction, received_at, id);
+CREATE INDEX avis_demarche_commented ON avis (demarche_id, received_at, id) WHERE commentaire IS NOT NULL;
+-- Full-text search in comments, accents ignored (FTS5, unicode61 without diacritics), kept by
+-- triggers; rowid-less `avis` rows are found back by id.
+CREATE VIRTUAL TABLE avis_fts USING fts5(commentaire, id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2');
+INSERT INTO avis_fts (commentaire, id) SELECT commentaire, id FROM avis WHERE commentaire IS NOT NULL;
+CREATE TRIGGER avis_fts_insert AFTER INSERT ON avis WHEN new.commentaire IS NOT NULL BEGIN
+    INSERT INTO avis_fts (commentaire, id) VALUES (new.commentaire, new.id);
+END;
+CREATE TRIGGER avis_fts_update AFTER UPDATE OF commentaire ON avis BEGIN
+    DELETE FROM avis_fts WHERE id = old.id;
+    INSERT INTO avis_fts (commentaire, id) SELECT new.commentaire, new.id WHERE new.commentaire IS NOT NULL;
+END;
+CREATE TRIGGER avis_fts_delete AFTER DELETE ON avis BEGIN
+    DELETE FROM avis_fts WHERE id = old.id;
+END;
+CREATE TABLE api_key (
+    id INTEGER PRIMARY KEY,
+    token_hash BLOB NOT NULL UNIQUE,
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at TEXT
+);
+CREATE INDEX api_key_account ON api_key (account_id);
+"#,
 ];
 
 /// One SQLite connection, driven from blocking threads (rusqlite is synchronous). The vote

@@ -51,6 +51,7 @@ pub async fn carried(ctx: &Ctx, id: i64) -> Result<DemarcheRow, Problem> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
     Satisfaction,
+    Avis,
     Code,
     Fiche,
     Porteurs,
@@ -68,6 +69,7 @@ pub fn header(d: &DemarcheRow, current: Option<Tab>) -> Markup {
         nav.onglets aria-label="Onglets de la démarche" {
             ul {
                 (tab(Tab::Satisfaction, format!("/console/demarches/{}/satisfaction", d.id), "Satisfaction"))
+                (tab(Tab::Avis, format!("/console/demarches/{}/avis", d.id), "Tous les avis"))
                 (tab(Tab::Code, format!("/console/demarches/{}/code", d.id), "Code à intégrer"))
                 (tab(Tab::Fiche, format!("/console/demarches/{}/fiche", d.id), "Fiche"))
                 (tab(Tab::Porteurs, format!("/console/demarches/{}/porteurs", d.id), "Porteurs"))

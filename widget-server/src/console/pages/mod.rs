@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod avis;
 pub mod code;
 pub mod demarche;
 pub mod demarches;

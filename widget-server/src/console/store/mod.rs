@@ -282,6 +282,53 @@ pub struct Comment {
     pub text: String,
 }
 
+/// What « Tous les avis », its exports and the API select. Every field narrows; the default
+/// selects every avis of the démarche.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AvisFilter {
+    /// Received at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Received before.
+    pub until: Option<DateTime<Utc>>,
+    /// Stored values (`bien`, `moyen`, `pas-bien`; `facile`…; `clair`…).
+    pub satisfaction: Option<String>,
+    pub facilite: Option<String>,
+    pub clarte: Option<String>,
+    pub source: Option<String>,
+    pub with_comment: bool,
+    /// Words to find in comments, as the porteur typed them: accents and case ignored
+    /// (PostgreSQL: French full text with unaccent, `plainto_tsquery`; SQLite: FTS5, each word
+    /// quoted). Implies `with_comment`.
+    pub text: Option<String>,
+}
+
+/// One avis with all its answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AvisRow {
+    pub id: uuid::Uuid,
+    pub received_at: DateTime<Utc>,
+    pub source: String,
+    pub satisfaction: String,
+    pub facilite: Option<String>,
+    pub clarte: Option<String>,
+    /// Bitmask over [`crate::vote::AIDE`].
+    pub aide: i64,
+    pub commentaire: Option<String>,
+}
+
+/// Where a keyset page starts: the `(received_at, id)` of the row before it.
+pub type Cursor = (DateTime<Utc>, uuid::Uuid);
+
+/// An API key as « Mon compte » lists it (the secret itself is shown once, never stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: i64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// Something with the time it happened.
 pub type Dated<T> = (DateTime<Utc>, T);
 
@@ -521,6 +568,55 @@ pub trait ConsoleStore: Send + Sync + 'static {
         source: Option<String>,
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<Comment>, StoreError>>;
+
+    // Every avis (« Tous les avis », exports, API)
+    /// Avis of a démarche matching `filter`, newest first (by `received_at`, then `id`), strictly
+    /// after `cursor` in that order; at most `limit` (the caller asks one more than it shows, to
+    /// know whether a next page exists). Uses the indexes of migration 4: cheap at any depth.
+    fn avis_page(
+        &self,
+        demarche_id: i64,
+        filter: AvisFilter,
+        cursor: Option<Cursor>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>>;
+    /// Avis of a démarche received strictly after `cursor` in `(received_at, id)` order,
+    /// oldest first, at most `limit` (the API's incremental reading).
+    fn avis_after(
+        &self,
+        demarche_id: i64,
+        cursor: Option<Cursor>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>>;
+    /// Every avis matching `filter`, newest first, as a stream read as it is consumed (a
+    /// server-side cursor on PostgreSQL, a bounded channel from a blocking thread on SQLite):
+    /// memory stays bounded whatever the number of rows.
+    fn avis_export(
+        &self,
+        demarche_id: i64,
+        filter: AvisFilter,
+    ) -> futures_util::stream::BoxStream<'static, Result<AvisRow, StoreError>>;
+
+    // API keys
+    /// Records a new key of an account; its id.
+    fn create_api_key(
+        &self,
+        hash: [u8; 32],
+        account_id: i64,
+        name: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<i64, StoreError>>;
+    /// The keys of an account, newest first (revoked ones too).
+    fn api_keys(&self, account_id: i64) -> BoxFuture<'_, Result<Vec<ApiKey>, StoreError>>;
+    /// Revokes a key of this account; whether it was live.
+    fn revoke_api_key(&self, id: i64, account_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// The live (not revoked) key with this hash and its account; records its use at `now`
+    /// (at most once a minute).
+    fn use_api_key(
+        &self,
+        hash: [u8; 32],
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<(i64, Account)>, StoreError>>;
 
     // Audit
     fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;

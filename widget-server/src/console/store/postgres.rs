@@ -13,15 +13,15 @@ use std::time::Duration;
 use bb8_postgres::PostgresConnectionManager;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::{like_escape, search_filter, Comment};
 use super::{
-    Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, Claim, ConsoleStore, Criteria, Dated,
-    DemarcheDetails, DemarcheRow, EnLigne, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind,
-    TokenState,
+    Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter, AvisRow, Claim,
+    ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne, NewAccount, OutboxMail,
+    PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::{StoreError, DAILY_COLUMNS};
@@ -52,6 +52,131 @@ const SIGN_UP_ATTEMPTS: usize = 3;
 /// The console's PostgreSQL store.
 pub struct PgConsoleStore {
     pool: Pool,
+}
+
+/// The columns [`read_avis`] reads, in its order.
+const AVIS_COLUMNS: &str = "id, received_at, source, satisfaction, facilite, clarte, aide, commentaire";
+
+/// An avis from `row`, whose columns are [`AVIS_COLUMNS`].
+fn read_avis(row: &Row) -> Result<AvisRow, tokio_postgres::Error> {
+    Ok(AvisRow {
+        id: row.try_get(0)?,
+        received_at: row.try_get(1)?,
+        source: row.try_get(2)?,
+        satisfaction: row.try_get(3)?,
+        facilite: row.try_get(4)?,
+        clarte: row.try_get(5)?,
+        aide: i64::from(row.try_get::<_, i16>(6)?),
+        commentaire: row.try_get(7)?,
+    })
+}
+
+/// Parameters of a statement built piece by piece (owned, so that an export's stream can keep
+/// them).
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// Adds `value` to `params`; its placeholder.
+fn bind(params: &mut Params, value: impl ToSql + Sync + Send + 'static) -> String {
+    params.push(Box::new(value));
+    format!("${}", params.len())
+}
+
+/// `params` as `query` takes them.
+fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
+/// `SELECT … FROM avis WHERE` the démarche and every condition of `filter`, values bound in
+/// `params`; the caller adds its cursor, order and limit. The text condition is the expression
+/// of the GIN index of migration 4, word for word, so that the index serves it.
+fn avis_select(demarche_id: i64, filter: &AvisFilter, params: &mut Params) -> String {
+    let mut sql = format!("SELECT {AVIS_COLUMNS} FROM avis WHERE demarche_id = {}", bind(params, demarche_id));
+    if let Some(from) = filter.from {
+        sql.push_str(&format!(" AND received_at >= {}", bind(params, from)));
+    }
+    if let Some(until) = filter.until {
+        sql.push_str(&format!(" AND received_at < {}", bind(params, until)));
+    }
+    for (column, value) in [
+        ("satisfaction", &filter.satisfaction),
+        ("facilite", &filter.facilite),
+        ("clarte", &filter.clarte),
+        ("source", &filter.source),
+    ] {
+        if let Some(value) = value {
+            sql.push_str(&format!(" AND {column} = {}", bind(params, value.clone())));
+        }
+    }
+    if filter.with_comment || filter.text.is_some() {
+        sql.push_str(" AND commentaire IS NOT NULL");
+    }
+    if let Some(text) = &filter.text {
+        sql.push_str(&format!(
+            " AND to_tsvector('monavis_fr', commentaire) @@ plainto_tsquery('monavis_fr', {})",
+            bind(params, text.clone())
+        ));
+    }
+    sql
+}
+
+/// Rows an export fetches at a time.
+const EXPORT_BATCH: usize = 1000;
+
+/// A pooled connection inside the read-only transaction of an export. Dropped before the end
+/// (the stream abandoned, an error), it is rolled back before going back to the pool.
+struct OpenCursor(Option<bb8::PooledConnection<'static, PostgresConnectionManager<NoTls>>>);
+
+impl Drop for OpenCursor {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    // A broken connection is discarded by the pool anyway.
+                    let _ = conn.batch_execute("ROLLBACK").await;
+                });
+            }
+        }
+    }
+}
+
+/// The state of an export's stream: a server-side cursor opened on first use, read
+/// [`EXPORT_BATCH`] rows at a time.
+struct Export {
+    pool: Pool,
+    sql: String,
+    params: Params,
+    cursor: Option<OpenCursor>,
+    done: bool,
+}
+
+impl Export {
+    async fn next_batch(mut self) -> Result<Option<(Vec<AvisRow>, Export)>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.cursor.is_none() {
+            let conn = self.pool.get_owned().await?;
+            conn.batch_execute("BEGIN READ ONLY").await?;
+            let cursor = OpenCursor(Some(conn));
+            if let Some(conn) = &cursor.0 {
+                let declare = format!("DECLARE avis_export NO SCROLL CURSOR FOR {}", self.sql);
+                conn.execute(&declare, &refs(&self.params)).await?;
+            }
+            self.cursor = Some(cursor);
+        }
+        let Some(conn) = self.cursor.as_mut().and_then(|c| c.0.as_ref()) else { return Ok(None) };
+        let rows = conn.query(&format!("FETCH {EXPORT_BATCH} FROM avis_export"), &[]).await?;
+        let batch = rows.iter().map(read_avis).collect::<Result<Vec<_>, _>>()?;
+        if rows.len() < EXPORT_BATCH {
+            conn.batch_execute("COMMIT").await?;
+            // Committed: back to the pool as it is.
+            if let Some(mut cursor) = self.cursor.take() {
+                drop(cursor.0.take());
+            }
+            self.done = true;
+        }
+        Ok(Some((batch, self)))
+    }
 }
 
 impl PgConsoleStore {
@@ -1180,6 +1305,157 @@ impl ConsoleStore for PgConsoleStore {
                 });
             }
             Ok(out)
+        }
+        .boxed()
+    }
+
+    // Every avis (« Tous les avis », exports, API)
+    fn avis_page(
+        &self,
+        demarche_id: i64,
+        filter: AvisFilter,
+        cursor: Option<Cursor>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>> {
+        async move {
+            let mut params = Params::new();
+            let mut sql = avis_select(demarche_id, &filter, &mut params);
+            if let Some((at, id)) = cursor {
+                let (at, id) = (bind(&mut params, at), bind(&mut params, id));
+                sql.push_str(&format!(" AND (received_at, id) < ({at}, {id})"));
+            }
+            let limit = bind(&mut params, limit);
+            sql.push_str(&format!(" ORDER BY received_at DESC, id DESC LIMIT {limit}"));
+            let rows = self.conn().await?.query(&sql, &refs(&params)).await?;
+            Ok(rows.iter().map(read_avis).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn avis_after(
+        &self,
+        demarche_id: i64,
+        cursor: Option<Cursor>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>> {
+        async move {
+            let mut params = Params::new();
+            let mut sql = avis_select(demarche_id, &AvisFilter::default(), &mut params);
+            if let Some((at, id)) = cursor {
+                let (at, id) = (bind(&mut params, at), bind(&mut params, id));
+                sql.push_str(&format!(" AND (received_at, id) > ({at}, {id})"));
+            }
+            let limit = bind(&mut params, limit);
+            sql.push_str(&format!(" ORDER BY received_at, id LIMIT {limit}"));
+            let rows = self.conn().await?.query(&sql, &refs(&params)).await?;
+            Ok(rows.iter().map(read_avis).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn avis_export(
+        &self,
+        demarche_id: i64,
+        filter: AvisFilter,
+    ) -> futures_util::stream::BoxStream<'static, Result<AvisRow, StoreError>> {
+        let mut params = Params::new();
+        let mut sql = avis_select(demarche_id, &filter, &mut params);
+        sql.push_str(" ORDER BY received_at DESC, id DESC");
+        let state = Export { pool: self.pool.clone(), sql, params, cursor: None, done: false };
+        futures_util::stream::try_unfold(state, Export::next_batch)
+            .map_ok(|batch| futures_util::stream::iter(batch.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
+
+    // API keys
+    fn create_api_key(
+        &self,
+        hash: [u8; 32],
+        account_id: i64,
+        name: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<i64, StoreError>> {
+        async move {
+            let row = self
+                .conn()
+                .await?
+                .query_one(
+                    "INSERT INTO api_key (token_hash, account_id, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                    &[&&hash[..], &account_id, &name, &now],
+                )
+                .await?;
+            Ok(row.try_get(0)?)
+        }
+        .boxed()
+    }
+
+    fn api_keys(&self, account_id: i64) -> BoxFuture<'_, Result<Vec<ApiKey>, StoreError>> {
+        async move {
+            let rows = self
+                .conn()
+                .await?
+                .query(
+                    "SELECT id, name, created_at, last_used_at, revoked_at FROM api_key WHERE account_id = $1 \
+                     ORDER BY created_at DESC, id DESC",
+                    &[&account_id],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    Ok(ApiKey {
+                        id: r.try_get(0)?,
+                        name: r.try_get(1)?,
+                        created_at: r.try_get(2)?,
+                        last_used_at: r.try_get(3)?,
+                        revoked_at: r.try_get(4)?,
+                    })
+                })
+                .collect::<Result<_, tokio_postgres::Error>>()?)
+        }
+        .boxed()
+    }
+
+    fn revoke_api_key(&self, id: i64, account_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let n = self
+                .execute(
+                    "UPDATE api_key SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL",
+                    &[&id, &account_id, &now],
+                )
+                .await?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn use_api_key(
+        &self,
+        hash: [u8; 32],
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<(i64, Account)>, StoreError>> {
+        async move {
+            let conn = self.conn().await?;
+            let row = conn
+                .query_opt(
+                    &format!(
+                        "SELECT k.id, {ACCOUNT_COLUMNS_A} FROM api_key k JOIN account a ON a.id = k.account_id \
+                         WHERE k.token_hash = $1 AND k.revoked_at IS NULL"
+                    ),
+                    &[&&hash[..]],
+                )
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let id: i64 = row.try_get(0)?;
+            let account = read_account(&row, 1)?;
+            let a_minute_ago = now - chrono::Duration::seconds(60);
+            conn.execute(
+                "UPDATE api_key SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",
+                &[&id, &now, &a_minute_ago],
+            )
+            .await?;
+            Ok(Some((id, account)))
         }
         .boxed()
     }

@@ -4,12 +4,14 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::future::BoxFuture;
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use futures_util::StreamExt;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    like_escape, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, AuditEntry, Claim, Comment,
-    ConsoleStore, Criteria, Dated, DemarcheDetails, DemarcheRow, EnLigne, NewAccount, OutboxMail, PorteurRequest,
-    SessionRow, SignUp, TokenKind, TokenState,
+    like_escape, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter,
+    AvisRow, Claim, Comment, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne, NewAccount,
+    OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
@@ -18,6 +20,8 @@ use crate::store::{StoreError, DAILY_COLUMNS};
 /// Console store on SQLite.
 pub struct SqliteConsoleStore {
     conn: BlockingConnection,
+    /// The database file, for the read-only connections of exports.
+    path: String,
 }
 
 /// Times as fixed-width RFC 3339 text (milliseconds, `Z`), so that they compare as strings.
@@ -156,10 +160,101 @@ fn token_state(conn: &Connection, hash: &[u8; 32], kind: TokenKind, now: &str) -
     })
 }
 
+/// The columns [`read_avis`] reads, in its order.
+const AVIS_COLUMNS: &str = "id, received_at, source, satisfaction, facilite, clarte, aide, commentaire";
+
+/// Reads [`AVIS_COLUMNS`].
+fn read_avis(r: &Row) -> rusqlite::Result<AvisRow> {
+    let id: String = r.get(0)?;
+    Ok(AvisRow {
+        id: uuid::Uuid::parse_str(&id)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?,
+        received_at: parse_ts(&r.get::<_, String>(1)?),
+        source: r.get(2)?,
+        satisfaction: r.get(3)?,
+        facilite: r.get(4)?,
+        clarte: r.get(5)?,
+        aide: r.get(6)?,
+        commentaire: r.get(7)?,
+    })
+}
+
+/// Adds `value` to `params`; its placeholder.
+fn bind(params: &mut Vec<Value>, value: impl Into<Value>) -> String {
+    params.push(value.into());
+    format!("?{}", params.len())
+}
+
+/// An FTS5 query finding every word of `text` (whatever is not a letter or a digit separates
+/// words), each one a quoted string: no FTS5 syntax typed by a user reaches `MATCH`. `None` when
+/// no word remains.
+fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// `SELECT … FROM avis WHERE` the démarche and every condition of `filter`, values bound in
+/// `params`; the caller adds its cursor, order and limit.
+fn avis_select(demarche_id: i64, filter: &AvisFilter, params: &mut Vec<Value>) -> String {
+    let mut sql = format!("SELECT {AVIS_COLUMNS} FROM avis WHERE demarche_id = {}", bind(params, demarche_id));
+    if let Some(from) = filter.from {
+        sql.push_str(&format!(" AND received_at >= {}", bind(params, ts(from))));
+    }
+    if let Some(until) = filter.until {
+        sql.push_str(&format!(" AND received_at < {}", bind(params, ts(until))));
+    }
+    for (column, value) in [
+        ("satisfaction", &filter.satisfaction),
+        ("facilite", &filter.facilite),
+        ("clarte", &filter.clarte),
+        ("source", &filter.source),
+    ] {
+        if let Some(value) = value {
+            sql.push_str(&format!(" AND {column} = {}", bind(params, value.clone())));
+        }
+    }
+    if filter.with_comment || filter.text.is_some() {
+        sql.push_str(" AND commentaire IS NOT NULL");
+    }
+    if let Some(text) = &filter.text {
+        match fts_query(text) {
+            Some(q) => {
+                sql.push_str(&format!(" AND id IN (SELECT id FROM avis_fts WHERE avis_fts MATCH {})", bind(params, q)))
+            }
+            None => sql.push_str(" AND 0"),
+        }
+    }
+    sql
+}
+
+/// Sends every row of `sql` through `tx`, read on a read-only connection of its own to `path`;
+/// stops early when the receiver is gone.
+fn export_rows(
+    path: &str,
+    sql: &str,
+    params: Vec<Value>,
+    tx: &tokio::sync::mpsc::Sender<Result<AvisRow, StoreError>>,
+) -> Result<(), StoreError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let mut st = conn.prepare(sql)?;
+    let mut rows = st.query(params_from_iter(params))?;
+    while let Some(r) = rows.next()? {
+        if tx.blocking_send(Ok(read_avis(r)?)).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 impl SqliteConsoleStore {
     /// Opens a connection of its own to the database file at `path` (already migrated).
     pub async fn open(path: &str) -> Result<SqliteConsoleStore, StoreError> {
-        Ok(SqliteConsoleStore { conn: BlockingConnection::open(path).await? })
+        Ok(SqliteConsoleStore { conn: BlockingConnection::open(path).await?, path: path.to_string() })
     }
 
     fn account_where(
@@ -980,6 +1075,144 @@ impl ConsoleStore for SqliteConsoleStore {
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    // Every avis (« Tous les avis », exports, API)
+    fn avis_page(
+        &self,
+        demarche_id: i64,
+        filter: AvisFilter,
+        cursor: Option<Cursor>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut params = Vec::new();
+            let mut sql = avis_select(demarche_id, &filter, &mut params);
+            if let Some((at, id)) = cursor {
+                let (at, id) = (bind(&mut params, ts(at)), bind(&mut params, id.hyphenated().to_string()));
+                sql.push_str(&format!(" AND (received_at, id) < ({at}, {id})"));
+            }
+            let limit = bind(&mut params, limit);
+            sql.push_str(&format!(" ORDER BY received_at DESC, id DESC LIMIT {limit}"));
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map(params_from_iter(params), read_avis)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn avis_after(
+        &self,
+        demarche_id: i64,
+        cursor: Option<Cursor>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut params = Vec::new();
+            let mut sql = avis_select(demarche_id, &AvisFilter::default(), &mut params);
+            if let Some((at, id)) = cursor {
+                let (at, id) = (bind(&mut params, ts(at)), bind(&mut params, id.hyphenated().to_string()));
+                sql.push_str(&format!(" AND (received_at, id) > ({at}, {id})"));
+            }
+            let limit = bind(&mut params, limit);
+            sql.push_str(&format!(" ORDER BY received_at, id LIMIT {limit}"));
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map(params_from_iter(params), read_avis)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn avis_export(
+        &self,
+        demarche_id: i64,
+        filter: AvisFilter,
+    ) -> futures_util::stream::BoxStream<'static, Result<AvisRow, StoreError>> {
+        let mut params = Vec::new();
+        let mut sql = avis_select(demarche_id, &filter, &mut params);
+        sql.push_str(" ORDER BY received_at DESC, id DESC");
+        let path = self.path.clone();
+        // The thread starts when the stream is first polled (inside the runtime), on a read-only
+        // connection of its own: the console's connection (and its mutex) stays free meanwhile.
+        futures_util::stream::once(async move {
+            let (tx, rx) = tokio::sync::mpsc::channel(1024);
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = export_rows(&path, &sql, params, &tx) {
+                    // The receiver may be gone already: nobody to tell then.
+                    let _ = tx.blocking_send(Err(e));
+                }
+            });
+            futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
+        })
+        .flatten()
+        .boxed()
+    }
+
+    // API keys
+    fn create_api_key(
+        &self,
+        hash: [u8; 32],
+        account_id: i64,
+        name: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.conn.with(move |conn| {
+            conn.execute(
+                "INSERT INTO api_key (token_hash, account_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![&hash[..], account_id, name, ts(now)],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    fn api_keys(&self, account_id: i64) -> BoxFuture<'_, Result<Vec<ApiKey>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut st = conn.prepare(
+                "SELECT id, name, created_at, last_used_at, revoked_at FROM api_key WHERE account_id = ?1 \
+                 ORDER BY created_at DESC, id DESC",
+            )?;
+            let rows = st.query_map([account_id], |r| {
+                Ok(ApiKey {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at: parse_ts(&r.get::<_, String>(2)?),
+                    last_used_at: r.get::<_, Option<String>>(3)?.as_deref().map(parse_ts),
+                    revoked_at: r.get::<_, Option<String>>(4)?.as_deref().map(parse_ts),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn revoke_api_key(&self, id: i64, account_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.conn.with(move |conn| {
+            let n = conn.execute(
+                "UPDATE api_key SET revoked_at = ?3 WHERE id = ?1 AND account_id = ?2 AND revoked_at IS NULL",
+                params![id, account_id, ts(now)],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn use_api_key(
+        &self,
+        hash: [u8; 32],
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<(i64, Account)>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sql = format!(
+                "SELECT k.id, {ACCOUNT_COLUMNS} FROM api_key k JOIN account a ON a.id = k.account_id \
+                 WHERE k.token_hash = ?1 AND k.revoked_at IS NULL"
+            );
+            let found = conn
+                .query_row(&sql, [&hash[..]], |r| Ok((r.get::<_, i64>(0)?, read_account(r, 1)?)))
+                .optional()?;
+            if let Some((id, _)) = &found {
+                conn.execute(
+                    "UPDATE api_key SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)",
+                    params![id, ts(now), ts(now - chrono::Duration::seconds(60))],
+                )?;
+            }
+            Ok(found)
         })
     }
 

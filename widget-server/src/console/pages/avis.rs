@@ -1,0 +1,479 @@
+//! « Tous les avis » (`/console/demarches/{id}/avis`): every avis of a carried démarche, newest
+//! first, in keyset pages of 50 (`?apres=…`: one more row is fetched instead of counting), with
+//! filters (period, each answer, source, with comment, words in comments); and the filtered set
+//! as `avis.csv` and `avis.xlsx`, streamed as the store reads it, memory bounded whatever the
+//! number of rows.
+
+use std::io::Write;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use futures_util::StreamExt;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::demarche::{carried, header as demarche_header, Tab};
+use super::{Id, Params};
+use crate::console::layout::Errors;
+use crate::console::store::{AvisFilter, AvisRow, Cursor, DemarcheRow};
+use crate::console::{Answer, Ctx, Problem};
+use crate::form::{LABELS_AIDE, LABELS_CLARTE, LABELS_FACILITE, LABELS_SATISFACTION};
+use crate::vote::{Question, AIDE};
+
+/// Avis per page.
+const PAGE: i64 = 50;
+
+/// The filters as the page's GET form sends them.
+#[derive(Deserialize, Default, Clone)]
+pub struct AvisQuery {
+    du: Option<String>,
+    au: Option<String>,
+    satisfaction: Option<String>,
+    facilite: Option<String>,
+    clarte: Option<String>,
+    source: Option<String>,
+    commentaire: Option<String>,
+    q: Option<String>,
+    apres: Option<String>,
+}
+
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Midnight in Paris of `day`, as a UTC instant.
+pub fn paris_midnight(day: NaiveDate) -> DateTime<Utc> {
+    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    chrono_tz::Europe::Paris
+        .from_local_datetime(&midnight)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
+}
+
+/// The store filter of a query, or French messages per field.
+pub fn filter_of(q: &AvisQuery, errors: &mut Errors) -> AvisFilter {
+    let mut f = AvisFilter::default();
+    let date = |v: &Option<String>, field: &'static str, label: &'static str, errors: &mut Errors| {
+        non_empty(v).and_then(|s| match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            Ok(d) => Some(d),
+            Err(_) => {
+                errors.add(field, label, "Indiquez une date au format AAAA-MM-JJ, par exemple 2026-01-31.");
+                None
+            }
+        })
+    };
+    let (du, au) = (date(&q.du, "du", "Du", errors), date(&q.au, "au", "Au", errors));
+    if let (Some(a), Some(b)) = (du, au) {
+        if a > b {
+            errors.add("au", "Au", "La date de fin doit suivre la date de début.");
+        }
+    }
+    f.from = du.map(paris_midnight);
+    f.until = au.map(|d| paris_midnight(d + Days::new(1)));
+    for (question, value, slot) in [
+        (Question::Satisfaction, &q.satisfaction, &mut f.satisfaction),
+        (Question::Facilite, &q.facilite, &mut f.facilite),
+        (Question::Clarte, &q.clarte, &mut f.clarte),
+    ] {
+        if let Some(v) = non_empty(value) {
+            if question.parse(v).is_some() {
+                *slot = Some(v.to_string());
+            } else {
+                errors.add("filtres", "Réponses", "Choisissez une des réponses proposées.");
+            }
+        }
+    }
+    if let Some(s) = non_empty(&q.source) {
+        if snippet::is_valid_source(s) {
+            f.source = Some(s.to_string());
+        } else {
+            errors.add(
+                "source",
+                "Provenance",
+                "Une provenance compte de 1 à 32 lettres minuscules, chiffres ou tirets.",
+            );
+        }
+    }
+    f.with_comment = non_empty(&q.commentaire).is_some();
+    f.text = non_empty(&q.q).map(|t| t.chars().take(200).collect());
+    f
+}
+
+/// `{milliseconds}_{uuid}`: where the next page starts.
+pub fn encode_cursor(c: &Cursor) -> String {
+    format!("{}_{}", c.0.timestamp_millis(), c.1.simple())
+}
+
+pub fn decode_cursor(s: &str) -> Option<Cursor> {
+    let (ms, id) = s.split_once('_')?;
+    let at = DateTime::<Utc>::from_timestamp_millis(ms.parse().ok()?)?;
+    Some((at, uuid::Uuid::parse_str(id).ok()?))
+}
+
+fn label(question: Question, value: &str) -> &'static str {
+    let labels = match question {
+        Question::Satisfaction => LABELS_SATISFACTION,
+        Question::Facilite => LABELS_FACILITE,
+        Question::Clarte => LABELS_CLARTE,
+    };
+    question.parse(value).map_or("", |l| labels[l.index()])
+}
+
+fn aides(mask: i64) -> Vec<&'static str> {
+    (0..AIDE.len()).filter(|i| mask >> i & 1 == 1).map(|i| LABELS_AIDE[i]).collect()
+}
+
+fn paris(t: DateTime<Utc>) -> String {
+    t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y %H:%M").to_string()
+}
+
+/// The query string of the filters (without the cursor), for links.
+fn filters_query(q: &AvisQuery) -> String {
+    let pairs: Vec<(&str, &str)> = [
+        ("du", &q.du),
+        ("au", &q.au),
+        ("satisfaction", &q.satisfaction),
+        ("facilite", &q.facilite),
+        ("clarte", &q.clarte),
+        ("source", &q.source),
+        ("commentaire", &q.commentaire),
+        ("q", &q.q),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| non_empty(v).map(|v| (k, v)))
+    .collect();
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
+
+fn select(id: &'static str, legend: &str, question: Question, labels: [&str; 3], chosen: Option<&str>) -> Markup {
+    html! {
+        div.champ {
+            label for=(id) { (legend) }
+            select id=(id) name=(id) {
+                option value="" selected[chosen.is_none()] { "Toutes" }
+                @for (value, text) in question.values().iter().zip(labels) {
+                    option value=(value) selected[chosen == Some(*value)] { (text) }
+                }
+            }
+        }
+    }
+}
+
+fn filters_form(id: i64, q: &AvisQuery, errors: &Errors) -> Markup {
+    html! {
+        (errors.summary("Les filtres n'ont pas pu être appliqués"))
+        form.periode #filtres method="get" action={ "/console/demarches/" (id) "/avis" } {
+            div.grille {
+                div.champ { label for="du" { "Reçus du" } input type="date" id="du" name="du" value=(q.du.as_deref().unwrap_or("")); }
+                div.champ { label for="au" { "Au" } input type="date" id="au" name="au" value=(q.au.as_deref().unwrap_or("")); }
+                (select("satisfaction", "Satisfaction", Question::Satisfaction, LABELS_SATISFACTION, non_empty(&q.satisfaction)))
+                (select("facilite", "Facilité", Question::Facilite, LABELS_FACILITE, non_empty(&q.facilite)))
+                (select("clarte", "Clarté", Question::Clarte, LABELS_CLARTE, non_empty(&q.clarte)))
+                div.champ { label for="source" { "Provenance" } input type="text" id="source" name="source" value=(q.source.as_deref().unwrap_or("")); }
+                div.champ { label for="q" { "Mots dans le commentaire" } input type="search" id="q" name="q" value=(q.q.as_deref().unwrap_or("")); }
+            }
+            div.case {
+                input type="checkbox" id="commentaire" name="commentaire" value="oui" checked[non_empty(&q.commentaire).is_some()];
+                label for="commentaire" { "Seulement les avis avec un commentaire" }
+            }
+            button.bouton-secondaire type="submit" { "Filtrer" }
+        }
+    }
+}
+
+fn avis_list(rows: &[AvisRow]) -> Markup {
+    html! {
+        ol.avis {
+            @for a in rows {
+                li {
+                    p.indication { (paris(a.received_at)) " · provenance «\u{a0}" (a.source) "\u{a0}»" }
+                    dl {
+                        dt { "Satisfaction" } dd { (label(Question::Satisfaction, &a.satisfaction)) }
+                        dt { "Facilité" } dd { (a.facilite.as_deref().map_or("Sans réponse", |v| label(Question::Facilite, v))) }
+                        dt { "Clarté" } dd { (a.clarte.as_deref().map_or("Sans réponse", |v| label(Question::Clarte, v))) }
+                        dt { "Aide" } dd { @let list = aides(a.aide); @if list.is_empty() { "Sans réponse" } @else { (list.join(", ")) } }
+                    }
+                    @if let Some(c) = &a.commentaire { blockquote { p { (c) } } }
+                }
+            }
+        }
+    }
+}
+
+pub async fn avis_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Answer {
+    let d = carried(&ctx, id).await?;
+    let mut errors = Errors::default();
+    let filter = filter_of(&q, &mut errors);
+    let cursor = non_empty(&q.apres).and_then(decode_cursor);
+    let mut rows =
+        if errors.is_empty() { ctx.console.store.avis_page(id, filter, cursor, PAGE + 1).await? } else { Vec::new() };
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    let filters = filters_query(&q);
+    let base = format!("/console/demarches/{id}/avis");
+    let with = |extra: String| if extra.is_empty() { base.clone() } else { format!("{base}?{extra}") };
+    let next = rows.last().filter(|_| more).map(|a| {
+        let cursor =
+            serde_urlencoded::to_string([("apres", encode_cursor(&(a.received_at, a.id)))]).unwrap_or_default();
+        with(if filters.is_empty() { cursor } else { format!("{filters}&{cursor}") })
+    });
+    let export = |ext: &str| {
+        let path = format!("/console/demarches/{id}/avis.{ext}");
+        if filters.is_empty() {
+            path
+        } else {
+            format!("{path}?{filters}")
+        }
+    };
+    let main = html! {
+        (demarche_header(&d, Some(Tab::Avis)))
+        h2 { "Tous les avis" }
+        (filters_form(id, &q, &errors))
+        p.actions {
+            a.bouton-secondaire href=(export("csv")) { "Exporter en CSV" }
+            a.bouton-secondaire href=(export("xlsx")) { "Exporter en Excel (XLSX)" }
+        }
+        @if rows.is_empty() {
+            p { @if cursor.is_some() { "Aucun autre avis." } @else { "Aucun avis ne correspond." } }
+        } @else {
+            (avis_list(&rows))
+        }
+        nav.pagination aria-label="Pages d'avis" {
+            @if cursor.is_some() { a href=(with(filters.clone())) { "Premiers avis" } }
+            @if let Some(n) = &next { a href=(n) { "Avis suivants" } }
+        }
+    };
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok(ctx.render(status, &format!("Tous les avis – {}", d.details.name), main))
+}
+
+/// A spreadsheet cannot take a cell starting with = + - @ for a formula once it is text.
+fn neutralise(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell.to_string()
+    }
+}
+
+const COLUMNS: [&str; 8] =
+    ["Date (heure de Paris)", "Provenance", "Satisfaction", "Facilité", "Clarté", "Aide", "Commentaire", "Identifiant"];
+
+fn cells(a: &AvisRow) -> [String; 8] {
+    [
+        a.received_at.with_timezone(&chrono_tz::Europe::Paris).format("%Y-%m-%d %H:%M:%S").to_string(),
+        neutralise(&a.source),
+        label(Question::Satisfaction, &a.satisfaction).to_string(),
+        a.facilite.as_deref().map_or("", |v| label(Question::Facilite, v)).to_string(),
+        a.clarte.as_deref().map_or("", |v| label(Question::Clarte, v)).to_string(),
+        aides(a.aide).join(", "),
+        neutralise(a.commentaire.as_deref().unwrap_or("")),
+        a.id.hyphenated().to_string(),
+    ]
+}
+
+/// `avis-{id}-{name}-{period}.{ext}`, ASCII only.
+fn file_name(d: &DemarcheRow, q: &AvisQuery, ext: &str) -> String {
+    let slug: String = crate::search::fold(&d.details.name)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
+    let period = match (non_empty(&q.du), non_empty(&q.au)) {
+        (None, None) => "tout".to_string(),
+        (du, au) => format!("{}-au-{}", du.unwrap_or("debut"), au.unwrap_or("aujourd-hui")),
+    };
+    let period: String = period.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    format!("avis-{}-{}-{}.{ext}", d.id, slug.trim_matches('-'), period)
+}
+
+fn download(content_type: &'static str, name: &str, body: Body) -> Response {
+    let mut res = (StatusCode::OK, body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    res
+}
+
+async fn export_setup(ctx: &Ctx, id: i64, q: &AvisQuery) -> Result<(DemarcheRow, AvisFilter), Problem> {
+    let d = carried(ctx, id).await?;
+    let mut errors = Errors::default();
+    let filter = filter_of(q, &mut errors);
+    if !errors.is_empty() {
+        return Err(Problem {
+            link: Some(("Tous les avis", "/console")),
+            ..Problem::new(
+                StatusCode::BAD_REQUEST,
+                "Filtres illisibles",
+                "Les filtres de cet export n'ont pas pu être lus.",
+            )
+        });
+    }
+    Ok((d, filter))
+}
+
+/// `avis.csv`: UTF-8 with BOM, `;`, CRLF (what French spreadsheet software opens right),
+/// written 500 rows at a time as the store streams them.
+pub async fn csv_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Answer {
+    let (d, filter) = export_setup(&ctx, id, &q).await?;
+    let header_row = {
+        let mut w = csv_writer(Vec::from(&b"\xEF\xBB\xBF"[..]));
+        let _ = w.write_record(COLUMNS);
+        w.into_inner().unwrap_or_default()
+    };
+    let rows = ctx.console.store.avis_export(id, filter).chunks(500).map(|chunk| {
+        let mut w = csv_writer(Vec::with_capacity(chunk.len() * 160));
+        for row in chunk {
+            let row = row.map_err(|e| std::io::Error::other(e.to_string()))?;
+            w.write_record(cells(&row)).map_err(std::io::Error::other)?;
+        }
+        w.into_inner().map(Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
+    });
+    let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(header_row)) }).chain(rows);
+    Ok(download("text/csv; charset=utf-8", &file_name(&d, &q, "csv"), Body::from_stream(body)))
+}
+
+fn csv_writer(into: Vec<u8>) -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new().delimiter(b';').terminator(csv::Terminator::CRLF).from_writer(into)
+}
+
+/// Sends what it is given as body chunks, 64 KiB at a time.
+struct ChunkSender {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = Bytes::from(std::mem::take(&mut self.buf));
+            self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the client left"))?;
+        }
+        Ok(())
+    }
+}
+
+/// `avis.xlsx`: rust_xlsxwriter in constant-memory mode (rows go to a temporary file as they
+/// come), then the workbook is zipped straight into the response.
+pub async fn xlsx_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Answer {
+    let (d, filter) = export_setup(&ctx, id, &q).await?;
+    let mut rows = ctx.console.store.avis_export(id, filter);
+    // A store error ends the download with an error, never with a file silently cut short.
+    let (row_tx, mut row_rx) = tokio::sync::mpsc::channel::<Result<AvisRow, String>>(1024);
+    let (body_tx, mut body_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::spawn(async move {
+        while let Some(row) = rows.next().await {
+            let failed = row.is_err();
+            if row_tx.send(row.map_err(|e| e.to_string())).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let error_tx = body_tx.clone();
+    tokio::task::spawn_blocking(move || {
+        let result = (|| -> Result<(), rust_xlsxwriter::XlsxError> {
+            let mut workbook = rust_xlsxwriter::Workbook::new();
+            let sheet = workbook.add_worksheet_with_constant_memory()?;
+            sheet.set_name("Avis")?;
+            let bold = rust_xlsxwriter::Format::new().set_bold();
+            for (c, title) in COLUMNS.iter().enumerate() {
+                sheet.write_string_with_format(0, c as u16, *title, &bold)?;
+            }
+            let mut r = 1u32;
+            while let Some(row) = row_rx.blocking_recv() {
+                let row = row.map_err(|e| rust_xlsxwriter::XlsxError::ParameterError(format!("store: {e}")))?;
+                for (c, cell) in cells(&row).iter().enumerate() {
+                    if !cell.is_empty() {
+                        sheet.write_string(r, c as u16, cell)?;
+                    }
+                }
+                r += 1;
+                if r >= 1_048_575 {
+                    break; // the most rows a sheet can hold
+                }
+            }
+            let mut out = ChunkSender { buf: Vec::new(), tx: body_tx };
+            workbook.save_to_writer(&mut out)?;
+            out.flush()?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "console: XLSX export failed");
+            let _ = error_tx.blocking_send(Err(std::io::Error::other("export failed")));
+        }
+    });
+    let body = futures_util::stream::poll_fn(move |cx| body_rx.poll_recv(cx));
+    Ok(download(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        &file_name(&d, &q, "xlsx"),
+        Body::from_stream(body),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = (DateTime::<Utc>::from_timestamp_millis(1_763_900_000_123).unwrap(), uuid::Uuid::now_v7());
+        assert_eq!(decode_cursor(&encode_cursor(&c)), Some(c));
+        for bad in ["", "_", "abc_def", "123", "123_zz", "99999999999999999999_0"] {
+            assert_eq!(decode_cursor(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn formulas_are_neutralised() {
+        for evil in ["=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)", "\tx"] {
+            assert!(neutralise(evil).starts_with('\''), "{evil}");
+        }
+        assert_eq!(neutralise("Très bien"), "Très bien");
+    }
+
+    #[test]
+    fn filters_are_checked() {
+        let mut e = Errors::default();
+        let q = AvisQuery {
+            du: Some("2026-01-01".into()),
+            au: Some("2026-01-31".into()),
+            satisfaction: Some("pas-bien".into()),
+            commentaire: Some("oui".into()),
+            q: Some("  agent  ".into()),
+            ..AvisQuery::default()
+        };
+        let f = filter_of(&q, &mut e);
+        assert!(e.is_empty());
+        assert_eq!(f.from.unwrap().to_rfc3339(), "2025-12-31T23:00:00+00:00");
+        assert_eq!(f.until.unwrap().to_rfc3339(), "2026-01-31T23:00:00+00:00");
+        assert_eq!(
+            (f.satisfaction.as_deref(), f.with_comment, f.text.as_deref()),
+            (Some("pas-bien"), true, Some("agent"))
+        );
+        let bad = AvisQuery {
+            du: Some("hier".into()),
+            facilite: Some("bof".into()),
+            source: Some("A B".into()),
+            ..AvisQuery::default()
+        };
+        let mut e = Errors::default();
+        filter_of(&bad, &mut e);
+        for field in ["du", "filtres", "source"] {
+            assert!(e.get(field).is_some(), "{field}");
+        }
+    }
+}
