@@ -148,6 +148,16 @@ async fn scenario(server: &Server, tag: &str) {
     zip.by_name("xl/sharedStrings.xml").map(|mut f| f.read_to_string(&mut strings).unwrap()).ok();
     assert!(sheet.contains("compliqu") || strings.contains("compliqu"), "comments are in the workbook");
 
+    // The dashboard says the same, from the aggregates: count and breakdown equal the recount.
+    let recount = common::assert_aggregates(&store, &[ID]).await;
+    assert_eq!(recount as usize, VOTES);
+    let dashboard = b.get(&format!("/console/demarches/{ID}/satisfaction")).await;
+    assert!(dashboard.body.contains(&format!(r#"id="nombre-avis">{VOTES}<"#)), "dashboard count");
+    let bad = expect(&|i| i % 3 == 2);
+    let share = format!("{:.0}\u{a0}%", 100.0 * bad as f64 / VOTES as f64);
+    assert!(dashboard.body.contains(&format!("<td>Pas bien</td><td>{bad}</td><td>{share}</td>")), "breakdown");
+    assert!(dashboard.body.contains("class=\"badge "), "120 avis: an index is shown");
+
     // Another account cannot read nor export these avis.
     let mut other = porteur(server, &mailbox, "Autre", &format!("autre.{tag}@interieur.gouv.fr"), PW).await;
     for path in [base.clone(), format!("{base}.csv"), format!("{base}.xlsx"), format!("{base}?apres=1_0")] {
