@@ -624,7 +624,15 @@ pub trait ConsoleStore: Send + Sync + 'static {
     fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<Dated<AuditEntry>>, StoreError>>;
 }
 
-// SQL helpers the two backends share (the dialects agree on LIKE … ESCAPE).
+// SQL helpers the two backends share (the dialects agree on LIKE … ESCAPE and on row values).
+
+/// The keyset condition and order of a page of avis: newest first (« Tous les avis ») or
+/// oldest first (the API), strictly past the cursor bound at `at`, `id`.
+pub(crate) fn keyset(newest_first: bool, cursor: Option<(String, String)>) -> (String, &'static str) {
+    let (cmp, order) = if newest_first { ("<", "received_at DESC, id DESC") } else { (">", "received_at, id") };
+    let condition = cursor.map(|(at, id)| format!(" AND (received_at, id) {cmp} ({at}, {id})")).unwrap_or_default();
+    (condition, order)
+}
 
 /// `term` as a `LIKE` pattern piece that matches itself: `\`, `%` and `_` escaped with `\`
 /// (every `LIKE` here says `ESCAPE '\'`).

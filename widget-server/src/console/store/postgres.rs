@@ -17,7 +17,7 @@ use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use super::{like_escape, search_filter, Comment};
+use super::{keyset, like_escape, search_filter, Comment};
 use super::{
     Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter, AvisRow, Claim,
     ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne, NewAccount, OutboxMail,
@@ -189,6 +189,25 @@ impl PgConsoleStore {
 
     async fn conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<NoTls>>, StoreError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// A page of avis in keyset order (see [`keyset`]).
+    async fn keyset_page(
+        &self,
+        demarche_id: i64,
+        filter: AvisFilter,
+        cursor: Option<Cursor>,
+        limit: i64,
+        newest_first: bool,
+    ) -> Result<Vec<AvisRow>, StoreError> {
+        let mut params = Params::new();
+        let mut sql = avis_select(demarche_id, &filter, &mut params);
+        let cursor = cursor.map(|(at, id)| (bind(&mut params, at), bind(&mut params, id)));
+        let (condition, order) = keyset(newest_first, cursor);
+        let limit = bind(&mut params, limit);
+        sql.push_str(&format!("{condition} ORDER BY {order} LIMIT {limit}"));
+        let rows = self.conn().await?.query(&sql, &refs(&params)).await?;
+        Ok(rows.iter().map(read_avis).collect::<Result<_, _>>()?)
     }
 
     /// One statement on a pooled connection; the rows it changed.
@@ -1317,19 +1336,7 @@ impl ConsoleStore for PgConsoleStore {
         cursor: Option<Cursor>,
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>> {
-        async move {
-            let mut params = Params::new();
-            let mut sql = avis_select(demarche_id, &filter, &mut params);
-            if let Some((at, id)) = cursor {
-                let (at, id) = (bind(&mut params, at), bind(&mut params, id));
-                sql.push_str(&format!(" AND (received_at, id) < ({at}, {id})"));
-            }
-            let limit = bind(&mut params, limit);
-            sql.push_str(&format!(" ORDER BY received_at DESC, id DESC LIMIT {limit}"));
-            let rows = self.conn().await?.query(&sql, &refs(&params)).await?;
-            Ok(rows.iter().map(read_avis).collect::<Result<_, _>>()?)
-        }
-        .boxed()
+        self.keyset_page(demarche_id, filter, cursor, limit, true).boxed()
     }
 
     fn avis_after(
@@ -1338,19 +1345,7 @@ impl ConsoleStore for PgConsoleStore {
         cursor: Option<Cursor>,
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>> {
-        async move {
-            let mut params = Params::new();
-            let mut sql = avis_select(demarche_id, &AvisFilter::default(), &mut params);
-            if let Some((at, id)) = cursor {
-                let (at, id) = (bind(&mut params, at), bind(&mut params, id));
-                sql.push_str(&format!(" AND (received_at, id) > ({at}, {id})"));
-            }
-            let limit = bind(&mut params, limit);
-            sql.push_str(&format!(" ORDER BY received_at, id LIMIT {limit}"));
-            let rows = self.conn().await?.query(&sql, &refs(&params)).await?;
-            Ok(rows.iter().map(read_avis).collect::<Result<_, _>>()?)
-        }
-        .boxed()
+        self.keyset_page(demarche_id, AvisFilter::default(), cursor, limit, false).boxed()
     }
 
     fn avis_export(

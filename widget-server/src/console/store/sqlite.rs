@@ -9,9 +9,9 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    like_escape, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter,
-    AvisRow, Claim, Comment, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne, NewAccount,
-    OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
+    keyset, like_escape, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry,
+    AvisFilter, AvisRow, Claim, Comment, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne,
+    NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
@@ -252,6 +252,29 @@ fn export_rows(
 }
 
 impl SqliteConsoleStore {
+    /// A page of avis in keyset order (see [`keyset`]).
+    fn keyset_page(
+        &self,
+        demarche_id: i64,
+        filter: AvisFilter,
+        cursor: Option<Cursor>,
+        limit: i64,
+        newest_first: bool,
+    ) -> BoxFuture<'static, Result<Vec<AvisRow>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut params = Vec::new();
+            let mut sql = avis_select(demarche_id, &filter, &mut params);
+            let cursor =
+                cursor.map(|(at, id)| (bind(&mut params, ts(at)), bind(&mut params, id.hyphenated().to_string())));
+            let (condition, order) = keyset(newest_first, cursor);
+            let limit = bind(&mut params, limit);
+            sql.push_str(&format!("{condition} ORDER BY {order} LIMIT {limit}"));
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map(params_from_iter(params), read_avis)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
     /// Opens a connection of its own to the database file at `path` (already migrated).
     pub async fn open(path: &str) -> Result<SqliteConsoleStore, StoreError> {
         Ok(SqliteConsoleStore { conn: BlockingConnection::open(path).await?, path: path.to_string() })
@@ -1086,19 +1109,7 @@ impl ConsoleStore for SqliteConsoleStore {
         cursor: Option<Cursor>,
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>> {
-        self.conn.with(move |conn| {
-            let mut params = Vec::new();
-            let mut sql = avis_select(demarche_id, &filter, &mut params);
-            if let Some((at, id)) = cursor {
-                let (at, id) = (bind(&mut params, ts(at)), bind(&mut params, id.hyphenated().to_string()));
-                sql.push_str(&format!(" AND (received_at, id) < ({at}, {id})"));
-            }
-            let limit = bind(&mut params, limit);
-            sql.push_str(&format!(" ORDER BY received_at DESC, id DESC LIMIT {limit}"));
-            let mut st = conn.prepare(&sql)?;
-            let rows = st.query_map(params_from_iter(params), read_avis)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        self.keyset_page(demarche_id, filter, cursor, limit, true)
     }
 
     fn avis_after(
@@ -1107,19 +1118,7 @@ impl ConsoleStore for SqliteConsoleStore {
         cursor: Option<Cursor>,
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>> {
-        self.conn.with(move |conn| {
-            let mut params = Vec::new();
-            let mut sql = avis_select(demarche_id, &AvisFilter::default(), &mut params);
-            if let Some((at, id)) = cursor {
-                let (at, id) = (bind(&mut params, ts(at)), bind(&mut params, id.hyphenated().to_string()));
-                sql.push_str(&format!(" AND (received_at, id) > ({at}, {id})"));
-            }
-            let limit = bind(&mut params, limit);
-            sql.push_str(&format!(" ORDER BY received_at, id LIMIT {limit}"));
-            let mut st = conn.prepare(&sql)?;
-            let rows = st.query_map(params_from_iter(params), read_avis)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        self.keyset_page(demarche_id, AvisFilter::default(), cursor, limit, false)
     }
 
     fn avis_export(
