@@ -25,6 +25,8 @@ use crate::vote::{Question, AIDE};
 
 /// Avis per page.
 const PAGE: i64 = 50;
+/// Rows of an XLSX sheet (Excel's limit), header included.
+const SHEET_ROWS: u32 = 1_048_576;
 
 /// The filters as the page's GET form sends them.
 #[derive(Deserialize, Default, Clone)]
@@ -387,23 +389,35 @@ pub async fn xlsx_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Ans
     tokio::task::spawn_blocking(move || {
         let result = (|| -> Result<(), rust_xlsxwriter::XlsxError> {
             let mut workbook = rust_xlsxwriter::Workbook::new();
-            let sheet = workbook.add_worksheet_with_constant_memory()?;
-            sheet.set_name("Avis")?;
             let bold = rust_xlsxwriter::Format::new().set_bold();
-            for (c, title) in COLUMNS.iter().enumerate() {
-                sheet.write_string_with_format(0, c as u16, *title, &bold)?;
-            }
-            let mut r = 1u32;
+            // A sheet holds 1,048,576 rows: past that, the avis go on in « Avis (2) », and so on,
+            // each sheet with its header row. Nothing is cut.
+            let mut sheets = 0u32;
+            let mut r = SHEET_ROWS;
             while let Some(row) = row_rx.blocking_recv() {
                 let row = row.map_err(|e| rust_xlsxwriter::XlsxError::ParameterError(format!("store: {e}")))?;
+                if r == SHEET_ROWS {
+                    sheets += 1;
+                    let sheet = workbook.add_worksheet_with_constant_memory()?;
+                    sheet.set_name(if sheets == 1 { "Avis".to_string() } else { format!("Avis ({sheets})") })?;
+                    for (c, title) in COLUMNS.iter().enumerate() {
+                        sheet.write_string_with_format(0, c as u16, *title, &bold)?;
+                    }
+                    r = 1;
+                }
+                let sheet = workbook.worksheet_from_index(sheets as usize - 1)?;
                 for (c, cell) in cells(&row).iter().enumerate() {
                     if !cell.is_empty() {
                         sheet.write_string(r, c as u16, cell)?;
                     }
                 }
                 r += 1;
-                if r >= 1_048_575 {
-                    break; // the most rows a sheet can hold
+            }
+            if sheets == 0 {
+                let sheet = workbook.add_worksheet_with_constant_memory()?;
+                sheet.set_name("Avis")?;
+                for (c, title) in COLUMNS.iter().enumerate() {
+                    sheet.write_string_with_format(0, c as u16, *title, &bold)?;
                 }
             }
             let mut out = ChunkSender { buf: Vec::new(), tx: body_tx };

@@ -49,6 +49,9 @@ const REQUEST_SELECT: &str = "SELECT r.id, r.demarche_id, d.name, r.created_at, 
 /// How many times [`ConsoleStore::sign_up`] starts over when the account it saw vanished under it.
 const SIGN_UP_ATTEMPTS: usize = 3;
 
+/// Longest a console statement may run on PostgreSQL.
+const CONSOLE_STATEMENT_TIMEOUT_MS: u64 = 5_000;
+
 /// The console's PostgreSQL store.
 pub struct PgConsoleStore {
     pool: Pool,
@@ -182,7 +185,15 @@ impl Export {
 impl PgConsoleStore {
     /// Connects a small pool of its own to `url`. Fails if the first connection cannot be made.
     pub async fn connect(url: &str) -> Result<PgConsoleStore, StoreError> {
-        let manager = PostgresConnectionManager::new_from_stringlike(url, NoTls)?;
+        let mut config: tokio_postgres::Config = url.parse()?;
+        // No console statement may hold one of these four connections for long: a search the
+        // planner gets wrong fails after 5 s (a 503 page) instead of queuing every porteur
+        // behind it. Exports read by cursor, 1,000 rows a statement, so they are not cut.
+        config.options(format!(
+            "{} -c statement_timeout={CONSOLE_STATEMENT_TIMEOUT_MS}",
+            config.get_options().unwrap_or("")
+        ));
+        let manager = PostgresConnectionManager::new(config, NoTls);
         let pool = bb8::Pool::builder().max_size(4).connection_timeout(Duration::from_secs(5)).build(manager).await?;
         Ok(PgConsoleStore { pool })
     }
