@@ -920,6 +920,23 @@ async fn activity(s: &Console, votes: &Arc<dyn Store>) {
     assert_eq!(s.counts(d, far_from, day(2024, 3, 9)).await.unwrap(), Counts::default());
     assert_eq!(s.counts(d, d3, d1).await.unwrap(), Counts::default(), "an empty range");
     assert_eq!(s.counts(elsewhere, far_from, far_to).await.unwrap(), sum(&noise));
+
+    // One row a day (sources summed, or one source), and one a source, summed by the store.
+    assert_eq!(
+        s.day_counts(d, far_from, far_to, None).await.unwrap(),
+        vec![(d1, sum(&[day1.clone(), day1_site.clone()].concat())), (d2, sum(&day2)), (d3, sum(&day3))]
+    );
+    assert_eq!(s.day_counts(d, d2, far_to, Some("site".into())).await.unwrap(), vec![(d3, sum(&day3[..1]))]);
+    assert_eq!(s.day_counts(d, d1, d3, Some("nulle-part".into())).await.unwrap(), vec![]);
+    assert_eq!(
+        s.source_counts(d, d1, d3).await.unwrap(),
+        vec![
+            ("email".to_string(), sum(&day2)),
+            ("button".to_string(), sum(&day1)),
+            ("site".to_string(), sum(&[day1_site.clone(), day3[..1].to_vec()].concat())),
+            ("courrier".to_string(), sum(&day3[1..])),
+        ]
+    );
 }
 
 async fn merging(s: &Console, votes: &Arc<dyn Store>) {

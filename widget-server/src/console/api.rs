@@ -29,7 +29,7 @@ use super::pages::account::API_KEY_PREFIX;
 use super::secret;
 use super::store::{Account, AccountStatus, AvisRow, Cursor, DemarcheRow};
 use super::Console;
-use crate::stats::{per_day, Counts};
+use crate::stats::Counts;
 use crate::vote::{paris_day, Question, AIDE};
 
 /// Avis per page when `limit` is not given.
@@ -340,11 +340,7 @@ pub async fn stats_get(
     let d = carried(&console, &account, path).await?;
     let q = Query::parse(raw.as_deref())?;
     let p = StatsParams::parse(&q, paris_day(Utc::now().timestamp_millis()))?;
-    let mut rows = console.store.daily(d.id, p.from, p.to).await?;
-    if let Some(s) = &p.source {
-        rows.retain(|r| &r.source == s);
-    }
-    let days = per_day(&rows);
+    let days = console.store.day_counts(d.id, p.from, p.to, p.source.clone()).await?;
     let mut total = Counts::default();
     for (_, c) in &days {
         total.add(c);

@@ -14,7 +14,7 @@ use crate::console::chart::{buckets, trend_svg, Grain};
 use crate::console::layout::Errors;
 use crate::console::{Answer, Ctx};
 use crate::form::{LABELS_AIDE, LABELS_CLARTE, LABELS_FACILITE, LABELS_SATISFACTION};
-use crate::stats::{per_day, Counts, DailyRow};
+use crate::stats::Counts;
 use crate::vote::paris_day;
 
 /// Longest custom period, in days (five years).
@@ -115,9 +115,9 @@ fn paris_midnight(day: NaiveDate) -> chrono::DateTime<Utc> {
         .unwrap_or_else(|| Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default()))
 }
 
-fn sum(rows: &[&DailyRow]) -> Counts {
-    rows.iter().fold(Counts::default(), |mut acc, r| {
-        acc.add(&r.counts);
+fn sum(days: &[(NaiveDate, Counts)]) -> Counts {
+    days.iter().fold(Counts::default(), |mut acc, (_, c)| {
+        acc.add(c);
         acc
     })
 }
@@ -130,22 +130,14 @@ pub async fn satisfaction_get(ctx: Ctx, Id(id): Id, Params(q): Params<PeriodQuer
     let period = Period::parse(&q, today, &mut errors);
     let (prev_from, _) = period.previous();
     let source = q.source.as_deref().map(str::trim).filter(|s| snippet::is_valid_source(s)).map(str::to_string);
-    let rows = store.daily(id, prev_from, period.to).await?;
-    let kept: Vec<&DailyRow> = rows.iter().filter(|r| source.as_deref().is_none_or(|s| r.source == s)).collect();
-    let (current, previous): (Vec<&DailyRow>, Vec<&DailyRow>) = kept.iter().partition(|r| r.day >= period.from);
-    let total = sum(&current);
-    let before = sum(&previous);
-    let days: Vec<_> = per_day(&current.iter().map(|r| (*r).clone()).collect::<Vec<_>>());
+    // Summed by the database: one row a day of each period and one a source, whatever the
+    // number of avis and of sources.
+    let days = store.day_counts(id, period.from, period.to, source.clone()).await?;
+    let total = sum(&days);
+    let before = sum(&store.day_counts(id, prev_from, period.from - Days::new(1), source.clone()).await?);
     let grain = Grain::for_period(period.from, period.to);
     let trend = buckets(&days, period.from, period.to, grain);
-    let mut per_source: Vec<(String, Counts)> = Vec::new();
-    for r in rows.iter().filter(|r| r.day >= period.from) {
-        match per_source.iter_mut().find(|(s, _)| *s == r.source) {
-            Some((_, c)) => c.add(&r.counts),
-            None => per_source.push((r.source.clone(), r.counts)),
-        }
-    }
-    per_source.sort_by_key(|(_, c)| std::cmp::Reverse(c.n));
+    let per_source = store.source_counts(id, period.from, period.to).await?;
     let comments = store
         .latest_comments(id, paris_midnight(period.from), paris_midnight(period.to + Days::new(1)), source.clone(), 5)
         .await?;

@@ -551,13 +551,22 @@ pub trait ConsoleStore: Send + Sync + 'static {
         to: chrono::NaiveDate,
     ) -> BoxFuture<'_, Result<crate::stats::Counts, StoreError>>;
 
-    /// `avis_daily` rows of a démarche for days in `from..=to` (every source), by day.
-    fn daily(
+    /// The counts of each day of `from..=to` that has avis (all sources summed, or only
+    /// `source`), by day: one row a day, summed by the database.
+    fn day_counts(
         &self,
         demarche_id: i64,
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
-    ) -> BoxFuture<'_, Result<Vec<crate::stats::DailyRow>, StoreError>>;
+        source: Option<String>,
+    ) -> BoxFuture<'_, Result<Vec<(chrono::NaiveDate, crate::stats::Counts)>, StoreError>>;
+    /// The counts of each source over `from..=to`, most avis first.
+    fn source_counts(
+        &self,
+        demarche_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<(String, crate::stats::Counts)>, StoreError>>;
     /// The latest comments received in `from..until`, newest first, optionally of one source
     /// (walks the `(demarche_id, received_at)` index backwards: cheap however many avis).
     fn latest_comments(

@@ -1276,32 +1276,40 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
-    fn daily(
+    fn day_counts(
         &self,
         demarche_id: i64,
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
-    ) -> BoxFuture<'_, Result<Vec<crate::stats::DailyRow>, StoreError>> {
+        source: Option<String>,
+    ) -> BoxFuture<'_, Result<Vec<(chrono::NaiveDate, Counts)>, StoreError>> {
         async move {
+            // sum(bigint) is numeric: back to bigint.
+            let sums = DAILY_COLUMNS.iter().map(|c| format!("sum({c})::bigint")).collect::<Vec<_>>().join(", ");
             let sql = format!(
-                "SELECT day, source, {} FROM avis_daily WHERE demarche_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day, source",
-                DAILY_COLUMNS.join(", ")
+                "SELECT day, {sums} FROM avis_daily WHERE demarche_id = $1 AND day BETWEEN $2 AND $3 \
+                 AND ($4::text IS NULL OR source = $4) GROUP BY day ORDER BY day"
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id, &from, &to, &source]).await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, counts_from(r, 1)?))).collect()
+        }
+        .boxed()
+    }
+
+    fn source_counts(
+        &self,
+        demarche_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<(String, Counts)>, StoreError>> {
+        async move {
+            let sums = DAILY_COLUMNS.iter().map(|c| format!("sum({c})::bigint")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT source, {sums} FROM avis_daily WHERE demarche_id = $1 AND day BETWEEN $2 AND $3 \
+                 GROUP BY source ORDER BY sum(n) DESC, source"
             );
             let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id, &from, &to]).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let mut c = [0i64; 16];
-                for (i, slot) in c.iter_mut().enumerate() {
-                    *slot = r.try_get(2 + i)?;
-                }
-                out.push(crate::stats::DailyRow {
-                    demarche_id,
-                    day: r.try_get(0)?,
-                    source: r.try_get(1)?,
-                    counts: Counts::from_columns(c),
-                });
-            }
-            Ok(out)
+            rows.iter().map(|r| Ok((r.try_get(0)?, counts_from(r, 1)?))).collect()
         }
         .boxed()
     }
@@ -1505,4 +1513,13 @@ impl ConsoleStore for PgConsoleStore {
         }
         .boxed()
     }
+}
+
+/// The 16 counters of [`DAILY_COLUMNS`] read from column `at` on.
+fn counts_from(r: &Row, at: usize) -> Result<Counts, StoreError> {
+    let mut c = [0i64; 16];
+    for (i, slot) in c.iter_mut().enumerate() {
+        *slot = r.try_get(at + i)?;
+    }
+    Ok(Counts::from_columns(c))
 }

@@ -1046,31 +1046,43 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
-    fn daily(
+    fn day_counts(
         &self,
         demarche_id: i64,
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
-    ) -> BoxFuture<'_, Result<Vec<crate::stats::DailyRow>, StoreError>> {
+        source: Option<String>,
+    ) -> BoxFuture<'_, Result<Vec<(chrono::NaiveDate, Counts)>, StoreError>> {
         self.conn.with(move |conn| {
+            let sums = DAILY_COLUMNS.iter().map(|c| format!("sum({c})")).collect::<Vec<_>>().join(", ");
             let sql = format!(
-                "SELECT day, source, {} FROM avis_daily WHERE demarche_id = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, source",
-                DAILY_COLUMNS.join(", ")
+                "SELECT day, {sums} FROM avis_daily WHERE demarche_id = ?1 AND day BETWEEN ?2 AND ?3 \
+                 AND (?4 IS NULL OR source = ?4) GROUP BY day ORDER BY day"
             );
             let mut st = conn.prepare(&sql)?;
-            let rows = st.query_map(params![demarche_id, day(from), day(to)], |r| {
-                let mut c = [0i64; 16];
-                for (i, slot) in c.iter_mut().enumerate() {
-                    *slot = r.get(2 + i)?;
-                }
+            let rows = st.query_map(params![demarche_id, day(from), day(to), source], |r| {
                 let d: String = r.get(0)?;
-                Ok(crate::stats::DailyRow {
-                    demarche_id,
-                    day: chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").unwrap_or_default(),
-                    source: r.get(1)?,
-                    counts: Counts::from_columns(c),
-                })
+                Ok((chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").unwrap_or_default(), counts_from(r, 1)?))
             })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn source_counts(
+        &self,
+        demarche_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<(String, Counts)>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sums = DAILY_COLUMNS.iter().map(|c| format!("sum({c})")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT source, {sums} FROM avis_daily WHERE demarche_id = ?1 AND day BETWEEN ?2 AND ?3 \
+                 GROUP BY source ORDER BY sum(n) DESC, source"
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows =
+                st.query_map(params![demarche_id, day(from), day(to)], |r| Ok((r.get(0)?, counts_from(r, 1)?)))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
@@ -1245,4 +1257,13 @@ impl ConsoleStore for SqliteConsoleStore {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
+}
+
+/// The 16 counters of [`DAILY_COLUMNS`] read from column `at` on.
+fn counts_from(r: &Row, at: usize) -> rusqlite::Result<Counts> {
+    let mut c = [0i64; 16];
+    for (i, slot) in c.iter_mut().enumerate() {
+        *slot = r.get(at + i)?;
+    }
+    Ok(Counts::from_columns(c))
 }
