@@ -1296,6 +1296,53 @@ async fn big_export(s: &Console, votes: &Arc<dyn Store>) {
         assert_eq!(s.api_keys(owner.id).await.unwrap(), vec![]);
     }
     assert_eq!(export(s, d, &everything).await.len(), 10_000);
+
+    // A word in more comments than PostgreSQL counts before choosing its plan (5,000), one in
+    // fewer, one in none, two words: the same rows by pages and exported, whatever the plan.
+    let d2 = create(s, "Cadastre", "cadastre dgfip", None, owner.id, t0).await;
+    let dossiers: Vec<Vote> = (0..6_000)
+        .map(|k| {
+            let mut v = vote(d2, sources[k % 4], base + Duration::seconds((k / 2) as i64), k);
+            let rare = match k % 2_000 {
+                1 => " litige",
+                _ if k.is_multiple_of(600) => " prioritaire",
+                _ => "",
+            };
+            let urgent = if k.is_multiple_of(7) { " urgent" } else { "" };
+            v.commentaire = Some(format!("Dossier numéro {k} reçu{rare}{urgent}").into());
+            v
+        })
+        .collect();
+    for chunk in dossiers.chunks(2_000) {
+        assert_eq!(votes.store_batch(chunk).await.unwrap(), chunk.len() as u64);
+    }
+    let rows: Vec<AvisRow> = dossiers.iter().map(avis_row).collect();
+    let has = |r: &AvisRow, word: &str| r.commentaire.as_deref().is_some_and(|c| c.contains(word));
+    // Pages walk the newest 5,000 comments first: « dossier » and « urgent » fill theirs there,
+    // « prioritaire » (one in 600) goes on walking, « litige » (three) and « introuvable » are
+    // asked of the GIN index.
+    for (text, source, want) in [
+        ("dossier", None, 6_000),
+        ("dossier", Some("site"), 1_500),
+        ("URGENT", None, 858),
+        ("Dossier, URGENT !", Some("email"), 214),
+        ("introuvable", None, 0),
+        ("prioritaire", None, 10),
+        ("LITIGE", None, 3),
+        ("litige", Some("site"), 0),
+    ] {
+        let filter = AvisFilter { text: Some(text.into()), source: source.map(String::from), ..AvisFilter::default() };
+        let mut expected = selected(&rows, &AvisFilter { text: None, ..filter.clone() });
+        match text {
+            "dossier" => {}
+            "prioritaire" | "introuvable" => expected.retain(|r| has(r, text)),
+            "LITIGE" | "litige" => expected.retain(|r| has(r, "litige")),
+            _ => expected.retain(|r| has(r, "urgent")),
+        }
+        assert_eq!(expected.len(), want, "{text:?} {source:?}");
+        assert_eq!(walk(s, d2, &filter, 51).await, expected, "{text:?} {source:?}");
+        assert_eq!(export(s, d2, &filter).await, expected, "{text:?} {source:?}");
+    }
 }
 
 async fn api_keys(s: &Console) {

@@ -188,6 +188,16 @@ CREATE TABLE api_key (
 );
 CREATE INDEX api_key_account ON api_key (account_id);
 "#,
+    r#"
+-- Full-text search reads the comment's tsvector instead of parsing the comment again for each
+-- row it checks (~30 µs a comment): stored, computed by PostgreSQL on INSERT and COPY (which
+-- name their columns, so they need not change), NULL without a comment. The GIN index moves
+-- onto it. Rewrites `avis` once.
+ALTER TABLE avis ADD COLUMN commentaire_tsv tsvector
+    GENERATED ALWAYS AS (to_tsvector('monavis_fr', commentaire)) STORED;
+CREATE INDEX avis_commentaire_tsv ON avis USING gin (commentaire_tsv) WHERE commentaire IS NOT NULL;
+DROP INDEX avis_commentaire_fts;
+"#,
 ];
 
 /// Column types of `avis`, in COPY order.

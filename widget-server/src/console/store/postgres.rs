@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{GenericClient, NoTls, Row};
 
 use super::{keyset, like_escape, search_filter, Comment};
 use super::{
@@ -89,11 +89,11 @@ fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
 }
 
-/// `SELECT … FROM avis WHERE` the démarche and every condition of `filter`, values bound in
-/// `params`; the caller adds its cursor, order and limit. The text condition is the expression
-/// of the GIN index of migration 4, word for word, so that the index serves it.
-fn avis_select(demarche_id: i64, filter: &AvisFilter, params: &mut Params) -> String {
-    let mut sql = format!("SELECT {AVIS_COLUMNS} FROM avis WHERE demarche_id = {}", bind(params, demarche_id));
+/// `FROM avis WHERE` the démarche and every condition of `filter` but its words (only that the
+/// avis has a comment), values bound in `params`; the caller adds its columns, [`text_match`],
+/// cursor, order and limit.
+fn avis_from(demarche_id: i64, filter: &AvisFilter, params: &mut Params) -> String {
+    let mut sql = format!("FROM avis WHERE demarche_id = {}", bind(params, demarche_id));
     if let Some(from) = filter.from {
         sql.push_str(&format!(" AND received_at >= {}", bind(params, from)));
     }
@@ -113,17 +113,72 @@ fn avis_select(demarche_id: i64, filter: &AvisFilter, params: &mut Params) -> St
     if filter.with_comment || filter.text.is_some() {
         sql.push_str(" AND commentaire IS NOT NULL");
     }
-    if let Some(text) = &filter.text {
-        sql.push_str(&format!(
-            " AND to_tsvector('monavis_fr', commentaire) @@ plainto_tsquery('monavis_fr', {})",
-            bind(params, text.clone())
-        ));
-    }
     sql
+}
+
+/// The text condition of `filter`, its words bound in `params`; empty without words.
+fn text_match(filter: &AvisFilter, params: &mut Params) -> String {
+    match &filter.text {
+        Some(text) => format!(" AND commentaire_tsv @@ plainto_tsquery('monavis_fr', {})", bind(params, text.clone())),
+        None => String::new(),
+    }
+}
+
+/// Comments a page of a text search reads in order, at most, before it asks the GIN index
+/// (see [`PgConsoleStore::keyset_page`]): a few milliseconds.
+const TEXT_WALK_ROWS: i64 = 5_000;
+/// Matches that walk must have met, page not filled, for the search to go on walking rather
+/// than ask the GIN index: one comment in 1,000 or more, so at most some 50,000 more comments.
+const TEXT_WALK_DENSE: usize = 5;
+
+/// Matches an export's text search counts at most before choosing its plan (see
+/// [`plan_text_search`]).
+///
+/// Below it, fetching every match through the GIN index and sorting them costs at most this
+/// many rows before the first; at it, matches are at least this dense among the démarche's
+/// comments (2,000,000 comments: one in 400 or more), so the walk of its comments newest first
+/// streams them. The count itself costs up to ~130 ms for a word in one comment in eight at
+/// 10,000,000 avis (its GIN bitmap goes lossy), once per export.
+const TEXT_SEARCH_CAP: i64 = 5_000;
+
+/// Chooses the plan of an export's text search, inside the transaction open on `client`, for
+/// the rows `from` (an [`avis_from`] and its [`text_match`], values in `params`). The word's
+/// comments are read in the stored `commentaire_tsv` of migration 5, behind its GIN index.
+///
+/// Left to itself, the planner walks `avis_demarche_commented` newest first for any word,
+/// hoping to meet a page of matches early: for a word in no comment it reads every comment of
+/// the démarche before its first row. So first count the matches, up to [`TEXT_SEARCH_CAP`],
+/// through the GIN index only (a bitmap scan: index scans and sequential scans off); under the
+/// cap, keep those settings for the cursor (a bitmap scan and a sort of under the cap rows); at
+/// the cap, walk a btree in order instead (bitmap scans off), reading each comment's stored
+/// tsvector.
+async fn plan_text_search(
+    client: &impl GenericClient,
+    from: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(
+            "SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_seqscan = off",
+        )
+        .await?;
+    let sql = format!("SELECT count(*) FROM (SELECT 1 {from} LIMIT {TEXT_SEARCH_CAP}) matches");
+    let matches: i64 = client.query_one(&sql, params).await?.try_get(0)?;
+    if matches >= TEXT_SEARCH_CAP {
+        client
+            .batch_execute(
+                "SET LOCAL enable_indexscan TO DEFAULT; SET LOCAL enable_indexonlyscan TO DEFAULT; \
+                 SET LOCAL enable_bitmapscan = off",
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// Rows an export fetches at a time.
 const EXPORT_BATCH: usize = 1000;
+/// An export's order: newest first.
+const EXPORT_ORDER: &str = "ORDER BY received_at DESC, id DESC";
 
 /// A pooled connection inside the read-only transaction of an export. Dropped before the end
 /// (the stream abandoned, an error), it is rolled back before going back to the pool.
@@ -146,7 +201,10 @@ impl Drop for OpenCursor {
 /// [`EXPORT_BATCH`] rows at a time.
 struct Export {
     pool: Pool,
-    sql: String,
+    /// An [`avis_from`] and its [`text_match`].
+    from: String,
+    /// Whether it searches text (and needs [`plan_text_search`]).
+    text: bool,
     params: Params,
     cursor: Option<OpenCursor>,
     done: bool,
@@ -162,7 +220,13 @@ impl Export {
             conn.batch_execute("BEGIN READ ONLY").await?;
             let cursor = OpenCursor(Some(conn));
             if let Some(conn) = &cursor.0 {
-                let declare = format!("DECLARE avis_export NO SCROLL CURSOR FOR {}", self.sql);
+                if self.text {
+                    plan_text_search(&**conn, &self.from, &refs(&self.params)).await?;
+                }
+                let declare = format!(
+                    "DECLARE avis_export NO SCROLL CURSOR FOR SELECT {AVIS_COLUMNS} {} {EXPORT_ORDER}",
+                    self.from
+                );
                 conn.execute(&declare, &refs(&self.params)).await?;
             }
             self.cursor = Some(cursor);
@@ -203,6 +267,14 @@ impl PgConsoleStore {
     }
 
     /// A page of avis in keyset order (see [`keyset`]).
+    ///
+    /// With words to find, the planner left to itself walks the démarche's comments in order,
+    /// hoping to meet a page of matches early: for a word in no comment it reads them all (20 s
+    /// at 2,000,000). So, in one read-only transaction: walk at most [`TEXT_WALK_ROWS`] comments
+    /// of the range in order, reading each one's stored tsvector (a frequent word fills its page
+    /// there); if the range holds more, either it matched often enough to keep walking
+    /// ([`TEXT_WALK_DENSE`]), or the word is rare here: ask the GIN index for every match (a
+    /// bitmap scan, index and sequential scans off) and sort them.
     async fn keyset_page(
         &self,
         demarche_id: i64,
@@ -212,12 +284,40 @@ impl PgConsoleStore {
         newest_first: bool,
     ) -> Result<Vec<AvisRow>, StoreError> {
         let mut params = Params::new();
-        let mut sql = avis_select(demarche_id, &filter, &mut params);
+        let mut range = avis_from(demarche_id, &filter, &mut params);
         let cursor = cursor.map(|(at, id)| (bind(&mut params, at), bind(&mut params, id)));
         let (condition, order) = keyset(newest_first, cursor);
-        let limit = bind(&mut params, limit);
-        sql.push_str(&format!("{condition} ORDER BY {order} LIMIT {limit}"));
-        let rows = self.conn().await?.query(&sql, &refs(&params)).await?;
+        range.push_str(&condition);
+        let in_range = params.len();
+        let text = text_match(&filter, &mut params);
+        let limit_at = bind(&mut params, limit);
+        let sql = format!("SELECT {AVIS_COLUMNS} {range}{text} ORDER BY {order} LIMIT {limit_at}");
+        let mut conn = self.conn().await?;
+        if filter.text.is_none() {
+            let rows = conn.query(&sql, &refs(&params)).await?;
+            return Ok(rows.iter().map(read_avis).collect::<Result<_, _>>()?);
+        }
+        let tx = conn.build_transaction().read_only(true).start().await?;
+        let walk = format!(
+            "SELECT {AVIS_COLUMNS} FROM (SELECT {AVIS_COLUMNS}, commentaire_tsv {range} ORDER BY {order} \
+             LIMIT {TEXT_WALK_ROWS}) walk WHERE true{text} ORDER BY {order} LIMIT {limit_at}"
+        );
+        let mut rows = tx.query(&walk, &refs(&params)).await?;
+        if (rows.len() as i64) < limit {
+            let more = format!("SELECT 1 {range} ORDER BY {order} OFFSET {TEXT_WALK_ROWS} LIMIT 1");
+            if tx.query_opt(&more, &refs(&params)[..in_range]).await?.is_some() {
+                // The plan's settings last until the end of this transaction.
+                let settings = if rows.len() >= TEXT_WALK_DENSE {
+                    "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off"
+                } else {
+                    "SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; \
+                     SET LOCAL enable_seqscan = off"
+                };
+                tx.batch_execute(settings).await?;
+                rows = tx.query(&sql, &refs(&params)).await?;
+            }
+        }
+        tx.commit().await?;
         Ok(rows.iter().map(read_avis).collect::<Result<_, _>>()?)
     }
 
@@ -1373,9 +1473,10 @@ impl ConsoleStore for PgConsoleStore {
         filter: AvisFilter,
     ) -> futures_util::stream::BoxStream<'static, Result<AvisRow, StoreError>> {
         let mut params = Params::new();
-        let mut sql = avis_select(demarche_id, &filter, &mut params);
-        sql.push_str(" ORDER BY received_at DESC, id DESC");
-        let state = Export { pool: self.pool.clone(), sql, params, cursor: None, done: false };
+        let mut from = avis_from(demarche_id, &filter, &mut params);
+        from.push_str(&text_match(&filter, &mut params));
+        let text = filter.text.is_some();
+        let state = Export { pool: self.pool.clone(), from, text, params, cursor: None, done: false };
         futures_util::stream::try_unfold(state, Export::next_batch)
             .map_ok(|batch| futures_util::stream::iter(batch.into_iter().map(Ok)))
             .try_flatten()
