@@ -191,6 +191,17 @@ impl Vote {
     }
 }
 
+/// Midnight in Paris starting `day`, as a UTC instant (the first instant of [`paris_day`]'s day).
+pub fn paris_midnight(day: chrono::NaiveDate) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    chrono_tz::Europe::Paris
+        .from_local_datetime(&midnight)
+        .earliest()
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|| chrono::Utc.from_utc_datetime(&midnight))
+}
+
 /// The Europe/Paris calendar day of a UTC instant in milliseconds. Days are French days because
 /// porteurs read their dashboards in French time: a vote at 00:30 in Paris belongs to that day.
 pub fn paris_day(ms: i64) -> chrono::NaiveDate {

@@ -78,12 +78,6 @@ pub fn clear_cookie(console: &Console, name: &str) -> HeaderValue {
     set_cookie(console, name, "", Some(std::time::Duration::ZERO))
 }
 
-/// Whether a cookie value can be one of our tokens (64 hex characters): anything else is
-/// ignored without a store lookup.
-fn well_formed(token: &str) -> bool {
-    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// Layer 2.
 pub async fn load_session(State(console): State<Arc<Console>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
@@ -95,7 +89,7 @@ pub async fn load_session(State(console): State<Arc<Console>>, mut req: Request,
     let mut set_cookies = Vec::new();
     let mut expired = false;
     let mut viewer = None;
-    if let Some(token) = cookie_value(req.headers(), SESSION_COOKIE).filter(|t| well_formed(t)) {
+    if let Some(token) = cookie_value(req.headers(), SESSION_COOKIE).filter(|t| secret::well_formed(t)) {
         let hash = secret::hash(token);
         match console.store.session(hash).await {
             Ok(Some(session)) => {
@@ -127,7 +121,7 @@ pub async fn load_session(State(console): State<Arc<Console>>, mut req: Request,
     let viewer = match viewer {
         Some(v) => v,
         None => {
-            let csrf = match cookie_value(req.headers(), CSRF_COOKIE).filter(|t| well_formed(t)) {
+            let csrf = match cookie_value(req.headers(), CSRF_COOKIE).filter(|t| secret::well_formed(t)) {
                 Some(t) => t.to_string(),
                 None => {
                     let fresh = SecretToken::generate().expose().to_string();

@@ -77,6 +77,16 @@ pub fn page(c: &Chrome, title: &str, main: Markup) -> Markup {
     }
 }
 
+/// An instant as porteurs read it: Paris time, `23/11/2026 14:05`.
+pub fn paris_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y %H:%M").to_string()
+}
+
+/// The same in a sentence: `23/11/2026 à 14:05`.
+pub fn paris_time_a(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y à %H:%M").to_string()
+}
+
 /// An HTML response. Security headers and `Cache-Control: no-store` are added to every console
 /// response by the router's outer layer.
 pub fn respond(status: StatusCode, markup: Markup) -> Response {

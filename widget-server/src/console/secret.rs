@@ -38,6 +38,17 @@ pub fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Whether `token` has the shape of our secrets (64 hex characters): anything else is refused
+/// without a store lookup.
+pub fn well_formed(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The hash of `token` if it has the shape of our secrets (a link's `jeton`, a cookie).
+pub fn hash_if_well_formed(token: &str) -> Option<[u8; 32]> {
+    well_formed(token).then(|| hash(token))
+}
+
 /// Compares two short strings in constant time (CSRF tokens).
 pub fn same(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());

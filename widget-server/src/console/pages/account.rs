@@ -3,13 +3,13 @@
 //! SHA-256, revocable), delete my account.
 
 use axum::http::{header, StatusCode};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{Fields, Id, Params};
 use crate::console::guard::clear_cookie;
-use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
+use crate::console::layout::{csrf_field, notice, paris_time_a, see_other, Errors, Input};
 use crate::console::password::check_new;
 use crate::console::secret::{self, SecretToken};
 use crate::console::store::{Account, ApiKey, AuditEntry};
@@ -61,11 +61,6 @@ struct KeysView<'a> {
     created: Option<(&'a str, &'a str)>,
 }
 
-/// A moment as a porteur reads it, in Paris time.
-fn when(t: DateTime<Utc>) -> String {
-    t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y à %H:%M").to_string()
-}
-
 fn keys_section(csrf: &str, v: &KeysView) -> Markup {
     html! {
         section.carte #cles {
@@ -102,9 +97,9 @@ fn keys_section(csrf: &str, v: &KeysView) -> Markup {
                         @for k in &v.keys {
                             tr {
                                 td { (k.name) }
-                                td { (when(k.created_at)) }
-                                td { @if let Some(t) = k.last_used_at { (when(t)) } @else { "Jamais utilisée" } }
-                                td { @if let Some(t) = k.revoked_at { "Révoquée le " (when(t)) } @else { "Active" } }
+                                td { (paris_time_a(k.created_at)) }
+                                td { @if let Some(t) = k.last_used_at { (paris_time_a(t)) } @else { "Jamais utilisée" } }
+                                td { @if let Some(t) = k.revoked_at { "Révoquée le " (paris_time_a(t)) } @else { "Active" } }
                                 td {
                                     @if k.revoked_at.is_none() {
                                         form method="post" action={ "/console/compte/cles/" (k.id) "/revoquer" } {

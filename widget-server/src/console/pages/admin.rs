@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::demarche::thousands;
 use super::{normalize_domain, Fields, Id, Params};
 use crate::catalogue::HIGH_VOLUME;
-use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
+use crate::console::layout::{csrf_field, notice, paris_time, see_other, Errors, Input};
 use crate::console::store::{AccountStatus, AuditEntry};
 use crate::console::{emails, Answer, Console, Ctx, Problem};
 
@@ -28,10 +28,6 @@ pub struct ApproveForm {
 pub struct DomainForm {
     #[serde(default)]
     domaine: String,
-}
-
-fn date(t: chrono::DateTime<Utc>) -> String {
-    t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y %H:%M").to_string()
 }
 
 async fn admin_page(
@@ -74,7 +70,7 @@ async fn admin_page_with(
                                 td { (a.name) }
                                 td { (a.email) }
                                 td { (a.administration) }
-                                td { (date(a.created_at)) }
+                                td { (paris_time(a.created_at)) }
                                 td {
                                     div.actions {
                                         form method="post" action={ "/console/admin/comptes/" (a.id) "/accepter" } {
@@ -190,7 +186,7 @@ async fn admin_page_with(
                         @for d in &domains {
                             tr {
                                 td { (d.domain) }
-                                td { (date(d.added_at)) }
+                                td { (paris_time(d.added_at)) }
                                 td {
                                     form method="post" action="/console/admin/domaines/retirer" {
                                         (csrf_field(csrf))
@@ -222,7 +218,7 @@ async fn admin_page_with(
                     tbody {
                         @for (at, e) in &audit {
                             tr {
-                                td { (date(*at)) }
+                                td { (paris_time(*at)) }
                                 td { (e.action) }
                                 td { @match e.actor_id { Some(id) => { "n°\u{a0}" (id) }, None => "opérateur" } }
                                 td { @if let Some(id) = e.account_id { "n°\u{a0}" (id) } }

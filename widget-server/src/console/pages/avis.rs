@@ -10,18 +10,18 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use futures_util::StreamExt;
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::demarche::{carried, header as demarche_header, Tab};
 use super::{Id, Params};
-use crate::console::layout::Errors;
+use crate::console::layout::{paris_time, Errors};
 use crate::console::store::{AvisFilter, AvisRow, Cursor, DemarcheRow};
 use crate::console::{Answer, Ctx, Problem};
 use crate::form::{LABELS_AIDE, LABELS_CLARTE, LABELS_FACILITE, LABELS_SATISFACTION};
-use crate::vote::{Question, AIDE};
+use crate::vote::{paris_midnight, Question, AIDE};
 
 /// Avis per page.
 const PAGE: i64 = 50;
@@ -44,16 +44,6 @@ pub struct AvisQuery {
 
 fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
-/// Midnight in Paris of `day`, as a UTC instant.
-pub fn paris_midnight(day: NaiveDate) -> DateTime<Utc> {
-    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-    chrono_tz::Europe::Paris
-        .from_local_datetime(&midnight)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
 }
 
 /// The store filter of a query, or French messages per field.
@@ -129,10 +119,6 @@ fn aides(mask: i64) -> Vec<&'static str> {
     (0..AIDE.len()).filter(|i| mask >> i & 1 == 1).map(|i| LABELS_AIDE[i]).collect()
 }
 
-fn paris(t: DateTime<Utc>) -> String {
-    t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y %H:%M").to_string()
-}
-
 /// The query string of the filters (without the cursor), for links.
 fn filters_query(q: &AvisQuery) -> String {
     let pairs: Vec<(&str, &str)> = [
@@ -192,7 +178,7 @@ fn avis_list(rows: &[AvisRow]) -> Markup {
         ol.avis {
             @for a in rows {
                 li {
-                    p.indication { (paris(a.received_at)) " · provenance «\u{a0}" (a.source) "\u{a0}»" }
+                    p.indication { (paris_time(a.received_at)) " · provenance «\u{a0}" (a.source) "\u{a0}»" }
                     dl {
                         dt { "Satisfaction" } dd { (label(Question::Satisfaction, &a.satisfaction)) }
                         dt { "Facilité" } dd { (a.facilite.as_deref().map_or("Sans réponse", |v| label(Question::Facilite, v))) }

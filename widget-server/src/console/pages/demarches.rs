@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::demarche::{index_badge, thousands};
 use super::{fold, text_field, Fields, Params};
-use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
+use crate::console::layout::{csrf_field, notice, paris_time_a, see_other, Errors, Input};
 use crate::console::limit::Action;
 use crate::console::store::{AuditEntry, DemarcheDetails, DemarcheRow};
 use crate::console::{Answer, Ctx, Problem};
@@ -20,10 +20,6 @@ const PAGE: i64 = 20;
 #[derive(Deserialize, Default)]
 pub struct InfoQuery {
     info: Option<String>,
-}
-
-fn paris(t: chrono::DateTime<Utc>) -> String {
-    t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y à %H:%M").to_string()
 }
 
 /// « Mes démarches »: each carried démarche with its index over 12 months, avis this month and
@@ -62,7 +58,7 @@ pub async fn console_get(ctx: Ctx, Params(q): Params<InfoQuery>) -> Answer {
                             td { a href={ "/console/demarches/" (d.id) "/satisfaction" } { (d.details.name) } br; span.indication { "n°\u{a0}" (d.id) " · " (d.details.administration) } }
                             td { (index_badge(year)) }
                             td { (thousands(*month)) }
-                            td { @match last { Some(t) => (paris(*t)), None => "Aucun avis pour l'instant" } }
+                            td { @match last { Some(t) => (paris_time_a(*t)), None => "Aucun avis pour l'instant" } }
                         }
                     }
                 }

@@ -203,15 +203,11 @@ pub async fn leave_post(ctx: Ctx, Id(id): Id) -> Answer {
     Ok(see_other("/console?info=demarche-quittee"))
 }
 
-fn invite_hash(jeton: Option<&str>) -> Option<[u8; 32]> {
-    jeton.filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())).map(secret::hash)
-}
-
 const BAD_INVITE: (&str, &str) = ("Mes démarches", "/console");
 
 /// The invitation link: shows a button (a GET changes nothing).
 pub async fn invitation_get(ctx: Ctx, Params(q): Params<TokenQuery>) -> Answer {
-    if invite_hash(q.jeton.as_deref()).is_none() {
+    if q.jeton.as_deref().and_then(secret::hash_if_well_formed).is_none() {
         return Err(super::signup::bad_link(TokenState::Unknown, BAD_INVITE));
     }
     let main = html! {
@@ -228,7 +224,7 @@ pub async fn invitation_get(ctx: Ctx, Params(q): Params<TokenQuery>) -> Answer {
 
 pub async fn invitation_post(ctx: Ctx, Fields(q): Fields<TokenQuery>) -> Answer {
     let me = ctx.account()?;
-    let Some(hash) = invite_hash(q.jeton.as_deref()) else {
+    let Some(hash) = q.jeton.as_deref().and_then(secret::hash_if_well_formed) else {
         return Err(super::signup::bad_link(TokenState::Unknown, BAD_INVITE));
     };
     let now = Utc::now();

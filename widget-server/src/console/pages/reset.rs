@@ -111,14 +111,10 @@ fn reset_form(ctx: &Ctx, jeton: &str, errors: &Errors) -> Markup {
     }
 }
 
-fn valid_token(jeton: &str) -> Option<[u8; 32]> {
-    (jeton.len() == 64 && jeton.bytes().all(|b| b.is_ascii_hexdigit())).then(|| secret::hash(jeton))
-}
-
 /// The form, if the link is valid (changes nothing).
 pub async fn reset_get(ctx: Ctx, Params(q): Params<TokenQuery>) -> Answer {
     let jeton = q.jeton.unwrap_or_default();
-    let state = match valid_token(&jeton) {
+    let state = match secret::hash_if_well_formed(&jeton) {
         Some(hash) => ctx.console.store.peek_token(hash, TokenKind::Reset, Utc::now()).await?,
         None => TokenState::Unknown,
     };
@@ -132,7 +128,9 @@ pub async fn reset_get(ctx: Ctx, Params(q): Params<TokenQuery>) -> Answer {
 /// Sets the password, uses the link, ends every session.
 pub async fn reset_post(ctx: Ctx, Fields(f): Fields<ResetForm>) -> Answer {
     let c = &ctx.console;
-    let Some(hash) = valid_token(&f.jeton) else { return Err(bad_link(TokenState::Unknown, ASK_AGAIN)) };
+    let Some(hash) = secret::hash_if_well_formed(&f.jeton) else {
+        return Err(bad_link(TokenState::Unknown, ASK_AGAIN));
+    };
     let state = c.store.peek_token(hash, TokenKind::Reset, Utc::now()).await?;
     if !matches!(state, TokenState::Valid(_)) {
         return Err(bad_link(state, ASK_AGAIN));

@@ -4,18 +4,18 @@
 //! index: it costs O(days), whatever the number of avis, and shows votes flushed a second ago.
 
 use axum::http::StatusCode;
-use chrono::{Days, NaiveDate, TimeZone, Utc};
+use chrono::{Days, NaiveDate, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::demarche::{carried, header, score_badge, thousands, Tab};
 use super::{Id, Params};
 use crate::console::chart::{buckets, trend_svg, Grain};
-use crate::console::layout::Errors;
+use crate::console::layout::{paris_time, Errors};
 use crate::console::{Answer, Ctx};
 use crate::form::{LABELS_AIDE, LABELS_CLARTE, LABELS_FACILITE, LABELS_SATISFACTION};
 use crate::stats::Counts;
-use crate::vote::paris_day;
+use crate::vote::{paris_day, paris_midnight};
 
 /// Longest custom period, in days (five years).
 const MAX_DAYS: i64 = 5 * 366;
@@ -104,15 +104,6 @@ fn breakdown(legend: &str, labels: &[&str], counts: &[i64], whole: i64) -> Marku
             tbody { @for (label, n) in labels.iter().zip(counts) { tr { td { (label) } td { (thousands(*n)) } td { (percent(*n, whole)) } } } }
         }
     }
-}
-
-/// Midnight in Paris of `day`, as a UTC instant.
-fn paris_midnight(day: NaiveDate) -> chrono::DateTime<Utc> {
-    chrono_tz::Europe::Paris
-        .from_local_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default())
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default()))
 }
 
 fn sum(days: &[(NaiveDate, Counts)]) -> Counts {
@@ -242,7 +233,7 @@ pub async fn satisfaction_get(ctx: Ctx, Id(id): Id, Params(q): Params<PeriodQuer
                 ul.commentaires {
                     @for c in &comments {
                         li {
-                            p.indication { (c.received_at.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y %H:%M")) " · " (c.source) " · "
+                            p.indication { (paris_time(c.received_at)) " · " (c.source) " · "
                                 (match c.satisfaction.as_str() { "bien" => "Très bien", "moyen" => "Moyen", _ => "Pas bien" }) }
                             p { (c.text) }
                         }

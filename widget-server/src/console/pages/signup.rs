@@ -139,7 +139,7 @@ pub fn bad_link(state: TokenState, again: (&'static str, &'static str)) -> Probl
 }
 
 fn token_of(q: &TokenQuery) -> Option<[u8; 32]> {
-    q.jeton.as_deref().filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())).map(secret::hash)
+    q.jeton.as_deref().and_then(secret::hash_if_well_formed)
 }
 
 const SIGN_UP_AGAIN: (&str, &str) = ("Recevoir un nouveau lien\u{a0}: recommencer l'inscription", "/inscription");

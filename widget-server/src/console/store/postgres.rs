@@ -935,31 +935,13 @@ impl ConsoleStore for PgConsoleStore {
             // with itself and with any writer of the table, not with readers.
             tx.batch_execute("LOCK TABLE demarche IN SHARE ROW EXCLUSIVE MODE").await?;
             let id: i64 = tx.query_one("SELECT coalesce(max(id), 0) + 1 FROM demarche", &[]).await?.try_get(0)?;
-            let c = &details.criteria;
             tx.execute(
-                "INSERT INTO demarche (id, name, administration, url, volume_annuel, en_ligne, franceconnect, mobile, \
-                 support_qualite, disponibilite, privacy_controller, privacy_dpo, search, created_by, created_at, \
-                 active, high_volume_approved) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, true, false)",
-                &[
-                    &id,
-                    &details.name,
-                    &details.administration,
-                    &details.url,
-                    &details.volume_annuel,
-                    &c.en_ligne.map(EnLigne::as_str),
-                    &c.franceconnect,
-                    &c.mobile,
-                    &c.support_qualite,
-                    &c.disponibilite,
-                    &details.privacy_controller,
-                    &details.privacy_dpo,
-                    &search,
-                    &creator,
-                    &now,
-                ],
+                "INSERT INTO demarche (id, name, created_by, created_at, active, high_volume_approved) \
+                 VALUES ($1, $2, $3, $4, true, false)",
+                &[&id, &details.name, &creator, &now],
             )
             .await?;
+            write_details(&tx, id, &details, &search).await?;
             tx.execute(
                 "INSERT INTO porteur (account_id, demarche_id, created_at) VALUES ($1, $2, $3)",
                 &[&creator, &id, &now],
@@ -977,32 +959,7 @@ impl ConsoleStore for PgConsoleStore {
         details: DemarcheDetails,
         search: String,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        async move {
-            let c = &details.criteria;
-            self.execute(
-                "UPDATE demarche SET name = $2, administration = $3, url = $4, volume_annuel = $5, en_ligne = $6, \
-                 franceconnect = $7, mobile = $8, support_qualite = $9, disponibilite = $10, \
-                 privacy_controller = $11, privacy_dpo = $12, search = $13 WHERE id = $1",
-                &[
-                    &id,
-                    &details.name,
-                    &details.administration,
-                    &details.url,
-                    &details.volume_annuel,
-                    &c.en_ligne.map(EnLigne::as_str),
-                    &c.franceconnect,
-                    &c.mobile,
-                    &c.support_qualite,
-                    &c.disponibilite,
-                    &details.privacy_controller,
-                    &details.privacy_dpo,
-                    &search,
-                ],
-            )
-            .await
-            .map(drop)
-        }
-        .boxed()
+        async move { write_details(&*self.conn().await?, id, &details, &search).await }.boxed()
     }
 
     fn set_demarche_active(&self, id: i64, active: bool) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -1623,4 +1580,37 @@ fn counts_from(r: &Row, at: usize) -> Result<Counts, StoreError> {
         *slot = r.try_get(at + i)?;
     }
     Ok(Counts::from_columns(c))
+}
+
+/// Writes a démarche's fiche (and its search key): shared by its creation and its edits.
+async fn write_details(
+    client: &impl tokio_postgres::GenericClient,
+    id: i64,
+    details: &DemarcheDetails,
+    search: &str,
+) -> Result<(), StoreError> {
+    let c = &details.criteria;
+    client
+        .execute(
+            "UPDATE demarche SET name = $2, administration = $3, url = $4, volume_annuel = $5, en_ligne = $6, \
+             franceconnect = $7, mobile = $8, support_qualite = $9, disponibilite = $10, \
+             privacy_controller = $11, privacy_dpo = $12, search = $13 WHERE id = $1",
+            &[
+                &id,
+                &details.name,
+                &details.administration,
+                &details.url,
+                &details.volume_annuel,
+                &c.en_ligne.map(EnLigne::as_str),
+                &c.franceconnect,
+                &c.mobile,
+                &c.support_qualite,
+                &c.disponibilite,
+                &details.privacy_controller,
+                &details.privacy_dpo,
+                &search,
+            ],
+        )
+        .await?;
+    Ok(())
 }

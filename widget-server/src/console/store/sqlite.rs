@@ -688,30 +688,12 @@ impl ConsoleStore for SqliteConsoleStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = ts(now);
             let id: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM demarche", [], |r| r.get(0))?;
-            let c = &details.criteria;
             tx.execute(
-                "INSERT INTO demarche (id, name, administration, url, volume_annuel, en_ligne, franceconnect, mobile, \
-                 support_qualite, disponibilite, privacy_controller, privacy_dpo, search, created_by, created_at, \
-                 active, high_volume_approved) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, 0)",
-                params![
-                    id,
-                    details.name,
-                    details.administration,
-                    details.url,
-                    details.volume_annuel,
-                    c.en_ligne.map(EnLigne::as_str),
-                    c.franceconnect,
-                    c.mobile,
-                    c.support_qualite,
-                    c.disponibilite,
-                    details.privacy_controller,
-                    details.privacy_dpo,
-                    search,
-                    creator,
-                    now,
-                ],
+                "INSERT INTO demarche (id, name, created_by, created_at, active, high_volume_approved) \
+                 VALUES (?1, ?2, ?3, ?4, 1, 0)",
+                params![id, details.name, creator, now],
             )?;
+            write_details(&tx, id, &details, &search)?;
             tx.execute(
                 "INSERT INTO porteur (account_id, demarche_id, created_at) VALUES (?1, ?2, ?3)",
                 params![creator, id, now],
@@ -727,30 +709,7 @@ impl ConsoleStore for SqliteConsoleStore {
         details: DemarcheDetails,
         search: String,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.conn.with(move |conn| {
-            let c = &details.criteria;
-            conn.execute(
-                "UPDATE demarche SET name = ?2, administration = ?3, url = ?4, volume_annuel = ?5, en_ligne = ?6, \
-                 franceconnect = ?7, mobile = ?8, support_qualite = ?9, disponibilite = ?10, \
-                 privacy_controller = ?11, privacy_dpo = ?12, search = ?13 WHERE id = ?1",
-                params![
-                    id,
-                    details.name,
-                    details.administration,
-                    details.url,
-                    details.volume_annuel,
-                    c.en_ligne.map(EnLigne::as_str),
-                    c.franceconnect,
-                    c.mobile,
-                    c.support_qualite,
-                    c.disponibilite,
-                    details.privacy_controller,
-                    details.privacy_dpo,
-                    search,
-                ],
-            )?;
-            Ok(())
-        })
+        self.conn.with(move |conn| Ok(write_details(conn, id, &details, &search)?))
     }
 
     fn set_demarche_active(&self, id: i64, active: bool) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -1266,4 +1225,30 @@ fn counts_from(r: &Row, at: usize) -> rusqlite::Result<Counts> {
         *slot = r.get(at + i)?;
     }
     Ok(Counts::from_columns(c))
+}
+
+/// Writes a démarche's fiche (and its search key): shared by its creation and its edits.
+fn write_details(conn: &Connection, id: i64, details: &DemarcheDetails, search: &str) -> rusqlite::Result<()> {
+    let c = &details.criteria;
+    conn.execute(
+        "UPDATE demarche SET name = ?2, administration = ?3, url = ?4, volume_annuel = ?5, en_ligne = ?6, \
+         franceconnect = ?7, mobile = ?8, support_qualite = ?9, disponibilite = ?10, \
+         privacy_controller = ?11, privacy_dpo = ?12, search = ?13 WHERE id = ?1",
+        params![
+            id,
+            details.name,
+            details.administration,
+            details.url,
+            details.volume_annuel,
+            c.en_ligne.map(EnLigne::as_str),
+            c.franceconnect,
+            c.mobile,
+            c.support_qualite,
+            c.disponibilite,
+            details.privacy_controller,
+            details.privacy_dpo,
+            search,
+        ],
+    )?;
+    Ok(())
 }
