@@ -60,14 +60,16 @@ fn form_render(c: &mut Criterion) {
         high_volume_approved: false,
         active: true,
         merged_into: None,
+        privacy: Default::default(),
     };
     let key = KeySigner::new(SECRET).sign(42);
     let answers = Answers::default();
     let errors = FieldErrors::default();
+    let chrome = form::Chrome::plain("/static/avis.0123456789ab.css");
     c.bench_function("form_render", |b| {
         b.iter(|| {
             let view = FormView {
-                css_href: "/static/avis.0123456789ab.css",
+                chrome: &chrome,
                 demarche: &d,
                 key: &key,
                 source: Source::default(),

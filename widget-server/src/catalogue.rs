@@ -25,6 +25,18 @@ pub struct Demarche {
     pub active: bool,
     /// Merged by an administrator into this other démarche (DESIGN §10, Administration).
     pub merged_into: Option<i64>,
+    /// The privacy notice its porteurs filled in on the « Fiche » (DESIGN §13); empty: the
+    /// operator's is shown.
+    pub privacy: PrivacyNotice,
+}
+
+/// Who answers for the data citizens give on a form (DESIGN §13).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PrivacyNotice {
+    /// The data controller.
+    pub controller: String,
+    /// How to reach its data protection officer (an address, a URL, a postal address).
+    pub dpo: String,
 }
 
 impl Demarche {
@@ -112,6 +124,7 @@ mod tests {
             high_volume_approved: false,
             active,
             merged_into: None,
+            privacy: PrivacyNotice::default(),
         }
     }
 

@@ -174,6 +174,10 @@ pub struct Config {
     /// Show the « République française » block in page headers (only the State may use it).
     #[arg(long, env = "MONAVIS_OPERATOR_MARIANNE", global = true)]
     pub operator_marianne: bool,
+    /// How citizens reach the operator's data protection officer (an address or a URL), in the
+    /// privacy notice of forms whose porteurs filled in none.
+    #[arg(long, env = "MONAVIS_OPERATOR_DPO", default_value = "", global = true)]
+    pub operator_dpo: String,
     /// SMTP server for the console's e-mails: smtp://host:25, smtp://user:pass@host:587?tls=required,
     /// smtps://host:465. Without it, e-mails stay in the email_outbox table (and the log says so).
     #[arg(long, env = "MONAVIS_SMTP_URL", global = true)]

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use maud::{html, Markup, DOCTYPE};
 
-use crate::catalogue::Demarche;
+use crate::catalogue::{Demarche, PrivacyNotice};
 use crate::vote::{aide_bit, Answers, Level, Question, Source, AIDE, MAX_COMMENT_CHARS};
 
 /// Name of the honeypot field: hidden from people, tempting for bots.
@@ -220,6 +220,9 @@ fn clean_comment(raw: &str) -> String {
 /// anything else are ignored.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct FormLink {
+    /// Whether the link has a `key` at all: without one, `/Demarches/{id}` is the démarche's
+    /// public page (DESIGN §3, §12); with one, even empty, it is the form.
+    pub has_key: bool,
     pub key: String,
     pub source: Source,
 }
@@ -230,7 +233,10 @@ pub fn parse_form_link(query: &str) -> FormLink {
     let pairs: Vec<(Cow<str>, Cow<str>)> = serde_urlencoded::from_str(query).unwrap_or_default();
     for (name, value) in pairs {
         match name.as_ref() {
-            "key" => link.key = value.chars().take(64).collect(),
+            "key" => {
+                link.has_key = true;
+                link.key = value.chars().take(64).collect();
+            }
             "nd_source" => link.source = Source::new(&value).unwrap_or_default(),
             _ => {}
         }
@@ -243,7 +249,36 @@ pub fn parse_form_link(query: &str) -> FormLink {
 
 const SITE: &str = "Je donne mon avis";
 
-fn layout(css_href: &str, title: &str, main: Markup) -> Markup {
+/// What every citizen page shows around its content, the same for every démarche: the
+/// operator's identity (DESIGN §13) and the stylesheet. Built once at start.
+#[derive(Clone, Debug)]
+pub struct Chrome {
+    /// Hashed URL of avis.css.
+    pub css_href: String,
+    /// `--operator-name`, in every page header.
+    pub operator: String,
+    /// `--operator-marianne`: the « République française » block (only the State may use it).
+    pub marianne: bool,
+    /// The operator's privacy notice, shown on forms whose porteurs filled in none.
+    pub privacy: PrivacyNotice,
+    /// `--retention-months`: how long comments are kept.
+    pub retention_months: u32,
+}
+
+impl Chrome {
+    /// A chrome for tests and benches: operator « monavis », no Marianne.
+    pub fn plain(css_href: &str) -> Chrome {
+        Chrome {
+            css_href: css_href.to_string(),
+            operator: "monavis".into(),
+            marianne: false,
+            privacy: PrivacyNotice { controller: "monavis".into(), dpo: String::new() },
+            retention_months: 24,
+        }
+    }
+}
+
+fn layout(chrome: &Chrome, title: &str, main: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="fr" {
@@ -252,14 +287,14 @@ fn layout(css_href: &str, title: &str, main: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="robots" content="noindex";
                 title { (title) }
-                link rel="stylesheet" href=(css_href);
+                link rel="stylesheet" href=(chrome.css_href);
             }
             body {
                 a.evitement href="#contenu" { "Aller au contenu" }
                 header.entete {
                     div.conteneur {
-                        p.marque { "République" br; "Française" }
-                        p.service { (SITE) }
+                        @if chrome.marianne { p.marque { "République" br; "Française" } }
+                        p.service { (chrome.operator) span.sous-titre { (SITE) } }
                     }
                 }
                 main #contenu .conteneur { (main) }
@@ -268,6 +303,25 @@ fn layout(css_href: &str, title: &str, main: Markup) -> Markup {
                         p { "Vos réponses sont anonymes\u{a0}: elles servent à améliorer cette démarche." }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The privacy notice of a form (DESIGN §13): the démarche's when its porteurs filled it in,
+/// else the operator's.
+fn privacy_notice(chrome: &Chrome, d: &Demarche) -> Markup {
+    let notice = if d.privacy.controller.trim().is_empty() { &chrome.privacy } else { &d.privacy };
+    html! {
+        section.donnees aria-labelledby="donnees" {
+            h2 #donnees { "Vos données" }
+            p {
+                "Responsable du traitement\u{a0}: " (notice.controller) "."
+                @if !notice.dpo.trim().is_empty() { " Délégué à la protection des données\u{a0}: " (notice.dpo) "." }
+            }
+            p {
+                "Ni nom, ni adresse IP, ni cookie ne sont enregistrés. Adresses e-mail, numéros de téléphone, de sécurité sociale et IBAN écrits dans le commentaire en sont retirés. Les commentaires sont effacés après "
+                (chrome.retention_months) "\u{a0}mois."
             }
         }
     }
@@ -287,7 +341,7 @@ pub const LABELS_AIDE: [&str; 6] = [
 
 /// What the form page needs to know beyond the démarche.
 pub struct FormView<'a> {
-    pub css_href: &'a str,
+    pub chrome: &'a Chrome,
     pub demarche: &'a Demarche,
     pub key: &'a str,
     pub source: Source,
@@ -376,12 +430,13 @@ pub fn form_page(v: &FormView) -> Markup {
             }
             button.bouton type="submit" { "Envoyer mon avis" }
         }
+        (privacy_notice(v.chrome, d))
     };
-    layout(v.css_href, &title, main)
+    layout(v.chrome, &title, main)
 }
 
 /// The thank-you page.
-pub fn merci_page(css_href: &str, d: &Demarche) -> Markup {
+pub fn merci_page(chrome: &Chrome, d: &Demarche) -> Markup {
     let main = html! {
         div.merci {
             h1 { "Merci pour votre avis\u{a0}!" }
@@ -389,18 +444,18 @@ pub fn merci_page(css_href: &str, d: &Demarche) -> Markup {
             p { "Il aide l'administration à simplifier ses démarches. Vous pouvez maintenant fermer cette page." }
         }
     };
-    layout(css_href, &format!("Merci – {SITE}"), main)
+    layout(chrome, &format!("Merci – {SITE}"), main)
 }
 
 /// Something went wrong that the citizen should know about: 404, 413, 429, 503…
-pub fn problem_page(css_href: &str, title: &str, paragraphs: &[&str]) -> Markup {
+pub fn problem_page(chrome: &Chrome, title: &str, paragraphs: &[&str]) -> Markup {
     let main = html! {
         div.probleme {
             h1 { (title) }
             @for para in paragraphs { p { (para) } }
         }
     };
-    layout(css_href, &format!("{title} – {SITE}"), main)
+    layout(chrome, &format!("{title} – {SITE}"), main)
 }
 
 #[cfg(test)]
@@ -463,7 +518,9 @@ mod tests {
     #[test]
     fn form_link_query() {
         let l = parse_form_link("view-mode=formulaire-avis&nd_source=email&nd_mode=popup&key=ABC");
-        assert_eq!((l.key.as_str(), l.source.as_str()), ("ABC", "email"));
+        assert_eq!((l.key.as_str(), l.source.as_str(), l.has_key), ("ABC", "email", true));
+        assert!(parse_form_link("key=").has_key, "an empty key is still a form link");
+        assert!(!parse_form_link("nd_source=email").has_key);
         assert_eq!(parse_form_link("%%%&&=="), FormLink::default());
     }
 }

@@ -57,9 +57,8 @@ impl Refusal {
 
     /// The status and French page.
     pub fn response(self, app: &App) -> Response<Body> {
-        let css = app.assets.css_href();
         let problem = |status, title: &str, paragraphs: &[&str]| {
-            html(status, form::problem_page(css, title, paragraphs), "no-store")
+            html(status, form::problem_page(&app.chrome, title, paragraphs), "no-store")
         };
         match self {
             Refusal::InvalidLink(_) => problem(
@@ -95,7 +94,7 @@ impl Refusal {
             ),
             Refusal::Invalid(posted, demarche) => {
                 let view = FormView {
-                    css_href: css,
+                    chrome: &app.chrome,
                     demarche: &demarche,
                     key: &posted.key,
                     source: posted.source,
@@ -209,6 +208,8 @@ async fn take_vote(app: &Arc<App>, peer: SocketAddr, url_id: i64, req: Request<I
         }
     };
     app.limits.check(client, demarche_id).map_err(Refusal::RateLimited)?;
+    // Before the vote exists: the buffer, the journal and the store only ever see the scrubbed text.
+    crate::privacy::scrub_comment(&mut posted.answers.commentaire);
     let vote = Vote::accept(demarche_id, posted.source, satisfaction, posted.answers);
     match &app.journal {
         None => {

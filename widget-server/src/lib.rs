@@ -12,6 +12,7 @@
 //! - [`limit`]: rate limits per client IP and per (client IP, démarche), trusting proxy headers
 //!   only from `--trusted-proxies`.
 //! - [`intake`]: the vote path glued together: key check, limits, honeypot, hand-over to the buffer.
+//!   On the way, [`privacy`] replaces e-mails, phone numbers, NIRs and IBANs in the comment.
 //! - [`journal`]: with `--journal DIR`, each vote is fsynced (group commit) before its 303.
 //! - [`buffer`]: [`buffer::BufferedVotes`], the sharded in-memory map that owns accepted votes
 //!   until the store commits them; full means 503, never a silent drop.
@@ -45,6 +46,7 @@ pub mod intake;
 pub mod journal;
 pub mod limit;
 pub mod metrics;
+pub mod privacy;
 pub mod search;
 pub mod secret;
 pub mod server;

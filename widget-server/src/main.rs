@@ -56,6 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 high_volume_approved: false,
                 active: !add.inactive,
                 merged_into: None,
+                privacy: Default::default(),
             };
             store.upsert_demarche(&d).await?;
             println!("démarche {} saved: {}", d.id, d.name);

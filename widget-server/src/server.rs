@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::assets::Assets;
 use crate::buffer::BufferedVotes;
-use crate::catalogue::{Catalogue, Lookup};
+use crate::catalogue::{Catalogue, Lookup, PrivacyNotice};
 use crate::config::Config;
 use crate::flush::{self, FlushOutcome, FlushSettings, Flusher};
 use crate::form::{self, FieldErrors, FormView};
@@ -40,6 +40,8 @@ const READY_BUFFER_SHARE: f64 = 0.9;
 pub struct App {
     pub config: Config,
     pub assets: Assets,
+    /// What every citizen page shows around its content.
+    pub chrome: form::Chrome,
     pub catalogue: Arc<Catalogue>,
     pub signer: KeySigner,
     pub limits: Limits,
@@ -56,8 +58,17 @@ pub struct App {
 impl App {
     /// Builds the shared state.
     pub fn new(config: Config, store: Arc<dyn Store>, catalogue: Arc<Catalogue>, secret: &[u8]) -> App {
+        let assets = Assets::build();
+        let chrome = form::Chrome {
+            css_href: assets.css_href().to_string(),
+            operator: config.operator_name.clone(),
+            marianne: config.operator_marianne,
+            privacy: PrivacyNotice { controller: config.operator_name.clone(), dpo: config.operator_dpo.clone() },
+            retention_months: 24, // FIXME(retention flag)
+        };
         App {
-            assets: Assets::build(),
+            assets,
+            chrome,
             signer: KeySigner::new(secret),
             limits: Limits::new(config.rate_per_minute, config.rate_per_minute_demarche),
             buffer: Arc::new(BufferedVotes::new(config.buffer_max_votes as usize, config.flush_max_votes as usize)),
@@ -126,10 +137,17 @@ pub async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> R
             .assets
             .serve(req.uri().path(), req.headers())
             .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found\n", "text/plain; charset=utf-8")),
-        Route::Form(id) if is_read => form_page(&app, id, req.uri().query().unwrap_or("")),
+        Route::Form(id) if is_read => {
+            let link = form::parse_form_link(req.uri().query().unwrap_or(""));
+            match &app.console {
+                // No key: the démarche's public page, off the hot path (it reads the store).
+                Some(console) if !link.has_key => console.handle(peer, req).await.map(http_body_util::Either::Right),
+                _ => form_page(&app, id, link),
+            }
+        }
         Route::Vote(id) if req.method() == Method::POST => intake::post_vote(&app, peer, id, req).await,
         Route::Merci(id) if is_read => match app.catalogue.for_citizens(id) {
-            Lookup::Open(d) => html(StatusCode::OK, form::merci_page(app.assets.css_href(), &d), CACHE_PAGE),
+            Lookup::Open(d) => html(StatusCode::OK, form::merci_page(&app.chrome, &d), CACHE_PAGE),
             Lookup::AwaitingApproval => Refusal::NotYetOpen.response(&app),
             Lookup::Unknown => Refusal::InvalidLink(Rejection::not_found).response(&app),
         },
@@ -151,7 +169,7 @@ pub async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> R
             None => html(
                 StatusCode::NOT_FOUND,
                 form::problem_page(
-                    app.assets.css_href(),
+                    &app.chrome,
                     "Page introuvable",
                     &["Cette adresse ne correspond à aucune page."],
                 ),
@@ -164,8 +182,7 @@ pub async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> R
 
 /// The form of démarche `id`, or of its target if it was merged: the key always verifies
 /// against `id`, and a target's form carries the target's own key, so the vote is its.
-fn form_page(app: &App, id: i64, query: &str) -> Response<Body> {
-    let link = form::parse_form_link(query);
+fn form_page(app: &App, id: i64, link: form::FormLink) -> Response<Body> {
     let demarche = match app.catalogue.for_citizens(id) {
         Lookup::Unknown => return Refusal::InvalidLink(Rejection::not_found).response(app),
         _ if !app.signer.verify(id as u64, &link.key) => return Refusal::InvalidLink(Rejection::bad_key).response(app),
@@ -180,7 +197,7 @@ fn form_page(app: &App, id: i64, query: &str) -> Response<Body> {
         &target_key
     };
     let view = FormView {
-        css_href: app.assets.css_href(),
+        chrome: &app.chrome,
         demarche: &demarche,
         key,
         source: link.source,

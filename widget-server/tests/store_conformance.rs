@@ -67,6 +67,7 @@ async fn conformance(store: Arc<dyn Store>) {
         high_volume_approved: false,
         active: true,
         merged_into: None,
+        privacy: Default::default(),
     };
     store.upsert_demarche(&d).await.unwrap();
     store.upsert_demarche(&Demarche { id: 2, name: "Autre".into(), active: false, ..d.clone() }).await.unwrap();

@@ -143,6 +143,17 @@ pub async fn load_session(State(console): State<Arc<Console>>, mut req: Request,
     res
 }
 
+/// The layer of the public pages that every visitor sees alike (the observatory): no session
+/// is read and no cookie set; problems are rendered as for a visitor.
+pub async fn public_problems(State(console): State<Arc<Console>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let mut res = next.run(req).await;
+    if let Some(problem) = res.extensions_mut().remove::<Problem>() {
+        res = render_problem(&console, &anonymous(String::new()), &path, problem);
+    }
+    res
+}
+
 fn anonymous(csrf: String) -> Viewer {
     Viewer::Anonymous { csrf, expired: false }
 }

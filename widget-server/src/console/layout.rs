@@ -55,6 +55,7 @@ pub fn page(c: &Chrome, title: &str, main: Markup) -> Markup {
                                         }
                                     }
                                 } @else {
+                                    (nav_link("/observatoire", "Observatoire"))
                                     (nav_link("/connexion", "Se connecter"))
                                     (nav_link("/inscription", "Créer un compte"))
                                 }
@@ -68,6 +69,8 @@ pub fn page(c: &Chrome, title: &str, main: Markup) -> Markup {
                         p { (c.operator) " – le bouton «\u{a0}Je donne mon avis\u{a0}» et la satisfaction des usagers des démarches en ligne." }
                         ul {
                             li { a href="/" { "Accueil" } }
+                            li { a href="/observatoire" { "Observatoire" } }
+                            li { a href="/observatoire.csv" { "Données ouvertes (CSV)" } }
                             li { a href="/connexion" { "Espace porteurs" } }
                         }
                     }

@@ -21,6 +21,7 @@ pub mod guard;
 pub mod layout;
 pub mod limit;
 pub mod mail;
+pub mod observatory;
 pub mod pages;
 pub mod password;
 pub mod routes;
@@ -118,6 +119,8 @@ pub struct Console {
     pub votes: Arc<dyn Store>,
     /// Signs form links, for the « Code à intégrer ».
     pub signer: KeySigner,
+    /// The public observatory's figures, computed at most every few minutes.
+    pub observatory: observatory::Cache,
     router: std::sync::OnceLock<axum::Router>,
 }
 
@@ -303,6 +306,7 @@ impl Console {
             catalogue,
             votes,
             signer: KeySigner::new(secret),
+            observatory: observatory::Cache::default(),
             router: std::sync::OnceLock::new(),
         });
         let _ = console.router.set(routes::router(console.clone()));

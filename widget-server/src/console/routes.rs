@@ -10,7 +10,8 @@ use axum::routing::{any, get, post};
 use axum::Router;
 
 use super::pages::{
-    account, admin, avis, code, demarche, demarches, fiche, home, login, porteurs, reset, satisfaction, signup,
+    account, admin, avis, code, demarche, demarches, fiche, home, login, observatoire, porteurs, reset, satisfaction,
+    signup,
 };
 use super::{api, guard, Console, Problem};
 
@@ -76,7 +77,16 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/api/{*rest}", any(api::not_found))
         .route_layer(from_fn_with_state(console.clone(), api::require_key));
 
-    Router::new()
+    // Anyone, and the same bytes for everyone (DESIGN §12): no session is read and no cookie
+    // set, so a CDN may keep them.
+    let observatory = Router::new()
+        .route("/observatoire", get(observatoire::observatoire_get))
+        .route("/observatoire.csv", get(observatoire::csv_get))
+        .route("/observatoire.json", get(observatoire::json_get))
+        .route("/Demarches/{id}", get(observatoire::public_get))
+        .layer(from_fn_with_state(console.clone(), guard::public_problems));
+
+    let with_session = Router::new()
         .merge(public)
         .merge(signed_in)
         .merge(admin)
@@ -94,7 +104,11 @@ pub fn router(console: Arc<Console>) -> Router {
         })
         // Innermost first: the CSRF check sees the viewer that load_session found.
         .layer(from_fn_with_state(console.clone(), guard::check_origin_and_csrf))
-        .layer(from_fn_with_state(console.clone(), guard::load_session))
+        .layer(from_fn_with_state(console.clone(), guard::load_session));
+
+    Router::new()
+        .merge(observatory)
+        .merge(with_session)
         .layer(from_fn_with_state(console.clone(), guard::security_headers))
         .with_state(console)
 }

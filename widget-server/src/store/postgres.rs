@@ -21,7 +21,7 @@ use tokio_postgres::{NoTls, Transaction};
 use uuid::Uuid;
 
 use super::{aggregate, recount_expressions, Store, StoreError, DAILY_COLUMNS};
-use crate::catalogue::Demarche;
+use crate::catalogue::{Demarche, PrivacyNotice};
 use crate::stats::{Counts, DailyRow};
 use crate::vote::{Question, Vote};
 
@@ -396,7 +396,8 @@ impl Store for PgStore {
             let conn = self.conn().await?;
             let rows = conn
                 .query(
-                    "SELECT id, name, administration, volume_annuel, high_volume_approved, active, merged_into FROM demarche ORDER BY id",
+                    "SELECT id, name, administration, volume_annuel, high_volume_approved, active, merged_into, \
+                     privacy_controller, privacy_dpo FROM demarche ORDER BY id",
                     &[],
                 )
                 .await?;
@@ -410,6 +411,7 @@ impl Store for PgStore {
                     high_volume_approved: r.get(4),
                     active: r.get(5),
                     merged_into: r.get(6),
+                    privacy: PrivacyNotice { controller: r.get(7), dpo: r.get(8) },
                 })
                 .collect())
         }

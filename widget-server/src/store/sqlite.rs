@@ -10,7 +10,7 @@ use futures_util::FutureExt;
 use rusqlite::{params, Connection};
 
 use super::{aggregate, recount_expressions, Store, StoreError, DAILY_COLUMNS};
-use crate::catalogue::Demarche;
+use crate::catalogue::{Demarche, PrivacyNotice};
 use crate::stats::{Counts, DailyRow};
 use crate::vote::{paris_day, Question, Vote};
 
@@ -356,7 +356,8 @@ impl Store for SqliteStore {
     fn demarches(&self) -> BoxFuture<'_, Result<Vec<Demarche>, StoreError>> {
         self.conn.with(|conn| {
             let mut st = conn.prepare(
-                "SELECT id, name, administration, volume_annuel, high_volume_approved, active, merged_into FROM demarche ORDER BY id",
+                "SELECT id, name, administration, volume_annuel, high_volume_approved, active, merged_into, \
+                     privacy_controller, privacy_dpo FROM demarche ORDER BY id",
             )?;
             let rows = st.query_map([], |r| {
                 Ok(Demarche {
@@ -367,6 +368,7 @@ impl Store for SqliteStore {
                     high_volume_approved: r.get(4)?,
                     active: r.get(5)?,
                     merged_into: r.get(6)?,
+                    privacy: PrivacyNotice { controller: r.get(7)?, dpo: r.get(8)? },
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -29,6 +29,11 @@ pub async fn home_get(ctx: Ctx, Params(q): Params<InfoQuery>) -> Response {
                 p { "Vos réponses sont anonymes. Elles aident les administrations à simplifier leurs démarches." }
             }
             section.carte {
+                h2 { "Observatoire" }
+                p { "La satisfaction des usagers de chaque démarche sur les 12 derniers mois, et ses critères de qualité\u{a0}: réalisable en ligne, FranceConnect, compatible mobile, support usager, disponibilité." }
+                p { a href="/observatoire" { "Consulter l'observatoire" } }
+            }
+            section.carte {
                 h2 { "Espace porteurs" }
                 p { "Vous êtes responsable d'une démarche en ligne\u{a0}? Déclarez-vous porteur de votre démarche, intégrez le bouton à la fin de son parcours et suivez en direct la satisfaction de ses usagers." }
                 @if signed_in {

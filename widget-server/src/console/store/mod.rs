@@ -560,6 +560,14 @@ pub trait ConsoleStore: Send + Sync + 'static {
         to: chrono::NaiveDate,
         source: Option<String>,
     ) -> BoxFuture<'_, Result<Vec<(chrono::NaiveDate, crate::stats::Counts)>, StoreError>>;
+    /// Every démarche open to citizens (active, not merged) with its counts summed over
+    /// `from..=to` (zero when it has none), in id order: the observatory's rows (DESIGN §12), in
+    /// one statement over `avis_daily`.
+    fn observatory(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<(DemarcheRow, crate::stats::Counts)>, StoreError>>;
     /// The counts of each source over `from..=to`, most avis first.
     fn source_counts(
         &self,

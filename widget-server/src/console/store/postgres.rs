@@ -1353,6 +1353,26 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
+    fn observatory(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<(DemarcheRow, Counts)>, StoreError>> {
+        async move {
+            // sum(bigint) is numeric: back to bigint.
+            let sums = DAILY_COLUMNS.iter().map(|c| format!("sum({c})::bigint AS {c}")).collect::<Vec<_>>().join(", ");
+            let totals = DAILY_COLUMNS.iter().map(|c| format!("coalesce(a.{c}, 0)")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT {DEMARCHE_COLUMNS}, {totals} FROM demarche d LEFT JOIN \
+                 (SELECT demarche_id, {sums} FROM avis_daily WHERE day BETWEEN $1 AND $2 GROUP BY demarche_id) a \
+                 ON a.demarche_id = d.id WHERE d.active AND d.merged_into IS NULL ORDER BY d.id"
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&from, &to]).await?;
+            rows.iter().map(|r| Ok((read_demarche(r, 0)?, counts_from(r, 16)?))).collect()
+        }
+        .boxed()
+    }
+
     fn source_counts(
         &self,
         demarche_id: i64,

@@ -1027,6 +1027,25 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
+    fn observatory(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<(DemarcheRow, Counts)>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sums = DAILY_COLUMNS.iter().map(|c| format!("sum({c}) AS {c}")).collect::<Vec<_>>().join(", ");
+            let totals = DAILY_COLUMNS.iter().map(|c| format!("coalesce(a.{c}, 0)")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT {DEMARCHE_COLUMNS}, {totals} FROM demarche d LEFT JOIN \
+                 (SELECT demarche_id, {sums} FROM avis_daily WHERE day BETWEEN ?1 AND ?2 GROUP BY demarche_id) a \
+                 ON a.demarche_id = d.id WHERE d.active AND d.merged_into IS NULL ORDER BY d.id"
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map(params![day(from), day(to)], |r| Ok((read_demarche(r, 0)?, counts_from(r, 16)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
     fn source_counts(
         &self,
         demarche_id: i64,

@@ -1,0 +1,480 @@
+//! The public observatory (DESIGN §12): every démarche open to citizens with its indicators over
+//! the 365 days ending yesterday (Europe/Paris) and the criteria its porteurs declared.
+//!
+//! The figures change once a day, so one [`Snapshot`] is computed from `avis_daily` (one
+//! statement) and kept in memory for a few minutes; filtering, sorting and paging run on it. A
+//! page view costs no store access at all while the snapshot is fresh, whatever the number of
+//! avis.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{Days, NaiveDate};
+use serde::Serialize;
+
+use super::store::{ConsoleStore, Criteria, DemarcheRow, EnLigne};
+use crate::catalogue::HIGH_VOLUME;
+use crate::search::fold;
+use crate::stats::{Counts, MIN_AVIS_FOR_SCORE};
+use crate::store::StoreError;
+
+/// How long a snapshot is served before it is computed again: criteria that porteurs change on
+/// the « Fiche » show within this delay (the figures themselves change at midnight).
+pub const SNAPSHOT_TTL: Duration = Duration::from_secs(300);
+
+/// The observatory's window: the 365 days ending yesterday.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+impl Window {
+    /// The 365 days ending the day before `today` (a Paris date).
+    pub fn ending_before(today: NaiveDate) -> Window {
+        let to = today - Days::new(1);
+        Window { from: to - Days::new(364), to }
+    }
+}
+
+/// Where a démarche stands on the « at least 100 avis » rule (DESIGN §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// No avis in the window: « À venir ».
+    AVenir,
+    /// Fewer than 100: « Nombre d'avis insuffisant ».
+    Insuffisant,
+    /// Indicators are published.
+    Publie,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::AVenir => "a_venir",
+            Status::Insuffisant => "insuffisant",
+            Status::Publie => "publie",
+        }
+    }
+}
+
+/// One démarche of the observatory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub id: i64,
+    pub name: String,
+    pub administration: String,
+    pub volume_annuel: Option<i64>,
+    pub counts: Counts,
+    pub criteria: Criteria,
+    /// `fold`ed name, administration and id, for the keyword filter.
+    search: String,
+}
+
+impl Entry {
+    /// From a démarche and its counts over the window.
+    pub fn new(d: &DemarcheRow, counts: Counts) -> Entry {
+        let x = &d.details;
+        Entry {
+            id: d.id,
+            name: x.name.clone(),
+            administration: x.administration.clone(),
+            volume_annuel: x.volume_annuel,
+            counts,
+            criteria: x.criteria.clone(),
+            search: format!("{} {}", fold(&format!("{} {}", x.name, x.administration)), d.id),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        match self.counts.n {
+            0 => Status::AVenir,
+            n if n < MIN_AVIS_FOR_SCORE => Status::Insuffisant,
+            _ => Status::Publie,
+        }
+    }
+
+    fn published(&self, index: Option<f64>) -> Option<f64> {
+        (self.status() == Status::Publie).then_some(index).flatten()
+    }
+
+    /// Satisfaction /10, only with enough avis.
+    pub fn satisfaction(&self) -> Option<f64> {
+        self.published(self.counts.satisfaction_index())
+    }
+
+    /// Ease /10, only with enough avis.
+    pub fn facilite(&self) -> Option<f64> {
+        self.published(self.counts.facilite_index())
+    }
+
+    /// Clarity /10, only with enough avis.
+    pub fn clarte(&self) -> Option<f64> {
+        self.published(self.counts.clarte_index())
+    }
+
+    /// Share of « Je n'ai pas eu besoin d'aide », only with enough avis.
+    pub fn autonomie(&self) -> Option<f64> {
+        self.published(self.counts.autonomy())
+    }
+}
+
+/// Whether a démarche belongs in the observatory: open to citizens (active, not merged, not a
+/// high-volume one waiting for approval, whose button does not work yet).
+pub fn listed(d: &DemarcheRow) -> bool {
+    let waiting = !d.high_volume_approved && d.details.volume_annuel.is_some_and(|v| v > HIGH_VOLUME);
+    d.active && d.merged_into.is_none() && !waiting
+}
+
+/// The observatory at one moment.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub window: Window,
+    /// In id order.
+    pub entries: Vec<Entry>,
+    /// The administrations named, sorted, for the filter.
+    pub administrations: Vec<String>,
+    computed_at: Instant,
+}
+
+impl Snapshot {
+    /// From the store's rows.
+    pub fn new(window: Window, rows: &[(DemarcheRow, Counts)]) -> Snapshot {
+        let entries: Vec<Entry> = rows.iter().filter(|(d, _)| listed(d)).map(|(d, c)| Entry::new(d, *c)).collect();
+        let mut administrations: Vec<String> =
+            entries.iter().map(|e| e.administration.trim().to_string()).filter(|a| !a.is_empty()).collect();
+        administrations.sort_by_key(|a| fold(a));
+        administrations.dedup();
+        Snapshot { window, entries, administrations, computed_at: Instant::now() }
+    }
+
+    /// The entry of démarche `id`, if listed.
+    pub fn entry(&self, id: i64) -> Option<&Entry> {
+        self.entries.binary_search_by_key(&id, |e| e.id).ok().map(|i| &self.entries[i])
+    }
+
+    /// The entries matching `filter`, in the order of `sort`.
+    pub fn select(&self, filter: &Filter, sort: Sort) -> Vec<&Entry> {
+        let administration = filter.administration.as_deref().map(fold).filter(|a| !a.is_empty());
+        let terms: Vec<String> =
+            filter.q.as_deref().map(fold).unwrap_or_default().split_whitespace().map(String::from).collect();
+        let mut out: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| administration.as_ref().map_or(true, |a| fold(e.administration.trim()) == *a))
+            .filter(|e| terms.iter().all(|t| e.search.contains(t.as_str())))
+            .collect();
+        out.sort_by(|a, b| sort.compare(a, b));
+        out
+    }
+}
+
+/// The observatory's filters (GET parameters).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// One administration, as listed.
+    pub administration: Option<String>,
+    /// Words all found in the name, the administration or the id (accents and case ignored).
+    pub q: Option<String>,
+}
+
+/// A sortable column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    Nom,
+    Administration,
+    Volume,
+    Avis,
+    Satisfaction,
+    Facilite,
+    Clarte,
+    Autonomie,
+    EnLigne,
+    FranceConnect,
+    Mobile,
+    Support,
+    Disponibilite,
+}
+
+impl Column {
+    pub const ALL: [Column; 13] = [
+        Column::Nom,
+        Column::Administration,
+        Column::Volume,
+        Column::Avis,
+        Column::Satisfaction,
+        Column::Facilite,
+        Column::Clarte,
+        Column::Autonomie,
+        Column::EnLigne,
+        Column::FranceConnect,
+        Column::Mobile,
+        Column::Support,
+        Column::Disponibilite,
+    ];
+
+    /// The `tri` parameter's value.
+    pub fn param(self) -> &'static str {
+        match self {
+            Column::Nom => "nom",
+            Column::Administration => "administration",
+            Column::Volume => "volume",
+            Column::Avis => "avis",
+            Column::Satisfaction => "satisfaction",
+            Column::Facilite => "facilite",
+            Column::Clarte => "clarte",
+            Column::Autonomie => "autonomie",
+            Column::EnLigne => "en_ligne",
+            Column::FranceConnect => "franceconnect",
+            Column::Mobile => "mobile",
+            Column::Support => "support",
+            Column::Disponibilite => "disponibilite",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Column> {
+        Column::ALL.into_iter().find(|c| c.param() == s)
+    }
+
+    /// The column's heading.
+    pub fn label(self) -> &'static str {
+        match self {
+            Column::Nom => "Démarche",
+            Column::Administration => "Administration",
+            Column::Volume => "Volume annuel",
+            Column::Avis => "Avis sur 12 mois",
+            Column::Satisfaction => "Satisfaction",
+            Column::Facilite => "Facilité",
+            Column::Clarte => "Clarté du langage",
+            Column::Autonomie => "Autonomie",
+            Column::EnLigne => "Réalisable en ligne",
+            Column::FranceConnect => "Identification FranceConnect",
+            Column::Mobile => "Compatible mobile",
+            Column::Support => "Support usager de qualité",
+            Column::Disponibilite => "Disponibilité",
+        }
+    }
+
+    /// The order a first click on the heading gives: names A to Z, figures best first.
+    pub fn natural_descending(self) -> bool {
+        !matches!(self, Column::Nom | Column::Administration)
+    }
+
+    /// The value compared, `None` when absent (always listed last).
+    fn key(self, e: &Entry) -> Key<'_> {
+        let yes_no = |v: Option<bool>| v.map(|b| Key::Num(if b { 1.0 } else { 0.0 })).unwrap_or(Key::None);
+        match self {
+            Column::Nom => Key::Text(&e.name),
+            Column::Administration if e.administration.trim().is_empty() => Key::None,
+            Column::Administration => Key::Text(&e.administration),
+            Column::Volume => e.volume_annuel.map_or(Key::None, |v| Key::Num(v as f64)),
+            Column::Avis => Key::Num(e.counts.n as f64),
+            Column::Satisfaction => e.satisfaction().map_or(Key::None, Key::Num),
+            Column::Facilite => e.facilite().map_or(Key::None, Key::Num),
+            Column::Clarte => e.clarte().map_or(Key::None, Key::Num),
+            Column::Autonomie => e.autonomie().map_or(Key::None, Key::Num),
+            Column::EnLigne => e.criteria.en_ligne.map_or(Key::None, |v| {
+                Key::Num(match v {
+                    EnLigne::Oui => 2.0,
+                    EnLigne::Partiel => 1.0,
+                    EnLigne::Non => 0.0,
+                })
+            }),
+            Column::FranceConnect => yes_no(e.criteria.franceconnect),
+            Column::Mobile => yes_no(e.criteria.mobile),
+            Column::Support => yes_no(e.criteria.support_qualite),
+            Column::Disponibilite => yes_no(e.criteria.disponibilite),
+        }
+    }
+}
+
+enum Key<'a> {
+    None,
+    Num(f64),
+    Text(&'a str),
+}
+
+/// A column and a direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sort {
+    pub column: Column,
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    /// Volume, then avis (DESIGN §12).
+    fn default() -> Sort {
+        Sort { column: Column::Volume, descending: true }
+    }
+}
+
+impl Sort {
+    /// From the `tri` and `ordre` parameters; the default for anything else.
+    pub fn parse(tri: Option<&str>, ordre: Option<&str>) -> Sort {
+        match tri.and_then(Column::parse) {
+            Some(column) => Sort {
+                column,
+                descending: match ordre {
+                    Some("asc") => false,
+                    Some("desc") => true,
+                    _ => column.natural_descending(),
+                },
+            },
+            None => Sort::default(),
+        }
+    }
+
+    /// Missing values last whatever the direction; ties by avis (most first), then name, then id.
+    fn compare(self, a: &Entry, b: &Entry) -> Ordering {
+        let primary = match (self.column.key(a), self.column.key(b)) {
+            (Key::None, Key::None) => Ordering::Equal,
+            (Key::None, _) => Ordering::Greater,
+            (_, Key::None) => Ordering::Less,
+            (Key::Num(x), Key::Num(y)) => directed(x.total_cmp(&y), self.descending),
+            (Key::Text(x), Key::Text(y)) => directed(fold(x).cmp(&fold(y)), self.descending),
+            _ => Ordering::Equal,
+        };
+        primary
+            .then_with(|| b.counts.n.cmp(&a.counts.n))
+            .then_with(|| fold(&a.name).cmp(&fold(&b.name)))
+            .then_with(|| a.id.cmp(&b.id))
+    }
+}
+
+fn directed(o: Ordering, descending: bool) -> Ordering {
+    if descending {
+        o.reverse()
+    } else {
+        o
+    }
+}
+
+/// The snapshot in memory, computed again when its window has passed or it is older than
+/// [`SNAPSHOT_TTL`]; one computation at a time, whatever the number of visitors.
+#[derive(Default)]
+pub struct Cache {
+    current: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
+}
+
+impl Cache {
+    /// The snapshot for `today` (a Paris date).
+    pub async fn get(&self, store: &dyn ConsoleStore, today: NaiveDate) -> Result<Arc<Snapshot>, StoreError> {
+        let window = Window::ending_before(today);
+        let mut current = self.current.lock().await;
+        if let Some(s) = current.as_ref() {
+            if s.window == window && s.computed_at.elapsed() < SNAPSHOT_TTL {
+                return Ok(s.clone());
+            }
+        }
+        let rows = store.observatory(window.from, window.to).await?;
+        let fresh = Arc::new(Snapshot::new(window, &rows));
+        *current = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Forgets the snapshot (a fiche changed).
+    pub async fn clear(&self) {
+        *self.current.lock().await = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::store::DemarcheDetails;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn row(id: i64, name: &str, admin: &str, volume: Option<i64>, n: i64, bien: i64) -> (DemarcheRow, Counts) {
+        let demarche = DemarcheRow {
+            id,
+            details: DemarcheDetails {
+                name: name.into(),
+                administration: admin.into(),
+                volume_annuel: volume,
+                ..DemarcheDetails::default()
+            },
+            high_volume_approved: false,
+            active: true,
+            merged_into: None,
+            created_at: chrono::Utc::now(),
+        };
+        let counts = Counts { n, satisfaction: [bien, 0, n - bien], ..Counts::default() };
+        (demarche, counts)
+    }
+
+    fn ids(entries: &[&Entry]) -> Vec<i64> {
+        entries.iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn the_window_is_the_365_days_ending_yesterday() {
+        let w = Window::ending_before(d("2026-12-02"));
+        assert_eq!((w.from, w.to), (d("2025-12-02"), d("2026-12-01")));
+        assert_eq!((w.to - w.from).num_days() + 1, 365);
+        let leap = Window::ending_before(d("2028-03-01"));
+        assert_eq!((leap.from, leap.to), (d("2027-03-02"), d("2028-02-29")));
+    }
+
+    #[test]
+    fn status_and_published_indexes_follow_the_100_rule() {
+        let s = Snapshot::new(
+            Window::ending_before(d("2026-12-02")),
+            &[row(1, "A", "", None, 0, 0), row(2, "B", "", None, 99, 99), row(3, "C", "", None, 100, 80)],
+        );
+        let st: Vec<_> = s.entries.iter().map(|e| (e.status(), e.satisfaction())).collect();
+        assert_eq!(st, [(Status::AVenir, None), (Status::Insuffisant, None), (Status::Publie, Some(8.0))]);
+        assert_eq!(s.entries[2].facilite(), None, "nobody answered the optional question");
+    }
+
+    #[test]
+    fn unlisted_demarches_stay_out() {
+        let mut inactive = row(1, "Inactive", "", None, 5, 5);
+        inactive.0.active = false;
+        let mut merged = row(2, "Doublon", "", None, 5, 5);
+        merged.0.merged_into = Some(3);
+        let waiting = row(4, "Gros volume", "", Some(HIGH_VOLUME + 1), 0, 0);
+        let mut approved = row(5, "Gros volume validé", "", Some(HIGH_VOLUME + 1), 0, 0);
+        approved.0.high_volume_approved = true;
+        let s = Snapshot::new(Window::ending_before(d("2026-12-02")), &[inactive, merged, waiting, approved]);
+        assert_eq!(s.entries.iter().map(|e| e.id).collect::<Vec<_>>(), [5]);
+        assert!(s.entry(5).is_some() && s.entry(4).is_none());
+    }
+
+    #[test]
+    fn filters_and_sorts() {
+        let s = Snapshot::new(
+            Window::ending_before(d("2026-12-02")),
+            &[
+                row(1, "Carte grise", "ANTS", Some(1_000), 150, 150),
+                row(2, "Permis de conduire", "ANTS", Some(5_000), 120, 30),
+                row(3, "Aide au logement", "Caisse d'allocations familiales", None, 200, 100),
+                row(4, "Élection : inscription", "Ministère de l'Intérieur", Some(5_000), 0, 0),
+            ],
+        );
+        assert_eq!(s.administrations, ["ANTS", "Caisse d'allocations familiales", "Ministère de l'Intérieur"]);
+        // Default: volume (most first, none last), then avis.
+        assert_eq!(ids(&s.select(&Filter::default(), Sort::default())), [2, 4, 1, 3]);
+        let by = |tri: &str, ordre: Option<&str>| ids(&s.select(&Filter::default(), Sort::parse(Some(tri), ordre)));
+        assert_eq!(by("satisfaction", None), [1, 3, 2, 4], "best first, unpublished last");
+        assert_eq!(by("satisfaction", Some("asc")), [2, 3, 1, 4], "still last when ascending");
+        assert_eq!(by("nom", None), [3, 1, 4, 2], "accents ignored");
+        assert_eq!(by("avis", Some("asc")), [4, 2, 1, 3]);
+        assert_eq!(Sort::parse(Some("n'importe"), Some("asc")), Sort::default());
+        let f = |administration: Option<&str>, q: Option<&str>| {
+            ids(&s.select(
+                &Filter { administration: administration.map(String::from), q: q.map(String::from) },
+                Sort::default(),
+            ))
+        };
+        assert_eq!(f(Some("ANTS"), None), [2, 1]);
+        assert_eq!(f(Some("ants"), Some("CARTE")), [1]);
+        assert_eq!(f(None, Some("election")), [4], "keyword without accent");
+        assert_eq!(f(None, Some("3")), [3], "by id");
+        assert_eq!(f(None, Some("inconnue")), Vec::<i64>::new());
+    }
+}
