@@ -1,0 +1,249 @@
+//! The public observatory end to end (DESIGN §12, issue 11), on both stores: votes posted through
+//! real links for several démarches, flushed, then a day boundary (the observatory's window ends
+//! yesterday) → `/observatoire`, its CSV and JSON, and the public démarche page show the right
+//! counts, indexes, colours, the « at least 100 avis » rule and the declared criteria. Plus the
+//! operator's identity and the privacy notice on the citizen form (DESIGN §13).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use chrono::{Days, Utc};
+use common::*;
+
+const OPEN_LIMITS: [&str; 4] = ["--rate-per-minute", "1000000000", "--rate-per-minute-demarche", "1000000000"];
+
+/// Démarche 1: 120 avis, satisfaction 8.3 (green), ease 5.0 (orange), clarity 0.0 (red),
+/// autonomy 25 %. Démarche 2: 99 avis (one short of publishing). Démarche 3: none yet.
+/// Démarche 4: inactive, never listed.
+const SCENARIO: [(i64, &str, &str); 4] = [
+    (1, "Demande de carte grise", "ANTS"),
+    (2, "Aide au logement", "Caisse d'allocations familiales"),
+    (3, "Inscription sur les listes électorales", "Ministère de l'Intérieur"),
+    (4, "Ancienne démarche", "ANTS"),
+];
+
+fn vote_of_1(key: &str, i: usize) -> String {
+    let sat = if i < 90 {
+        "bien"
+    } else if i < 110 {
+        "moyen"
+    } else {
+        "pas-bien"
+    };
+    let fac = if i % 2 == 0 { "facile" } else { "difficile" };
+    let aide = if i % 4 == 0 { "&aide=aucune" } else { "&aide=proche" };
+    let comment = if i == 7 { "&commentaire=Merci+%C3%A0+Jeanne+du+guichet" } else { "" };
+    format!("key={key}&nd_source=button&satisfaction={sat}&facilite={fac}&clarte=pas-clair{aide}{comment}")
+}
+
+async fn scenario(db_url: &str, dir: &std::path::Path) {
+    for (id, name, admin) in SCENARIO {
+        let id = id.to_string();
+        let mut args = vec!["demarche", "add", "--id", &id, "--name", name, "--administration", admin];
+        match id.as_str() {
+            "1" => args.extend(["--volume-annuel", "900000"]),
+            "4" => args.push("--inactive"),
+            _ => {}
+        }
+        cli(dir, db_url, &args);
+    }
+    // What porteurs declared on their « Fiche », and démarche 1's own privacy notice.
+    exec_sql(
+        db_url,
+        "UPDATE demarche SET en_ligne = 'oui', franceconnect = true, mobile = false, \
+         privacy_controller = 'Agence nationale des titres sécurisés', privacy_dpo = 'dpd@ants.gouv.fr' WHERE id = 1; \
+         UPDATE demarche SET en_ligne = 'partiel' WHERE id = 2;",
+    )
+    .await;
+    let mut extra = OPEN_LIMITS.to_vec();
+    extra.extend([
+        "--flush-interval-ms",
+        "100",
+        "--operator-name",
+        "Service des avis",
+        "--operator-dpo",
+        "dpo@service.example",
+    ]);
+    let mut server = Server::start_in(dir, db_url, &extra);
+
+    // The citizen form: the operator's name, no Marianne, each démarche's privacy notice.
+    let (_, _, form1) = get(&server.url(&server.form_path(1)), &[]).await;
+    let form1 = text(&form1);
+    assert!(form1.contains("Service des avis"), "operator name in the header");
+    assert!(!form1.contains("République"), "no Marianne without --operator-marianne");
+    assert!(form1.contains("Agence nationale des titres sécurisés") && form1.contains("dpd@ants.gouv.fr"));
+    let form2 = text(&get(&server.url(&server.form_path(2)), &[]).await.2);
+    assert!(
+        form2.contains("Responsable du traitement\u{a0}: Service des avis.") && form2.contains("dpo@service.example")
+    );
+    assert!(form2.contains("effacés après 24\u{a0}mois"));
+
+    // Votes through real links.
+    let (k1, k2) = (server.signer().sign(1), server.signer().sign(2));
+    let client = client();
+    for i in 0..120 {
+        let (status, _, _) = try_post_form(&client, &server.url("/Demarches/1/avis"), vote_of_1(&k1, i)).await.unwrap();
+        assert_eq!(status, 303);
+    }
+    for i in 0..99 {
+        let body = format!("key={k2}&nd_source=email&satisfaction={}", ["bien", "moyen"][i % 2]);
+        let (status, _, _) = try_post_form(&client, &server.url("/Demarches/2/avis"), body).await.unwrap();
+        assert_eq!(status, 303);
+    }
+    let store = open_store(db_url).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.count_avis().await.unwrap() < 219 {
+        assert!(Instant::now() < deadline, "votes flushed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Today's avis are not in the window yet (it ends yesterday): the public page reads the
+    // store directly and says so.
+    let (status, _, page) = get(&server.url("/Demarches/1"), &[]).await;
+    assert_eq!(status, 200);
+    assert!(text(&page).contains("À venir"), "today's avis wait for tomorrow");
+
+    // The day boundary: move the aggregates one day back, as if the votes came yesterday.
+    let shift = if db_url.starts_with("sqlite") {
+        "UPDATE avis_daily SET day = date(day, '-1 day');"
+    } else {
+        "UPDATE avis_daily SET day = day - 1;"
+    };
+    exec_sql(db_url, shift).await;
+    let today = widget_server::vote::paris_day(Utc::now().timestamp_millis());
+    let (from, to) = (today - Days::new(365), today - Days::new(1));
+
+    // The page.
+    let (status, headers, body) = get(&server.url("/observatoire"), &[]).await;
+    assert_eq!(status, 200);
+    assert!(headers.get("set-cookie").is_none(), "the same bytes for everyone");
+    let cache = headers["cache-control"].to_str().unwrap();
+    assert!(cache.contains("s-maxage=") && !cache.contains("no-store") && !cache.contains("private"), "{cache}");
+    let html = text(&body);
+    assert!(html.contains(&format!("du {} au {}", from.format("%d/%m/%Y"), to.format("%d/%m/%Y"))));
+    let row = |id: i64| -> String {
+        html.split("<tr>")
+            .find(|r| r.contains(&format!("href=\"/Demarches/{id}\"")))
+            .unwrap_or_else(|| panic!("row of démarche {id}"))
+            .split("</tr>")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let r1 = row(1);
+    assert!(r1.contains("<span class=\"badge vert\">8,3\u{a0}/\u{a0}10"), "satisfaction green: {r1}");
+    assert!(r1.contains("<span class=\"badge orange\">5,0\u{a0}/\u{a0}10"), "ease orange: {r1}");
+    assert!(r1.contains("<span class=\"badge rouge\">0,0\u{a0}/\u{a0}10"), "clarity red: {r1}");
+    assert!(r1.contains("25\u{a0}%") && r1.contains(">120<") && r1.contains("900\u{202f}000"), "{r1}");
+    assert!(r1.contains("data-label=\"Réalisable en ligne\"><span class=\"badge vert\">Oui"), "{r1}");
+    assert!(r1.contains("data-label=\"Compatible mobile\"><span class=\"badge rouge\">Non"), "{r1}");
+    assert!(r1.contains("data-label=\"Disponibilité\"><span class=\"badge\">Non déclaré"), "{r1}");
+    let r2 = row(2);
+    assert!(r2.contains(">99<") && r2.contains("Nombre d'avis insuffisant") && !r2.contains("/\u{a0}10"), "{r2}");
+    assert!(r2.contains("<span class=\"badge orange\">Partiel"), "{r2}");
+    let r3 = row(3);
+    assert!(r3.contains(">0<") && r3.contains("À venir"), "{r3}");
+    assert!(!html.contains("/Demarches/4\""), "an inactive démarche is not listed");
+    // Default order: volume (declared first), then avis.
+    let order = |html: &str| -> Vec<i64> {
+        html.split("<th scope=\"row\"><a href=\"/Demarches/")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    assert_eq!(order(&html), [1, 2, 3]);
+    let sorted = text(&get(&server.url("/observatoire?tri=avis&ordre=asc"), &[]).await.2);
+    assert_eq!(order(&sorted), [3, 2, 1]);
+    let by_admin = text(&get(&server.url("/observatoire?administration=ANTS"), &[]).await.2);
+    assert_eq!(order(&by_admin), [1]);
+    let by_word = text(&get(&server.url("/observatoire?q=ELECTORALES"), &[]).await.2);
+    assert_eq!(order(&by_word), [3], "keyword, accents and case ignored");
+
+    // Revalidation.
+    let etag = headers["etag"].to_str().unwrap();
+    let (status, _, body) = get(&server.url("/observatoire"), &[("if-none-match", etag)]).await;
+    assert_eq!((status.as_u16(), body.len()), (304, 0));
+
+    // The CSV.
+    let (status, headers, body) = get(&server.url("/observatoire.csv"), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    let mut csv = csv::Reader::from_reader(&body[..]);
+    let columns: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(columns, widget_server::console::pages::observatoire::CSV_COLUMNS);
+    let rows: Vec<std::collections::HashMap<String, String>> = csv.deserialize().map(Result::unwrap).collect();
+    assert_eq!(rows.iter().map(|r| r["demarche_id"].as_str()).collect::<Vec<_>>(), ["1", "2", "3"]);
+    let c1 = &rows[0];
+    assert_eq!(
+        [&c1["nombre_avis"], &c1["statut"], &c1["satisfaction_indice"], &c1["facilite_indice"], &c1["clarte_indice"]],
+        ["120", "publie", "8.33", "5.0", "0.0"]
+    );
+    assert_eq!([&c1["autonomie_pct"], &c1["realisable_en_ligne"], &c1["franceconnect"]], ["25.0", "oui", "oui"]);
+    assert_eq!([&c1["compatible_mobile"], &c1["disponibilite"]], ["non", ""]);
+    assert_eq!([&c1["periode_debut"], &c1["periode_fin"]], [&from.to_string(), &to.to_string()]);
+    assert_eq!(
+        [&rows[1]["nombre_avis"], &rows[1]["statut"], &rows[1]["satisfaction_indice"]],
+        ["99", "insuffisant", ""]
+    );
+    assert_eq!([&rows[2]["nombre_avis"], &rows[2]["statut"]], ["0", "a_venir"]);
+
+    // The JSON.
+    let (status, _, body) = get(&server.url("/observatoire.json"), &[]).await;
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (doc["periode_debut"].as_str(), doc["periode_fin"].as_str()),
+        (Some(&*from.to_string()), Some(&*to.to_string()))
+    );
+    let j1 = &doc["demarches"][0];
+    assert_eq!((j1["demarche_id"].as_i64(), j1["nombre_avis"].as_i64()), (Some(1), Some(120)));
+    assert_eq!((j1["satisfaction_indice"].as_f64(), j1["clarte_indice"].as_f64()), (Some(8.33), Some(0.0)));
+    assert_eq!(j1["compatible_mobile"], "non");
+    assert!(j1["disponibilite"].is_null());
+    assert!(doc["demarches"][1]["satisfaction_indice"].is_null(), "under 100 avis: no index");
+    assert_eq!(doc["demarches"].as_array().unwrap().len(), 3);
+
+    // The public page of démarche 1 matches, without comments or porteurs.
+    let (status, headers, body) = get(&server.url("/Demarches/1"), &[]).await;
+    assert_eq!(status, 200);
+    assert!(headers.get("set-cookie").is_none());
+    let page = text(&body);
+    assert!(page.contains("<span class=\"badge vert\">8,3\u{a0}/\u{a0}10") && page.contains("25\u{a0}%"));
+    assert!(page.contains("<svg") && page.contains("role=\"img\"") && page.contains("Tendance sur 12 mois, en texte"));
+    assert!(!page.contains("Jeanne"), "no comment on a public page");
+    let page2 = text(&get(&server.url("/Demarches/2"), &[]).await.2);
+    assert!(page2.contains("Nombre d'avis insuffisant") && !page2.contains("/\u{a0}10"));
+    // A key that does not verify is still the citizen's 404; an inactive démarche has no page.
+    let (status, _, body) = get(&server.url("/Demarches/1?key=0000"), &[]).await;
+    assert_eq!(status, 404);
+    assert!(text(&body).contains("Ce lien d'avis n'est pas valide"));
+    assert_eq!(get(&server.url("/Demarches/4"), &[]).await.0, 404);
+    assert_eq!(get(&server.url("/Demarches/99"), &[]).await.0, 404);
+
+    // The operator's name heads the console's pages too.
+    assert!(text(&get(&server.url("/"), &[]).await.2).contains("Service des avis"));
+    assert!(server.terminate().success());
+}
+
+#[tokio::test]
+async fn observatory_on_sqlite() {
+    let (tmp, url) = Server::sqlite_dir();
+    scenario(&url, tmp.path()).await;
+}
+
+#[tokio::test]
+async fn observatory_on_postgres() {
+    let url = fresh_pg_database("observatory_e2e").await;
+    let tmp = tempfile::tempdir().unwrap();
+    scenario(&url, tmp.path()).await;
+}
+
+#[tokio::test]
+async fn marianne_only_when_the_operator_says_so() {
+    let server = Server::sqlite_with(&[(1, "Carte grise")], &["--operator-marianne", "--operator-name", "Ministère X"]);
+    let form = text(&get(&server.url(&server.form_path(1)), &[]).await.2);
+    assert!(form.contains("République") && form.contains("Ministère X"));
+    let home = text(&get(&server.url("/observatoire"), &[]).await.2);
+    assert!(home.contains("République") && home.contains("Ministère X"));
+}
