@@ -216,13 +216,14 @@ fn clean_comment(raw: &str) -> String {
     }
 }
 
-/// The query of a form link: only `key` and `nd_source` matter; `view-mode`, `nd_mode` and
-/// anything else are ignored.
+/// The query of a form link: `key` and `nd_source` matter, `view-mode` only tells a form link
+/// from the public page; `nd_mode` and anything else are ignored.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct FormLink {
-    /// Whether the link has a `key` at all: without one, `/Demarches/{id}` is the démarche's
-    /// public page (DESIGN §3, §12); with one, even empty, it is the form.
-    pub has_key: bool,
+    /// Whether the link asks for the form: it has a `key` (even empty) or
+    /// `view-mode=formulaire-avis`. Otherwise `/Demarches/{id}` is the démarche's public page
+    /// (DESIGN §3, §12), and a form link that lost its key still gets the citizen's 404.
+    pub wants_form: bool,
     pub key: String,
     pub source: Source,
 }
@@ -234,10 +235,11 @@ pub fn parse_form_link(query: &str) -> FormLink {
     for (name, value) in pairs {
         match name.as_ref() {
             "key" => {
-                link.has_key = true;
+                link.wants_form = true;
                 link.key = value.chars().take(64).collect();
             }
             "nd_source" => link.source = Source::new(&value).unwrap_or_default(),
+            "view-mode" => link.wants_form |= value == "formulaire-avis",
             _ => {}
         }
     }
@@ -518,9 +520,10 @@ mod tests {
     #[test]
     fn form_link_query() {
         let l = parse_form_link("view-mode=formulaire-avis&nd_source=email&nd_mode=popup&key=ABC");
-        assert_eq!((l.key.as_str(), l.source.as_str(), l.has_key), ("ABC", "email", true));
-        assert!(parse_form_link("key=").has_key, "an empty key is still a form link");
-        assert!(!parse_form_link("nd_source=email").has_key);
+        assert_eq!((l.key.as_str(), l.source.as_str(), l.wants_form), ("ABC", "email", true));
+        assert!(parse_form_link("key=").wants_form, "an empty key is still a form link");
+        assert!(parse_form_link("view-mode=formulaire-avis").wants_form, "a form link that lost its key");
+        assert!(!parse_form_link("nd_source=email&view-mode=autre").wants_form);
         assert_eq!(parse_form_link("%%%&&=="), FormLink::default());
     }
 }

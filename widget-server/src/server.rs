@@ -141,7 +141,7 @@ pub async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> R
             let link = form::parse_form_link(req.uri().query().unwrap_or(""));
             match &app.console {
                 // No key: the démarche's public page, off the hot path (it reads the store).
-                Some(console) if !link.has_key => console.handle(peer, req).await.map(http_body_util::Either::Right),
+                Some(console) if !link.wants_form => console.handle(peer, req).await.map(http_body_util::Either::Right),
                 _ => form_page(&app, id, link),
             }
         }

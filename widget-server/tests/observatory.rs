@@ -215,9 +215,11 @@ async fn scenario(db_url: &str, dir: &std::path::Path) {
     let page2 = text(&get(&server.url("/Demarches/2"), &[]).await.2);
     assert!(page2.contains("Nombre d'avis insuffisant") && !page2.contains("/\u{a0}10"));
     // A key that does not verify is still the citizen's 404; an inactive démarche has no page.
-    let (status, _, body) = get(&server.url("/Demarches/1?key=0000"), &[]).await;
-    assert_eq!(status, 404);
-    assert!(text(&body).contains("Ce lien d'avis n'est pas valide"));
+    for form_link in ["/Demarches/1?key=0000", "/Demarches/1?key=", "/Demarches/1?view-mode=formulaire-avis"] {
+        let (status, _, body) = get(&server.url(form_link), &[]).await;
+        assert_eq!(status, 404, "{form_link}");
+        assert!(text(&body).contains("Ce lien d'avis n'est pas valide"), "{form_link}");
+    }
     assert_eq!(get(&server.url("/Demarches/4"), &[]).await.0, 404);
     assert_eq!(get(&server.url("/Demarches/99"), &[]).await.0, 404);
 
