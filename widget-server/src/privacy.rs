@@ -14,9 +14,9 @@
 //!   `%` in the local part, any number of subdomains. Not recognised: obfuscated forms
 //!   (« jean arobase gmail point com »), a domain without a dot (`jean@localhost`). An apostrophe
 //!   ends the local part, so « l'adresse » never swallows the « l' » before an address.
-//! - **French phone numbers**: `0X XX XX XX XX`, `0X XXXX XXXX` or ten digits in a row; `+33` or
-//!   `0033`, optionally `(0)` or `0`, then nine digits (`X XX XX XX XX`, `XXX XXX XXX`,
-//!   `X XXXX XXXX` or in a row). Separators are a space, a dot, a dash or a non-breaking space
+//! - **French phone numbers**: `0X XX XX XX XX`, `0X XXXX XXXX`, `0XXX XX XX XX` or ten digits
+//!   in a row; `+33` or `0033`, optionally `(0)` or `0`, then nine digits (`X XX XX XX XX`,
+//!   `XXX XXX XXX`, `X XXXX XXXX` or in a row). Separators are a space, a dot, a dash or a non-breaking space
 //!   (U+00A0, U+202F); between groups one is required, so « 01.02.2023 14:30 » (a date and a
 //!   time, ten digits) is no phone number. Other countries: `+`, a country code and 8 to 12
 //!   digits. Public numbers written like a phone number (« 09 69 32 39 39 ») are removed too;
@@ -75,7 +75,8 @@ static NUMBER: LazyLock<Regex> = LazyLock::new(|| {
           (?-u:\b) [0-9]{4} (?: ~[0-9]{4} ){3} (?-u:\b)
         | (?-u:\b) [0-9]{16} (?-u:\b)
         # French phone, national.
-        | (?-u:\b) 0[1-9] (?: (?: ~[0-9]{2} ){4} | ~[0-9]{4} ~[0-9]{4} | [0-9]{8} ) (?-u:\b)
+        | (?-u:\b) 0[1-9]
+          (?: (?: ~[0-9]{2} ){4} | ~[0-9]{4} ~[0-9]{4} | [0-9]{2} (?: ~[0-9]{2} ){3} | [0-9]{8} ) (?-u:\b)
         # French phone, international: +33 6 12 34 56 78, +33 (0)6 …, 0033 6…, +336…
         | (?: \+ | (?-u:\b) 00 ) 33 ~? (?: \(0\) ~? | 0 )? [1-9]
           (?: (?: ~[0-9]{2} ){4} | ~[0-9]{4} ~[0-9]{4} | [0-9]{2} ~[0-9]{3} ~[0-9]{3} | [0-9]{8} ) (?-u:\b)
@@ -88,7 +89,8 @@ static NUMBER: LazyLock<Regex> = LazyLock::new(|| {
         | (?-u:\b) [A-Za-z]{2} [0-9]{2}
           (?: [A-Za-z0-9]{11,30}
             | ~[A-Za-z0-9]{4}
-              (?: ~(?: [0-9][A-Za-z0-9]{3} | [A-Za-z][0-9][A-Za-z0-9]{2} | [A-Za-z]{2}[0-9][A-Za-z0-9] | [A-Za-z]{3}[0-9] ) ){1,6}
+              (?: ~(?: [0-9][A-Za-z0-9]{3} | [A-Za-z][0-9][A-Za-z0-9]{2}
+                    | [A-Za-z]{2}[0-9][A-Za-z0-9] | [A-Za-z]{3}[0-9] ) ){1,6}
               (?: ~[0-9][A-Za-z0-9]{0,3} )?
           ) (?-u:\b)"
             .replace('~', SEP),
@@ -242,6 +244,7 @@ mod tests {
                 "06-12-34-56-78",
                 "0612345678",
                 "06 1234 5678",
+                "0612 34 56 78",
                 "06\u{a0}12\u{a0}34\u{a0}56\u{a0}78",
                 "06\u{202f}12\u{202f}34\u{202f}56\u{202f}78",
                 "01 40 20 50 50",
@@ -315,7 +318,10 @@ mod tests {
 
     #[test]
     fn bank_cards() {
-        check_alone("numéro", &["4111 1111 1111 1111", "5555-5555-5555-4444", "4012888888881881", "4970 1000 0000 0063"]);
+        check_alone(
+            "numéro",
+            &["4111 1111 1111 1111", "5555-5555-5555-4444", "4012888888881881", "4970 1000 0000 0063"],
+        );
         // Sixteen digits that fail Luhn: a reference, kept.
         check(&[("Référence 1234 5678 9012 3456", "Référence 1234 5678 9012 3456")]);
     }

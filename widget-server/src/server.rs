@@ -168,11 +168,7 @@ pub async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> R
             Some(console) => console.handle(peer, req).await.map(http_body_util::Either::Right),
             None => html(
                 StatusCode::NOT_FOUND,
-                form::problem_page(
-                    &app.chrome,
-                    "Page introuvable",
-                    &["Cette adresse ne correspond à aucune page."],
-                ),
+                form::problem_page(&app.chrome, "Page introuvable", &["Cette adresse ne correspond à aucune page."]),
                 "no-store",
             ),
         },

@@ -31,8 +31,8 @@ fn vote_of_1(key: &str, i: usize) -> String {
     } else {
         "pas-bien"
     };
-    let fac = if i % 2 == 0 { "facile" } else { "difficile" };
-    let aide = if i % 4 == 0 { "&aide=aucune" } else { "&aide=proche" };
+    let fac = if i.is_multiple_of(2) { "facile" } else { "difficile" };
+    let aide = if i.is_multiple_of(4) { "&aide=aucune" } else { "&aide=proche" };
     let comment = if i == 7 { "&commentaire=Merci+%C3%A0+Jeanne+du+guichet" } else { "" };
     format!("key={key}&nd_source=button&satisfaction={sat}&facilite={fac}&clarte=pas-clair{aide}{comment}")
 }

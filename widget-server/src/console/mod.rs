@@ -120,7 +120,7 @@ pub struct Console {
     /// Signs form links, for the « Code à intégrer ».
     pub signer: KeySigner,
     /// The public observatory's figures, computed at most every few minutes.
-    pub observatory: observatory::Cache,
+    pub observatory: Arc<observatory::Cache>,
     router: std::sync::OnceLock<axum::Router>,
 }
 
@@ -306,7 +306,7 @@ impl Console {
             catalogue,
             votes,
             signer: KeySigner::new(secret),
-            observatory: observatory::Cache::default(),
+            observatory: Arc::default(),
             router: std::sync::OnceLock::new(),
         });
         let _ = console.router.set(routes::router(console.clone()));

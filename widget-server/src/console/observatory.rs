@@ -137,6 +137,8 @@ pub struct Snapshot {
     /// The administrations named, sorted, for the filter.
     pub administrations: Vec<String>,
     computed_at: Instant,
+    /// The [`Cache`] generation it was computed in.
+    generation: u64,
 }
 
 impl Snapshot {
@@ -147,7 +149,7 @@ impl Snapshot {
             entries.iter().map(|e| e.administration.trim().to_string()).filter(|a| !a.is_empty()).collect();
         administrations.sort_by_key(|a| fold(a));
         administrations.dedup();
-        Snapshot { window, entries, administrations, computed_at: Instant::now() }
+        Snapshot { window, entries, administrations, computed_at: Instant::now(), generation: 0 }
     }
 
     /// The entry of démarche `id`, if listed.
@@ -163,7 +165,7 @@ impl Snapshot {
         let mut out: Vec<&Entry> = self
             .entries
             .iter()
-            .filter(|e| administration.as_ref().map_or(true, |a| fold(e.administration.trim()) == *a))
+            .filter(|e| administration.as_ref().is_none_or(|a| fold(e.administration.trim()) == *a))
             .filter(|e| terms.iter().all(|t| e.search.contains(t.as_str())))
             .collect();
         out.sort_by(|a, b| sort.compare(a, b));
@@ -351,32 +353,63 @@ fn directed(o: Ordering, descending: bool) -> Ordering {
     }
 }
 
-/// The snapshot in memory, computed again when its window has passed or it is older than
-/// [`SNAPSHOT_TTL`]; one computation at a time, whatever the number of visitors.
+/// The snapshot in memory. A visitor never waits for a computation but the first of a day (the
+/// window moved) or of a process: past [`SNAPSHOT_TTL`] the old snapshot is served while one
+/// background task computes the next (one statement over a year of `avis_daily`: half a second
+/// for 1,000 démarches with three sources each, see docs/BENCHMARKS.md).
 #[derive(Default)]
 pub struct Cache {
-    current: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
+    current: arc_swap::ArcSwapOption<Snapshot>,
+    /// A background refresh is under way.
+    refreshing: Arc<std::sync::atomic::AtomicBool>,
+    /// One inline computation at a time.
+    computing: tokio::sync::Mutex<()>,
+    /// Bumped by [`Cache::clear`]: a snapshot older than the last clear is stale.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Cache {
     /// The snapshot for `today` (a Paris date).
-    pub async fn get(&self, store: &dyn ConsoleStore, today: NaiveDate) -> Result<Arc<Snapshot>, StoreError> {
+    pub async fn get(
+        self: &Arc<Self>,
+        store: &Arc<dyn ConsoleStore>,
+        today: NaiveDate,
+    ) -> Result<Arc<Snapshot>, StoreError> {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
         let window = Window::ending_before(today);
-        let mut current = self.current.lock().await;
-        if let Some(s) = current.as_ref() {
-            if s.window == window && s.computed_at.elapsed() < SNAPSHOT_TTL {
-                return Ok(s.clone());
+        if let Some(s) = self.current.load_full().filter(|s| s.window == window) {
+            let fresh = s.computed_at.elapsed() < SNAPSHOT_TTL && s.generation == self.generation.load(Acquire);
+            if !fresh && !self.refreshing.swap(true, AcqRel) {
+                let (me, store) = (self.clone(), store.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = me.compute(store.as_ref(), window).await {
+                        tracing::warn!(error = %e, "observatory: refresh failed; serving the previous figures");
+                    }
+                    me.refreshing.store(false, Release);
+                });
             }
+            return Ok(s);
         }
+        let _one = self.computing.lock().await;
+        if let Some(s) = self.current.load_full().filter(|s| s.window == window) {
+            return Ok(s);
+        }
+        self.compute(store.as_ref(), window).await
+    }
+
+    async fn compute(&self, store: &dyn ConsoleStore, window: Window) -> Result<Arc<Snapshot>, StoreError> {
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         let rows = store.observatory(window.from, window.to).await?;
-        let fresh = Arc::new(Snapshot::new(window, &rows));
-        *current = Some(fresh.clone());
+        let mut snapshot = Snapshot::new(window, &rows);
+        snapshot.generation = generation;
+        let fresh = Arc::new(snapshot);
+        self.current.store(Some(fresh.clone()));
         Ok(fresh)
     }
 
-    /// Forgets the snapshot (a fiche changed).
-    pub async fn clear(&self) {
-        *self.current.lock().await = None;
+    /// Marks the snapshot stale (a fiche changed): the next visitor triggers a refresh.
+    pub fn clear(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

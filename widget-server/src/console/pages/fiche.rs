@@ -160,7 +160,7 @@ pub async fn fiche_post(ctx: Ctx, Id(id): Id, Fields(f): Fields<FicheForm>) -> A
         && d.details.volume_annuel.is_none_or(|v| v <= HIGH_VOLUME)
         && !d.high_volume_approved;
     c.store.update_demarche(id, details, search).await?;
-    c.observatory.clear().await;
+    c.observatory.clear();
     let entry = AuditEntry {
         actor_id: Some(account.id),
         action: "demarche.update".into(),

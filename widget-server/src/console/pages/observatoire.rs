@@ -82,7 +82,7 @@ fn query_string(filter: &Filter, sort: Sort, page: usize) -> String {
 /// The snapshot of today (Paris).
 async fn snapshot(ctx: &Ctx) -> Result<std::sync::Arc<Snapshot>, Problem> {
     let today = paris_day(Utc::now().timestamp_millis());
-    Ok(ctx.console.observatory.get(ctx.console.store.as_ref(), today).await?)
+    Ok(ctx.console.observatory.get(&ctx.console.store, today).await?)
 }
 
 /// A cacheable answer: strong `ETag` over the bytes, 304 when the client (or the CDN

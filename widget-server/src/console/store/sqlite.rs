@@ -1041,7 +1041,8 @@ impl ConsoleStore for SqliteConsoleStore {
                  ON a.demarche_id = d.id WHERE d.active AND d.merged_into IS NULL ORDER BY d.id"
             );
             let mut st = conn.prepare(&sql)?;
-            let rows = st.query_map(params![day(from), day(to)], |r| Ok((read_demarche(r, 0)?, counts_from(r, 16)?)))?;
+            let rows =
+                st.query_map(params![day(from), day(to)], |r| Ok((read_demarche(r, 0)?, counts_from(r, 16)?)))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
