@@ -20,7 +20,18 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 # A real SMTP server for the console's e-mail tests (Debian's python3, whatever python3 is first
 # on PATH).
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
+# Headless Chromium driven over WebDriver, and axe-core (npm) for the accessibility tests.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v npm >/dev/null || missing+=(nodejs npm)
 apt_install "${missing[@]}"
+
+say "axe-core (npm ci, scripts/a11y)"
+npm ci --prefix scripts/a11y --no-audit --no-fund --loglevel=error
+export MONAVIS_TEST_AXE_JS="$PWD/scripts/a11y/node_modules/axe-core/axe.min.js"
+export MONAVIS_TEST_CHROMIUM=/usr/bin/chromium MONAVIS_TEST_CHROMEDRIVER=/usr/bin/chromedriver
+[ -s "$MONAVIS_TEST_AXE_JS" ] || die "axe-core was not installed at $MONAVIS_TEST_AXE_JS"
+echo "$($MONAVIS_TEST_CHROMIUM --version), $($MONAVIS_TEST_CHROMEDRIVER --version | cut -d' ' -f1-2), axe-core $(node -p "require('./scripts/a11y/node_modules/axe-core/package.json').version")"
 
 work=$(mktemp -d /tmp/monavis-test.XXXXXX)
 smtp_pid=""

@@ -361,7 +361,7 @@ async fn forged_requests(server: &Server, email: &str) {
         );
         assert!(h("content-security-policy").contains("frame-ancestors 'none'"), "{path}");
         assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
-        assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(h("referrer-policy"), "same-origin", "{path}");
         assert_eq!(h("cache-control"), "no-store", "{path}");
         assert!(!page.body.contains("<script"), "{path}");
     }

@@ -1,7 +1,9 @@
 //! The console's layers, outermost first:
 //!
-//! 1. [`security_headers`]: a strict CSP, `nosniff`, `no-referrer` (links carry single-use
-//!    tokens) and `no-store` on every console response.
+//! 1. [`security_headers`]: a strict CSP, `nosniff`, `Referrer-Policy: same-origin` (links
+//!    carry single-use tokens: no other site ever sees a console URL; `no-referrer` would make
+//!    browsers send `Origin: null` with every form, which layer 3 refuses) and `no-store` on
+//!    every console response.
 //! 2. [`load_session`]: reads the session cookie, ends idle or too old sessions, hands a
 //!    [`Viewer`] to the handlers, and renders [`Problem`]s in the layout on the way back.
 //! 3. [`check_origin_and_csrf`]: every state-changing request must come from our own pages
@@ -42,7 +44,7 @@ pub async fn security_headers(State(console): State<Arc<Console>>, req: Request,
         h.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     res
