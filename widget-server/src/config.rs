@@ -178,6 +178,11 @@ pub struct Config {
     /// privacy notice of forms whose porteurs filled in none.
     #[arg(long, env = "MONAVIS_OPERATOR_DPO", default_value = "", global = true)]
     pub operator_dpo: String,
+    /// Comments are erased this many calendar months after they were received, by a daily task;
+    /// the answers and daily counts stay. Shown in the forms' privacy notice. 1 to 1200.
+    #[arg(long, env = "MONAVIS_RETENTION_MONTHS", default_value_t = 24, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1200))]
+    pub retention_months: u32,
     /// SMTP server for the console's e-mails: smtp://host:25, smtp://user:pass@host:587?tls=required,
     /// smtps://host:465. Without it, e-mails stay in the email_outbox table (and the log says so).
     #[arg(long, env = "MONAVIS_SMTP_URL", global = true)]

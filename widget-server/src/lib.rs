@@ -21,7 +21,8 @@
 //! - [`store`]: the [`store::Store`] trait and its two backends, PostgreSQL and SQLite.
 //!
 //! Beside the vote path: [`assets`] (embedded buttons and CSS, precompressed, edge-cacheable),
-//! [`catalogue`] (the démarches, held in memory), [`metrics`], [`config`] and [`secret`].
+//! [`catalogue`] (the démarches, held in memory), [`metrics`], [`config`] and [`secret`];
+//! [`retention`], the daily task that erases comments older than `--retention-months`.
 //!
 //! Off the vote path: [`console`], the porteurs' pages (accounts, sessions, administration),
 //! an axum router that [`server::route`] hands every path it does not serve itself, with its
@@ -32,7 +33,8 @@
 //! - The hot path (buttons, form, vote) never touches the database, and never imports the console.
 //! - An accepted vote (answered 303) is owned by the buffer, then by the flusher, until the store
 //!   commits it; storing is idempotent on the vote's UUIDv7, so a retried batch counts once.
-//! - No IP address, user agent or cookie of a citizen is stored or logged.
+//! - No IP address, user agent or cookie of a citizen is stored or logged; comments are erased
+//!   after `--retention-months`.
 
 pub mod assets;
 pub mod buffer;
@@ -47,6 +49,7 @@ pub mod journal;
 pub mod limit;
 pub mod metrics;
 pub mod privacy;
+pub mod retention;
 pub mod search;
 pub mod secret;
 pub mod server;

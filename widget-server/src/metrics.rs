@@ -52,6 +52,8 @@ pub struct Metrics {
     pub flush_seconds: Histogram,
     /// 1 if the last contact with the store succeeded.
     pub store_reachable: Gauge,
+    /// Comments erased by the retention task (`--retention-months`).
+    pub comments_erased: Counter,
 }
 
 impl Default for Metrics {
@@ -67,6 +69,7 @@ impl Default for Metrics {
             // 1 ms to ~33 s.
             flush_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             store_reachable: Gauge::default(),
+            comments_erased: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("votes_accepted", "Votes answered 303 and owned by the buffer", m.votes_accepted.clone());
@@ -77,6 +80,11 @@ impl Default for Metrics {
         registry.register("flush_errors", "Failed flush attempts (retried)", m.flush_errors.clone());
         registry.register("flush_duration_seconds", "Time to commit one batch", m.flush_seconds.clone());
         registry.register("store_reachable", "1 if the last store contact succeeded", m.store_reachable.clone());
+        registry.register(
+            "comments_erased",
+            "Comments erased for being older than --retention-months",
+            m.comments_erased.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

@@ -64,7 +64,7 @@ impl App {
             operator: config.operator_name.clone(),
             marianne: config.operator_marianne,
             privacy: PrivacyNotice { controller: config.operator_name.clone(), dpo: config.operator_dpo.clone() },
-            retention_months: 24, // FIXME(retention flag)
+            retention_months: config.retention_months,
         };
         App {
             assets,
@@ -252,6 +252,7 @@ pub async fn serve(
         tokio::spawn(refresh_catalogue(app.clone())),
         tokio::spawn(prune_limits(app.clone())),
         tokio::spawn(ping_store(app.clone())),
+        tokio::spawn(crate::retention::run(app.store.clone(), app.metrics.clone(), app.config.retention_months)),
         tokio::spawn(flush::replay_files(
             flush::spill_files(&app.config.data_dir),
             app.store.clone(),

@@ -13,7 +13,7 @@ pub mod sqlite;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::future::BoxFuture;
 
 use crate::catalogue::Demarche;
@@ -69,6 +69,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Number of rows in `avis` (for checks and tests).
     fn count_avis(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
+
+    /// Erases the comments of avis received before `cutoff` (DESIGN §13, `--retention-months`):
+    /// `commentaire` becomes NULL, as for an avis sent without one, so the console's lists,
+    /// filters, exports and comment search no longer hold them; the answers and `avis_daily`
+    /// stay. Goes démarche by démarche along the `(demarche_id, received_at, id)` index of
+    /// commented avis, in statements of at most `batch` rows, each its own short transaction:
+    /// flushes go on meanwhile, and stopping between two batches loses nothing. Returns how many
+    /// comments it erased; a second call with the same cutoff erases none.
+    fn erase_comments_before(&self, cutoff: DateTime<Utc>, batch: usize) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
 /// Opens the store named by `url` (`postgres://…`, `postgresql://…` or `sqlite://path`).

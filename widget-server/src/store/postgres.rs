@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bb8_postgres::PostgresConnectionManager;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::{pin_mut, FutureExt};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -210,6 +210,30 @@ DROP INDEX avis_demarche_satisfaction;
 const AVIS_TYPES: [Type; 9] =
     [Type::UUID, Type::INT8, Type::TEXT, Type::TIMESTAMPTZ, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT2, Type::TEXT];
 const AVIS_COLUMNS: &str = "id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire";
+
+/// The next démarche (by id, after `$1`) that has an avis with a comment: one probe of the
+/// partial index `avis_demarche_commented`, however many avis it has.
+const NEXT_COMMENTED_DEMARCHE: &str =
+    "SELECT demarche_id FROM avis WHERE commentaire IS NOT NULL AND demarche_id > $1 ORDER BY demarche_id LIMIT 1";
+
+/// Erases one batch of old comments of démarche `$1`: at most `$5` avis received before `$2`,
+/// strictly after `($3, $4)` in `(received_at, id)` order, oldest first.
+///
+/// No index of its own: `received_at < $1` alone would need one on `avis (received_at)`, which
+/// every flushed vote would pay for (each index on `avis` is, see migration 6). The partial
+/// index `avis_demarche_commented (demarche_id, received_at, id) WHERE commentaire IS NOT NULL`
+/// answers it démarche by démarche instead, reading only commented avis; the keyset bound lets
+/// each batch start where the last stopped rather than walk the index entries it left dead.
+/// `id = ANY(ARRAY(…))` rather than `id IN (…)`: with `IN`, the planner expects thousands of
+/// ids and may hash them against a sequential scan of all of `avis` (it did, with 700,000 rows
+/// and batches of 10,000); an array of unknown length keeps it on the primary key. The outer `commentaire IS NOT NULL` is checked
+/// again on a row another replica erased meanwhile, so such a row is neither erased twice nor
+/// counted twice. `commentaire_tsv`, a generated column, becomes NULL with the comment, and
+/// leaves the GIN index with it.
+const ERASE_COMMENTS: &str = "UPDATE avis SET commentaire = NULL WHERE commentaire IS NOT NULL AND id = ANY(ARRAY(\
+     SELECT id FROM avis WHERE demarche_id = $1 AND commentaire IS NOT NULL AND received_at < $2 \
+     AND (received_at, id) > ($3, $4) ORDER BY received_at, id LIMIT $5)) \
+     RETURNING received_at, id";
 
 /// PostgreSQL store.
 pub struct PgStore {
@@ -475,5 +499,34 @@ impl Store for PgStore {
 
     fn count_avis(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
         async move { Ok(self.conn().await?.query_one("SELECT count(*) FROM avis", &[]).await?.get(0)) }.boxed()
+    }
+
+    fn erase_comments_before(&self, cutoff: DateTime<Utc>, batch: usize) -> BoxFuture<'_, Result<u64, StoreError>> {
+        async move {
+            let limit = batch.max(1) as i64;
+            let conn = self.conn().await?;
+            let next_demarche = conn.prepare(NEXT_COMMENTED_DEMARCHE).await?;
+            let erase = conn.prepare(ERASE_COMMENTS).await?;
+            let mut erased = 0u64;
+            let mut previous = i64::MIN;
+            while let Some(row) = conn.query_opt(&next_demarche, &[&previous]).await? {
+                let demarche_id: i64 = row.try_get(0)?;
+                previous = demarche_id;
+                // No stored avis is older than the epoch (votes are stamped when accepted).
+                let mut after: (DateTime<Utc>, Uuid) = (DateTime::UNIX_EPOCH, Uuid::nil());
+                loop {
+                    let rows = conn.query(&erase, &[&demarche_id, &cutoff, &after.0, &after.1, &limit]).await?;
+                    erased += rows.len() as u64;
+                    for r in &rows {
+                        after = after.max((r.try_get(0)?, r.try_get(1)?));
+                    }
+                    if (rows.len() as i64) < limit {
+                        break;
+                    }
+                }
+            }
+            Ok(erased)
+        }
+        .boxed()
     }
 }
