@@ -349,7 +349,16 @@ c = e2e.get("check", {})
 L.append(f"- {e2e['rps']:,.0f} votes/s over {e2e['elapsed_s']:.1f} s, p99 {e2e['total']['latency_ms']['p99']:.2f} ms; statuses: "
          + ", ".join(f"{k}: {v}" for k, v in e2e["total"]["status"].items()) + ".")
 L.append(f"- Check: {json.dumps(c, ensure_ascii=False)}\n")
-open(sys.argv[1], "w").write("\n".join(L) + "\n")
+# Sections written by other scripts or by hand (console at scale, comment scrubbing, the
+# observatory) are kept, after ours.
+import os, re
+ours = ("Machine", "Static, pages, votes", "Vote path", "Storage", "Memory", "End to end")
+kept = []
+if os.path.exists(sys.argv[1]):
+    for m in re.finditer(r"^## (.*?)\n.*?(?=^## |\Z)", open(sys.argv[1]).read(), flags=re.S | re.M):
+        if not m.group(1).startswith(ours):
+            kept.append(m.group(0).rstrip() + "\n")
+open(sys.argv[1], "w").write("\n".join(L) + "\n" + "".join("\n" + k for k in kept))
 PY
 say "done: $out"
 cat "$out"
