@@ -142,7 +142,7 @@ http {
     listen 127.0.0.1:$nginx_port;
     root $work/static;
     gzip_static on;
-    location / { add_header Cache-Control "public, max-age=86400, s-maxage=604800"; }
+    location / { add_header Cache-Control "max-age=86400, s-maxage=604800"; }
   }
 }
 NGINX

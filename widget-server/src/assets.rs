@@ -16,10 +16,9 @@ use crate::http::{full, Body};
 
 /// `Cache-Control` of stable URLs (pasted in porteurs' pages forever): browsers recheck daily,
 /// the CDN weekly, and may serve stale copies while revalidating or when we are down.
-pub const CACHE_STABLE: &str =
-    "public, max-age=86400, s-maxage=604800, stale-while-revalidate=86400, stale-if-error=604800";
+pub const CACHE_STABLE: &str = "max-age=86400, s-maxage=604800, stale-while-revalidate=86400, stale-if-error=604800";
 /// `Cache-Control` of content-hashed URLs: the URL changes when the bytes do.
-pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub const CACHE_IMMUTABLE: &str = "max-age=31536000, immutable";
 /// SVG may carry script; these make sure no browser runs any, even opened directly.
 const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'";
 /// Lets porteurs' pages on any origin embed the buttons even under a strict COEP.

@@ -27,7 +27,7 @@ use crate::store::Store;
 use crate::vote::Answers;
 
 /// Cache-Control of the form and thank-you pages: they hold no per-visitor data.
-const CACHE_PAGE: &str = "public, max-age=300, s-maxage=3600";
+const CACHE_PAGE: &str = "max-age=300, s-maxage=3600";
 /// How often other replicas' catalogue changes are picked up.
 const CATALOGUE_REFRESH: Duration = Duration::from_secs(30);
 const LIMITER_PRUNE: Duration = Duration::from_secs(60);

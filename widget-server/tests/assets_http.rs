@@ -8,8 +8,7 @@ use std::io::Read;
 use common::*;
 use hyper::Method;
 
-const STABLE_CACHE: &str =
-    "public, max-age=86400, s-maxage=604800, stale-while-revalidate=86400, stale-if-error=604800";
+const STABLE_CACHE: &str = "max-age=86400, s-maxage=604800, stale-while-revalidate=86400, stale-if-error=604800";
 
 fn gunzip(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -92,7 +91,7 @@ async fn hashed_assets_are_immutable_and_unknown_ones_404() {
     let css_path = format!("/static/avis.{}", &href[..href.find('"').unwrap()]);
     let (status, h, css) = get(&server.url(&css_path), &[]).await;
     assert_eq!(status, 200);
-    assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(h["cache-control"], "max-age=31536000, immutable");
     assert!(h["content-type"].to_str().unwrap().starts_with("text/css"));
     let on_disk = std::fs::read(format!("{}/../assets/avis.css", env!("CARGO_MANIFEST_DIR"))).unwrap();
     assert_eq!(css.to_vec(), on_disk);

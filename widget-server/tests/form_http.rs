@@ -20,7 +20,7 @@ async fn valid_link_renders_the_form() {
     let (status, h, body) = get(&server.url(&path), &[]).await;
     assert_eq!(status, 200);
     assert_eq!(h["content-type"], "text/html; charset=utf-8");
-    assert_eq!(h["cache-control"], "public, max-age=300, s-maxage=3600");
+    assert_eq!(h["cache-control"], "max-age=300, s-maxage=3600");
     assert!(h["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
     let page = text(&body);
     assert!(page.starts_with("<!DOCTYPE html><html lang=\"fr\">"));
@@ -89,7 +89,7 @@ async fn valid_link_renders_the_form() {
     // The thank-you page.
     let (status, h, body) = get(&server.url("/Demarches/42/merci"), &[]).await;
     assert_eq!(status, 200);
-    assert_eq!(h["cache-control"], "public, max-age=300, s-maxage=3600");
+    assert_eq!(h["cache-control"], "max-age=300, s-maxage=3600");
     assert!(text(&body).contains("Merci pour votre avis"));
 }
 

@@ -34,7 +34,7 @@ struct Args {
 /// (`Content-Length` hyper adds by itself, as for widget-server).
 const BUTTON_HEADERS: [(&str, &str); 6] = [
     ("etag", "\"a4dfb9e7cf91db1e56956bce4bc5cb6370a0047a4ccdd565a61b56dfa993cc0e\""),
-    ("cache-control", "public, max-age=86400, s-maxage=604800, stale-while-revalidate=86400, stale-if-error=604800"),
+    ("cache-control", "max-age=86400, s-maxage=604800, stale-while-revalidate=86400, stale-if-error=604800"),
     ("vary", "Accept-Encoding"),
     ("x-content-type-options", "nosniff"),
     ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'"),

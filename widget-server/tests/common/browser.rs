@@ -77,7 +77,7 @@ impl Browser {
             .await
             .unwrap_or_else(|e| panic!("{path}: {e}"));
         self.take_cookies(&headers);
-        let page = Page { status, headers, body: String::from_utf8(body.to_vec()).unwrap() };
+        let page = Page { status, headers, body: String::from_utf8_lossy(&body).into_owned() };
         if let Some(t) = page.csrf() {
             self.csrf = Some(t);
         }
