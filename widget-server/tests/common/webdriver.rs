@@ -56,6 +56,7 @@ impl Chromium {
             "--disable-component-update",
             "--disable-sync",
             "--disable-dev-shm-usage",
+            "--lang=fr-FR",
             &format!("--user-data-dir={}", profile.path().display()),
             &format!("--window-size={width},{height}"),
         ];
@@ -173,6 +174,14 @@ impl Chromium {
             assert!(Instant::now() < deadline, "no new page after a click on {}", self.url().await);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// A PNG of the whole page, beyond the viewport.
+    pub async fn full_screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let shot = self.cdp("Page.captureScreenshot", json!({ "format": "png", "captureBeyondViewport": true })).await;
+        let data = shot["value"]["data"].as_str().expect("a screenshot");
+        base64::engine::general_purpose::STANDARD.decode(data).unwrap()
     }
 
     /// Runs axe-core on the page shown, with the WCAG 2.0/2.1/2.2 A and AA rules and the best
