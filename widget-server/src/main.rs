@@ -19,6 +19,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Every connection is a file descriptor: a soft limit of 1,024 (a common default) would
+    // stop accepts long before http::MAX_CONNECTIONS. Raise it to the hard limit the operator set.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) if n < 4096 => {
+            tracing::warn!(limit = n, "few file descriptors allowed (ulimit -n): few connections at once")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the file-descriptor limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
