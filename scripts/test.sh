@@ -24,6 +24,7 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v npm >/dev/null || missing+=(nodejs npm)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 apt_install "${missing[@]}"
 
 say "axe-core (npm ci, scripts/a11y)"
