@@ -264,7 +264,9 @@ fn choose_encoding(accept: Option<&HeaderValue>, asset: &Asset) -> Encoding {
 /// Whether an `If-None-Match` list names any variant of the asset whose identity hash is `hash`
 /// (weak comparison, as RFC 9110 §13.1.2 requires for If-None-Match). Variants differ only by
 /// content coding, so a client holding the gzip variant is up to date for the brotli one too.
-fn if_none_match_hits(inm: &[u8], hash: &str) -> bool {
+/// Whether an `If-None-Match` value names our entity tag `"{hash}"` (or one of its `-gz`/`-br`
+/// variants, weak or strong, or `*`).
+pub(crate) fn if_none_match_hits(inm: &[u8], hash: &str) -> bool {
     let Ok(inm) = std::str::from_utf8(inm) else { return false };
     inm.split(',').any(|tag| {
         let tag = tag.trim();

@@ -54,6 +54,26 @@ pub fn html(status: StatusCode, markup: maud::Markup, cache_control: &'static st
     res
 }
 
+/// A page that is the same for everyone who opens the same URL (the form, merci): [`html`] with a
+/// strong `ETag` of its bytes, and `304 Not Modified` to a client (a CDN revalidating a stale
+/// copy) that already holds them. Costs one SHA-256 of the page, paid only on a CDN miss.
+pub fn shared_page(req: &hyper::HeaderMap, markup: maud::Markup, cache_control: &'static str) -> Response<Body> {
+    use sha2::{Digest, Sha256};
+    let body = markup.into_string();
+    let hash = hex::encode(&Sha256::digest(body.as_bytes())[..16]);
+    let etag = HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a valid header value");
+    let fresh =
+        req.get_all(header::IF_NONE_MATCH).iter().any(|v| crate::assets::if_none_match_hits(v.as_bytes(), &hash));
+    let mut res = html(StatusCode::OK, maud::PreEscaped(body), cache_control);
+    if fresh {
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        *res.body_mut() = full(Bytes::new());
+        res.headers_mut().remove(header::CONTENT_TYPE);
+    }
+    res.headers_mut().insert(header::ETAG, etag);
+    res
+}
+
 /// A plain-text response (health, metrics, operator-facing errors).
 pub fn text(status: StatusCode, body: impl Into<Bytes>, content_type: &'static str) -> Response<Body> {
     let mut res = Response::new(full(body));

@@ -200,7 +200,18 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// The data directory (spill files) must be writable before the first vote is accepted: a spill
+/// is the last resort of votes the store cannot take, too late to find out it cannot be written.
+fn writable_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let probe = dir.join(format!(".write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .with_context(|| format!("the data directory {} is not writable", dir.display()))
+}
+
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    writable_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
     let secret = secret::load_or_create(&config.secret_file)?;
     let catalogue = Arc::new(Catalogue::new(store.demarches().await.context("loading the catalogue")?));

@@ -19,7 +19,7 @@ use crate::catalogue::{Catalogue, Lookup, PrivacyNotice};
 use crate::config::Config;
 use crate::flush::{self, FlushOutcome, FlushSettings, Flusher};
 use crate::form::{self, FieldErrors, FormView};
-use crate::http::{self, html, text, Body};
+use crate::http::{self, html, shared_page, text, Body};
 use crate::intake::{self, Refusal};
 use crate::limit::Limits;
 use crate::metrics::{Metrics, Rejection};
@@ -142,12 +142,12 @@ pub async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> R
             match &app.console {
                 // No key: the démarche's public page, off the hot path (it reads the store).
                 Some(console) if !link.wants_form => console.handle(peer, req).await.map(http_body_util::Either::Right),
-                _ => form_page(&app, id, link),
+                _ => form_page(&app, id, link, req.headers()),
             }
         }
         Route::Vote(id) if req.method() == Method::POST => intake::post_vote(&app, peer, id, req).await,
         Route::Merci(id) if is_read => match app.catalogue.for_citizens(id) {
-            Lookup::Open(d) => html(StatusCode::OK, form::merci_page(&app.chrome, &d), CACHE_PAGE),
+            Lookup::Open(d) => shared_page(req.headers(), form::merci_page(&app.chrome, &d), CACHE_PAGE),
             Lookup::AwaitingApproval => Refusal::NotYetOpen.response(&app),
             Lookup::Unknown => Refusal::InvalidLink(Rejection::not_found).response(&app),
         },
@@ -178,7 +178,7 @@ pub async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> R
 
 /// The form of démarche `id`, or of its target if it was merged: the key always verifies
 /// against `id`, and a target's form carries the target's own key, so the vote is its.
-fn form_page(app: &App, id: i64, link: form::FormLink) -> Response<Body> {
+fn form_page(app: &App, id: i64, link: form::FormLink, req: &hyper::HeaderMap) -> Response<Body> {
     let demarche = match app.catalogue.for_citizens(id) {
         Lookup::Unknown => return Refusal::InvalidLink(Rejection::not_found).response(app),
         _ if !app.signer.verify(id as u64, &link.key) => return Refusal::InvalidLink(Rejection::bad_key).response(app),
@@ -200,7 +200,7 @@ fn form_page(app: &App, id: i64, link: form::FormLink) -> Response<Body> {
         answers: &Answers::default(),
         errors: &FieldErrors::default(),
     };
-    html(StatusCode::OK, form::form_page(&view), CACHE_PAGE)
+    shared_page(req, form::form_page(&view), CACHE_PAGE)
 }
 
 fn readyz(app: &App) -> Response<Body> {

@@ -88,13 +88,10 @@ async fn snapshot(ctx: &Ctx) -> Result<std::sync::Arc<Snapshot>, Problem> {
 /// A cacheable answer: strong `ETag` over the bytes, 304 when the client (or the CDN
 /// revalidating) already holds them.
 fn cacheable(req: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Response {
-    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..16]));
-    let matches = req
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim() == etag || t.trim() == "*");
+    let hash = hex::encode(&Sha256::digest(&body)[..16]);
+    let etag = format!("\"{hash}\"");
+    let matches =
+        req.get_all(header::IF_NONE_MATCH).iter().any(|v| crate::assets::if_none_match_hits(v.as_bytes(), &hash));
     let mut res =
         if matches { StatusCode::NOT_MODIFIED.into_response() } else { (StatusCode::OK, body).into_response() };
     let h = res.headers_mut();
