@@ -19,8 +19,9 @@ use crate::http::{full, Body};
 pub const CACHE_STABLE: &str = "max-age=86400, s-maxage=604800, stale-while-revalidate=86400, stale-if-error=604800";
 /// `Cache-Control` of content-hashed URLs: the URL changes when the bytes do.
 pub const CACHE_IMMUTABLE: &str = "max-age=31536000, immutable";
-/// SVG may carry script; these make sure no browser runs any, even opened directly.
-const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'";
+/// SVG may carry script; this makes sure no browser runs any, even opened directly (the buttons
+/// use presentation attributes, never a style element, so they need nothing more).
+const SVG_CSP: &str = "default-src 'none'";
 /// Lets porteurs' pages on any origin embed the buttons even under a strict COEP.
 const CORP: header::HeaderName = header::HeaderName::from_static("cross-origin-resource-policy");
 

@@ -37,7 +37,7 @@ async fn buttons_are_served_for_edge_caching() {
         assert_eq!(h["content-length"], on_disk.len().to_string().as_str());
         assert_eq!(h["cache-control"], STABLE_CACHE);
         assert_eq!(h["vary"], "Accept-Encoding");
-        assert_eq!(h["content-security-policy"], "default-src 'none'; style-src 'unsafe-inline'");
+        assert_eq!(h["content-security-policy"], "default-src 'none'");
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert_eq!(h["cross-origin-resource-policy"], "cross-origin");
         assert!(h.get("content-encoding").is_none());

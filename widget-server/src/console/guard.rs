@@ -30,10 +30,14 @@ use super::{layout, Console, Problem, Viewer, CSRF_COOKIE, MAX_FORM_BYTES, SESSI
 /// images from ourselves and from the public URL (the buttons' preview), nothing else, no
 /// framing.
 pub fn console_csp(public_origin: &str) -> String {
+    // An http:// public URL is a laptop's or a test's, reached at that same address: 'self'
+    // covers it, and naming it would allow images over plain HTTP.
+    let public = if public_origin.starts_with("https://") { public_origin } else { "" };
     format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' {public_origin}; form-action 'self'; \
+        "default-src 'none'; style-src 'self'; img-src 'self' {public}; form-action 'self'; \
          frame-ancestors 'none'; base-uri 'none'"
     )
+    .replace("'self' ;", "'self';")
 }
 
 /// Layer 1.
