@@ -1,0 +1,100 @@
+//! A full disk under the journal and the data directory (issue 12): a 256 KiB tmpfs mounted by
+//! the test (CI runs as root, as on a server). Votes are answered 303 while the journal can
+//! fsync them, then 503 with Retry-After and a French page, with a clear error in the log;
+//! nothing answered 303 is lost (SIGTERM drains every one into the store) and nothing answered
+//! 503 is stored.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// A small tmpfs, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("mount: {e}"));
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs for the disk-full test (run the tests as root, as scripts/test.sh does in CI): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs { dir }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_disk_answers_503_and_loses_nothing_acknowledged() {
+    let disk = Tmpfs::mount("256k");
+    let journal = disk.dir.path().join("journal");
+    let data = disk.dir.path().join("data");
+    let (tmp, url) = Server::sqlite_dir();
+    cli(tmp.path(), &url, &["demarche", "add", "--id", "1", "--name", "Carte grise"]);
+    let (journal_arg, data_arg) = (journal.to_str().unwrap().to_string(), data.to_str().unwrap().to_string());
+    let mut server = Server::start_logged(
+        tmp.path(),
+        &url,
+        &[
+            "--journal",
+            &journal_arg,
+            "--data-dir",
+            &data_arg,
+            // No flush while the disk fills: the journal keeps every vote.
+            "--flush-interval-ms",
+            "3600000",
+            "--flush-max-votes",
+            "1000000",
+            "--rate-per-minute",
+            "1000000000",
+            "--rate-per-minute-demarche",
+            "1000000000",
+        ],
+    );
+    let key = server.signer().sign(1);
+    let comment = "commentaire=".to_string() + &"Un+commentaire+assez+long+pour+remplir+le+disque.+".repeat(20);
+    let (mut accepted, mut refused) = (0usize, 0usize);
+    let client = client();
+    for i in 0..5_000 {
+        let sat = ["bien", "moyen", "pas-bien"][i % 3];
+        let body = format!("key={key}&satisfaction={sat}&{comment}");
+        let (status, headers, page) = try_post_form(&client, &server.url("/Demarches/1/avis"), body).await.unwrap();
+        match status.as_u16() {
+            303 => accepted += 1,
+            503 => {
+                assert!(headers.contains_key("retry-after"), "503 with Retry-After");
+                assert!(text(&page).contains("momentanément"), "a French page");
+                refused += 1;
+                if refused >= 20 {
+                    break;
+                }
+            }
+            other => panic!("vote answered {other}: {}", text(&page)),
+        }
+    }
+    assert!(accepted > 10, "votes were accepted while the disk had room: {accepted}");
+    assert!(refused >= 20, "a full disk answers 503 ({accepted} accepted)");
+    let log = server.log();
+    assert!(
+        log.contains("vote not journaled") && log.to_lowercase().contains("no space left on device"),
+        "the log says why: {log}"
+    );
+    eprintln!("{accepted} votes answered 303, then 503 once the 256 KiB journal disk was full");
+
+    // Every vote answered 303 reaches the store, once; none answered 503 does.
+    stop_and_check_stored(&mut server, &[1], accepted).await;
+}
