@@ -66,6 +66,15 @@ async fn store_down_until_the_buffer_is_full_then_back() {
     let mut extra = OPEN_LIMITS.to_vec();
     extra.extend(["--flush-interval-ms", "100", "--buffer-max-votes", "300"]);
     let mut server = Server::start_in(tmp.path(), &cluster.url, &extra);
+    let mut porteur = common::browser::porteur(
+        &server,
+        &common::browser::Mailbox::Outbox,
+        "Porteuse",
+        "p@interieur.gouv.fr",
+        "une phrase de passe solide",
+    )
+    .await;
+    assert_eq!(porteur.get("/console").await.status, 200);
     let stop = Arc::new(AtomicBool::new(false));
     let (accepted, refused, senders) = load(&server, 4, &stop);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -92,7 +101,12 @@ async fn store_down_until_the_buffer_is_full_then_back() {
         assert!(text(&body).contains("momentanément indisponible"), "{path}: {}", text(&body));
     }
 
-    // Back: votes accepted again, the observatory answers, no restart.
+    // A signed-in porteur: the same French 503 (the session cannot be read).
+    let page = porteur.get("/console").await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("Les avis des usagers continuent d'être recueillis"), "{}", page.body);
+
+    // Back: votes accepted again, the observatory and the console answer, no restart.
     let c = cluster.clone();
     tokio::task::spawn_blocking(move || c.resume()).await.unwrap();
     let accepted_at_resume = accepted.load(Ordering::Relaxed);
@@ -109,6 +123,7 @@ async fn store_down_until_the_buffer_is_full_then_back() {
         assert!(Instant::now() < deadline, "the observatory did not recover: {status}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_eq!(porteur.get("/console").await.status, 200, "the porteur's session survived the outage");
     stop.store(true, Ordering::Relaxed);
     for s in senders {
         s.await.unwrap();
