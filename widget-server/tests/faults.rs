@@ -1,5 +1,5 @@
 //! Faults (issue 12), against the real binary and a PostgreSQL cluster of the test's own:
-//! - PostgreSQL stopped under steady load until the buffer fills: votes accepted up to the
+//! - PostgreSQL stopped for 30 s under steady load, the buffer filling: votes accepted up to the
 //!   bound, then 503 with Retry-After (never a silent loss); the console and the observatory
 //!   answer a French 503 while the vote path keeps going; PostgreSQL back → both recover with no
 //!   restart, and rows = votes answered 303.
@@ -81,6 +81,7 @@ async fn store_down_until_the_buffer_is_full_then_back() {
     // The observatory read the store once: what it shows while the store is down is not cached.
     let c = cluster.clone();
     tokio::task::spawn_blocking(move || c.pause()).await.unwrap();
+    let paused = Instant::now();
 
     // The buffer fills: 503 + Retry-After beyond it.
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -105,6 +106,9 @@ async fn store_down_until_the_buffer_is_full_then_back() {
     let page = porteur.get("/console").await;
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(page.body.contains("Les avis des usagers continuent d'être recueillis"), "{}", page.body);
+
+    // Down for 30 s under steady load, as the issue asks.
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(paused.elapsed())).await;
 
     // Back: votes accepted again, the observatory and the console answer, no restart.
     let c = cluster.clone();
