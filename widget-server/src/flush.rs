@@ -32,6 +32,9 @@ pub enum FlushOutcome {
     AllStored,
     /// The store could not be reached in time: these many votes are in the spill file.
     Spilled { votes: usize, path: PathBuf },
+    /// The spill file could not be written, but these votes are all in the journal
+    /// (`--journal`): replayed at next start, like a spill.
+    Journaled { votes: usize },
     /// Not even the spill file could be written: these votes are lost. Logged loudly.
     Lost { votes: usize, error: String },
 }
@@ -44,7 +47,11 @@ impl FlushOutcome {
             (AllStored, o) | (o, AllStored) => o,
             (Lost { votes: a, error }, Lost { votes: b, .. }) => Lost { votes: a + b, error },
             (lost @ Lost { .. }, Spilled { .. }) | (Spilled { .. }, lost @ Lost { .. }) => lost,
-            (Spilled { votes: a, path }, Spilled { votes: b, .. }) => Spilled { votes: a + b, path },
+            (lost @ Lost { .. }, Journaled { .. }) | (Journaled { .. }, lost @ Lost { .. }) => lost,
+            (Spilled { votes: a, path }, Spilled { votes: b, .. })
+            | (Spilled { votes: a, path }, Journaled { votes: b })
+            | (Journaled { votes: b }, Spilled { votes: a, path }) => Spilled { votes: a + b, path },
+            (Journaled { votes: a }, Journaled { votes: b }) => Journaled { votes: a + b },
         }
     }
 }
@@ -192,6 +199,10 @@ impl Flusher {
             Ok(path) => {
                 tracing::error!(votes = n, path = %path.display(), "store unreachable at shutdown: votes spilled to disk, replayed at next start");
                 FlushOutcome::Spilled { votes: n, path }
+            }
+            Err(e) if votes.iter().all(|v| v.journal_segment != 0) => {
+                tracing::error!(votes = n, error = %e, "store unreachable and spill file not written: the votes stay in the journal, replayed at next start");
+                FlushOutcome::Journaled { votes: n }
             }
             Err(e) => {
                 tracing::error!(votes = n, error = %e, "store unreachable and spill file not written: votes lost");

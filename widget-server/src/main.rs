@@ -247,7 +247,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     app.metrics.store_reachable.set(1);
     Ok(match server::serve(app, listener, server::shutdown_signal()).await {
         FlushOutcome::AllStored => ExitCode::SUCCESS,
-        FlushOutcome::Spilled { .. } => ExitCode::from(3),
+        FlushOutcome::Spilled { .. } | FlushOutcome::Journaled { .. } => ExitCode::from(3),
         FlushOutcome::Lost { .. } => ExitCode::from(4),
     })
 }

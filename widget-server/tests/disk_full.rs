@@ -98,3 +98,69 @@ async fn a_full_disk_answers_503_and_loses_nothing_acknowledged() {
     // Every vote answered 303 reaches the store, once; none answered 503 does.
     stop_and_check_stored(&mut server, &[1], accepted).await;
 }
+
+/// Fills `dir` (on a tmpfs) to the last byte.
+fn fill(dir: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join("ballast")).unwrap();
+    let block = vec![0u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.sync_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn store_down_and_spill_disk_full_at_shutdown_the_journal_keeps_every_vote() {
+    let disk = Tmpfs::mount("64k");
+    let data = disk.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let cluster = std::sync::Arc::new(tokio::task::spawn_blocking(OwnCluster::start).await.unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    cli(tmp.path(), &cluster.url, &["demarche", "add", "--id", "1", "--name", "Carte grise"]);
+    let journal = tmp.path().join("journal");
+    let args = [
+        "--journal",
+        journal.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--flush-interval-ms",
+        "100",
+        "--shutdown-timeout",
+        "2s",
+        "--rate-per-minute",
+        "1000000000",
+        "--rate-per-minute-demarche",
+        "1000000000",
+    ];
+    let mut server = Server::start_logged(tmp.path(), &cluster.url, &args);
+    let key = server.signer().sign(1);
+    for i in 0..20 {
+        assert_eq!(post_vote(&server, 1, &varied_vote(&key, i)).await.0, 303);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.pause()).await.unwrap();
+    // The data directory's disk fills up while the store is down.
+    fill(&data);
+    for i in 20..70 {
+        assert_eq!(post_vote(&server, 1, &varied_vote(&key, i)).await.0, 303, "the journal has room");
+    }
+    let status = server.terminate();
+    let log = server.log();
+    eprintln!("exit status {status}");
+    assert_eq!(status.code(), Some(3), "exit status 3: votes left for the next start (here in the journal)");
+    assert!(log.to_lowercase().contains("no space left on device"), "the log says why: {log}");
+    assert!(log.contains("the votes stay in the journal"), "and where the votes are: {log}");
+
+    // Next start, store back: the journal is replayed, every vote answered 303 stored once.
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.resume()).await.unwrap();
+    let _ = std::fs::remove_file(data.join("ballast"));
+    let mut server = Server::start_in(tmp.path(), &cluster.url, &args);
+    let store = open_store(&cluster.url).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.count_avis().await.unwrap() < 70 {
+        assert!(std::time::Instant::now() < deadline, "journal not replayed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stop_and_check_stored(&mut server, &[1], 70).await;
+}
