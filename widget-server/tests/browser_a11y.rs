@@ -10,7 +10,7 @@ mod common;
 
 use common::browser::{porteur, Mailbox};
 use common::webdriver::Chromium;
-use common::{cli, exec_sql, open_store, post_vote, vote_body, Server};
+use common::{cli, exec_sql, post_vote, vote_body, wait_for_avis, Server};
 use hyper::StatusCode;
 
 const PW: &str = "une phrase de passe solide";
@@ -112,14 +112,7 @@ async fn every_page_passes_axe_at_1280_and_360_px() {
     for i in 0..5 {
         assert_eq!(post_vote(&server, OTHER, &vote_body(&server, OTHER, &vote(i))).await.0, StatusCode::SEE_OTHER);
     }
-    let store = open_store(&server.db_url).await;
-    for _ in 0..200 {
-        if store.count_avis().await.unwrap() == 125 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(store.count_avis().await.unwrap(), 125, "votes flushed");
+    assert_eq!(wait_for_avis(&server.db_url, 125, std::time::Duration::from_secs(10)).await, 125, "votes flushed");
     exec_sql(&server.db_url, "UPDATE avis_daily SET day = date(day, '-3 day');").await;
 
     // A porteur carrying CARRIED with its fiche filled, a second one asking to carry it too,

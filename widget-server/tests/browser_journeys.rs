@@ -11,7 +11,7 @@ mod common;
 
 use common::browser::{link, Mailbox};
 use common::webdriver::Chromium;
-use common::{open_store, Server};
+use common::{wait_for_avis, Server};
 use fantoccini::key::Key;
 use serde_json::json;
 
@@ -123,15 +123,7 @@ async fn a_porteur_and_a_citizen_in_a_real_browser() {
     tab_to(&c, "textarea[name=commentaire]").await;
     press(&c, "Très simple, merci.").await;
     tab_to(&c, "button[type=submit]").await;
-    let marker = c.script("return window.__monavis_page = Math.random()", vec![]).await;
-    press(&c, &Key::Enter).await;
-    for _ in 0..100 {
-        let v = c.script("return [window.__monavis_page || null, document.readyState]", vec![]).await;
-        if v[0] != marker && v[1] == "complete" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    c.press_and_settle(&Key::Enter).await;
     assert!(c.url().await.contains(&format!("/Demarches/{id}/merci")), "after submit: {}", c.url().await);
     axe(&c, "merci at 360 px").await;
     c.resize(1280, 900).await;
@@ -139,14 +131,7 @@ async fn a_porteur_and_a_citizen_in_a_real_browser() {
     screenshot(&c, "formulaire-bureau.png").await;
 
     // In the store after the flush, with what was typed.
-    let store = open_store(&server.db_url).await;
-    for _ in 0..100 {
-        if store.count_avis().await.unwrap() == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(store.count_avis().await.unwrap(), 1, "the vote is stored");
+    assert_eq!(wait_for_avis(&server.db_url, 1, std::time::Duration::from_secs(5)).await, 1, "the vote is stored");
     let conn = rusqlite::Connection::open(server.db_url.strip_prefix("sqlite://").unwrap()).unwrap();
     let (sat, comment): (String, String) = conn
         .query_row("SELECT satisfaction, commentaire FROM avis WHERE demarche_id = ?1", [id], |r| {

@@ -452,13 +452,7 @@ async fn nginx_in_front_caches_what_the_origin_allows() {
     // 127.0.0.1 hops (--trusted-proxies) and takes the first address before them.
     let hit = tap.last(vote_path);
     assert!(hit.head.contains("\r\nx-forwarded-for: 198.51.100.7, 127.0.0.1\r\n"), "{}", hit.head);
-    let store = open_store(&server.db_url).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while store.count_avis().await.unwrap() < 2 {
-        assert!(Instant::now() < deadline, "the votes through the edge were not flushed within 10 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(store.count_avis().await.unwrap(), 2, "both votes stored, once each");
+    assert_eq!(wait_for_avis(&server.db_url, 2, Duration::from_secs(10)).await, 2, "both votes stored, once each");
     assert_eq!(server.metric("monavis_votes_accepted_total").await, 2.0);
 
     // 4. Revalidation, on the edges whose entries go stale after a second.

@@ -156,11 +156,6 @@ async fn store_down_and_spill_disk_full_at_shutdown_the_journal_keeps_every_vote
     tokio::task::spawn_blocking(move || c.resume()).await.unwrap();
     let _ = std::fs::remove_file(data.join("ballast"));
     let mut server = Server::start_in(tmp.path(), &cluster.url, &args);
-    let store = open_store(&cluster.url).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while store.count_avis().await.unwrap() < 70 {
-        assert!(std::time::Instant::now() < deadline, "journal not replayed");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    assert_eq!(wait_for_avis(&cluster.url, 70, std::time::Duration::from_secs(30)).await, 70, "journal replayed");
     stop_and_check_stored(&mut server, &[1], 70).await;
 }

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{open_store, Server};
+use common::Server;
 
 const ID: i64 = 71;
 const OTHER: i64 = 72;
@@ -220,16 +220,7 @@ async fn hostile_input_gets_the_right_answers_and_loses_nothing() {
     let rss_after = server.rss_kib();
     eprintln!("RSS: {rss_before} KiB before, {rss_after} KiB after the attacks");
     assert!(rss_after < rss_before + 64 * 1024, "RSS grew from {rss_before} to {rss_after} KiB");
-    let store = open_store(&server.db_url).await;
-    let expected = 5;
-    let mut stored = 0;
-    for _ in 0..100 {
-        stored = store.count_avis().await.unwrap();
-        if stored >= expected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let stored = common::wait_for_avis(&server.db_url, 5, Duration::from_secs(5)).await;
     // The five honest votes on OTHER, plus at most the one with invalid UTF-8 (303 or 400).
     assert!(stored == 5 || stored == 6, "stored {stored}");
     let log = server.log();

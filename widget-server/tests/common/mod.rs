@@ -371,6 +371,19 @@ pub async fn stop_and_check_stored(server: &mut Server, demarches: &[i64], expec
     assert_eq!(assert_aggregates(&store, demarches).await as usize, expected, "votes counted in avis_daily");
 }
 
+/// Waits (up to `within`) until the store of `db_url` holds at least `n` avis; how many it holds.
+pub async fn wait_for_avis(db_url: &str, n: i64, within: Duration) -> i64 {
+    let store = open_store(db_url).await;
+    let deadline = Instant::now() + within;
+    loop {
+        let stored = store.count_avis().await.unwrap();
+        if stored >= n || Instant::now() >= deadline {
+            return stored;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Runs SQL statements on the store of `db_url` from the test (to age a link, say).
 pub async fn exec_sql(db_url: &str, sql: &str) {
     if let Some(path) = db_url.strip_prefix("sqlite://") {

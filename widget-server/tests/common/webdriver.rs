@@ -145,6 +145,14 @@ impl Chromium {
         self.settle(&marker).await;
     }
 
+    /// Types `keys` into the focused element; when that loads another page (Enter on a submit
+    /// button), waits for it.
+    pub async fn press_and_settle(&self, keys: &str) {
+        let marker = self.script("return window.__monavis_page = Math.random()", vec![]).await;
+        self.client.active_element().await.unwrap().send_keys(keys).await.unwrap();
+        self.settle(&marker).await;
+    }
+
     /// Submits the form holding the element `css` the way the server sees a browser without
     /// its own checks (`novalidate`): the server's answer to bad input is what is shown.
     pub async fn submit_unchecked(&self, css: &str) {
