@@ -30,6 +30,7 @@ use crate::vote::Answers;
 const CACHE_PAGE: &str = "max-age=300, s-maxage=3600";
 /// How often other replicas' catalogue changes are picked up.
 const CATALOGUE_REFRESH: Duration = Duration::from_secs(30);
+const PARTITIONS_CHECK: Duration = Duration::from_secs(3600);
 const LIMITER_PRUNE: Duration = Duration::from_secs(60);
 const STORE_PING: Duration = Duration::from_secs(2);
 /// `/readyz` fails above this share of `--buffer-max-votes`, so a load balancer steers away
@@ -253,6 +254,7 @@ pub async fn serve(
         tokio::spawn(prune_limits(app.clone())),
         tokio::spawn(ping_store(app.clone())),
         tokio::spawn(crate::retention::run(app.store.clone(), app.metrics.clone(), app.config.retention_months)),
+        tokio::spawn(prepare_partitions(app.store.clone())),
         tokio::spawn(flush::replay_files(
             flush::spill_files(&app.config.data_dir),
             app.store.clone(),
@@ -310,6 +312,19 @@ async fn refresh_catalogue(app: Arc<App>) {
         match app.store.demarches().await {
             Ok(list) => app.catalogue.replace(list),
             Err(e) => tracing::warn!(error = %e, "catalogue refresh failed; keeping the last one"),
+        }
+    }
+}
+
+/// Keeps the partitions of the coming months of `avis` ready (PostgreSQL), every hour: the
+/// month after next exists long before its first vote, whatever replica restarts when.
+async fn prepare_partitions(store: Arc<dyn Store>) {
+    let mut tick = tokio::time::interval(PARTITIONS_CHECK);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.prepare_partitions(chrono::Utc::now(), crate::store::postgres::PARTITIONS_AHEAD).await {
+            tracing::error!(error = %e, "partitions of the coming months not created; trying again in an hour");
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::vote::Vote;
 /// Why the store could not do something. Precise, for operators' logs; never shown to citizens.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", postgres_text(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("postgres pool: {0}")]
     Pool(String),
@@ -35,12 +35,50 @@ pub enum StoreError {
     BadUrl(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(
+        "cannot create {name}, the partition of avis for {month}: {error}. Votes of that month stay buffered \
+         (then spilled) until it exists; as the owner of avis, run: SELECT monavis_avis_partition('{month}')"
+    )]
+    Partition { name: String, month: NaiveDate, error: String },
+}
+
+/// A PostgreSQL error as operators need it: the server's message, SQLSTATE and detail, or the
+/// client's error with its cause (`tokio_postgres::Error` alone prints only "db error").
+pub fn postgres_text(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str(": ");
+            text.push_str(detail);
+        }
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// What the server needs from a database.
 pub trait Store: Send + Sync + 'static {
     /// Creates or upgrades the tables. Safe to run concurrently from several replicas.
     fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Makes sure votes received from the month holding `now` to `months_ahead` months later can
+    /// be stored: on PostgreSQL, creates the monthly partitions of `avis` missing (DESIGN §14);
+    /// the names of those it created. Nothing to do on SQLite.
+    fn prepare_partitions(
+        &self,
+        now: DateTime<Utc>,
+        months_ahead: u32,
+    ) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
 
     /// Cheap round trip, for `/readyz`.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;

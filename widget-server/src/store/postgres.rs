@@ -4,14 +4,14 @@
 //! upsert computed from the batch, in one transaction. If any id is already stored (a retried
 //! batch whose first commit did reach the database, or a replayed spill file), the COPY fails
 //! whole with a unique violation and the batch goes through the staging path instead: COPY into
-//! a temporary table, `INSERT … ON CONFLICT (id) DO NOTHING RETURNING id`, and the upsert of only
+//! a temporary table, `INSERT … ON CONFLICT DO NOTHING RETURNING id`, and the upsert of only
 //! the returned votes, again in one transaction. Either way a vote counts once.
 
 use std::collections::HashSet;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bb8_postgres::PostgresConnectionManager;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::{pin_mut, FutureExt};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -204,36 +204,133 @@ DROP INDEX avis_commentaire_fts;
 -- the rows of its page walking `avis_demarche_received_id` instead.
 DROP INDEX avis_demarche_satisfaction;
 "#,
+    r#"
+-- `avis` partitioned by month of `received_at` (UTC month bounds), partitions `avis_YYYY_MM`
+-- (DESIGN §14): each month's indexes stay the size of a month, retention and maintenance
+-- (VACUUM, REINDEX, backups) go partition by partition, and an old month can be detached.
+-- PostgreSQL wants the partition key in every unique index, so the primary key becomes
+-- (id, received_at): a vote's `received_at` is stamped once, when it is accepted, and travels
+-- with it through buffer, spill file and journal, so a retried or replayed vote carries the same
+-- pair and still meets its stored copy (the flusher's exactly-once check is unchanged).
+-- Rewrites `avis` once, in this migration's transaction.
+ALTER TABLE avis RENAME TO avis_unpartitioned;
+ALTER INDEX avis_pkey RENAME TO avis_unpartitioned_pkey;
+ALTER INDEX avis_demarche_received_id RENAME TO avis_unpartitioned_demarche_received_id;
+ALTER INDEX avis_demarche_commented RENAME TO avis_unpartitioned_demarche_commented;
+ALTER INDEX avis_commentaire_tsv RENAME TO avis_unpartitioned_commentaire_tsv;
+CREATE TABLE avis (
+    id uuid NOT NULL,
+    demarche_id bigint NOT NULL,
+    source text NOT NULL,
+    received_at timestamptz NOT NULL,
+    satisfaction text NOT NULL CHECK (satisfaction IN ('bien', 'moyen', 'pas-bien')),
+    facilite text CHECK (facilite IN ('facile', 'moyen', 'difficile')),
+    clarte text CHECK (clarte IN ('clair', 'moyen', 'pas-clair')),
+    aide smallint NOT NULL DEFAULT 0,
+    commentaire text,
+    commentaire_tsv tsvector GENERATED ALWAYS AS (to_tsvector('monavis_fr', commentaire)) STORED,
+    PRIMARY KEY (id, received_at)
+) PARTITION BY RANGE (received_at);
+CREATE INDEX avis_demarche_received_id ON avis (demarche_id, received_at, id);
+CREATE INDEX avis_demarche_commented ON avis (demarche_id, received_at, id) WHERE commentaire IS NOT NULL;
+CREATE INDEX avis_commentaire_tsv ON avis USING gin (commentaire_tsv) WHERE commentaire IS NOT NULL;
+-- Creates the partition of the month holding `at` (UTC) if missing: its name, or NULL when it
+-- existed. Also for
+-- operators: `SELECT monavis_avis_partition('2031-01-01')` as the owner of `avis`.
+-- Created empty then attached: ATTACH PARTITION takes only a SHARE UPDATE EXCLUSIVE lock on
+-- `avis`, so COPY and reads go on, where CREATE TABLE … PARTITION OF would queue an ACCESS
+-- EXCLUSIVE lock behind a long export and every flush behind it. The CHECK constraint matching
+-- the bounds spares ATTACH its scan.
+CREATE FUNCTION monavis_avis_partition(at timestamptz) RETURNS text LANGUAGE plpgsql AS $fn$
+DECLARE
+    first timestamp := date_trunc('month', at AT TIME ZONE 'UTC');
+    lo timestamptz := first AT TIME ZONE 'UTC';
+    hi timestamptz := (first + interval '1 month') AT TIME ZONE 'UTC';
+    name text := 'avis_' || to_char(first, 'YYYY_MM');
+BEGIN
+    IF to_regclass(quote_ident(name)) IS NULL THEN
+        EXECUTE format('CREATE TABLE %I (LIKE avis INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)', name);
+        EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I CHECK (received_at >= %L AND received_at < %L)',
+                       name, name || '_bounds', lo, hi);
+        EXECUTE format('ALTER TABLE avis ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', name, lo, hi);
+        EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I', name, name || '_bounds');
+        RETURN name;
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+SELECT monavis_avis_partition(m AT TIME ZONE 'UTC')
+FROM generate_series(
+    date_trunc('month', coalesce((SELECT min(received_at) FROM avis_unpartitioned), now()) AT TIME ZONE 'UTC'),
+    date_trunc('month', greatest((SELECT max(received_at) FROM avis_unpartitioned), now()) AT TIME ZONE 'UTC'),
+    interval '1 month'
+) AS m;
+INSERT INTO avis (id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire)
+SELECT id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire FROM avis_unpartitioned;
+DROP TABLE avis_unpartitioned;
+"#,
 ];
+
+/// The last migration before `avis` was partitioned (for the flush benchmark's comparison).
+pub const UNPARTITIONED_VERSION: usize = 6;
 
 /// Column types of `avis`, in COPY order.
 const AVIS_TYPES: [Type; 9] =
     [Type::UUID, Type::INT8, Type::TEXT, Type::TIMESTAMPTZ, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT2, Type::TEXT];
 const AVIS_COLUMNS: &str = "id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire";
 
-/// The next démarche (by id, after `$1`) that has an avis with a comment: one probe of the
-/// partial index `avis_demarche_commented`, however many avis it has.
+/// The next démarche (by id, after `$1`) of partition `{p}` that has an avis with a comment:
+/// one probe of its partial index `(demarche_id, received_at, id) WHERE commentaire IS NOT NULL`,
+/// however many avis it has.
 const NEXT_COMMENTED_DEMARCHE: &str =
-    "SELECT demarche_id FROM avis WHERE commentaire IS NOT NULL AND demarche_id > $1 ORDER BY demarche_id LIMIT 1";
+    "SELECT demarche_id FROM {p} WHERE commentaire IS NOT NULL AND demarche_id > $1 ORDER BY demarche_id LIMIT 1";
 
-/// Erases one batch of old comments of démarche `$1`: at most `$5` avis received before `$2`,
-/// strictly after `($3, $4)` in `(received_at, id)` order, oldest first.
+/// Erases one batch of old comments of démarche `$1` in partition `{p}`: at most `$5` avis
+/// received before `$2`, strictly after `($3, $4)` in `(received_at, id)` order, oldest first.
 ///
-/// No index of its own: `received_at < $1` alone would need one on `avis (received_at)`, which
-/// every flushed vote would pay for (each index on `avis` is, see migration 6). The partial
-/// index `avis_demarche_commented (demarche_id, received_at, id) WHERE commentaire IS NOT NULL`
-/// answers it démarche by démarche instead, reading only commented avis; the keyset bound lets
-/// each batch start where the last stopped rather than walk the index entries it left dead.
-/// `id = ANY(ARRAY(…))` rather than `id IN (…)`: with `IN`, the planner expects thousands of
-/// ids and may hash them against a sequential scan of all of `avis` (it did, with 700,000 rows
-/// and batches of 10,000); an array of unknown length keeps it on the primary key. The outer `commentaire IS NOT NULL` is checked
-/// again on a row another replica erased meanwhile, so such a row is neither erased twice nor
-/// counted twice. `commentaire_tsv`, a generated column, becomes NULL with the comment, and
-/// leaves the GIN index with it.
-const ERASE_COMMENTS: &str = "UPDATE avis SET commentaire = NULL WHERE commentaire IS NOT NULL AND id = ANY(ARRAY(\
-     SELECT id FROM avis WHERE demarche_id = $1 AND commentaire IS NOT NULL AND received_at < $2 \
+/// Retention goes partition by partition (DESIGN §13, §14): months wholly after the cut-off are
+/// not read at all, and each statement touches one partition's indexes only. No index of its
+/// own: `received_at < $2` alone would need one on `received_at`, which every flushed vote would
+/// pay for (each index on `avis` is, see migration 6). The partial index of commented avis
+/// answers it démarche by démarche instead; the keyset bound lets each batch start where the
+/// last stopped rather than walk the index entries it left dead. `id = ANY(ARRAY(…))` rather
+/// than `id IN (…)`: with `IN`, the planner expects thousands of ids and may hash them against
+/// a sequential scan (it did, with 700,000 rows and batches of 10,000); an array of unknown
+/// length keeps it on the primary key. The outer `commentaire IS NOT NULL` is checked again on
+/// a row another replica erased meanwhile, so such a row is neither erased twice nor counted
+/// twice. `commentaire_tsv`, a generated column, becomes NULL with the comment, and leaves the
+/// GIN index with it.
+const ERASE_COMMENTS: &str = "UPDATE {p} SET commentaire = NULL WHERE commentaire IS NOT NULL AND id = ANY(ARRAY(\
+     SELECT id FROM {p} WHERE demarche_id = $1 AND commentaire IS NOT NULL AND received_at < $2 \
      AND (received_at, id) > ($3, $4) ORDER BY received_at, id LIMIT $5)) \
      RETURNING received_at, id";
+
+/// How many months ahead of the current one the server keeps partitions of `avis`.
+pub const PARTITIONS_AHEAD: u32 = 3;
+/// How long creating a partition may wait for its lock on `avis` (held against it by a running
+/// COPY or export) before giving up until the next try.
+const PARTITION_LOCK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The partitions of `avis`, by name.
+const PARTITIONS: &str = "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+     WHERE i.inhparent = 'avis'::regclass ORDER BY 1";
+
+/// `avis_YYYY_MM`, the partition holding the month that starts on `month`.
+pub fn partition_name(month: NaiveDate) -> String {
+    format!("avis_{}", month.format("%Y_%m"))
+}
+
+/// The first day of the month `k` months after the one holding `now` (UTC).
+fn month_start(now: DateTime<Utc>, k: u32) -> Option<NaiveDate> {
+    now.date_naive().with_day(1)?.checked_add_months(chrono::Months::new(k))
+}
+
+/// The month a partition named like [`partition_name`] holds; `None` for other names (a
+/// partition an operator made by hand).
+fn partition_month(name: &str) -> Option<NaiveDate> {
+    let rest = name.strip_prefix("avis_")?;
+    NaiveDate::parse_from_str(&format!("{rest}_01"), "%Y_%m_%d").ok()
+}
 
 /// PostgreSQL store.
 pub struct PgStore {
@@ -256,6 +353,82 @@ impl PgStore {
              ON CONFLICT (demarche_id, day, source) DO UPDATE SET {updates}"
         );
         Ok(PgStore { pool, upsert_daily })
+    }
+
+    /// Runs the migrations not run yet, up to `version` (all of them: `MIGRATIONS.len()`).
+    /// Replicas starting together take turns on an advisory lock.
+    pub async fn migrate_up_to(&self, version: usize) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await?;
+        // Replicas starting together take turns.
+        tx.execute("SELECT pg_advisory_xact_lock(7428)", &[]).await?;
+        tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+            )
+            .await?;
+        let done: i32 = tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await?.get(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(version).skip(done as usize) {
+            tx.batch_execute(sql).await?;
+            tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&(i as i32 + 1)]).await?;
+        }
+        // Search keys are folded in Rust, which SQL cannot do: fill those still empty
+        // (démarches from before migration 3).
+        for row in tx.query("SELECT id, name, administration FROM demarche WHERE search = ''", &[]).await? {
+            let (id, name, administration): (i64, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let key = crate::search::key(&name, &administration);
+            tx.execute("UPDATE demarche SET search = $2 WHERE id = $1", &[&id, &key]).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates the partitions of `avis` missing for the months starting on `months` (UTC);
+    /// the names of those it created. Cheap when none is missing (one catalogue query).
+    ///
+    /// Replicas take turns on an advisory lock, and give up after [`PARTITION_LOCK_TIMEOUT`]
+    /// waiting for `avis`'s lock rather than queue every flush behind them: the task tries again
+    /// later, months ahead of need.
+    async fn ensure_partitions(&self, months: &[NaiveDate]) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn().await?;
+        let existing: HashSet<String> =
+            conn.query(PARTITIONS, &[]).await?.iter().map(|r| r.try_get::<_, String>(0)).collect::<Result<_, _>>()?;
+        let missing: Vec<NaiveDate> =
+            months.iter().copied().filter(|m| !existing.contains(&partition_name(*m))).collect();
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut created = Vec::new();
+        for month in missing {
+            let tx = conn.transaction().await?;
+            let made = async {
+                tx.batch_execute(&format!(
+                    "SET LOCAL lock_timeout = '{}ms'; SELECT pg_advisory_xact_lock(7429)",
+                    PARTITION_LOCK_TIMEOUT.as_millis()
+                ))
+                .await?;
+                let first = month.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+                let name: Option<String> =
+                    tx.query_one("SELECT monavis_avis_partition($1)", &[&first]).await?.try_get(0)?;
+                tx.commit().await?;
+                Ok::<_, tokio_postgres::Error>(name)
+            }
+            .await;
+            match made {
+                Ok(Some(name)) => {
+                    tracing::info!(partition = %name, "partition of avis created");
+                    created.push(name);
+                }
+                Ok(None) => {} // another replica was first
+                Err(e) => {
+                    return Err(StoreError::Partition {
+                        name: partition_name(month),
+                        month,
+                        error: super::postgres_text(&e),
+                    })
+                }
+            }
+        }
+        Ok(created)
     }
 
     async fn conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<NoTls>>, StoreError> {
@@ -322,6 +495,12 @@ fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
 
+/// COPY or INSERT met a row whose month has no partition of `avis`.
+fn is_missing_partition(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::CHECK_VIOLATION)
+        && e.as_db_error().is_some_and(|d| d.message().starts_with("no partition of relation"))
+}
+
 fn read_daily(row: &tokio_postgres::Row) -> DailyRow {
     let mut c = [0i64; 16];
     for (i, slot) in c.iter_mut().enumerate() {
@@ -333,28 +512,27 @@ fn read_daily(row: &tokio_postgres::Row) -> DailyRow {
 impl Store for PgStore {
     fn migrate(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            let mut conn = self.conn().await?;
-            let tx = conn.transaction().await?;
-            // Replicas starting together take turns.
-            tx.execute("SELECT pg_advisory_xact_lock(7428)", &[]).await?;
-            tx.batch_execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-            )
-            .await?;
-            let done: i32 = tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await?.get(0);
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
-                tx.batch_execute(sql).await?;
-                tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&(i as i32 + 1)]).await?;
+            self.migrate_up_to(MIGRATIONS.len()).await?;
+            // This month's partition, without which no vote can be stored, or a clear error;
+            // then the months ahead, which the server tries again every hour.
+            let now = Utc::now();
+            self.prepare_partitions(now, 0).await?;
+            if let Err(e) = self.prepare_partitions(now, PARTITIONS_AHEAD).await {
+                tracing::error!(error = %e, "partitions of the coming months not created; trying again in an hour");
             }
-            // Search keys are folded in Rust, which SQL cannot do: fill those still empty
-            // (démarches from before migration 3).
-            for row in tx.query("SELECT id, name, administration FROM demarche WHERE search = ''", &[]).await? {
-                let (id, name, administration): (i64, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-                let key = crate::search::key(&name, &administration);
-                tx.execute("UPDATE demarche SET search = $2 WHERE id = $1", &[&id, &key]).await?;
-            }
-            tx.commit().await?;
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn prepare_partitions(
+        &self,
+        now: DateTime<Utc>,
+        months_ahead: u32,
+    ) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        async move {
+            let months: Vec<NaiveDate> = (0..=months_ahead).filter_map(|k| month_start(now, k)).collect();
+            self.ensure_partitions(&months).await
         }
         .boxed()
     }
@@ -387,6 +565,22 @@ impl Store for PgStore {
                         tracing::info!(votes = votes.len(), "batch holds stored votes; storing through staging");
                         tx.rollback().await?;
                     }
+                    Err(e) if is_missing_partition(&e) => {
+                        // A month without partition: a vote replayed from long ago, or the
+                        // task that creates them ahead could not. Create them, then go on
+                        // through the staging path, which stores whatever the COPY did not.
+                        tx.rollback().await?;
+                        let mut months: Vec<NaiveDate> = votes
+                            .iter()
+                            .filter_map(|v| DateTime::from_timestamp_millis(v.received_at_ms.max(0)))
+                            .filter_map(|at| month_start(at, 0))
+                            .collect();
+                        months.sort_unstable();
+                        months.dedup();
+                        drop(conn);
+                        self.ensure_partitions(&months).await?;
+                        conn = self.conn().await?;
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -401,7 +595,7 @@ impl Store for PgStore {
                 .query(
                     &format!(
                         "INSERT INTO avis ({AVIS_COLUMNS}) SELECT {AVIS_COLUMNS} FROM avis_staging \
-                         ON CONFLICT (id) DO NOTHING RETURNING id"
+                         ON CONFLICT DO NOTHING RETURNING id"
                     ),
                     &[],
                 )
@@ -505,23 +699,31 @@ impl Store for PgStore {
         async move {
             let limit = batch.max(1) as i64;
             let conn = self.conn().await?;
-            let next_demarche = conn.prepare(NEXT_COMMENTED_DEMARCHE).await?;
-            let erase = conn.prepare(ERASE_COMMENTS).await?;
             let mut erased = 0u64;
-            let mut previous = i64::MIN;
-            while let Some(row) = conn.query_opt(&next_demarche, &[&previous]).await? {
-                let demarche_id: i64 = row.try_get(0)?;
-                previous = demarche_id;
-                // No stored avis is older than the epoch (votes are stamped when accepted).
-                let mut after: (DateTime<Utc>, Uuid) = (DateTime::UNIX_EPOCH, Uuid::nil());
-                loop {
-                    let rows = conn.query(&erase, &[&demarche_id, &cutoff, &after.0, &after.1, &limit]).await?;
-                    erased += rows.len() as u64;
-                    for r in &rows {
-                        after = after.max((r.try_get(0)?, r.try_get(1)?));
-                    }
-                    if (rows.len() as i64) < limit {
-                        break;
+            for row in conn.query(PARTITIONS, &[]).await? {
+                let partition: String = row.try_get(0)?;
+                let first_day = partition_month(&partition).and_then(|m| m.and_hms_opt(0, 0, 0)).map(|t| t.and_utc());
+                if first_day.is_some_and(|first| first >= cutoff) {
+                    continue;
+                }
+                let table = format!("\"{}\"", partition.replace('"', "\"\""));
+                let next_demarche = conn.prepare(&NEXT_COMMENTED_DEMARCHE.replace("{p}", &table)).await?;
+                let erase = conn.prepare(&ERASE_COMMENTS.replace("{p}", &table)).await?;
+                let mut previous = i64::MIN;
+                while let Some(row) = conn.query_opt(&next_demarche, &[&previous]).await? {
+                    let demarche_id: i64 = row.try_get(0)?;
+                    previous = demarche_id;
+                    // No stored avis is older than the epoch (votes are stamped when accepted).
+                    let mut after: (DateTime<Utc>, Uuid) = (DateTime::UNIX_EPOCH, Uuid::nil());
+                    loop {
+                        let rows = conn.query(&erase, &[&demarche_id, &cutoff, &after.0, &after.1, &limit]).await?;
+                        erased += rows.len() as u64;
+                        for r in &rows {
+                            after = after.max((r.try_get(0)?, r.try_get(1)?));
+                        }
+                        if (rows.len() as i64) < limit {
+                            break;
+                        }
                     }
                 }
             }

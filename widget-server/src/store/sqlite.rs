@@ -352,6 +352,14 @@ impl Store for SqliteStore {
         self.conn.with(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?))
     }
 
+    fn prepare_partitions(
+        &self,
+        _now: DateTime<Utc>,
+        _months_ahead: u32,
+    ) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        async { Ok(Vec::new()) }.boxed()
+    }
+
     fn store_batch<'a>(&'a self, votes: &'a [Vote]) -> BoxFuture<'a, Result<u64, StoreError>> {
         // The blocking thread needs owned data; a clone per flush is small next to the fsync.
         let votes = votes.to_vec();
