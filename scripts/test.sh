@@ -25,6 +25,8 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v npm >/dev/null || missing+=(nodejs npm)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+# systemd-analyze verify checks deploy/monavis.service (widget-server/tests/deploy_unit.rs).
+command -v systemd-analyze >/dev/null || [ -x /usr/bin/systemd-analyze ] || missing+=(systemd)
 apt_install "${missing[@]}"
 
 say "axe-core (npm ci, scripts/a11y)"
