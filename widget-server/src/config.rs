@@ -127,6 +127,14 @@ pub struct Config {
     /// Store: postgres://… or sqlite://path (also read from DATABASE_URL).
     #[arg(long, env = "MONAVIS_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+    /// Console reads (dashboards, lists of avis, exports, API, observatory) from this PostgreSQL
+    /// streaming replica instead of --database-url; writes and sign-in stay on the primary.
+    #[arg(long, env = "MONAVIS_DATABASE_READ_URL", global = true)]
+    pub database_read_url: Option<String>,
+    /// How often each replica re-reads the démarches' catalogue, to pick up what other replicas
+    /// changed (e.g. 30s, 1m).
+    #[arg(long, env = "MONAVIS_CATALOGUE_REFRESH", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub catalogue_refresh: Duration,
     /// Server secret used to sign form links; created with 32 random bytes if missing.
     #[arg(long, env = "MONAVIS_SECRET_FILE", default_value = "data/secret", global = true)]
     pub secret_file: PathBuf,

@@ -28,8 +28,6 @@ use crate::vote::Answers;
 
 /// Cache-Control of the form and thank-you pages: they hold no per-visitor data.
 const CACHE_PAGE: &str = "max-age=300, s-maxage=3600";
-/// How often other replicas' catalogue changes are picked up.
-const CATALOGUE_REFRESH: Duration = Duration::from_secs(30);
 const PARTITIONS_CHECK: Duration = Duration::from_secs(3600);
 const LIMITER_PRUNE: Duration = Duration::from_secs(60);
 const STORE_PING: Duration = Duration::from_secs(2);
@@ -305,7 +303,7 @@ pub async fn serve(
 }
 
 async fn refresh_catalogue(app: Arc<App>) {
-    let mut tick = tokio::time::interval(CATALOGUE_REFRESH);
+    let mut tick = tokio::time::interval(app.config.catalogue_refresh.max(Duration::from_millis(100)));
     tick.tick().await;
     loop {
         tick.tick().await;

@@ -293,7 +293,7 @@ impl Console {
         secret: &[u8],
     ) -> anyhow::Result<Arc<Console>> {
         let settings = Settings::from_config(config);
-        let store = store::open(&config.database_url()).await?;
+        let store = store::open_with_reads(&config.database_url(), config.database_read_url.as_deref()).await?;
         let from = config.smtp_from.clone().unwrap_or_else(|| default_from(&settings));
         let mailer = Arc::new(Mailer::new(store.clone(), config.smtp_url.as_deref(), &from)?);
         let console = Arc::new(Console {

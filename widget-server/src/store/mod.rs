@@ -34,6 +34,8 @@ pub enum StoreError {
     #[error("bad database URL {0:?}: expected postgres://… or sqlite://path")]
     BadUrl(String),
     #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error(
         "cannot create {name}, the partition of avis for {month}: {error}. Votes of that month stay buffered \

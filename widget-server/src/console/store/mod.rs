@@ -688,7 +688,27 @@ pub(crate) fn search_filter(terms: usize, id: Option<String>, term: impl Fn(usiz
 
 /// Opens the console's own connection(s) to the store named by `url`.
 pub async fn open(url: &str) -> Result<Arc<dyn ConsoleStore>, StoreError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    open_with_reads(url, None).await
+}
+
+/// As [`open`], with the console's heavy reads on `read_url` when given (`--database-read-url`,
+/// a PostgreSQL streaming replica of `url`).
+pub async fn open_with_reads(url: &str, read_url: Option<&str>) -> Result<Arc<dyn ConsoleStore>, StoreError> {
+    let is_pg = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
+    if let Some(read_url) = read_url {
+        if !is_pg(url) || !is_pg(read_url) {
+            return Err(StoreError::Config(format!(
+                "--database-read-url needs PostgreSQL for both --database-url and itself (a streaming replica), got {}",
+                if is_pg(url) {
+                    "a read URL that is not postgres://…"
+                } else {
+                    "a database URL that is not postgres://…"
+                }
+            )));
+        }
+        return Ok(Arc::new(postgres::PgConsoleStore::connect_with_reads(url, read_url).await?));
+    }
+    if is_pg(url) {
         Ok(Arc::new(postgres::PgConsoleStore::connect(url).await?))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(sqlite::SqliteConsoleStore::open(path).await?))

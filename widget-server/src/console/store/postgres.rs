@@ -55,6 +55,8 @@ const CONSOLE_STATEMENT_TIMEOUT_MS: u64 = 5_000;
 /// The console's PostgreSQL store.
 pub struct PgConsoleStore {
     pool: Pool,
+    /// The pool of [`PgConsoleStore::read_conn`]: `pool` itself, or the read replica's.
+    reads: Pool,
 }
 
 /// The columns [`read_avis`] reads, in its order.
@@ -259,11 +261,27 @@ impl PgConsoleStore {
         ));
         let manager = PostgresConnectionManager::new(config, NoTls);
         let pool = bb8::Pool::builder().max_size(4).connection_timeout(Duration::from_secs(5)).build(manager).await?;
-        Ok(PgConsoleStore { pool })
+        Ok(PgConsoleStore { reads: pool.clone(), pool })
+    }
+
+    /// As [`PgConsoleStore::connect`], with the heavy reads — dashboards, lists of avis,
+    /// exports, the API, the observatory — on a pool of their own to `read_url` (a streaming
+    /// replica, DESIGN §14). Everything that writes, and what must see a write at once
+    /// (accounts, sessions, porteurs, the démarches' fiches), stays on `url`.
+    pub async fn connect_with_reads(url: &str, read_url: &str) -> Result<PgConsoleStore, StoreError> {
+        let primary = Self::connect(url).await?;
+        let replica = Self::connect(read_url).await?;
+        Ok(PgConsoleStore { pool: primary.pool, reads: replica.pool })
     }
 
     async fn conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<NoTls>>, StoreError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// A connection for the console's heavy reads: the read replica's pool when
+    /// `--database-read-url` is set, else the same pool as everything else.
+    async fn read_conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<NoTls>>, StoreError> {
+        Ok(self.reads.get().await?)
     }
 
     /// A page of avis in keyset order (see [`keyset`]).
@@ -292,7 +310,7 @@ impl PgConsoleStore {
         let text = text_match(&filter, &mut params);
         let limit_at = bind(&mut params, limit);
         let sql = format!("SELECT {AVIS_COLUMNS} {range}{text} ORDER BY {order} LIMIT {limit_at}");
-        let mut conn = self.conn().await?;
+        let mut conn = self.read_conn().await?;
         if filter.text.is_none() {
             let rows = conn.query(&sql, &refs(&params)).await?;
             return Ok(rows.iter().map(read_avis).collect::<Result<_, _>>()?);
@@ -1323,7 +1341,7 @@ impl ConsoleStore for PgConsoleStore {
             let sums =
                 DAILY_COLUMNS.iter().map(|c| format!("coalesce(sum({c}), 0)::bigint")).collect::<Vec<_>>().join(", ");
             let sql = format!("SELECT {sums} FROM avis_daily WHERE demarche_id = $1 AND day BETWEEN $2 AND $3");
-            let row = self.conn().await?.query_one(sql.as_str(), &[&demarche_id, &from, &to]).await?;
+            let row = self.read_conn().await?.query_one(sql.as_str(), &[&demarche_id, &from, &to]).await?;
             let mut c = [0i64; 16];
             for (i, slot) in c.iter_mut().enumerate() {
                 *slot = row.try_get(i)?;
@@ -1347,7 +1365,7 @@ impl ConsoleStore for PgConsoleStore {
                 "SELECT day, {sums} FROM avis_daily WHERE demarche_id = $1 AND day BETWEEN $2 AND $3 \
                  AND ($4::text IS NULL OR source = $4) GROUP BY day ORDER BY day"
             );
-            let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id, &from, &to, &source]).await?;
+            let rows = self.read_conn().await?.query(sql.as_str(), &[&demarche_id, &from, &to, &source]).await?;
             rows.iter().map(|r| Ok((r.try_get(0)?, counts_from(r, 1)?))).collect()
         }
         .boxed()
@@ -1367,7 +1385,7 @@ impl ConsoleStore for PgConsoleStore {
                  (SELECT demarche_id, {sums} FROM avis_daily WHERE day BETWEEN $1 AND $2 GROUP BY demarche_id) a \
                  ON a.demarche_id = d.id WHERE d.active AND d.merged_into IS NULL ORDER BY d.id"
             );
-            let rows = self.conn().await?.query(sql.as_str(), &[&from, &to]).await?;
+            let rows = self.read_conn().await?.query(sql.as_str(), &[&from, &to]).await?;
             rows.iter().map(|r| Ok((read_demarche(r, 0)?, counts_from(r, 16)?))).collect()
         }
         .boxed()
@@ -1385,7 +1403,7 @@ impl ConsoleStore for PgConsoleStore {
                 "SELECT source, {sums} FROM avis_daily WHERE demarche_id = $1 AND day BETWEEN $2 AND $3 \
                  GROUP BY source ORDER BY sum(n) DESC, source"
             );
-            let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id, &from, &to]).await?;
+            let rows = self.read_conn().await?.query(sql.as_str(), &[&demarche_id, &from, &to]).await?;
             rows.iter().map(|r| Ok((r.try_get(0)?, counts_from(r, 1)?))).collect()
         }
         .boxed()
@@ -1453,7 +1471,7 @@ impl ConsoleStore for PgConsoleStore {
         let mut from = avis_from(demarche_id, &filter, &mut params);
         from.push_str(&text_match(&filter, &mut params));
         let text = filter.text.is_some();
-        let state = Export { pool: self.pool.clone(), from, text, params, cursor: None, done: false };
+        let state = Export { pool: self.reads.clone(), from, text, params, cursor: None, done: false };
         futures_util::stream::try_unfold(state, Export::next_batch)
             .map_ok(|batch| futures_util::stream::iter(batch.into_iter().map(Ok)))
             .try_flatten()
