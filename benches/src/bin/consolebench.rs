@@ -238,9 +238,7 @@ struct Credentials {
 // ---------------------------------------------------------------- PostgreSQL loading
 
 async fn pg(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
-    Ok(client)
+    Ok(widget_server::store::pg_tls::connect(url).await?)
 }
 
 fn migrate(bin: &Path, dir: &Path, url: &str) -> anyhow::Result<()> {

@@ -92,8 +92,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let store = store::open(&args.database_url).await?;
     store.migrate().await?;
-    let (client, conn) = tokio_postgres::connect(&args.database_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
+    let client = widget_server::store::pg_tls::connect(&args.database_url).await?;
     let truncate = || client.batch_execute("TRUNCATE avis, avis_daily");
 
     let votes = make_votes(args.votes);

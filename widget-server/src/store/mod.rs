@@ -7,6 +7,7 @@
 //! idempotent on vote ids, and `avis_daily` grows by exactly the votes that were new, in the
 //! same transaction, so a retried batch never counts twice.
 
+pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 
@@ -31,6 +32,13 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("store task failed: {0}")]
     Task(String),
+    /// A first connection failed; the text holds every cause (the certificate refused, the
+    /// server's FATAL message), which `Postgres` would only show as a source.
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(String),
+    /// A TLS setting of the database URL (`sslmode`, `sslrootcert`) that cannot be used.
+    #[error("PostgreSQL TLS: {0}")]
+    Tls(String),
     #[error("bad database URL {0:?}: expected postgres://… or sqlite://path")]
     BadUrl(String),
     #[error("{0}")]

@@ -17,15 +17,16 @@ use futures_util::{pin_mut, FutureExt};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{NoTls, Transaction};
+use tokio_postgres::Transaction;
 use uuid::Uuid;
 
+use super::pg_tls::{self, Tls};
 use super::{aggregate, recount_expressions, Store, StoreError, DAILY_COLUMNS};
 use crate::catalogue::{Demarche, PrivacyNotice};
 use crate::stats::{Counts, DailyRow};
 use crate::vote::{Question, Vote};
 
-type Pool = bb8::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = bb8::Pool<PostgresConnectionManager<Tls>>;
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -339,10 +340,18 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects a pool to `url`. Fails if the first connection cannot be made.
+    /// Connects a pool to `url` (TLS as its `sslmode` says, see [`pg_tls`]). Fails, with the
+    /// reason, if a first connection cannot be made.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let manager = PostgresConnectionManager::new_from_stringlike(url, NoTls)?;
-        let pool = bb8::Pool::builder().max_size(8).connection_timeout(Duration::from_secs(5)).build(manager).await?;
+        let (config, tls) = pg_tls::connect_config(url)?;
+        pg_tls::probe(&config, &tls).await?;
+        let manager = PostgresConnectionManager::new(config, tls);
+        let pool = bb8::Pool::builder()
+            .max_size(8)
+            .connection_timeout(Duration::from_secs(5))
+            .error_sink(Box::new(pg_tls::LogErrors("store")))
+            .build(manager)
+            .await?;
         let cols = DAILY_COLUMNS.join(", ");
         let arrays = (4..4 + DAILY_COLUMNS.len()).map(|i| format!("${i}::bigint[]")).collect::<Vec<_>>().join(", ");
         let updates =
@@ -431,7 +440,7 @@ impl PgStore {
         Ok(created)
     }
 
-    async fn conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<NoTls>>, StoreError> {
+    async fn conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<Tls>>, StoreError> {
         self.pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))
     }
 

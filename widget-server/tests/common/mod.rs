@@ -32,9 +32,7 @@ pub fn pg_admin_url() -> String {
 /// A new, empty database on the test cluster; its URL.
 pub async fn fresh_pg_database(name: &str) -> String {
     let admin = pg_admin_url();
-    let (client, conn) =
-        tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.expect("connect to the test cluster");
-    tokio::spawn(conn);
+    let client = widget_server::store::pg_tls::connect(&admin).await.expect("connect to the test cluster");
     client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
     match admin.rsplit_once('/') {
@@ -48,6 +46,8 @@ pub async fn fresh_pg_database(name: &str) -> String {
 pub struct OwnCluster {
     dir: tempfile::TempDir,
     pub url: String,
+    /// What `pg.sh start` exported for it (name, value).
+    exports: Vec<(String, String)>,
 }
 
 fn pg_script_path() -> PathBuf {
@@ -56,17 +56,38 @@ fn pg_script_path() -> PathBuf {
 
 impl OwnCluster {
     pub fn start() -> OwnCluster {
+        Self::start_with(&[])
+    }
+
+    /// A cluster with TLS on (`pg.sh start --ssl`): its certificate is for `localhost` only, signed
+    /// by the CA of [`OwnCluster::var`]`("MONAVIS_TEST_PG_CA")`; the role `monavis_tls` of
+    /// `MONAVIS_TEST_PG_TLS_URL` may connect over TLS only. Panics if it cannot be started.
+    pub fn start_tls() -> OwnCluster {
+        Self::start_with(&["--ssl"])
+    }
+
+    fn start_with(options: &[&str]) -> OwnCluster {
         let dir = tempfile::tempdir().unwrap();
         let cluster = dir.path().join("pg");
-        let out = Command::new("bash").arg(pg_script_path()).arg("start").arg(&cluster).output().unwrap();
-        assert!(out.status.success(), "pg.sh start: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("bash").arg(pg_script_path()).arg("start").arg(&cluster).args(options).output().unwrap();
+        assert!(out.status.success(), "pg.sh start {options:?}: {}", String::from_utf8_lossy(&out.stderr));
         let env = String::from_utf8(out.stdout).unwrap();
-        let url = env
+        let exports: Vec<(String, String)> = env
             .lines()
-            .find_map(|l| l.strip_prefix("export MONAVIS_TEST_DATABASE_URL="))
-            .expect("pg.sh prints the URL")
-            .to_string();
-        OwnCluster { dir, url }
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut cluster = OwnCluster { dir, url: String::new(), exports };
+        cluster.url = cluster.var("MONAVIS_TEST_DATABASE_URL");
+        cluster
+    }
+
+    /// A variable `pg.sh start` exported for this cluster; panics if it did not.
+    pub fn var(&self, name: &str) -> String {
+        match self.exports.iter().find(|(k, _)| k == name) {
+            Some((_, v)) => v.clone(),
+            None => panic!("pg.sh start did not export {name}"),
+        }
     }
 
     fn run(&self, cmd: &str) {
@@ -391,8 +412,7 @@ pub async fn exec_sql(db_url: &str, sql: &str) {
         conn.busy_timeout(Duration::from_secs(5)).unwrap();
         conn.execute_batch(sql).unwrap();
     } else {
-        let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(conn);
+        let client = widget_server::store::pg_tls::connect(db_url).await.unwrap();
         client.batch_execute(sql).await.unwrap();
     }
 }

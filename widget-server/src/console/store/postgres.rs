@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, NoTls, Row};
+use tokio_postgres::{GenericClient, Row};
 
 use super::{keyset, like_escape, search_filter, Comment};
 use super::{
@@ -24,9 +24,10 @@ use super::{
     PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::stats::Counts;
+use crate::store::pg_tls::{self, Tls};
 use crate::store::{StoreError, DAILY_COLUMNS};
 
-type Pool = bb8::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = bb8::Pool<PostgresConnectionManager<Tls>>;
 
 /// The columns [`read_account`] reads, in its order.
 const ACCOUNT_COLUMNS: &str = "id, email, name, administration, password_hash, status, is_admin, created_at";
@@ -184,7 +185,7 @@ const EXPORT_ORDER: &str = "ORDER BY received_at DESC, id DESC";
 
 /// A pooled connection inside the read-only transaction of an export. Dropped before the end
 /// (the stream abandoned, an error), it is rolled back before going back to the pool.
-struct OpenCursor(Option<bb8::PooledConnection<'static, PostgresConnectionManager<NoTls>>>);
+struct OpenCursor(Option<bb8::PooledConnection<'static, PostgresConnectionManager<Tls>>>);
 
 impl Drop for OpenCursor {
     fn drop(&mut self) {
@@ -249,9 +250,10 @@ impl Export {
 }
 
 impl PgConsoleStore {
-    /// Connects a small pool of its own to `url`. Fails if the first connection cannot be made.
+    /// Connects a small pool of its own to `url` (TLS as its `sslmode` says, see [`pg_tls`]).
+    /// Fails, with the reason, if a first connection cannot be made.
     pub async fn connect(url: &str) -> Result<PgConsoleStore, StoreError> {
-        let mut config: tokio_postgres::Config = url.parse()?;
+        let (mut config, tls) = pg_tls::connect_config(url)?;
         // No console statement may hold one of these four connections for long: a search the
         // planner gets wrong fails after 5 s (a 503 page) instead of queuing every porteur
         // behind it. Exports read by cursor, 1,000 rows a statement, so they are not cut.
@@ -259,8 +261,14 @@ impl PgConsoleStore {
             "{} -c statement_timeout={CONSOLE_STATEMENT_TIMEOUT_MS}",
             config.get_options().unwrap_or("")
         ));
-        let manager = PostgresConnectionManager::new(config, NoTls);
-        let pool = bb8::Pool::builder().max_size(4).connection_timeout(Duration::from_secs(5)).build(manager).await?;
+        pg_tls::probe(&config, &tls).await?;
+        let manager = PostgresConnectionManager::new(config, tls);
+        let pool = bb8::Pool::builder()
+            .max_size(4)
+            .connection_timeout(Duration::from_secs(5))
+            .error_sink(Box::new(pg_tls::LogErrors("console")))
+            .build(manager)
+            .await?;
         Ok(PgConsoleStore { reads: pool.clone(), pool })
     }
 
@@ -274,13 +282,13 @@ impl PgConsoleStore {
         Ok(PgConsoleStore { pool: primary.pool, reads: replica.pool })
     }
 
-    async fn conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<NoTls>>, StoreError> {
+    async fn conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<Tls>>, StoreError> {
         Ok(self.pool.get().await?)
     }
 
     /// A connection for the console's heavy reads: the read replica's pool when
     /// `--database-read-url` is set, else the same pool as everything else.
-    async fn read_conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<NoTls>>, StoreError> {
+    async fn read_conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<Tls>>, StoreError> {
         Ok(self.reads.get().await?)
     }
 
