@@ -82,6 +82,29 @@ impl OwnCluster {
         cluster
     }
 
+    /// A streaming replica (hot standby) of this cluster (`pg.sh replica`), in a directory of
+    /// its own; stopped when dropped. Panics if it cannot be made.
+    pub fn replica(&self) -> OwnCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg(pg_script_path())
+            .arg("replica")
+            .arg(self.dir.path().join("pg"))
+            .arg(dir.path().join("pg"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg.sh replica: {}", String::from_utf8_lossy(&out.stderr));
+        let exports: Vec<(String, String)> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut cluster = OwnCluster { dir, url: String::new(), exports };
+        cluster.url = cluster.var("MONAVIS_TEST_DATABASE_URL");
+        cluster
+    }
+
     /// A variable `pg.sh start` exported for this cluster; panics if it did not.
     pub fn var(&self, name: &str) -> String {
         match self.exports.iter().find(|(k, _)| k == name) {
