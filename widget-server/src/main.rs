@@ -211,6 +211,7 @@ fn writable_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let shutdown = server::shutdown_signal();
     writable_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
     let secret = secret::load_or_create(&config.secret_file)?;
@@ -223,7 +224,13 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, store = %redact(&config.database_url()), demarches = catalogue.len(), "listening");
+    tracing::info!(
+        %addr,
+        store = %redact(&config.database_url()),
+        console_reads = %config.database_read_url.as_deref().map(redact).unwrap_or_else(|| "the store".into()),
+        demarches = catalogue.len(),
+        "listening"
+    );
     // A plain line on stdout, for scripts and tests that start us on port 0.
     println!("widget-server listening on http://{addr}");
     // Journal segments of earlier runs are listed before this run writes its own.
@@ -245,7 +252,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         tokio::spawn(widget_server::flush::replay_files(old_journal, store, max_batch));
     }
     app.metrics.store_reachable.set(1);
-    Ok(match server::serve(app, listener, server::shutdown_signal()).await {
+    Ok(match server::serve(app, listener, shutdown).await {
         FlushOutcome::AllStored => ExitCode::SUCCESS,
         FlushOutcome::Spilled { .. } | FlushOutcome::Journaled { .. } => ExitCode::from(3),
         FlushOutcome::Lost { .. } => ExitCode::from(4),
