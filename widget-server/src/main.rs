@@ -183,21 +183,9 @@ async fn account_command(config: &Config, command: AccountCommand) -> anyhow::Re
 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>> {
     let url = config.database_url();
-    let store = store::open(&url).await.with_context(|| format!("opening the store {}", redact(&url)))?;
+    let store = store::open(&url).await.with_context(|| format!("opening the store {}", store::redact(&url)))?;
     store.migrate().await.context("migrating the store")?;
     Ok(store)
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// The data directory (spill files) must be writable before the first vote is accepted: a spill
@@ -226,8 +214,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,
-        store = %redact(&config.database_url()),
-        console_reads = %config.database_read_url.as_deref().map(redact).unwrap_or_else(|| "the store".into()),
+        store = %store::redact(&config.database_url()),
+        console_reads = %config.database_read_url.as_deref().map(store::redact).unwrap_or_else(|| "the store".into()),
         demarches = catalogue.len(),
         "listening"
     );

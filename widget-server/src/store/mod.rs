@@ -52,6 +52,18 @@ pub enum StoreError {
     Partition { name: String, month: NaiveDate, error: String },
 }
 
+/// `url` without its password, for messages and logs: `postgres://user:***@host/db`, or as it
+/// is when it holds none.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _password)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
 /// A PostgreSQL error as operators need it: the server's message, SQLSTATE and detail, or the
 /// client's error with its cause (`tokio_postgres::Error` alone prints only "db error").
 pub fn postgres_text(e: &tokio_postgres::Error) -> String {
@@ -135,7 +147,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
     } else {
-        Err(StoreError::BadUrl(url.to_string()))
+        Err(StoreError::BadUrl(redact(url)))
     }
 }
 
@@ -189,4 +201,20 @@ pub fn recount_expressions() -> String {
         e.push(format!("sum(CASE WHEN (aide & {}) <> 0 THEN 1 ELSE 0 END)", 1 << i));
     }
     e.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_passwords_only() {
+        assert_eq!(redact("postgres://monavis:s3cr%40t@db:5432/monavis"), "postgres://monavis:***@db:5432/monavis");
+        assert_eq!(
+            redact("postgres://monavis@db/monavis?sslmode=verify-full"),
+            "postgres://monavis@db/monavis?sslmode=verify-full"
+        );
+        assert_eq!(redact("sqlite://data/monavis.db"), "sqlite://data/monavis.db");
+        assert_eq!(redact("mysql://u:p@h/db"), "mysql://u:***@h/db");
+    }
 }

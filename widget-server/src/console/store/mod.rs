@@ -713,6 +713,6 @@ pub async fn open_with_reads(url: &str, read_url: Option<&str>) -> Result<Arc<dy
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(sqlite::SqliteConsoleStore::open(path).await?))
     } else {
-        Err(StoreError::BadUrl(url.to_string()))
+        Err(StoreError::BadUrl(crate::store::redact(url)))
     }
 }
