@@ -4,6 +4,9 @@
 #   - nginx serving the same button SVG with gzip_static and ETag;
 #   - widget-server: buttons (200, 304, gzip), the form, vote POSTs against PostgreSQL;
 #   - storage: our batched flush vs one INSERT per vote vs psql \copy of the same rows;
+#   - partitioned avis: the flush into the month-partitioned avis vs the unpartitioned one (a
+#     second database migrated only up to version 6), in alternating rounds, and a month's
+#     primary-key index size;
 #   - memory: RSS with 1,000,000 votes buffered, bytes per vote without comment;
 #   - end to end: 1,000,000 votes through loadtest into PostgreSQL, zero loss checked.
 # Static comparisons use wrk (a tool we did not write); the vote path uses our loadtest and wrk.
@@ -114,7 +117,7 @@ say "PostgreSQL"
 scripts/pg.sh start "$work/pg" >/dev/null
 . "$work/pg/env"
 pg_url() { echo "${MONAVIS_TEST_DATABASE_URL%/*}/$1"; }
-for db in serve flush memory e2e; do psql "$MONAVIS_TEST_DATABASE_URL" -q -c "CREATE DATABASE $db"; done
+for db in serve flush flushplain memory e2e; do psql "$MONAVIS_TEST_DATABASE_URL" -q -c "CREATE DATABASE $db"; done
 
 say "servers"
 start_listener hello "$bin/hello" --listen 127.0.0.1:0
@@ -218,6 +221,18 @@ say "storage: batched flush vs one INSERT per vote vs psql \\copy"
 "$bin/flushbench" --database-url "$(pg_url flush)" --votes "$votes" --naive 20000 --parallel 1 --csv "$work/rows.csv" >"$work/flush1.json"
 "$bin/flushbench" --database-url "$(pg_url flush)" --votes "$votes" --naive 1000 --parallel 2 --csv "$work/rows.csv" >"$work/flush2.json"
 
+say "partitioned avis: flush rate vs unpartitioned, primary-key index size per month"
+# Half the votes of the storage step, 5 rounds each; this month only, then over two months.
+pvotes=$(( votes / 2 ))
+prounds=${BENCH_PARTITION_ROUNDS:-5}
+postmaster=$(head -1 "$work/pg/data/postmaster.pid")
+pflags=(--compare-partitioning --database-url "$(pg_url flush)" --plain-database-url "$(pg_url flushplain)"
+  --votes "$pvotes" --rounds "$prounds" --parallel 2 --server-pid "$postmaster")
+"$bin/flushbench" "${pflags[@]}" >"$work/partition1.json"
+"$bin/flushbench" "${pflags[@]}" --two-months >"$work/partition2.json"
+psql "$(pg_url flush)" -q -c "TRUNCATE avis, avis_daily"
+psql "$(pg_url flushplain)" -q -c "TRUNCATE avis, avis_daily"
+
 say "memory: $votes votes buffered, no comment"
 mkdir -p "$work/mem" && cd "$work/mem"
 "$bin/widget-server" --database-url "$(pg_url memory)" --log warn demarche add --id 1 --name "Mémoire" >/dev/null
@@ -287,6 +302,70 @@ rows = [
 closed, openm = load("vote-closed.json"), load("vote-open.json")
 f1, f2 = load("flush1.json"), load("flush2.json")
 mem, e2e = load("mem.json"), load("e2e.json")
+# --- partitioned avis (flushbench --compare-partitioning) ---
+def partition_section(one, two, cmd):
+    """Markdown lines of the section; `one` and `two` are flushbench's JSON, this month only and
+    over two months; cmd(j) is the command line that produced j."""
+    S = []
+    S.append("## Partitioned `avis`: flush rate and index size per month\n")
+    S.append(f"The flusher's path (`Store::store_batch`, batches of {one['batch']:,}, {one['parallel']} in flight) writes the same "
+             f"{one['votes']:,} votes into the month-partitioned `avis` (every migration) and into the unpartitioned one of a "
+             f"second database on the same server, migrated only up to version 6 (primary key `(id)`, same other indexes); "
+             f"{one['rounds']} rounds, each emptying both tables, then writing into one and then the other (unpartitioned first "
+             f"in odd rounds), a `CHECKPOINT` before each; row counts, `avis_daily` and rows per partition checked after each. "
+             f"PostgreSQL {one['server_version'].split()[0]}.\n")
+    S.append("| votes' months | partitioned / unpartitioned rows/s, per round | median | min | max | server CPU per row, partitioned / unpartitioned (median) |")
+    S.append("|---|---|---:|---:|---:|---:|")
+    for label, j in (("this month (one partition)", one), ("this and last month (every other vote; two partitions a batch)", two)):
+        per = ", ".join(f"{r['ratio']:.2f}" for r in j["per_round"])
+        c = j.get("server_cpu_ratio")
+        cpu = f"{c['median']:.2f}× ({c['min']:.2f}–{c['max']:.2f})" if c else "not measured"
+        r = j["ratio"]
+        S.append(f"| {label} | {per} | **{r['median']:.2f}×** | {r['min']:.2f}× | {r['max']:.2f}× | {cpu} |")
+    S.append("")
+    S.append("| votes' months | unpartitioned rows/s (median) | partitioned rows/s (median) | server CPU µs per row, unpartitioned / partitioned (median) |")
+    S.append("|---|---:|---:|---:|")
+    for label, j in (("this month", one), ("two months", two)):
+        def med_cpu(k):
+            v = sorted(r[k] for r in j["per_round"] if r.get(k) is not None)
+            return v[len(v) // 2] if v else None
+        u, p = med_cpu("plain_server_cpu_us_per_row"), med_cpu("partitioned_server_cpu_us_per_row")
+        cpu = f"{u:.1f} / {p:.1f}" if u is not None and p is not None else "not measured"
+        S.append(f"| {label} | {j['plain_rows_per_s']['median']:,.0f} | {j['partitioned_rows_per_s']['median']:,.0f} | {cpu} |")
+    S.append("")
+    for j in (one, two):
+        ok = abs(j["ratio"]["median"] - 1) <= 0.10
+        S.append(f"- {'Two months' if j['two_months'] else 'This month'}: median ratio {j['ratio']['median']:.2f}, "
+                 + ("within 10 % of the unpartitioned table." if ok else "**not** within 10 % of the unpartitioned table."))
+    S.append("")
+    p, u = one["partitions"][0], one["unpartitioned"]
+    mib = 1048576
+    S.append(f"**A month's primary key** (this month's run, its last round: {p['rows']:,} avis in `{p['table']}`, the same in the "
+             f"unpartitioned `avis`). As flushed, ids are only nearly in order (the benchmark makes thousands of votes a "
+             f"millisecond, random within it, so leaves split half-full); rebuilt (`REINDEX`) is how ids that only grow, as a "
+             f"month's real votes, pack them: leaves filled to the default fillfactor of 90.\n")
+    S.append("| index | key | bytes per avis, as flushed | rebuilt | MiB per million avis, rebuilt | at 5 million avis a month, rebuilt |")
+    S.append("|---|---|---:|---:|---:|---:|")
+    for t, key in ((p, "`(id, received_at)`"), (u, "`(id)`")):
+        S.append(f"| `{t['pk_index']}` | {key} | {t['pk_bytes_per_avis']:.1f} | {t['pk_rebuilt_bytes_per_avis']:.1f} | "
+                 f"{t['pk_rebuilt_mib_per_million']:.1f} | {t['pk_rebuilt_mib_at_5_million']:.0f} MiB |")
+    S.append("")
+    S.append(f"- Partition's key / old `avis_pkey`, bytes per entry: {p['pk_bytes_per_avis'] / u['pk_bytes_per_avis']:.2f}× as flushed, "
+             f"{p['pk_rebuilt_bytes_per_avis'] / u['pk_rebuilt_bytes_per_avis']:.2f}× rebuilt.")
+    S.append(f"- The whole partition (heap, TOAST, every index, as flushed; `pg_total_relation_size`): "
+             f"{p['total_bytes_per_avis']:.0f} bytes per avis, **{p['total_mib_per_million']:.0f} MiB per million avis**, "
+             f"{p['total_mib_at_5_million'] / 1024:.2f} GiB at 5 million; the unpartitioned `avis`: {u['total_bytes_per_avis']:.0f} bytes per avis, "
+             f"{u['total_mib_per_million']:.0f} MiB per million.")
+    idx = ", ".join(f"`{k}` {v / p['rows']:.0f}" for k, v in p["indexes_bytes"].items())
+    S.append(f"- Bytes per avis of the partition's heap: {p['heap_bytes'] / p['rows']:.0f}; of its indexes: {idx}.")
+    S.append("")
+    S.append("Reproduce (two databases on one server; the second must be new, flushbench migrates it only up to version 6):\n")
+    S.append("```sh")
+    S.append(cmd(one))
+    S.append(cmd(two))
+    S.append("```\n")
+    return S
+
 L = []
 L.append("# Benchmarks\n")
 L.append(f"Produced by `scripts/bench.sh` on {datetime.date.today()}; every figure below comes from the same run, so the ratios")
@@ -336,6 +415,11 @@ L.append("")
 L.append("The flusher path is binary COPY into `avis` plus the `avis_daily` upsert of the batch, one transaction per batch;")
 L.append("the widget-server default is 2 flushers in flight (`--flush-parallelism`). The \\copy ceiling is measured in each")
 L.append("flushbench run; the ratio of each line is to its own run.\n")
+def partition_cmd(j):
+    return ("target/release/flushbench --compare-partitioning --database-url postgres://…/flush --plain-database-url postgres://…/flushplain "
+            f"--votes {j['votes']} --rounds {j['rounds']} --batch {j['batch']} --parallel {j['parallel']} --server-pid POSTMASTER_PID"
+            + (" --two-months" if j["two_months"] else ""))
+L.extend(partition_section(load("partition1.json"), load("partition2.json"), partition_cmd))
 before, after, n = int(e["rss_before"]), int(e["rss_after"]), int(e["buffered"] or 0)
 flush_s = float(e["t1"]) - float(e["t0"])
 L.append(f"## Memory: {n:,} votes buffered (no comment), store idle\n")
@@ -352,7 +436,7 @@ L.append(f"- Check: {json.dumps(c, ensure_ascii=False)}\n")
 # Sections written by other scripts or by hand (console at scale, comment scrubbing, the
 # observatory) are kept, after ours.
 import os, re
-ours = ("Machine", "Static, pages, votes", "Vote path", "Storage", "Memory", "End to end")
+ours = ("Machine", "Static, pages, votes", "Vote path", "Storage", "Partitioned `avis`", "Memory", "End to end")
 kept = []
 if os.path.exists(sys.argv[1]):
     for m in re.finditer(r"^## (.*?)\n.*?(?=^## |\Z)", open(sys.argv[1]).read(), flags=re.S | re.M):
