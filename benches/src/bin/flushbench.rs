@@ -59,6 +59,9 @@ struct Args {
     /// Half the votes (every other one) received in the previous month: batches hit two partitions.
     #[arg(long)]
     two_months: bool,
+    /// Leave autovacuum on for the tables written during the comparison (off by default).
+    #[arg(long)]
+    autovacuum: bool,
     /// The postmaster's pid: the server's CPU (it and its children, from /proc) per row stored.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -294,15 +297,18 @@ async fn table_sizes(client: &tokio_postgres::Client, table: &str) -> anyhow::Re
             .await?;
         (r.get(0), r.get(1))
     };
-    let indexes: BTreeMap<String, i64> = client
+    // Each index by the name of the index on `avis` it is attached to (partitions' indexes are
+    // named by PostgreSQL), with its own name and size.
+    let indexes: BTreeMap<String, Value> = client
         .query(
-            "SELECT c.relname::text, pg_relation_size(c.oid) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid \
-             WHERE x.indrelid = to_regclass($1) ORDER BY 1",
+            "SELECT coalesce((SELECT p.relname::text FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent \
+                              WHERE i.inhrelid = c.oid), c.relname::text), c.relname::text, pg_relation_size(c.oid) \
+             FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid WHERE x.indrelid = to_regclass($1)",
             &[&table],
         )
         .await?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| (r.get(0), json!({ "name": r.get::<_, String>(1), "bytes": r.get::<_, i64>(2) })))
         .collect();
     let pk = client
         .query_one(
@@ -334,7 +340,7 @@ async fn table_sizes(client: &tokio_postgres::Client, table: &str) -> anyhow::Re
         "pk_rebuilt_mib_per_million": mib_per_million(rebuilt),
         "pk_rebuilt_mib_at_5_million": 5.0 * mib_per_million(rebuilt),
         "heap_bytes": heap,
-        "indexes_bytes": indexes,
+        "indexes": indexes,
         "total_bytes": total,
         "total_bytes_per_avis": per_row(total),
         "total_mib_per_million": mib_per_million(total),
@@ -384,7 +390,7 @@ async fn check_rows(
 /// and the unpartitioned `avis`, on the same server, in rounds. Each round empties both tables,
 /// then writes the votes into one then the other (unpartitioned first in odd rounds,
 /// partitioned first in even ones, so that a slow moment or what one path leaves behind, such
-/// as autovacuum, falls on both alike), after a CHECKPOINT before each (the previous path's
+/// as checkpoints, falls on both alike), after a CHECKPOINT before each (the previous path's
 /// dirty pages are not written on the next one's time), and checks the rows each table holds.
 /// Reports rows/s, the paired ratio partitioned / unpartitioned of each round (also split by
 /// which went first), WAL bytes per row (server-wide, so with whatever else ran), server CPU per
@@ -404,6 +410,7 @@ async fn compare_partitioning(args: &Args) -> anyhow::Result<()> {
          give an empty database"
     );
 
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut votes = make_votes(args.votes);
     anyhow::ensure!(!votes.is_empty(), "--votes 0");
     if args.two_months {
@@ -436,6 +443,21 @@ async fn compare_partitioning(args: &Args) -> anyhow::Result<()> {
     };
     let cpu = || args.server_pid.map(server_cpu_ticks).transpose();
     let tick = 1.0 / clock_ticks_per_second();
+
+    // Autovacuum off on the tables written, unless --autovacuum: TRUNCATE leaves each table
+    // new, so autovacuum would visit it after its first 1,000 rows, at whatever moment its
+    // database's turn comes (every autovacuum_naptime / databases), often in step with the
+    // rounds and so on the same path round after round; that is noise, not the flush's cost.
+    let tables_written: Vec<(&tokio_postgres::Client, String)> = expected
+        .keys()
+        .map(|t| (&pc, t.clone()))
+        .chain([(&pc, "avis_daily".to_string()), (&uc, "avis".to_string()), (&uc, "avis_daily".to_string())])
+        .collect();
+    if !args.autovacuum {
+        for (c, t) in &tables_written {
+            c.batch_execute(&format!("ALTER TABLE {t} SET (autovacuum_enabled = off)")).await?;
+        }
+    }
 
     // Warm-up: a first batch into each (connections, plans, catalogue caches).
     truncate().await?;
@@ -500,7 +522,13 @@ async fn compare_partitioning(args: &Args) -> anyhow::Result<()> {
             "partitioned_wal_bytes_per_row": wal_per_row["partitioned"],
         }));
         wal_ratios.push(wal_per_row["partitioned"] / wal_per_row["plain"]);
-        by_order.entry(order[0]).or_insert_with(Vec::new).push(ratio);
+        by_order.entry(order[0]).or_default().push(ratio);
+    }
+
+    if !args.autovacuum {
+        for (c, t) in &tables_written {
+            c.batch_execute(&format!("ALTER TABLE {t} RESET (autovacuum_enabled)")).await?;
+        }
     }
 
     // Sizes of what the last round left (kept in both databases, for inspection).
@@ -529,6 +557,7 @@ async fn compare_partitioning(args: &Args) -> anyhow::Result<()> {
         "parallel": args.parallel,
         "rounds": args.rounds.max(1),
         "two_months": args.two_months,
+        "autovacuum": args.autovacuum,
         "server_version": server_version,
         "rows_by_partition": expected,
         "per_round": rounds,
@@ -544,6 +573,9 @@ async fn compare_partitioning(args: &Args) -> anyhow::Result<()> {
         "unpartitioned": unpartitioned,
         "partition_vs_unpartitioned_bytes_per_avis": pk_vs_plain,
         "measured_at": Utc::now().to_rfc3339(),
+        // The machine's load (1, 5, 15 minutes) before and after the rounds: other work on it.
+        "loadavg_before": load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        "loadavg_after": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     });
     println!("{out}");
     Ok(())
