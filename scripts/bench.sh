@@ -4,6 +4,9 @@
 #   - nginx serving the same button SVG with gzip_static and ETag;
 #   - widget-server: buttons (200, 304, gzip), the form, vote POSTs against PostgreSQL;
 #   - storage: our batched flush vs one INSERT per vote vs psql \copy of the same rows;
+#   - partitioned avis: the flush into the month-partitioned avis vs the unpartitioned one (a
+#     second database migrated only up to version 6), in alternating rounds, and a month's
+#     primary-key index size;
 #   - memory: RSS with 1,000,000 votes buffered, bytes per vote without comment;
 #   - end to end: 1,000,000 votes through loadtest into PostgreSQL, zero loss checked.
 # Static comparisons use wrk (a tool we did not write); the vote path uses our loadtest and wrk.
@@ -114,7 +117,7 @@ say "PostgreSQL"
 scripts/pg.sh start "$work/pg" >/dev/null
 . "$work/pg/env"
 pg_url() { echo "${MONAVIS_TEST_DATABASE_URL%/*}/$1"; }
-for db in serve flush memory e2e; do psql "$MONAVIS_TEST_DATABASE_URL" -q -c "CREATE DATABASE $db"; done
+for db in serve flush flushplain memory e2e; do psql "$MONAVIS_TEST_DATABASE_URL" -q -c "CREATE DATABASE $db"; done
 
 say "servers"
 start_listener hello "$bin/hello" --listen 127.0.0.1:0
@@ -218,6 +221,18 @@ say "storage: batched flush vs one INSERT per vote vs psql \\copy"
 "$bin/flushbench" --database-url "$(pg_url flush)" --votes "$votes" --naive 20000 --parallel 1 --csv "$work/rows.csv" >"$work/flush1.json"
 "$bin/flushbench" --database-url "$(pg_url flush)" --votes "$votes" --naive 1000 --parallel 2 --csv "$work/rows.csv" >"$work/flush2.json"
 
+say "partitioned avis: flush rate vs unpartitioned, primary-key index size per month"
+# Half the votes of the storage step, 5 rounds each; this month only, then over two months.
+pvotes=$(( votes / 2 ))
+prounds=${BENCH_PARTITION_ROUNDS:-5}
+postmaster=$(head -1 "$work/pg/data/postmaster.pid")
+pflags=(--compare-partitioning --database-url "$(pg_url flush)" --plain-database-url "$(pg_url flushplain)"
+  --votes "$pvotes" --rounds "$prounds" --parallel 2 --server-pid "$postmaster")
+"$bin/flushbench" "${pflags[@]}" >"$work/partition1.json"
+"$bin/flushbench" "${pflags[@]}" --two-months >"$work/partition2.json"
+psql "$(pg_url flush)" -q -c "TRUNCATE avis, avis_daily"
+psql "$(pg_url flushplain)" -q -c "TRUNCATE avis, avis_daily"
+
 say "memory: $votes votes buffered, no comment"
 mkdir -p "$work/mem" && cd "$work/mem"
 "$bin/widget-server" --database-url "$(pg_url memory)" --log warn demarche add --id 1 --name "Mémoire" >/dev/null
@@ -287,6 +302,85 @@ rows = [
 closed, openm = load("vote-closed.json"), load("vote-open.json")
 f1, f2 = load("flush1.json"), load("flush2.json")
 mem, e2e = load("mem.json"), load("e2e.json")
+# --- partitioned avis (flushbench --compare-partitioning) ---
+def partition_section(one, two, cmd, note=None):
+    """Markdown lines of the section; `one` and `two` are flushbench's JSON, this month only and
+    over two months; cmd(j) is the command line that produced j; note, lines added at the end."""
+    S = []
+    S.append("## Partitioned `avis`: flush rate and index size per month\n")
+    av = "left on" if one["autovacuum"] else "off on the tables written (`--autovacuum` leaves it on)"
+    S.append(f"`flushbench --compare-partitioning`, {one['measured_at'][:10]}: the flusher's path (`Store::store_batch`, batches of "
+             f"{one['batch']:,}, {one['parallel']} in flight) writes the same {one['votes']:,} votes into the month-partitioned `avis` "
+             f"(every migration; primary key `(id, received_at)`) and into the unpartitioned `avis` of a second database on the same "
+             f"server, migrated only up to version 6 (primary key `(id)`; the same other indexes). {one['rounds']} rounds, each "
+             f"emptying both tables and then writing into one and the other in turn (unpartitioned first in odd rounds), after a "
+             f"`CHECKPOINT` each; rows, rows per partition and `avis_daily` checked after each; autovacuum {av}. "
+             f"PostgreSQL {one['server_version'].split()[0]}; machine load average (1, 5, 15 min) "
+             f"{one['loadavg_before']} before, {two['loadavg_after']} after: other work shared the two cores.\n")
+    S.append("| votes | partitioned / unpartitioned rows/s, each round | median | min | max | server CPU per row, partitioned / unpartitioned: median (min–max) | WAL per row, partitioned / unpartitioned |")
+    S.append("|---|---|---:|---:|---:|---:|---:|")
+    for label, j in (("this month: one partition", one), ("this month and the previous, every other vote: two partitions a batch", two)):
+        per = ", ".join(f"{r['ratio']:.2f}" for r in j["per_round"])
+        c = j.get("server_cpu_ratio")
+        cpu = f"{c['median']:.2f}× ({c['min']:.2f}–{c['max']:.2f})" if c else "not measured"
+        r = j["ratio"]
+        S.append(f"| {label} | {per} | **{r['median']:.2f}×** | {r['min']:.2f}× | {r['max']:.2f}× | {cpu} | {j['wal_ratio']['median']:.3f}× |")
+    S.append("")
+    S.append("| votes | unpartitioned rows/s, median | partitioned rows/s, median | server CPU µs per row, unpartitioned / partitioned, median | WAL bytes per row, unpartitioned / partitioned |")
+    S.append("|---|---:|---:|---:|---:|")
+    def med(j, k):
+        v = sorted(r[k] for r in j["per_round"] if r.get(k) is not None)
+        return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2 if v else None
+    for label, j in (("this month", one), ("two months", two)):
+        u, p = med(j, "plain_server_cpu_us_per_row"), med(j, "partitioned_server_cpu_us_per_row")
+        cpu = f"{u:.2f} / {p:.2f}" if u is not None and p is not None else "not measured"
+        S.append(f"| {label} | {j['plain_rows_per_s']['median']:,.0f} | {j['partitioned_rows_per_s']['median']:,.0f} | {cpu} | "
+                 f"{med(j, 'plain_wal_bytes_per_row'):.0f} / {med(j, 'partitioned_wal_bytes_per_row'):.0f} |")
+    S.append("")
+    for j in (one, two):
+        ok = abs(j["ratio"]["median"] - 1) <= 0.10
+        pf, qf = j.get("ratio_plain_first"), j.get("ratio_partitioned_first")
+        order = (f" (median {pf['median']:.2f} in the rounds where the unpartitioned table went first, {qf['median']:.2f} where the "
+                 f"partitioned one did)") if pf and qf else ""
+        S.append(f"- {'Two months' if j['two_months'] else 'This month'}: the partitioned table flushes at **{j['ratio']['median']:.2f}×** "
+                 f"the unpartitioned one's rate, median of the paired rounds{order}: "
+                 + ("within 10 %." if ok else "**not** within 10 %."))
+    S.append("")
+    p, u = one["partitions"][0], one["unpartitioned"]
+    S.append(f"**A month's primary key**, after this month's last round ({p['rows']:,} avis in `{p['table']}`, the same in the "
+             f"unpartitioned `avis`, by `pg_relation_size` of `{p['pk_index']}`, attached to `{p.get('pk_index_parent') or 'avis_pkey'}`). "
+             f"As flushed, leaves are about {90 * p['pk_rebuilt_bytes'] / p['pk_bytes']:.0f} % full: the benchmark makes thousands of votes a millisecond, whose UUIDv7 ids are "
+             f"random within it, so leaves split in the middle. Rebuilt (`REINDEX`), leaves are filled to btree's default fillfactor of "
+             f"90, as ids that only grow (a month's real votes, a few a second) leave them: the figure to extrapolate from.\n")
+    S.append("| index | key | bytes per avis, as flushed | rebuilt | MiB per million avis, rebuilt | at 5 million avis a month, rebuilt |")
+    S.append("|---|---|---:|---:|---:|---:|")
+    for t, key in ((p, "`(id, received_at)`, 16 + 8 bytes"), (u, "`(id)`, 16 bytes")):
+        S.append(f"| `{t['pk_index']}` | {key} | {t['pk_bytes_per_avis']:.1f} | {t['pk_rebuilt_bytes_per_avis']:.1f} | "
+                 f"{t['pk_rebuilt_mib_per_million']:.1f} | {t['pk_rebuilt_mib_at_5_million']:.0f} MiB |")
+    S.append("")
+    S.append(f"- The partition's key weighs {p['pk_bytes_per_avis'] / u['pk_bytes_per_avis']:.2f}× the old `avis_pkey` per entry as flushed, "
+             f"{p['pk_rebuilt_bytes_per_avis'] / u['pk_rebuilt_bytes_per_avis']:.2f}× rebuilt (the 8-byte `received_at` in every entry); "
+             f"but a month's key is a month's size: {p['pk_rebuilt_mib_at_5_million']:.0f} MiB at 5 million avis, where one `avis_pkey` "
+             f"grows with every month kept.")
+    S.append(f"- The whole partition (`pg_total_relation_size`: heap, TOAST, every index, as flushed): "
+             f"{p['total_bytes_per_avis']:.0f} bytes per avis, **{p['total_mib_per_million']:.0f} MiB per million avis**, "
+             f"{p['total_mib_at_5_million'] / 1024:.2f} GiB at 5 million; the unpartitioned `avis`, same rows: {u['total_bytes_per_avis']:.0f} "
+             f"bytes per avis, {u['total_mib_per_million']:.0f} MiB per million.")
+    idx = ", ".join(f"`{k}` {v['bytes'] / p['rows']:.0f}" for k, v in p["indexes"].items())
+    S.append(f"- Bytes per avis in the partition: heap {p['heap_bytes'] / p['rows']:.0f}; indexes as flushed (by the name of the index on `avis` they belong to): {idx}.")
+    if two["partitions"]:
+        S.append("- Over two months: " + "; ".join(
+            f"`{t['table']}` {t['rows']:,} avis, key {t['pk_bytes_per_avis']:.1f} bytes per avis as flushed, {t['pk_rebuilt_bytes_per_avis']:.1f} rebuilt"
+            for t in two["partitions"]) + ".")
+    S.append("")
+    S.extend(note or [])
+    S.append("Reproduce (two databases on one server, the second new: flushbench migrates it only up to version 6):\n")
+    S.append("```sh")
+    S.append(cmd(one))
+    S.append(cmd(two))
+    S.append("```\n")
+    return S
+
 L = []
 L.append("# Benchmarks\n")
 L.append(f"Produced by `scripts/bench.sh` on {datetime.date.today()}; every figure below comes from the same run, so the ratios")
@@ -336,6 +430,11 @@ L.append("")
 L.append("The flusher path is binary COPY into `avis` plus the `avis_daily` upsert of the batch, one transaction per batch;")
 L.append("the widget-server default is 2 flushers in flight (`--flush-parallelism`). The \\copy ceiling is measured in each")
 L.append("flushbench run; the ratio of each line is to its own run.\n")
+def partition_cmd(j):
+    return ("target/release/flushbench --compare-partitioning --database-url postgres://…/flush --plain-database-url postgres://…/flushplain "
+            f"--votes {j['votes']} --rounds {j['rounds']} --batch {j['batch']} --parallel {j['parallel']} --server-pid POSTMASTER_PID"
+            + (" --two-months" if j["two_months"] else ""))
+L.extend(partition_section(load("partition1.json"), load("partition2.json"), partition_cmd))
 before, after, n = int(e["rss_before"]), int(e["rss_after"]), int(e["buffered"] or 0)
 flush_s = float(e["t1"]) - float(e["t0"])
 L.append(f"## Memory: {n:,} votes buffered (no comment), store idle\n")
@@ -352,7 +451,7 @@ L.append(f"- Check: {json.dumps(c, ensure_ascii=False)}\n")
 # Sections written by other scripts or by hand (console at scale, comment scrubbing, the
 # observatory) are kept, after ours.
 import os, re
-ours = ("Machine", "Static, pages, votes", "Vote path", "Storage", "Memory", "End to end")
+ours = ("Machine", "Static, pages, votes", "Vote path", "Storage", "Partitioned `avis`", "Memory", "End to end")
 kept = []
 if os.path.exists(sys.argv[1]):
     for m in re.finditer(r"^## (.*?)\n.*?(?=^## |\Z)", open(sys.argv[1]).read(), flags=re.S | re.M):
