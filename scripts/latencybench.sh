@@ -2,8 +2,8 @@
 # Vote tail latency (issue 13, item 6): the open-model latency of vote POSTs at half the maximum
 # vote rate, in one run, for
 #   - hello:   the bare hyper server (benches/src/bin/hello.rs), GETs: the floor of our stack;
-#   - before:  widget-server as it was before the flushers got their own runtime (built from
-#              BEFORE_REV, by default the parent of the commit that introduced server::flush_runtime);
+#   - before:  widget-server built from the commit BEFORE_REV (default HEAD: what this checkout
+#              changes), or the binary BEFORE_BIN;
 #   - after:   widget-server as built from this checkout;
 #   - noflush: the same binary with flushing held off for the whole run (a control: what is left
 #              of the gap to hello once flushing costs nothing).
@@ -15,9 +15,12 @@
 # Prints a Markdown section for docs/BENCHMARKS.md. Loopback only; with the defaults about
 # 4 minutes plus the builds.
 #
-#   scripts/latencybench.sh
+#   BEFORE_REV=ce6e852 scripts/latencybench.sh
 #   SECS=8 ROUNDS=5 RATE=20000 scripts/latencybench.sh      fixed rate instead of half the maximum
 #   BEFORE_BIN=/path/widget-server NO_BUILD=1 scripts/latencybench.sh
+#   PG_NICE=10 scripts/latencybench.sh      PostgreSQL at nice 10: it gets the CPU the servers leave,
+#                                           as if it ran on a machine of its own (production)
+#   PG_QUIET=1 scripts/latencybench.sh      no autovacuum and no checkpoint during the run either
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -45,9 +48,7 @@ trap cleanup EXIT
 bin=$root/target/release
 
 if [ -z "${BEFORE_BIN:-}" ]; then
-  intro=$(git log --format=%H -S'pub fn flush_runtime' -- widget-server/src/server.rs | tail -1)
-  rev=${BEFORE_REV:-${intro:+$intro^}}
-  [ -n "$rev" ] || die "cannot find the commit that introduced flush_runtime; set BEFORE_REV or BEFORE_BIN"
+  rev=${BEFORE_REV:-HEAD}
   say "building widget-server at $(git rev-parse --short "$rev") (before)"
   git worktree add --detach "$work/before-src" "$rev" >/dev/null 2>&1 || die "git worktree add $rev failed"
   # The same target directory: dependencies are built once; the binary is copied out at once,
@@ -55,7 +56,11 @@ if [ -z "${BEFORE_BIN:-}" ]; then
   (cd "$work/before-src" && CARGO_TARGET_DIR=$root/target cargo build --release --locked -p widget-server --bin widget-server >&2)
   cp "$bin/widget-server" "$work/ws-before"
   BEFORE_BIN=$work/ws-before
+  before_label="widget-server at $(git rev-parse --short "$rev")"
 fi
+before_label=${before_label:-"widget-server $BEFORE_BIN"}
+after_label="widget-server at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- widget-server || echo ' with uncommitted changes')"
+
 if [ -z "${NO_BUILD:-}" ]; then
   say "building (release)"
   cargo build --release --locked -p widget-server -p loadtest -p monavis-benches --bins >&2
@@ -82,6 +87,14 @@ start_listener() {
 say "PostgreSQL"
 scripts/pg.sh start "$work/pg" >/dev/null
 . "$work/pg/env"
+if [ -n "${PG_QUIET:-}" ]; then
+  psql "$MONAVIS_TEST_DATABASE_URL" -q -v ON_ERROR_STOP=1 -c "ALTER SYSTEM SET autovacuum = off" \
+    -c "ALTER SYSTEM SET max_wal_size = '20GB'" -c "ALTER SYSTEM SET checkpoint_timeout = '1h'" -c "SELECT pg_reload_conf()" >/dev/null
+fi
+if [ -n "${PG_NICE:-}" ]; then
+  # Backends are forked by the postmaster: they inherit its nice value.
+  renice -n "$PG_NICE" -p "$(head -1 "$MONAVIS_TEST_PG_DIR/data/postmaster.pid")" >/dev/null
+fi
 pg_url() { echo "${MONAVIS_TEST_DATABASE_URL%/*}/$1"; }
 open_limits=(--rate-per-minute 1000000000 --rate-per-minute-demarche 1000000000)
 # No flush during the run: interval and batch far beyond it; all flushed at shutdown.
@@ -136,10 +149,11 @@ for v in before after noflush; do
   rows[$v]=$(psql "$(pg_url $v)" -Atc "SELECT count(*) FROM avis")
 done
 
-python3 - "$work" "$rounds" "$rate" "${rows[before]}" "${rows[after]}" "${rows[noflush]}" <<'PY'
+python3 - "$work" "$rounds" "$rate" "${rows[before]}" "${rows[after]}" "${rows[noflush]}" "${PG_NICE:-}" "${PG_QUIET:-}" "$before_label" "$after_label" <<'PY'
 import json, os, statistics, sys
 work, rounds, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rows = dict(zip(("before", "after", "noflush"), map(int, sys.argv[4:7])))
+pg_nice, pg_quiet, before_label, after_label = sys.argv[7:11]
 def load(name): return json.load(open(os.path.join(work, name)))
 runs = {v: [load(f"r{r}-{v}.json") for r in range(1, rounds + 1)] for v in ("hello", "before", "after", "noflush")}
 answered = {v: sum(j["total"]["status"].get("303", 0) for j in runs[v]) for v in rows}
@@ -153,15 +167,19 @@ def med(xs): return statistics.median(xs)
 def span(xs): return f"{min(xs):.2f}–{max(xs):.2f}"
 label = {
     "hello": "bare hyper `hello`, GET (floor)",
-    "before": "widget-server, flushers on the request runtime (before)",
-    "after": "widget-server, flushers on their own runtime (after)",
+    "before": f"before: {before_label}",
+    "after": f"after: {after_label}",
     "noflush": "widget-server (after), no flush during the run (control)",
 }
-print(f"## Vote tail latency: flushers off the request runtime\n")
+print(f"### Open model, {rate:,} req/s" + (f", PostgreSQL at nice {pg_nice}" if pg_nice else "")
+      + (", no autovacuum or checkpoint" if pg_quiet else "") + "\n")
 mx = f"half the maximum of {rate * 2:,} votes/s measured in the same run" if os.path.exists(os.path.join(work, "max.json")) else "a fixed rate"
 print(f"Open model at **{rate:,} req/s** ({mx}), 50 connections from 50 source addresses, "
       f"varied votes over 10 démarches; {rounds} interleaved rounds of {load('r1-after.json')['elapsed_s']:.0f} s per variant. "
-      "Medians over the rounds (min–max in brackets).\n")
+      "Medians over the rounds (min–max in brackets)."
+      + (f" PostgreSQL at nice {pg_nice} (`PG_NICE={pg_nice}`): it gets the CPU the servers leave." if pg_nice else
+         " PostgreSQL at the servers' priority, on the same two cores.")
+      + (" No autovacuum and no checkpoint during the run (`PG_QUIET=1`)." if pg_quiet else "") + "\n")
 print("| variant | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | statuses (all rounds) |")
 print("|---|---:|---:|---:|---:|---:|---|")
 for v in ("hello", "before", "after", "noflush"):

@@ -86,13 +86,20 @@ impl BufferedVotes {
 
     /// Takes every pending vote. They stay counted as held until [`Self::committed`].
     pub fn drain(&self) -> Vec<Vote> {
-        let mut out = Vec::new();
+        // Each démarche's votes are swapped out under its shard's lock (a pointer swap, nothing
+        // copied); they are put together afterwards, with no lock held, so an intake push never
+        // waits behind the copy, even if the flusher's thread is descheduled meanwhile.
+        let mut parts: Vec<Vec<Vote>> = Vec::new();
         for mut shard in self.pending.iter_mut() {
-            if out.is_empty() {
-                out = std::mem::take(shard.value_mut());
-            } else {
-                out.append(shard.value_mut());
+            if !shard.value().is_empty() {
+                parts.push(std::mem::take(shard.value_mut()));
             }
+        }
+        let mut parts = parts.into_iter();
+        let mut out = parts.next().unwrap_or_default();
+        out.reserve(parts.as_slice().iter().map(Vec::len).sum());
+        for mut part in parts {
+            out.append(&mut part);
         }
         out
     }

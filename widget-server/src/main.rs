@@ -35,40 +35,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let command = cli.command.unwrap_or(Command::Serve);
-    // Serving flushes on a runtime of its own, built and dropped here, outside any runtime.
-    let flush_runtime = match command {
-        Command::Serve => match server::flush_runtime() {
-            Ok(rt) => Some(rt),
-            Err(e) => {
-                eprintln!("widget-server: cannot start the flusher runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        _ => None,
-    };
-    let flush_handle = flush_runtime.as_ref().map(|rt| rt.handle().clone());
-    let code = match runtime.block_on(run(cli.config, command, flush_handle)) {
+    match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("widget-server: {e:#}");
             ExitCode::FAILURE
         }
-    };
-    // Every flusher has returned by now; what is left there (idle connections) just goes.
-    if let Some(rt) = flush_runtime {
-        rt.shutdown_timeout(std::time::Duration::from_secs(1));
     }
-    code
 }
 
-async fn run(
-    config: Config,
-    command: Command,
-    flush_runtime: Option<tokio::runtime::Handle>,
-) -> anyhow::Result<ExitCode> {
-    match command {
-        Command::Serve => serve(config, flush_runtime).await,
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
         Command::Migrate => {
             open_store(&config).await?;
             println!("schema up to date");
@@ -203,13 +182,8 @@ async fn account_command(config: &Config, command: AccountCommand) -> anyhow::Re
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>> {
-    open_store_sized(config, store::postgres::POOL_SIZE).await
-}
-
-async fn open_store_sized(config: &Config, pool: u32) -> anyhow::Result<Arc<dyn store::Store>> {
     let url = config.database_url();
-    let store =
-        store::open_sized(&url, pool).await.with_context(|| format!("opening the store {}", store::redact(&url)))?;
+    let store = store::open(&url).await.with_context(|| format!("opening the store {}", store::redact(&url)))?;
     store.migrate().await.context("migrating the store")?;
     Ok(store)
 }
@@ -224,14 +198,10 @@ fn writable_dir(dir: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("the data directory {} is not writable", dir.display()))
 }
 
-/// Connections of the requests' side of the store while serving (the flushers have their own).
-const SERVE_POOL_SIZE: u32 = 4;
-
-async fn serve(config: Config, flush_runtime: Option<tokio::runtime::Handle>) -> anyhow::Result<ExitCode> {
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let shutdown = server::shutdown_signal();
     writable_dir(&config.data_dir)?;
-    // Requests' side of the store: catalogue loads and refreshes, the health ping, migrations.
-    let store = open_store_sized(&config, SERVE_POOL_SIZE).await?;
+    let store = open_store(&config).await?;
     let secret = secret::load_or_create(&config.secret_file)?;
     let catalogue = Arc::new(Catalogue::new(store.demarches().await.context("loading the catalogue")?));
     let css = ["avis", "console"].map(|stem| widget_server::assets::hashed_href(stem).unwrap_or_default());
@@ -261,32 +231,13 @@ async fn serve(config: Config, flush_runtime: Option<tokio::runtime::Handle>) ->
         None => None,
     };
     let max_batch = config.flush_max_votes as usize;
-    // The flushers' own pool, opened on their runtime so that its connections are driven there:
-    // one connection per flusher, one for spill replay, one for retention and partitions.
-    let flush_store = match &flush_runtime {
-        Some(rt) if store::is_postgres(&config.database_url()) => {
-            let url = config.database_url();
-            let size = u32::try_from(config.flush_parallelism + 2).unwrap_or(u32::MAX);
-            rt.spawn(async move { store::open_sized(&url, size).await })
-                .await
-                .context("opening the flushers' store")?
-                .context("opening the flushers' store")?
-        }
-        _ => store.clone(),
-    };
-    let mut app = server::App::new(config, store, catalogue, &secret);
-    app.flush_store = flush_store.clone();
-    app.flush_runtime = flush_runtime.clone();
+    let mut app = server::App::new(config, store.clone(), catalogue, &secret);
     app.journal = journal;
     app.console = Some(console);
     let app = Arc::new(app);
     if !old_journal.is_empty() {
         tracing::info!(files = old_journal.len(), "replaying the journal of an earlier run");
-        let replay = widget_server::flush::replay_files(old_journal, flush_store, max_batch);
-        match &flush_runtime {
-            Some(rt) => drop(rt.spawn(replay)),
-            None => drop(tokio::spawn(replay)),
-        }
+        tokio::spawn(widget_server::flush::replay_files(old_journal, store, max_batch));
     }
     app.metrics.store_reachable.set(1);
     Ok(match server::serve(app, listener, shutdown).await {

@@ -47,13 +47,6 @@ pub struct App {
     pub buffer: Arc<BufferedVotes>,
     pub metrics: Arc<Metrics>,
     pub store: Arc<dyn Store>,
-    /// Where the flushers and the store's upkeep (spill replay, retention, partitions) run: its
-    /// own runtime in `serve` (see [`flush_runtime`]), so that encoding a batch of 10,000 votes or
-    /// waiting on COPY never holds a worker that answers citizens. `None`: the current runtime.
-    pub flush_runtime: Option<tokio::runtime::Handle>,
-    /// The store those use: its own pool, whose connections live on that runtime. By default the
-    /// same as `store`.
-    pub flush_store: Arc<dyn Store>,
     /// With `--journal`: votes are on disk before their 303.
     pub journal: Option<crate::journal::Journal>,
     /// The porteurs' console: every path that is not a button, a form, a vote or a probe.
@@ -80,9 +73,7 @@ impl App {
             buffer: Arc::new(BufferedVotes::new(config.buffer_max_votes as usize, config.flush_max_votes as usize)),
             metrics: Arc::new(Metrics::default()),
             catalogue,
-            flush_store: store.clone(),
             store,
-            flush_runtime: None,
             config,
             journal: None,
             console: None,
@@ -237,14 +228,13 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> FlushOutcome {
     let (deadline_tx, deadline_rx) = watch::channel(None);
-    let upkeep = app.flush_runtime.clone().unwrap_or_else(tokio::runtime::Handle::current);
     // Each flusher drains whatever is pending when it wakes, so several share the load without
     // coordination, and each owns the votes it drained until its store commits them.
     let flushers: Vec<_> = (0..app.config.flush_parallelism)
         .map(|_| {
             let flusher = Flusher::new(
                 app.buffer.clone(),
-                app.flush_store.clone(),
+                app.store.clone(),
                 app.metrics.clone(),
                 FlushSettings {
                     max_batch: app.config.flush_max_votes as usize,
@@ -254,18 +244,18 @@ pub async fn serve(
                 deadline_rx.clone(),
                 app.journal.clone(),
             );
-            upkeep.spawn(flusher.run())
+            tokio::spawn(flusher.run())
         })
         .collect();
     let mut background = vec![
         tokio::spawn(refresh_catalogue(app.clone())),
         tokio::spawn(prune_limits(app.clone())),
         tokio::spawn(ping_store(app.clone())),
-        upkeep.spawn(crate::retention::run(app.flush_store.clone(), app.metrics.clone(), app.config.retention_months)),
-        upkeep.spawn(prepare_partitions(app.flush_store.clone())),
-        upkeep.spawn(flush::replay_files(
+        tokio::spawn(crate::retention::run(app.store.clone(), app.metrics.clone(), app.config.retention_months)),
+        tokio::spawn(prepare_partitions(app.store.clone())),
+        tokio::spawn(flush::replay_files(
             flush::spill_files(&app.config.data_dir),
-            app.flush_store.clone(),
+            app.store.clone(),
             app.config.flush_max_votes as usize,
         )),
     ];
@@ -354,37 +344,6 @@ async fn ping_store(app: Arc<App>) {
     }
 }
 
-/// The runtime of the flushers and of the store's upkeep: one worker thread named `flusher`,
-/// at a lower CPU priority (nice 10, Linux) than the request workers. It needs about 3% of a
-/// core at the maximum vote rate (docs/BENCHMARKS.md); what it must never do is take a request
-/// worker away for the 4–10 ms that a batch of 10,000 votes costs to encode.
-pub fn flush_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .max_blocking_threads(4)
-        .thread_name("flusher")
-        .on_thread_start(lower_priority)
-        .enable_all()
-        .build()
-}
-
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // On Linux the nice value is per thread: this changes the calling thread only.
-        // SAFETY: setpriority has no memory effects; a failure leaves the priority as it was.
-        let failed = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, FLUSHER_NICE) } != 0;
-        if failed {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "flusher thread keeps its priority");
-        }
-    }
-}
-
-/// Nice value of the flusher threads. Under full load a nice-10 thread still gets about 10% of
-/// a core against two busy request workers, three times what flushing needs.
-#[cfg(target_os = "linux")]
-const FLUSHER_NICE: libc::c_int = 10;
-
 /// Resolves on SIGTERM or SIGINT.
 pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     // Registered now, not when first polled: a SIGTERM that comes while the server is still
@@ -416,37 +375,6 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flusher_runtime_is_one_named_thread_at_lower_priority() {
-        // SAFETY: getpriority only reads.
-        #[cfg(target_os = "linux")]
-        let mine = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-        let rt = flush_runtime().expect("flusher runtime");
-        let (name, nice) = rt.block_on(async {
-            tokio::spawn(async {
-                let name = std::thread::current().name().map(str::to_string);
-                // SAFETY: getpriority only reads; errno is cleared first as its man page asks.
-                #[cfg(target_os = "linux")]
-                let nice = unsafe {
-                    *libc::__errno_location() = 0;
-                    libc::getpriority(libc::PRIO_PROCESS, 0)
-                };
-                #[cfg(not(target_os = "linux"))]
-                let nice = 0;
-                (name, nice)
-            })
-            .await
-            .expect("task")
-        });
-        assert_eq!(name.as_deref(), Some("flusher"));
-        #[cfg(target_os = "linux")]
-        assert_eq!(nice, FLUSHER_NICE, "the flusher thread runs at nice {FLUSHER_NICE}");
-        let _ = nice;
-        // The thread that asked is untouched: the nice value is per thread on Linux.
-        #[cfg(target_os = "linux")]
-        assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }, mine);
-    }
 
     #[test]
     fn routes() {

@@ -142,18 +142,8 @@ pub trait Store: Send + Sync + 'static {
 
 /// Opens the store named by `url` (`postgres://…`, `postgresql://…` or `sqlite://path`).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    open_sized(url, postgres::POOL_SIZE).await
-}
-
-/// Whether `url` names a PostgreSQL store.
-pub fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
-/// [`open`] with at most `pool` connections (PostgreSQL; SQLite has one connection).
-pub async fn open_sized(url: &str, pool: u32) -> Result<Arc<dyn Store>, StoreError> {
-    if is_postgres(url) {
-        Ok(Arc::new(postgres::PgStore::connect_sized(url, pool).await?))
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
     } else {

@@ -274,8 +274,6 @@ DROP TABLE avis_unpartitioned;
 
 /// The last migration before `avis` was partitioned (for the flush benchmark's comparison).
 pub const UNPARTITIONED_VERSION: usize = 6;
-/// Connections of a store opened by [`PgStore::connect`].
-pub const POOL_SIZE: u32 = 8;
 
 /// Column types of `avis`, in COPY order.
 const AVIS_TYPES: [Type; 9] =
@@ -345,16 +343,11 @@ impl PgStore {
     /// Connects a pool to `url` (TLS as its `sslmode` says, see [`pg_tls`]). Fails, with the
     /// reason, if a first connection cannot be made.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
-        PgStore::connect_sized(url, POOL_SIZE).await
-    }
-
-    /// [`PgStore::connect`] with a pool of at most `max_size` connections.
-    pub async fn connect_sized(url: &str, max_size: u32) -> Result<PgStore, StoreError> {
         let (config, tls) = pg_tls::connect_config(url)?;
         pg_tls::probe(&config, &tls).await?;
         let manager = PostgresConnectionManager::new(config, tls);
         let pool = bb8::Pool::builder()
-            .max_size(max_size.max(1))
+            .max_size(8)
             .connection_timeout(Duration::from_secs(5))
             .error_sink(Box::new(pg_tls::LogErrors("store")))
             .build(manager)
