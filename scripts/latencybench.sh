@@ -192,7 +192,8 @@ for v in ("hello", "before", "after", "noflush"):
           f"| {med(p(v, 'p999')):.2f} | {med(p(v, 'max')):.2f} | {sts} |")
 ratio = [a / b for a, b in zip(p("after", "p99"), p("before", "p99"))]
 print()
-print(f"- p99 after / before, paired per round: **{med(ratio):.2f}×** ({span(ratio)}).")
+print(f"- p99 after / before, paired per round: **{med(ratio):.2f}×** ({span(ratio)}); each round: "
+      + ", ".join(f"{r:.2f}" for r in ratio) + f" ({sum(r < 1 for r in ratio)} of {len(ratio)} below 1).")
 print(f"- p99 after / bare hyper: {med([a / h for a, h in zip(p('after', 'p99'), p('hello', 'p99'))]):.2f}×; "
       f"no-flush control / bare hyper: {med([a / h for a, h in zip(p('noflush', 'p99'), p('hello', 'p99'))]):.2f}×.")
 lag = max(j.get("schedule", {}).get("max_lag_ms", 0) for v in runs for j in runs[v])

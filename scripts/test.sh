@@ -93,7 +93,10 @@ cargo test --locked --workspace 2>&1 | tee "$work/test.log"
 say "loadtest smoke run"
 scripts/loadtest-smoke.sh
 
-passed=$(grep -o '[0-9]* passed' "$work/test.log" | awk '{s += $1} END {print s + 1}')
+say "flushbench smoke run"
+scripts/flushbench-smoke.sh
+
+passed=$(grep -o '[0-9]* passed' "$work/test.log" | awk '{s += $1} END {print s + 2}')
 say "all tests passed"
-# One closing line for CI: cargo's tests plus the loadtest smoke run.
+# One closing line for CI: cargo's tests plus the loadtest and flushbench smoke runs.
 echo "summary: $passed passed, 0 failed"
