@@ -176,6 +176,11 @@ pub struct Config {
     /// How long shutdown may spend flushing before spilling to disk (e.g. 30s, 2m).
     #[arg(long, env = "MONAVIS_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_timeout: Duration,
+    /// After SIGTERM, go on serving this long with /readyz answering 503, so that a load
+    /// balancer's health checks take the replica out before its socket closes (e.g. 5s).
+    /// Counted within --shutdown-timeout, and shorter than it.
+    #[arg(long, env = "MONAVIS_SHUTDOWN_DRAIN", default_value = "0s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_drain: Duration,
     /// Name of the service, shown in every page header and in e-mails.
     #[arg(long, env = "MONAVIS_OPERATOR_NAME", default_value = "monavis", global = true)]
     pub operator_name: String,

@@ -200,6 +200,12 @@ fn writable_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let shutdown = server::shutdown_signal();
+    anyhow::ensure!(
+        config.shutdown_drain < config.shutdown_timeout,
+        "--shutdown-drain ({}) must be shorter than --shutdown-timeout ({}): the drain is counted in it, and the buffer needs time to flush",
+        humantime::format_duration(config.shutdown_drain),
+        humantime::format_duration(config.shutdown_timeout)
+    );
     writable_dir(&config.data_dir)?;
     let store = open_store(&config).await?;
     let secret = secret::load_or_create(&config.secret_file)?;

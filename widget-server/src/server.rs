@@ -271,7 +271,15 @@ pub async fn serve(
             if let Ok(mut s) = signalled.lock() {
                 *s = Some(Instant::now());
             }
-            tracing::info!("shutdown requested");
+            let drain = app.config.shutdown_drain;
+            if drain.is_zero() {
+                tracing::info!("shutdown requested");
+            } else {
+                // Still listening and answering (votes included); only /readyz says we go.
+                tracing::info!(drain = ?drain, "shutdown requested; /readyz answers 503 while requests are still served");
+                tokio::time::sleep(drain).await;
+                tracing::info!("drain over; closing the listening socket");
+            }
         }
     };
     let timeout = app.config.shutdown_timeout;

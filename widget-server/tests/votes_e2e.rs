@@ -258,3 +258,62 @@ async fn sigterm_mid_run_loses_nothing() {
     assert_eq!(store.count_avis().await.unwrap() as usize, answered, "every 303 is stored");
     assert_eq!(assert_aggregates(&store, &[1]).await as usize, answered);
 }
+
+/// Behind a load balancer: after SIGTERM the server goes on serving for --shutdown-drain, votes
+/// included, with /readyz at 503 so that health checks take it out; then it stops as usual.
+#[tokio::test]
+async fn shutdown_drain_serves_on_with_readyz_503_then_stops() {
+    let mut extra = OPEN_LIMITS.to_vec();
+    extra.extend(["--shutdown-drain", "2s", "--flush-interval-ms", "50"]);
+    let (mut server, _tmp) = pg_server("e2e_drain", &[1], &extra).await;
+    let key = server.signer().sign(1);
+    assert_eq!(post_vote(&server, 1, &varied_vote(&key, 0)).await.0, 303);
+    assert_eq!(get(&server.url("/readyz"), &[]).await.0, 200);
+    let signalled = std::time::Instant::now();
+    server.signal_term();
+    let readyz = loop {
+        let (status, _, body) = get(&server.url("/readyz"), &[]).await;
+        if status != 200 {
+            break (status, text(&body));
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(2), "/readyz still 200 after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(readyz.0, 503);
+    assert!(readyz.1.contains("shutting down"), "{}", readyz.1);
+    // Still serving: new connections (each request of this client may open one), votes, pages.
+    for i in 1..=5 {
+        assert_eq!(post_vote(&server, 1, &varied_vote(&key, i)).await.0, 303, "vote {i} during the drain");
+    }
+    assert_eq!(get(&server.url(&server.form_path(1)), &[]).await.0, 200);
+    assert!(signalled.elapsed() < Duration::from_secs(2), "the checks above ran during the drain");
+    let (status, server) = tokio::task::spawn_blocking(move || (server.wait_exit(), server)).await.unwrap();
+    assert!(status.success(), "{status}");
+    assert!(signalled.elapsed() >= Duration::from_secs(2), "the server stopped before its drain was over");
+    let store = open_store(&server.db_url).await;
+    assert_eq!(store.count_avis().await.unwrap(), 6, "the votes of the drain are stored too");
+    assert_eq!(assert_aggregates(&store, &[1]).await, 6);
+}
+
+#[tokio::test]
+async fn shutdown_drain_longer_than_the_timeout_is_refused_at_start() {
+    let url = fresh_pg_database("e2e_drain_bad").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .current_dir(tmp.path())
+        .args([
+            "--database-url",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+            "--shutdown-drain",
+            "30s",
+            "--shutdown-timeout",
+            "30s",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--shutdown-drain (30s) must be shorter than --shutdown-timeout (30s)"), "{err}");
+}

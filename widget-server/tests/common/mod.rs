@@ -254,10 +254,21 @@ impl Server {
 
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("already stopped");
+        self.signal_term();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM and returns at once (see [`Server::wait_exit`]).
+    pub fn signal_term(&self) {
+        let child = self.child.as_ref().expect("already stopped");
         // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
         let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
         assert_eq!(sent, 0, "SIGTERM could not be sent");
+    }
+
+    /// Waits (up to 90 s) for the server to exit, after [`Server::signal_term`].
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("already stopped");
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
