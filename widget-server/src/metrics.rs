@@ -54,6 +54,9 @@ pub struct Metrics {
     pub store_reachable: Gauge,
     /// Comments erased by the retention task (`--retention-months`).
     pub comments_erased: Counter,
+    /// 1 if the last check found or made the partitions of `avis` for this month and the next
+    /// ones (always 1 on SQLite, which has none); -1 until the first check, just after start.
+    pub partitions_ready: Gauge,
 }
 
 impl Default for Metrics {
@@ -70,6 +73,7 @@ impl Default for Metrics {
             flush_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             store_reachable: Gauge::default(),
             comments_erased: Counter::default(),
+            partitions_ready: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("votes_accepted", "Votes answered 303 and owned by the buffer", m.votes_accepted.clone());
@@ -85,6 +89,13 @@ impl Default for Metrics {
             "Comments erased for being older than --retention-months",
             m.comments_erased.clone(),
         );
+        registry.register(
+            "partitions_ready",
+            "1 if avis has its partitions for this month and the next 3 at the last hourly check, 0 if not, -1 before the first",
+            m.partitions_ready.clone(),
+        );
+        // Not checked yet: neither ready nor missing, so that no alert fires at start.
+        m.partitions_ready.set(-1);
         Metrics { registry, ..m }
     }
 }

@@ -252,7 +252,7 @@ pub async fn serve(
         tokio::spawn(prune_limits(app.clone())),
         tokio::spawn(ping_store(app.clone())),
         tokio::spawn(crate::retention::run(app.store.clone(), app.metrics.clone(), app.config.retention_months)),
-        tokio::spawn(prepare_partitions(app.store.clone())),
+        tokio::spawn(prepare_partitions(app.store.clone(), app.metrics.clone())),
         tokio::spawn(flush::replay_files(
             flush::spill_files(&app.config.data_dir),
             app.store.clone(),
@@ -322,15 +322,21 @@ async fn refresh_catalogue(app: Arc<App>) {
     }
 }
 
-/// Keeps the partitions of the coming months of `avis` ready (PostgreSQL), every hour: the
-/// month after next exists long before its first vote, whatever replica restarts when.
-async fn prepare_partitions(store: Arc<dyn Store>) {
+/// Keeps the partitions of the coming months of `avis` ready (PostgreSQL), at start and then
+/// every hour: the month after next exists long before its first vote, whatever replica
+/// restarts when. `monavis_partitions_ready` says how the last check went.
+async fn prepare_partitions(store: Arc<dyn Store>, metrics: Arc<Metrics>) {
     let mut tick = tokio::time::interval(PARTITIONS_CHECK);
-    tick.tick().await;
     loop {
         tick.tick().await;
-        if let Err(e) = store.prepare_partitions(chrono::Utc::now(), crate::store::postgres::PARTITIONS_AHEAD).await {
-            tracing::error!(error = %e, "partitions of the coming months not created; trying again in an hour");
+        match store.prepare_partitions(chrono::Utc::now(), crate::store::postgres::PARTITIONS_AHEAD).await {
+            Ok(_) => {
+                metrics.partitions_ready.set(1);
+            }
+            Err(e) => {
+                metrics.partitions_ready.set(0);
+                tracing::error!(error = %e, "partitions of the coming months not created; trying again in an hour");
+            }
         }
     }
 }

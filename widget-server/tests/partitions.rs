@@ -224,3 +224,44 @@ async fn creating_a_partition_does_not_wait_for_a_long_reader() {
     tx.commit().await.unwrap();
     writer.batch_execute("COMMIT").await.unwrap();
 }
+
+/// `monavis_partitions_ready` tells operators what the log says: 1 while this month and the next
+/// three have their partitions, 0 when a month ahead is missing and cannot be made (here a
+/// session holds a lock that ATTACH PARTITION waits for, past the server's lock_timeout); the
+/// server still starts and takes votes, this month's partition being there.
+#[tokio::test]
+async fn partitions_ready_metric_follows_the_months_ahead() {
+    let url = common::fresh_pg_database("partitions_metric").await;
+    let tmp = tempfile::tempdir().unwrap();
+    common::cli(tmp.path(), &url, &["demarche", "add", "--id", "1", "--name", "Partitions"]);
+    let mut first = common::Server::start_in(&tmp.path().join("first"), &url, &[]);
+    assert_eq!(ready_metric(&first).await, 1.0);
+    assert!(first.terminate().success());
+
+    let last = partition_name(month_of(Utc::now()).checked_add_months(Months::new(PARTITIONS_AHEAD)).unwrap());
+    client(&url).await.batch_execute(&format!("DROP TABLE {last}")).await.unwrap();
+    let blocker = client(&url).await;
+    // Reads and COPY go on (they do not conflict with this mode); ATTACH PARTITION waits.
+    blocker.batch_execute("BEGIN; LOCK TABLE avis IN SHARE UPDATE EXCLUSIVE MODE").await.unwrap();
+    let mut server = common::Server::start_logged(&tmp.path().join("second"), &url, &[]);
+    assert_eq!(ready_metric(&server).await, 0.0, "a month ahead is missing: {}", server.log());
+    assert!(server.log().contains(&last), "the log names the missing partition: {}", server.log());
+    let key = server.signer().sign(1);
+    assert_eq!(common::post_vote(&server, 1, &common::varied_vote(&key, 0)).await.0, 303);
+    blocker.batch_execute("COMMIT").await.unwrap();
+    assert!(server.terminate().success());
+    assert_eq!(rows_in(&url, "avis").await, 1);
+    assert!(!partitions(&url).await.contains(&last), "nothing made it meanwhile");
+}
+
+/// `monavis_partitions_ready` once the server's first check has set it (-1 until then).
+async fn ready_metric(server: &common::Server) -> f64 {
+    for _ in 0..200 {
+        let v = server.metric("monavis_partitions_ready").await;
+        if v != -1.0 {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("monavis_partitions_ready still -1 after 10 s")
+}
