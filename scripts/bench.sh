@@ -60,24 +60,6 @@ free_port() {
   die "no free port"
 }
 
-# start_listener NAME CMD…: starts CMD in the background (a child of this shell, so we can wait
-# for its exit status), waits for its "listening on http://ADDR" line; ADDR goes to $work/NAME.addr
-# and the pid to $work/NAME.pid.
-start_listener() {
-  local name=$1; shift
-  "$@" >"$work/$name.out" 2>"$work/$name.err" &
-  pids+=($!)
-  echo $! >"$work/$name.pid"
-  for _ in $(seq 1 200); do
-    if grep -q "listening on" "$work/$name.out" 2>/dev/null; then
-      sed -n 's/.*listening on //p' "$work/$name.out" | head -1 >"$work/$name.addr"
-      return
-    fi
-    sleep 0.05
-  done
-  cat "$work/$name.err" >&2; die "$* did not start"
-}
-
 # wrk run: prints "rps p50_ms p99_ms".
 wrk_run() {
   local url=$1; shift

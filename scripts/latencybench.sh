@@ -67,23 +67,6 @@ if [ -z "${NO_BUILD:-}" ]; then
 fi
 cmp -s "$BEFORE_BIN" "$bin/widget-server" && die "the before and after binaries are the same file contents"
 
-# start_listener NAME DIR CMD…: starts CMD in DIR, in the background; waits for its
-# "listening on http://ADDR" line; ADDR goes to $work/NAME.addr, the pid to $work/NAME.pid.
-start_listener() {
-  local name=$1 dir=$2; shift 2
-  (cd "$dir" && exec "$@" >"$work/$name.out" 2>"$work/$name.err") &
-  pids+=($!)
-  echo $! >"$work/$name.pid"
-  for _ in $(seq 1 200); do
-    if grep -q "listening on" "$work/$name.out" 2>/dev/null; then
-      sed -n 's/.*listening on //p' "$work/$name.out" | head -1 >"$work/$name.addr"
-      return
-    fi
-    sleep 0.05
-  done
-  cat "$work/$name.err" >&2; die "$* did not start"
-}
-
 say "PostgreSQL"
 scripts/pg.sh start "$work/pg" >/dev/null
 . "$work/pg/env"
@@ -109,11 +92,16 @@ for v in before after noflush; do
 done
 
 say "servers"
-start_listener hello "$work" "$bin/hello" --listen 127.0.0.1:0
-start_listener before "$work/before" "$BEFORE_BIN" --database-url "$(pg_url before)" --listen 127.0.0.1:0 --log warn "${open_limits[@]}"
-start_listener after "$work/after" "$bin/widget-server" --database-url "$(pg_url after)" --listen 127.0.0.1:0 --log warn "${open_limits[@]}"
-start_listener noflush "$work/noflush" "$bin/widget-server" --database-url "$(pg_url noflush)" --listen 127.0.0.1:0 --log warn \
+start_listener hello "$bin/hello" --listen 127.0.0.1:0
+# Each in its own directory (its data/secret, its spill files).
+cd "$work/before"
+start_listener before "$BEFORE_BIN" --database-url "$(pg_url before)" --listen 127.0.0.1:0 --log warn "${open_limits[@]}"
+cd "$work/after"
+start_listener after "$bin/widget-server" --database-url "$(pg_url after)" --listen 127.0.0.1:0 --log warn "${open_limits[@]}"
+cd "$work/noflush"
+start_listener noflush "$bin/widget-server" --database-url "$(pg_url noflush)" --listen 127.0.0.1:0 --log warn \
   "${open_limits[@]}" "${hold[@]}"
+cd "$root"
 
 # load VARIANT JSON ARGS…: loadtest against VARIANT, results in JSON.
 load() {

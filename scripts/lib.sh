@@ -11,3 +11,22 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
 }
+
+# start_listener NAME CMD…: starts CMD in the current directory, in the background (a child of
+# this shell, so we can wait for its exit status), waits for its "listening on http://ADDR" line;
+# ADDR goes to $work/NAME.addr and the pid to $work/NAME.pid. The caller defines $work, the
+# array pids (killed by its cleanup) and die.
+start_listener() {
+  local name=$1; shift
+  "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  pids+=($!)
+  echo $! >"$work/$name.pid"
+  for _ in $(seq 1 200); do
+    if grep -q "listening on" "$work/$name.out" 2>/dev/null; then
+      sed -n 's/.*listening on //p' "$work/$name.out" | head -1 >"$work/$name.addr"
+      return
+    fi
+    sleep 0.05
+  done
+  cat "$work/$name.err" >&2; die "$* did not start"
+}

@@ -131,13 +131,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 1. The flusher's path.
     truncate().await?;
-    let started = Instant::now();
-    futures_util::stream::iter(votes.chunks(args.batch.max(1)))
-        .map(|chunk| store.store_batch(chunk))
-        .buffer_unordered(args.parallel.max(1))
-        .try_collect::<Vec<u64>>()
-        .await?;
-    let batched = started.elapsed();
+    let batched = flush_all(store.as_ref(), &votes, args.batch, args.parallel).await?;
     anyhow::ensure!(store.count_avis().await? as usize == votes.len(), "batched path lost rows");
 
     // 2. One INSERT per vote, autocommit.
@@ -208,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Writes `votes` through `Store::store_batch` in batches of `batch`, `parallel` in flight: the
 /// flusher's path. Returns the time it took.
-async fn flush_all(store: &PgStore, votes: &[Vote], batch: usize, parallel: usize) -> anyhow::Result<Duration> {
+async fn flush_all(store: &dyn Store, votes: &[Vote], batch: usize, parallel: usize) -> anyhow::Result<Duration> {
     let started = Instant::now();
     futures_util::stream::iter(votes.chunks(batch.max(1)))
         .map(|chunk| store.store_batch(chunk))
@@ -271,6 +265,12 @@ fn clock_ticks_per_second() -> f64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse::<f64>().ok())
         .unwrap_or(100.0)
+}
+
+/// The machine's load average over 1, 5 and 15 minutes, as `/proc/loadavg` gives it.
+fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// Median, minimum and maximum.
@@ -410,7 +410,7 @@ async fn compare_partitioning(args: &Args) -> anyhow::Result<()> {
          give an empty database"
     );
 
-    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_before = loadavg();
     let mut votes = make_votes(args.votes);
     anyhow::ensure!(!votes.is_empty(), "--votes 0");
     if args.two_months {
@@ -574,8 +574,8 @@ async fn compare_partitioning(args: &Args) -> anyhow::Result<()> {
         "partition_vs_unpartitioned_bytes_per_avis": pk_vs_plain,
         "measured_at": Utc::now().to_rfc3339(),
         // The machine's load (1, 5, 15 minutes) before and after the rounds: other work on it.
-        "loadavg_before": load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-        "loadavg_after": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
     });
     println!("{out}");
     Ok(())
