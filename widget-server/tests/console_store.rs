@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures_util::{StreamExt, TryStreamExt};
+use widget_server::catalogue::{Demarche, PrivacyNotice};
 use widget_server::console::store::{
     self as console, Account, AccountDetails, AccountStatus, ApiKey, AuditEntry, AvisFilter, AvisRow, Claim,
-    ConsoleStore, Criteria, DemarcheDetails, DemarcheRow, EnLigne, NewAccount, SignUp, TokenKind, TokenState,
+    ConsoleStore, Criteria, DemarcheDetails, DemarcheRow, EnLigne, Merged, NewAccount, SignUp, TokenKind, TokenState,
 };
 use widget_server::stats::Counts;
 use widget_server::store::{self, Store};
@@ -40,19 +41,34 @@ fn fresh_hash() -> [u8; 32] {
 }
 
 fn new_account(email: &str, name: &str) -> NewAccount {
-    NewAccount {
-        email: email.into(),
-        name: name.into(),
-        administration: format!("Administration de {name}"),
-        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2VsJ3tuYW1lfQ${name}"),
-    }
+    NewAccount { email: email.into(), name: name.into(), administration: format!("Administration de {name}") }
+}
+
+/// A password hash as the confirmation page would store it.
+fn phc(name: &str) -> String {
+    format!("$argon2id$v=19$m=19456,t=2,p=1$c2VsJ3tuYW1lfQ${name}")
+}
+
+/// Signs up `new` with a fresh confirmation link valid one hour; the outcome and the link.
+async fn sign_up(s: &Console, new: NewAccount, t: DateTime<Utc>) -> (SignUp, [u8; 32]) {
+    let link = fresh_hash();
+    (s.sign_up(new, link, t, t + Duration::hours(1)).await.unwrap(), link)
 }
 
 async fn created(s: &Console, email: &str, t: DateTime<Utc>) -> i64 {
-    match s.sign_up(new_account(email, "Porteur"), t).await.unwrap() {
+    match sign_up(s, new_account(email, "Porteur"), t).await.0 {
         SignUp::Created(id) => id,
         other => panic!("{email}: expected Created, got {other:?}"),
     }
+}
+
+/// The state of a link, without its details.
+async fn peek(s: &Console, hash: [u8; 32], kind: TokenKind, t: DateTime<Utc>) -> TokenState {
+    s.peek_token(hash, kind, t).await.unwrap().0
+}
+
+async fn account_id(s: &Console, email: &str) -> i64 {
+    s.account_by_email(email.into()).await.unwrap().expect("signed up").id
 }
 
 async fn account(s: &Console, id: i64) -> Account {
@@ -65,45 +81,54 @@ async fn accounts(s: &Console) {
     assert_eq!(s.account_by_id(987_654).await.unwrap(), None);
     assert!(s.admins().await.unwrap().is_empty());
 
-    // Created: unconfirmed, not an administrator, as given.
+    // Created: unconfirmed, no password, not an administrator, as given; its link proposes the
+    // sign-up's details.
     let first = new_account("camille@interieur.gouv.fr", "Camille");
-    let SignUp::Created(id) = s.sign_up(first.clone(), t0).await.unwrap() else { panic!("a new address is created") };
+    let (SignUp::Created(id), first_link) = sign_up(s, first.clone(), t0).await else {
+        panic!("a new address is created")
+    };
     let a = s.account_by_email(first.email.clone()).await.unwrap().expect("found by address");
     assert_eq!(a.id, id);
     assert_eq!(a.email, "camille@interieur.gouv.fr");
     assert_eq!((a.name.as_str(), a.administration.as_str()), ("Camille", "Administration de Camille"));
-    assert_eq!(a.password_hash, first.password_hash);
+    assert_eq!(a.password_hash, "", "no password before confirmation");
     assert_eq!(a.status, AccountStatus::Unconfirmed);
     assert!(!a.is_admin);
     assert_eq!(ms(a.created_at), t0);
     assert_eq!(a.domain(), "interieur.gouv.fr");
     assert_eq!(account(s, id).await, a, "by id and by address agree");
+    let proposed = AccountDetails { name: "Camille".into(), administration: "Administration de Camille".into() };
+    assert_eq!(
+        s.peek_token(first_link, TokenKind::Confirm, t0).await.unwrap(),
+        (TokenState::Valid(id), Some(proposed))
+    );
 
-    // Signed up again while unconfirmed: nothing changes until a link carrying the new
-    // details is used; then they replace the old ones, creation time kept.
+    // Signed up again while unconfirmed (the attack: an intruder first, the owner next, or the
+    // other way round): the account is unchanged, the earlier link is revoked, the new one is
+    // the only live one and proposes the new details.
     let second = new_account("camille@interieur.gouv.fr", "Dominique");
-    assert_eq!(s.sign_up(second.clone(), t0 + Duration::minutes(1)).await.unwrap(), SignUp::Unconfirmed(id));
+    let (outcome, second_link) = sign_up(s, second.clone(), t0 + Duration::minutes(1)).await;
+    assert_eq!(outcome, SignUp::Unconfirmed(id));
     assert_eq!(account(s, id).await, a, "unchanged by the second sign-up itself");
-    let (first_link, second_link) = (fresh_hash(), fresh_hash());
-    let in_1h = t0 + Duration::hours(1);
-    s.insert_token(first_link, id, TokenKind::Confirm, t0, in_1h, None).await.unwrap();
-    let details = AccountDetails {
-        name: second.name.clone(),
-        administration: second.administration.clone(),
-        password_hash: second.password_hash.clone(),
-    };
-    s.insert_token(second_link, id, TokenKind::Confirm, t0, in_1h, Some(details)).await.unwrap();
-    assert_eq!(s.take_token(second_link, TokenKind::Confirm, t0).await.unwrap(), TokenState::Valid(id));
+    assert_eq!(peek(s, first_link, TokenKind::Confirm, t0).await, TokenState::Revoked);
+    let chosen = AccountDetails { name: "Dominique D.".into(), administration: "ANTS".into() };
+    assert!(
+        s.confirm_account(first_link, chosen.clone(), phc("intrus"), t0).await.unwrap() == TokenState::Revoked,
+        "the older mail cannot confirm"
+    );
+    assert_eq!(account(s, id).await.password_hash, "", "and set nothing");
+    let (state, details) = s.peek_token(second_link, TokenKind::Confirm, t0).await.unwrap();
+    assert_eq!(state, TokenState::Valid(id));
+    assert_eq!(details.map(|d| d.name), Some("Dominique".to_string()));
+    // Confirming sets the details and the password chosen on the page, creation time kept.
+    assert_eq!(s.confirm_account(second_link, chosen.clone(), phc("owner"), t0).await.unwrap(), TokenState::Valid(id));
     let a = account(s, id).await;
-    assert_eq!((a.name.as_str(), a.administration.as_str()), ("Dominique", "Administration de Dominique"));
-    assert_eq!(a.password_hash, second.password_hash);
+    assert_eq!((a.name.as_str(), a.administration.as_str()), ("Dominique D.", "ANTS"));
+    assert_eq!(a.password_hash, phc("owner"));
     assert_eq!(a.status, AccountStatus::Unconfirmed, "confirming is the caller's next step");
     assert_eq!(ms(a.created_at), t0);
-    assert_eq!(
-        s.take_token(first_link, TokenKind::Confirm, t0).await.unwrap(),
-        TokenState::Used,
-        "its sibling is void"
-    );
+    assert_eq!(s.confirm_account(second_link, chosen, phc("again"), t0).await.unwrap(), TokenState::Used);
+    assert_eq!(account(s, id).await.password_hash, phc("owner"));
 
     // Addresses are unique: another one is another account.
     let other = created(s, "claude@ants.gouv.fr", t0).await;
@@ -121,10 +146,12 @@ async fn accounts(s: &Console) {
         "no such account"
     );
 
-    // Exists once confirmed: nothing changes.
+    // Exists once confirmed: nothing changes, and the link given is not recorded.
     let before = account(s, id).await;
-    assert_eq!(s.sign_up(new_account("camille@interieur.gouv.fr", "Intrus"), t0).await.unwrap(), SignUp::Exists(id));
+    let (outcome, unrecorded) = sign_up(s, new_account("camille@interieur.gouv.fr", "Intrus"), t0).await;
+    assert_eq!(outcome, SignUp::Exists(id));
     assert_eq!(account(s, id).await, before);
+    assert_eq!(peek(s, unrecorded, TokenKind::Confirm, t0).await, TokenState::Unknown);
 
     // Pending accounts, longest waiting first (created and confirmed in the same order here).
     let later = created(s, "alix@interieur.gouv.fr", t0 + Duration::seconds(5)).await;
@@ -138,7 +165,7 @@ async fn accounts(s: &Console) {
     let pending = s.pending_accounts().await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0], account(s, later).await);
-    assert_eq!(s.sign_up(new_account("camille@interieur.gouv.fr", "Intrus"), t0).await.unwrap(), SignUp::Exists(id));
+    assert_eq!(sign_up(s, new_account("camille@interieur.gouv.fr", "Intrus"), t0).await.0, SignUp::Exists(id));
 
     // An administrator is active whatever its status was.
     s.make_admin(later, t0).await.unwrap();
@@ -164,105 +191,145 @@ async fn accounts(s: &Console) {
     assert_eq!(admins, vec![later, id]);
     s.make_admin(other, t0).await.unwrap();
 
-    // A new password changes nothing else.
+    // A new password changes nothing else on the account.
     let before = account(s, id).await;
-    s.set_password(id, "$argon2id$v=19$nouveau".into()).await.unwrap();
+    s.change_password(id, "$argon2id$v=19$nouveau".into(), None, t0).await.unwrap();
     let after = account(s, id).await;
     assert_eq!(after.password_hash, "$argon2id$v=19$nouveau");
     assert_eq!(Account { password_hash: before.password_hash.clone(), ..after }, before);
-    assert_eq!(account(s, other).await.password_hash, new_account("", "Porteur").password_hash);
+    assert_eq!(account(s, other).await.password_hash, "");
 
-    // Two sign-ups with one new address at once: one creates, the other finds it unconfirmed.
+    // Two sign-ups with one new address at once: one creates, the other finds it unconfirmed,
+    // and exactly one of the two links is live (the other revoked).
     for i in 0..10 {
         let email = format!("course{i}@interieur.gouv.fr");
-        let (a, b) = tokio::join!(
-            s.sign_up(new_account(&email, "Un"), t0),
-            s.sign_up(new_account(&email, "Deux"), t0 + Duration::seconds(1))
+        let ((a, la), (b, lb)) = tokio::join!(
+            sign_up(s, new_account(&email, "Un"), t0),
+            sign_up(s, new_account(&email, "Deux"), t0 + Duration::seconds(1))
         );
-        let mut outcomes = [a.unwrap(), b.unwrap()];
+        let mut outcomes = [a, b];
         outcomes.sort_by_key(|o| matches!(o, SignUp::Unconfirmed(_)));
         let (SignUp::Created(x), SignUp::Unconfirmed(y)) = (&outcomes[0], &outcomes[1]) else {
             panic!("one Created and one Unconfirmed, got {outcomes:?}")
         };
         assert_eq!(x, y);
         assert_eq!(s.account_by_email(email).await.unwrap().unwrap().id, *x);
+        let mut states = [peek(s, la, TokenKind::Confirm, t0).await, peek(s, lb, TokenKind::Confirm, t0).await];
+        states.sort_by_key(|st| *st == TokenState::Revoked);
+        assert_eq!(states, [TokenState::Valid(*x), TokenState::Revoked], "one live link");
     }
 }
 
 async fn tokens(s: &Console) {
     let t0 = now();
-    let alice = created(s, "alice@jeunesse.gouv.fr", t0).await;
-    let bob = created(s, "bob@jeunesse.gouv.fr", t0).await;
     let in_1h = t0 + Duration::hours(1);
-
-    let confirm = fresh_hash();
-    s.insert_token(confirm, alice, TokenKind::Confirm, t0, in_1h, None).await.unwrap();
+    let (SignUp::Created(alice), confirm) = sign_up(s, new_account("alice@jeunesse.gouv.fr", "Alice"), t0).await else {
+        panic!("created")
+    };
+    let bob = created(s, "bob@jeunesse.gouv.fr", t0).await;
+    let details = || AccountDetails { name: "Alice".into(), administration: "Jeunesse".into() };
 
     // Peeking says valid and uses nothing; the other kind does not know the link.
     for _ in 0..2 {
-        assert_eq!(s.peek_token(confirm, TokenKind::Confirm, t0).await.unwrap(), TokenState::Valid(alice));
+        assert_eq!(peek(s, confirm, TokenKind::Confirm, t0).await, TokenState::Valid(alice));
     }
-    assert_eq!(s.peek_token(confirm, TokenKind::Reset, t0).await.unwrap(), TokenState::Unknown);
-    assert_eq!(s.take_token(confirm, TokenKind::Reset, t0).await.unwrap(), TokenState::Unknown);
-    assert_eq!(s.peek_token(fresh_hash(), TokenKind::Confirm, t0).await.unwrap(), TokenState::Unknown);
-    assert_eq!(s.take_token(fresh_hash(), TokenKind::Confirm, t0).await.unwrap(), TokenState::Unknown);
+    assert_eq!(peek(s, confirm, TokenKind::Reset, t0).await, TokenState::Unknown);
+    assert_eq!(s.reset_password(confirm, phc("x"), t0).await.unwrap(), (TokenState::Unknown, 0));
+    assert_eq!(peek(s, fresh_hash(), TokenKind::Confirm, t0).await, TokenState::Unknown);
+    assert_eq!(s.confirm_account(fresh_hash(), details(), phc("x"), t0).await.unwrap(), TokenState::Unknown);
 
-    // Expiry: valid until just before `expires_at`, expired from it on, and taking it then fails.
+    // Expiry: valid until just before `expires_at`, expired from it on, and using it then fails.
     let just_before = in_1h - Duration::milliseconds(1);
-    assert_eq!(s.peek_token(confirm, TokenKind::Confirm, just_before).await.unwrap(), TokenState::Valid(alice));
-    assert_eq!(s.peek_token(confirm, TokenKind::Confirm, in_1h).await.unwrap(), TokenState::Expired);
-    assert_eq!(s.take_token(confirm, TokenKind::Confirm, in_1h).await.unwrap(), TokenState::Expired);
-    assert_eq!(
-        s.take_token(confirm, TokenKind::Confirm, in_1h + Duration::hours(1)).await.unwrap(),
-        TokenState::Expired
-    );
+    assert_eq!(peek(s, confirm, TokenKind::Confirm, just_before).await, TokenState::Valid(alice));
+    assert_eq!(peek(s, confirm, TokenKind::Confirm, in_1h).await, TokenState::Expired);
+    assert_eq!(s.confirm_account(confirm, details(), phc("x"), in_1h).await.unwrap(), TokenState::Expired);
+    assert_eq!(account(s, alice).await.password_hash, "");
 
-    // Taken once; then used, even past its expiry.
-    assert_eq!(s.take_token(confirm, TokenKind::Confirm, t0).await.unwrap(), TokenState::Valid(alice));
-    assert_eq!(s.take_token(confirm, TokenKind::Confirm, t0).await.unwrap(), TokenState::Used);
-    assert_eq!(s.peek_token(confirm, TokenKind::Confirm, t0).await.unwrap(), TokenState::Used);
-    assert_eq!(s.peek_token(confirm, TokenKind::Confirm, in_1h + Duration::hours(5)).await.unwrap(), TokenState::Used);
+    // Used once; then used, even past its expiry.
+    assert_eq!(s.confirm_account(confirm, details(), phc("alice"), t0).await.unwrap(), TokenState::Valid(alice));
+    assert_eq!(s.confirm_account(confirm, details(), phc("x"), t0).await.unwrap(), TokenState::Used);
+    assert_eq!(peek(s, confirm, TokenKind::Confirm, t0).await, TokenState::Used);
+    assert_eq!(peek(s, confirm, TokenKind::Confirm, in_1h + Duration::hours(5)).await, TokenState::Used);
+    assert!(s.set_status(alice, AccountStatus::Unconfirmed, AccountStatus::Active, t0).await.unwrap());
 
-    // Using a link voids its siblings (same account, same kind), and only them.
-    let reset_1 = fresh_hash();
-    let reset_2 = fresh_hash();
-    let reset_3 = fresh_hash();
-    let alice_confirm = fresh_hash();
-    let bob_reset = fresh_hash();
-    s.insert_token(reset_1, alice, TokenKind::Reset, t0, in_1h, None).await.unwrap();
-    s.insert_token(reset_2, alice, TokenKind::Reset, t0 + Duration::seconds(1), in_1h, None).await.unwrap();
-    s.insert_token(reset_3, alice, TokenKind::Reset, t0 + Duration::seconds(2), in_1h, None).await.unwrap();
-    s.insert_token(alice_confirm, alice, TokenKind::Confirm, t0, in_1h, None).await.unwrap();
-    s.insert_token(bob_reset, bob, TokenKind::Reset, t0, in_1h, None).await.unwrap();
-    // The middle one is used: older and newer siblings alike are void.
-    assert_eq!(s.take_token(reset_2, TokenKind::Reset, t0).await.unwrap(), TokenState::Valid(alice));
-    assert_eq!(s.peek_token(reset_1, TokenKind::Reset, t0).await.unwrap(), TokenState::Used);
-    assert_eq!(s.take_token(reset_3, TokenKind::Reset, t0).await.unwrap(), TokenState::Used);
-    assert_eq!(s.peek_token(alice_confirm, TokenKind::Confirm, t0).await.unwrap(), TokenState::Valid(alice));
-    assert_eq!(s.peek_token(bob_reset, TokenKind::Reset, t0).await.unwrap(), TokenState::Valid(bob));
-    // A link sent after the use is valid.
+    // A reset: password set, every session ended, every live API key revoked, sibling links
+    // void; another account's untouched.
+    let (sa1, sa2, sb) = (fresh_hash(), fresh_hash(), fresh_hash());
+    s.create_session(sa1, alice, "c".into(), t0).await.unwrap();
+    s.create_session(sa2, alice, "c".into(), t0).await.unwrap();
+    s.create_session(sb, bob, "c".into(), t0).await.unwrap();
+    let (ka1, ka2, kb) = (fresh_hash(), fresh_hash(), fresh_hash());
+    let k1 = s.create_api_key(ka1, alice, "export".into(), t0).await.unwrap();
+    s.create_api_key(ka2, alice, "tableau".into(), t0).await.unwrap();
+    s.create_api_key(kb, bob, "bob".into(), t0).await.unwrap();
+    assert!(s.revoke_api_key(k1, alice, t0).await.unwrap(), "already revoked: not counted again");
+    let (reset_1, reset_2, reset_3, bob_reset) = (fresh_hash(), fresh_hash(), fresh_hash(), fresh_hash());
+    s.insert_token(reset_1, alice, TokenKind::Reset, t0, in_1h).await.unwrap();
+    s.insert_token(reset_2, alice, TokenKind::Reset, t0 + Duration::seconds(1), in_1h).await.unwrap();
+    s.insert_token(reset_3, alice, TokenKind::Reset, t0 + Duration::seconds(2), in_1h).await.unwrap();
+    s.insert_token(bob_reset, bob, TokenKind::Reset, t0, in_1h).await.unwrap();
+    assert_eq!(s.reset_password(reset_2, phc("reset"), t0).await.unwrap(), (TokenState::Valid(alice), 1));
+    assert_eq!(account(s, alice).await.password_hash, phc("reset"));
+    assert!(s.session(sa1).await.unwrap().is_none() && s.session(sa2).await.unwrap().is_none());
+    assert!(s.session(sb).await.unwrap().is_some());
+    assert!(s.use_api_key(ka2, t0).await.unwrap().is_none(), "a key made with the old password stops");
+    assert!(s.use_api_key(kb, t0).await.unwrap().is_some());
+    assert!(s.api_keys(alice).await.unwrap().iter().all(|k| k.revoked_at.is_some()));
+    // The older and newer siblings are void; a link sent after the use works.
+    assert_eq!(peek(s, reset_1, TokenKind::Reset, t0).await, TokenState::Revoked);
+    assert_eq!(s.reset_password(reset_3, phc("x"), t0).await.unwrap(), (TokenState::Revoked, 0));
+    assert_eq!(account(s, alice).await.password_hash, phc("reset"));
+    assert_eq!(peek(s, bob_reset, TokenKind::Reset, t0).await, TokenState::Valid(bob));
     let reset_4 = fresh_hash();
-    s.insert_token(reset_4, alice, TokenKind::Reset, t0 + Duration::seconds(3), in_1h, None).await.unwrap();
-    assert_eq!(s.take_token(reset_4, TokenKind::Reset, t0).await.unwrap(), TokenState::Valid(alice));
+    s.insert_token(reset_4, alice, TokenKind::Reset, t0 + Duration::seconds(3), in_1h).await.unwrap();
+    assert_eq!(s.reset_password(reset_4, phc("reset 4"), t0).await.unwrap(), (TokenState::Valid(alice), 0));
+
+    // A password change from « Mon compte » voids the pending reset links and ends the other
+    // sessions, the kept one stays.
+    let (keep, other) = (fresh_hash(), fresh_hash());
+    s.create_session(keep, alice, "c".into(), t0).await.unwrap();
+    s.create_session(other, alice, "c".into(), t0).await.unwrap();
+    let mailed_before = fresh_hash();
+    s.insert_token(mailed_before, alice, TokenKind::Reset, t0, in_1h).await.unwrap();
+    s.change_password(alice, phc("changed"), Some(keep), t0).await.unwrap();
+    assert_eq!(peek(s, mailed_before, TokenKind::Reset, t0).await, TokenState::Revoked);
+    assert_eq!(s.reset_password(mailed_before, phc("stale"), t0).await.unwrap(), (TokenState::Revoked, 0));
+    assert_eq!(account(s, alice).await.password_hash, phc("changed"));
+    assert!(s.session(keep).await.unwrap().is_some() && s.session(other).await.unwrap().is_none());
+    assert_eq!(peek(s, bob_reset, TokenKind::Reset, t0).await, TokenState::Valid(bob), "another account's");
 
     // Two posts of one link at once: one uses it.
     for _ in 0..10 {
         let h = fresh_hash();
-        s.insert_token(h, bob, TokenKind::Confirm, t0, in_1h, None).await.unwrap();
-        let (a, b) = tokio::join!(s.take_token(h, TokenKind::Confirm, t0), s.take_token(h, TokenKind::Confirm, t0));
-        let mut got = [a.unwrap(), b.unwrap()];
+        s.insert_token(h, bob, TokenKind::Reset, t0, in_1h).await.unwrap();
+        let (a, b) = tokio::join!(s.reset_password(h, phc("a"), t0), s.reset_password(h, phc("b"), t0));
+        let mut got = [a.unwrap().0, b.unwrap().0];
         got.sort_by_key(|st| *st == TokenState::Used);
         assert_eq!(got, [TokenState::Valid(bob), TokenState::Used]);
     }
-    // Two sibling links at once: one is used, the other voided; neither call fails.
+    // Two sibling links at once: one is used, the other revoked; neither call fails.
     for _ in 0..10 {
         let (h1, h2) = (fresh_hash(), fresh_hash());
-        s.insert_token(h1, bob, TokenKind::Reset, t0, in_1h, None).await.unwrap();
-        s.insert_token(h2, bob, TokenKind::Reset, t0, in_1h, None).await.unwrap();
-        let (a, b) = tokio::join!(s.take_token(h1, TokenKind::Reset, t0), s.take_token(h2, TokenKind::Reset, t0));
-        let mut got = [a.unwrap(), b.unwrap()];
-        got.sort_by_key(|st| *st == TokenState::Used);
-        assert_eq!(got, [TokenState::Valid(bob), TokenState::Used]);
+        s.insert_token(h1, bob, TokenKind::Reset, t0, in_1h).await.unwrap();
+        s.insert_token(h2, bob, TokenKind::Reset, t0, in_1h).await.unwrap();
+        let (a, b) = tokio::join!(s.reset_password(h1, phc("a"), t0), s.reset_password(h2, phc("b"), t0));
+        let mut got = [a.unwrap().0, b.unwrap().0];
+        got.sort_by_key(|st| *st != TokenState::Valid(bob));
+        assert_eq!(got, [TokenState::Valid(bob), TokenState::Revoked]);
+    }
+    // Two confirmation posts of one account's two links (sign-up twice, then both mails): one
+    // confirms, the other is revoked.
+    for i in 0..5 {
+        let email = format!("double{i}@jeunesse.gouv.fr");
+        let (_, l1) = sign_up(s, new_account(&email, "Un"), t0).await;
+        assert_eq!(peek(s, l1, TokenKind::Confirm, t0).await, TokenState::Valid(account_id(s, &email).await));
+        let (SignUp::Unconfirmed(id), l2) = sign_up(s, new_account(&email, "Deux"), t0).await else { panic!() };
+        let (a, b) = tokio::join!(
+            s.confirm_account(l1, details(), phc("1"), t0),
+            s.confirm_account(l2, details(), phc("2"), t0)
+        );
+        assert_eq!((a.unwrap(), b.unwrap()), (TokenState::Revoked, TokenState::Valid(id)));
+        assert_eq!(account(s, id).await.password_hash, phc("2"));
     }
 }
 
@@ -321,9 +388,9 @@ async fn sessions(s: &Console) {
     s.create_session(fresh, ivan, "c".into(), t0 - Duration::minutes(10)).await.unwrap();
     s.create_session(at_the_limit, ivan, "c".into(), t0 - Duration::hours(1)).await.unwrap();
     let (expired, expiring_now, valid) = (fresh_hash(), fresh_hash(), fresh_hash());
-    s.insert_token(expired, eve, TokenKind::Confirm, old, t0 - Duration::seconds(1), None).await.unwrap();
-    s.insert_token(expiring_now, eve, TokenKind::Reset, old, t0, None).await.unwrap();
-    s.insert_token(valid, ivan, TokenKind::Confirm, t0, t0 + Duration::hours(1), None).await.unwrap();
+    s.insert_token(expired, eve, TokenKind::Reset, old, t0 - Duration::seconds(1)).await.unwrap();
+    s.insert_token(expiring_now, eve, TokenKind::Reset, old, t0).await.unwrap();
+    s.insert_token(valid, ivan, TokenKind::Reset, t0, t0 + Duration::hours(1)).await.unwrap();
 
     let purged = s.purge_expired(t0 - Duration::hours(1), t0 - Duration::days(30), t0).await.unwrap();
     assert_eq!(purged, 3, "two sessions and one link");
@@ -331,9 +398,9 @@ async fn sessions(s: &Console) {
     assert!(s.session(ancient).await.unwrap().is_none());
     assert!(s.session(fresh).await.unwrap().is_some());
     assert!(s.session(at_the_limit).await.unwrap().is_some());
-    assert_eq!(s.peek_token(expired, TokenKind::Confirm, old).await.unwrap(), TokenState::Unknown);
-    assert_eq!(s.peek_token(expiring_now, TokenKind::Reset, old).await.unwrap(), TokenState::Valid(eve));
-    assert_eq!(s.peek_token(valid, TokenKind::Confirm, t0).await.unwrap(), TokenState::Valid(ivan));
+    assert_eq!(peek(s, expired, TokenKind::Reset, old).await, TokenState::Unknown);
+    assert_eq!(peek(s, expiring_now, TokenKind::Reset, old).await, TokenState::Valid(eve));
+    assert_eq!(peek(s, valid, TokenKind::Reset, t0).await, TokenState::Valid(ivan));
     assert_eq!(s.purge_expired(t0 - Duration::hours(1), t0 - Duration::days(30), t0).await.unwrap(), 0);
 }
 
@@ -469,25 +536,25 @@ async fn deletion(s: &Console) {
     let (other_session, other_token) = (fresh_hash(), fresh_hash());
     let in_1h = t0 + Duration::hours(1);
     s.create_session(session, gone, "c".into(), t0).await.unwrap();
-    s.insert_token(confirm, gone, TokenKind::Confirm, t0, in_1h, None).await.unwrap();
-    s.insert_token(reset, gone, TokenKind::Reset, t0, in_1h, None).await.unwrap();
+    s.insert_token(confirm, gone, TokenKind::Reset, t0, in_1h).await.unwrap();
+    s.insert_token(reset, gone, TokenKind::Reset, t0, in_1h).await.unwrap();
     s.create_session(other_session, stays, "c".into(), t0).await.unwrap();
-    s.insert_token(other_token, stays, TokenKind::Confirm, t0, in_1h, None).await.unwrap();
+    s.insert_token(other_token, stays, TokenKind::Reset, t0, in_1h).await.unwrap();
 
     s.delete_account(gone).await.unwrap();
     assert_eq!(s.account_by_id(gone).await.unwrap(), None);
     assert_eq!(s.account_by_email("parti@travail.gouv.fr".into()).await.unwrap(), None);
     assert!(s.session(session).await.unwrap().is_none());
     assert_eq!(s.delete_sessions_of(gone, None).await.unwrap(), 0, "no session left behind");
-    assert_eq!(s.peek_token(confirm, TokenKind::Confirm, t0).await.unwrap(), TokenState::Unknown);
-    assert_eq!(s.take_token(reset, TokenKind::Reset, t0).await.unwrap(), TokenState::Unknown);
+    assert_eq!(peek(s, confirm, TokenKind::Reset, t0).await, TokenState::Unknown);
+    assert_eq!(s.reset_password(reset, phc("x"), t0).await.unwrap(), (TokenState::Unknown, 0));
     // A link hash freed by the deletion can be stored again (the row is really gone).
-    s.insert_token(reset, stays, TokenKind::Reset, t0, in_1h, None).await.unwrap();
-    assert_eq!(s.peek_token(reset, TokenKind::Reset, t0).await.unwrap(), TokenState::Valid(stays));
+    s.insert_token(reset, stays, TokenKind::Reset, t0, in_1h).await.unwrap();
+    assert_eq!(peek(s, reset, TokenKind::Reset, t0).await, TokenState::Valid(stays));
 
     // The other account is untouched, and the address is free again.
     assert!(s.session(other_session).await.unwrap().is_some());
-    assert_eq!(s.peek_token(other_token, TokenKind::Confirm, t0).await.unwrap(), TokenState::Valid(stays));
+    assert_eq!(peek(s, other_token, TokenKind::Reset, t0).await, TokenState::Valid(stays));
     let again = created(s, "parti@travail.gouv.fr", t0).await;
     assert_ne!(again, gone);
     s.delete_account(987_654).await.unwrap();
@@ -498,7 +565,7 @@ async fn deletion(s: &Console) {
 
 /// An active account with this address and name.
 async fn named(s: &Console, email: &str, name: &str, t: DateTime<Utc>) -> Account {
-    let id = match s.sign_up(new_account(email, name), t).await.unwrap() {
+    let id = match sign_up(s, new_account(email, name), t).await.0 {
         SignUp::Created(id) => id,
         other => panic!("{email}: expected Created, got {other:?}"),
     };
@@ -694,52 +761,97 @@ async fn demarches(s: &Console, other: &Console) {
     }
 }
 
+/// A démarche of the catalogue that nobody ever carried (as `widget-server demarche add` makes).
+async fn catalogue_only(votes: &Arc<dyn Store>, id: i64, name: &str) -> i64 {
+    let d = Demarche {
+        id,
+        name: name.into(),
+        administration: String::new(),
+        volume_annuel: None,
+        high_volume_approved: false,
+        active: true,
+        merged_into: None,
+        privacy: PrivacyNotice::default(),
+    };
+    votes.upsert_demarche(&d).await.unwrap();
+    id
+}
+
 /// `other`: a second console store on the same database (another replica), for the races.
-async fn porteurs(s: &Console, other_store: &Console) {
+async fn porteurs(s: &Console, other_store: &Console, votes: &Arc<dyn Store>) {
     let t0 = now();
     let owner = named(s, "owner@cnaf.fr", "Owner", t0).await;
     let alice = named(s, "alice@cnaf.fr", "Alice", t0).await;
     let bob = named(s, "bob@cnaf.fr", "Bob", t0).await;
     let carol = named(s, "carol@cnaf.fr", "Carol", t0).await;
+    let admin = named(s, "admin@cnaf.fr", "Admin", t0).await;
+    s.make_admin(admin.id, t0).await.unwrap();
     let d = create(s, "Allocations familiales", "allocations familiales caf", None, owner.id, t0).await;
     let other = create(s, "Prime d'activite", "prime d'activite caf", None, owner.id, t0).await;
+    let why = |who: &str| format!("{who} : cheffe de projet de cette démarche");
 
     // Leaving: once.
-    assert!(s.leave(d, owner.id).await.unwrap());
-    assert!(!s.leave(d, owner.id).await.unwrap());
+    assert!(s.leave(d, owner.id, t0).await.unwrap());
+    assert!(!s.leave(d, owner.id, t0).await.unwrap());
     assert!(!s.is_porteur(owner.id, d).await.unwrap());
     assert!(s.is_porteur(owner.id, other).await.unwrap(), "only that démarche");
     assert!(s.porteurs_of(d).await.unwrap().is_empty());
 
-    // Nobody carries it: granted. Then requests, one pending per account.
-    assert_eq!(s.claim(d, alice.id, t0).await.unwrap(), Claim::Granted);
+    // Nobody carries it any more, but it had a porteur: not granted to the first claimant (it
+    // may hold avis and comments). A request, with a reason, that an administrator decides.
+    assert!(!s.open_to_first_claim(d).await.unwrap());
+    assert_eq!(s.claim(d, alice.id, "  ".into(), t0).await.unwrap(), Claim::ReasonNeeded);
+    assert!(s.pending_requests(Some(d)).await.unwrap().is_empty(), "nothing recorded without a reason");
+    let Claim::Requested(r_alice) = s.claim(d, alice.id, why("Alice"), t0).await.unwrap() else { panic!("a request") };
+    assert!(!s.is_porteur(alice.id, d).await.unwrap());
+    let decides =
+        |v: Vec<widget_server::console::store::PorteurRequest>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert!(decides(s.requests_to_decide(admin.id, true).await.unwrap()).contains(&r_alice), "no porteur: admins");
+    assert!(!decides(s.requests_to_decide(owner.id, false).await.unwrap()).contains(&r_alice), "owner left");
+    assert!(!decides(s.requests_to_decide(bob.id, false).await.unwrap()).contains(&r_alice));
+    let decided = s.decide_request(r_alice, true, admin.id, t0).await.unwrap().expect("pending");
+    assert_eq!(decided.reason, why("Alice"));
     assert!(s.is_porteur(alice.id, d).await.unwrap());
-    assert_eq!(s.claim(d, alice.id, t0).await.unwrap(), Claim::AlreadyPorteur);
-    let Claim::Requested(r_bob) = s.claim(d, bob.id, t0 + Duration::seconds(1)).await.unwrap() else {
+    assert_eq!(s.claim(d, alice.id, why("Alice"), t0).await.unwrap(), Claim::AlreadyPorteur);
+
+    // Someone carries it: requests, one pending per account, with their reasons.
+    let Claim::Requested(r_bob) = s.claim(d, bob.id, why("Bob"), t0 + Duration::seconds(1)).await.unwrap() else {
         panic!("someone carries it: a request")
     };
     assert!(!s.is_porteur(bob.id, d).await.unwrap());
-    assert_eq!(s.claim(d, bob.id, t0 + Duration::seconds(5)).await.unwrap(), Claim::AlreadyRequested(r_bob));
-    let Claim::Requested(r_carol) = s.claim(d, carol.id, t0 + Duration::seconds(2)).await.unwrap() else {
+    assert_eq!(
+        s.claim(d, bob.id, why("Bob"), t0 + Duration::seconds(5)).await.unwrap(),
+        Claim::AlreadyRequested(r_bob)
+    );
+    assert_eq!(s.claim(d, bob.id, String::new(), t0).await.unwrap(), Claim::AlreadyRequested(r_bob));
+    let Claim::Requested(r_carol) = s.claim(d, carol.id, why("Carol"), t0 + Duration::seconds(2)).await.unwrap() else {
         panic!("a request")
     };
     assert_ne!(r_bob, r_carol);
-    let Claim::Requested(r_other) = s.claim(other, bob.id, t0 + Duration::seconds(3)).await.unwrap() else {
+    let Claim::Requested(r_other) = s.claim(other, bob.id, why("Bob"), t0 + Duration::seconds(3)).await.unwrap() else {
         panic!("a request")
     };
     assert_eq!(porteur_ids(s, d).await, vec![alice.id]);
 
-    // Pending requests, oldest first, with their account and démarche.
+    // Pending requests, oldest first, with their account, démarche and reason.
     let pending = s.pending_requests(Some(d)).await.unwrap();
     assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), vec![r_bob, r_carol]);
     assert_eq!(pending[0].account, bob);
     assert_eq!((pending[0].demarche_id, pending[0].demarche_name.as_str()), (d, "Allocations familiales"));
+    assert_eq!(pending[0].reason, why("Bob"));
     assert_eq!(ms(pending[0].created_at), t0 + Duration::seconds(1), "the first claim's time");
     assert_eq!(pending[1].account, carol);
     let all: Vec<i64> = s.pending_requests(None).await.unwrap().into_iter().map(|r| r.id).collect();
     let mine: Vec<i64> = all.into_iter().filter(|id| [r_bob, r_carol, r_other].contains(id)).collect();
     assert_eq!(mine, vec![r_bob, r_carol, r_other]);
     assert!(s.pending_requests(Some(987_654)).await.unwrap().is_empty());
+    // Who decides what: a porteur those of the démarches they carry; an administrator, beyond
+    // those, only the démarches no one carries.
+    assert_eq!(decides(s.requests_to_decide(alice.id, false).await.unwrap()), vec![r_bob, r_carol]);
+    assert_eq!(decides(s.requests_to_decide(owner.id, false).await.unwrap()), vec![r_other]);
+    assert!(decides(s.requests_to_decide(carol.id, false).await.unwrap()).is_empty());
+    let admin_sees = decides(s.requests_to_decide(admin.id, true).await.unwrap());
+    assert!(![r_bob, r_carol, r_other].iter().any(|r| admin_sees.contains(r)), "{admin_sees:?}");
 
     // Accepted: the requester carries it; a second decision does nothing.
     let t1 = t0 + Duration::minutes(1);
@@ -750,7 +862,7 @@ async fn porteurs(s: &Console, other_store: &Console) {
     assert_eq!(s.decide_request(r_bob, true, alice.id, t1).await.unwrap(), None);
     assert_eq!(s.decide_request(r_bob, false, alice.id, t1).await.unwrap(), None);
     assert!(s.is_porteur(bob.id, d).await.unwrap(), "a late refusal does not undo");
-    assert_eq!(s.claim(d, bob.id, t1).await.unwrap(), Claim::AlreadyPorteur);
+    assert_eq!(s.claim(d, bob.id, why("Bob"), t1).await.unwrap(), Claim::AlreadyPorteur);
     // Refused: nothing carried; the account may ask again.
     let refused = s.decide_request(r_carol, false, alice.id, t1).await.unwrap().expect("pending");
     assert_eq!(refused.account, carol);
@@ -758,7 +870,9 @@ async fn porteurs(s: &Console, other_store: &Console) {
     assert_eq!(s.decide_request(r_carol, true, alice.id, t1).await.unwrap(), None);
     assert!(!s.is_porteur(carol.id, d).await.unwrap(), "a late acceptance does not undo");
     assert!(s.pending_requests(Some(d)).await.unwrap().is_empty());
-    let Claim::Requested(again) = s.claim(d, carol.id, t1).await.unwrap() else { panic!("a new request") };
+    let Claim::Requested(again) = s.claim(d, carol.id, why("Carol"), t1).await.unwrap() else {
+        panic!("a new request")
+    };
     assert!(again != r_carol && again != r_bob);
     assert_eq!(s.decide_request(987_654, true, alice.id, t1).await.unwrap(), None);
     // Accepting someone who became porteur meanwhile is fine.
@@ -774,13 +888,31 @@ async fn porteurs(s: &Console, other_store: &Console) {
     assert_eq!(carried, vec![d, other]);
     assert!(s.carried_by(carol.id).await.unwrap().is_empty());
 
+    // A new démarche (never carried, no avis) goes to its first claimant, reason or not; once
+    // it had a porteur, it stays closed to first claims after they leave.
+    let fresh = catalogue_only(votes, 910_001, "Nouvelle démarche").await;
+    assert!(s.open_to_first_claim(fresh).await.unwrap());
+    assert_eq!(s.claim(fresh, carol.id, String::new(), t1).await.unwrap(), Claim::Granted);
+    assert!(!s.open_to_first_claim(fresh).await.unwrap());
+    assert!(s.leave(fresh, carol.id, t1).await.unwrap());
+    assert!(!s.open_to_first_claim(fresh).await.unwrap(), "had a porteur");
+    assert_eq!(s.claim(fresh, bob.id, String::new(), t1).await.unwrap(), Claim::ReasonNeeded);
+    // Never carried, but holding avis (a catalogue imported with its history): a request.
+    let with_avis = catalogue_only(votes, 910_002, "Démarche reprise avec ses avis").await;
+    assert!(s.open_to_first_claim(with_avis).await.unwrap());
+    assert_eq!(votes.store_batch(&[vote(with_avis, "button", t0, 1)]).await.unwrap(), 1);
+    assert!(!s.open_to_first_claim(with_avis).await.unwrap(), "holds an avis");
+    assert_eq!(s.claim(with_avis, bob.id, String::new(), t1).await.unwrap(), Claim::ReasonNeeded);
+    assert!(matches!(s.claim(with_avis, bob.id, why("Bob"), t1).await.unwrap(), Claim::Requested(_)));
+    assert!(!s.is_porteur(bob.id, with_avis).await.unwrap());
+    assert!(!s.open_to_first_claim(987_654).await.unwrap(), "no such démarche");
+
     // Two first claims at once, through two stores: exactly one is granted.
     for i in 0..10 {
         let x = named(s, &format!("x{i}@cnaf.fr"), "X", t0).await;
         let y = named(s, &format!("y{i}@cnaf.fr"), "Y", t0).await;
-        let race = create(s, "Course", "course caf", None, owner.id, t0).await;
-        assert!(s.leave(race, owner.id).await.unwrap());
-        let (a, b) = tokio::join!(s.claim(race, x.id, t0), other_store.claim(race, y.id, t0));
+        let race = catalogue_only(votes, 920_000 + i, "Course").await;
+        let (a, b) = tokio::join!(s.claim(race, x.id, why("X"), t0), other_store.claim(race, y.id, why("Y"), t0));
         let (a, b) = (a.unwrap(), b.unwrap());
         let winner = match (a, b) {
             (Claim::Granted, Claim::Requested(_)) => x.id,
@@ -801,7 +933,17 @@ async fn invites(s: &Console, other: &Console) {
     let in_1h = t0 + Duration::hours(1);
     let (h, late, lost) = (fresh_hash(), fresh_hash(), fresh_hash());
     s.insert_invite(h, d, "Dana@Impots.gouv.fr".into(), owner.id, t0, in_1h).await.unwrap();
-    s.insert_invite(late, d, "eve@impots.gouv.fr".into(), owner.id, t0, in_1h).await.unwrap();
+    s.insert_invite(late, d, "eve@impots.gouv.fr".into(), owner.id, t0 + Duration::seconds(1), in_1h).await.unwrap();
+
+    // Listed while live, newest first, with who sent them.
+    let listed = s.pending_invites(d, t0).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|i| (i.hash, i.email.as_str())).collect::<Vec<_>>(),
+        vec![(late, "eve@impots.gouv.fr"), (h, "Dana@Impots.gouv.fr")]
+    );
+    assert_eq!(listed[0].invited_by, "Owner");
+    assert_eq!((ms(listed[1].created_at), ms(listed[1].expires_at)), (t0, in_1h));
+    assert!(s.pending_invites(d, in_1h).await.unwrap().is_empty(), "expired ones are not listed");
 
     // Not the invited address: unknown, and the invitation stays usable.
     assert_eq!(s.take_invite(h, eve.id, eve.email.clone(), t0).await.unwrap(), Err(TokenState::Unknown));
@@ -817,12 +959,48 @@ async fn invites(s: &Console, other: &Console) {
     assert!(s.is_porteur(dana.id, d).await.unwrap());
     assert_eq!(s.take_invite(h, dana.id, dana.email.clone(), t0).await.unwrap(), Err(TokenState::Used));
     assert_eq!(porteur_ids(s, d).await, vec![dana.id, owner.id]);
+    assert_eq!(s.pending_invites(d, t0).await.unwrap().len(), 1, "a used one is not listed");
+
+    // Cancelled: only by its démarche, once; then void.
+    let elsewhere = create(s, "Taxe fonciere", "taxe fonciere dgfip", None, owner.id, t0).await;
+    assert_eq!(s.cancel_invite(elsewhere, late, t0).await.unwrap(), None, "another démarche's");
+    assert_eq!(s.cancel_invite(d, late, t0).await.unwrap(), Some("eve@impots.gouv.fr".into()));
+    assert_eq!(s.cancel_invite(d, late, t0).await.unwrap(), None);
+    assert_eq!(s.cancel_invite(d, h, t0).await.unwrap(), None, "used");
+    assert_eq!(s.take_invite(late, eve.id, eve.email.clone(), t0).await.unwrap(), Err(TokenState::Revoked));
+    assert!(!s.is_porteur(eve.id, d).await.unwrap());
+    assert!(s.pending_invites(d, t0).await.unwrap().is_empty());
 
     // An invitation to someone who carries it already is used, and changes nothing else.
     let again = fresh_hash();
     s.insert_invite(again, d, dana.email.clone(), owner.id, t0, in_1h).await.unwrap();
     assert_eq!(s.take_invite(again, dana.id, dana.email.clone(), t0).await.unwrap(), Ok(d));
     assert_eq!(porteur_ids(s, d).await, vec![dana.id, owner.id]);
+
+    // Its author leaves (or is removed): the right they passed on ends with theirs. An
+    // invitation sent by another porteur lives on.
+    let (by_dana, by_owner) = (fresh_hash(), fresh_hash());
+    s.insert_invite(by_dana, d, eve.email.clone(), dana.id, t0, in_1h).await.unwrap();
+    s.insert_invite(by_owner, d, "frank@impots.gouv.fr".into(), owner.id, t0, in_1h).await.unwrap();
+    assert!(s.leave(d, dana.id, t0).await.unwrap());
+    assert_eq!(s.take_invite(by_dana, eve.id, eve.email.clone(), t0).await.unwrap(), Err(TokenState::Revoked));
+    assert!(!s.is_porteur(eve.id, d).await.unwrap());
+    let live: Vec<String> = s.pending_invites(d, t0).await.unwrap().into_iter().map(|i| i.email).collect();
+    assert_eq!(live, vec!["frank@impots.gouv.fr"]);
+    // …even when its row was not cancelled (the author deleted, say): the use checks again.
+    let by_gone = fresh_hash();
+    let gone = named(s, "gone@impots.gouv.fr", "Gone", t0).await;
+    assert!(s.add_porteur(d, gone.id, t0).await.unwrap());
+    s.insert_invite(by_gone, d, eve.email.clone(), gone.id, t0, in_1h).await.unwrap();
+    s.delete_account(gone.id).await.unwrap();
+    assert_eq!(s.take_invite(by_gone, eve.id, eve.email.clone(), t0).await.unwrap(), Err(TokenState::Revoked));
+    // An administrator's invitation needs no porteur behind it.
+    let admin = named(s, "admin@impots.gouv.fr", "Admin", t0).await;
+    s.make_admin(admin.id, t0).await.unwrap();
+    let by_admin = fresh_hash();
+    s.insert_invite(by_admin, d, eve.email.clone(), admin.id, t0, in_1h).await.unwrap();
+    assert_eq!(s.take_invite(by_admin, eve.id, eve.email.clone(), t0).await.unwrap(), Ok(d));
+    assert!(s.leave(d, eve.id, t0).await.unwrap());
 
     // Two uses at once (two stores): one.
     for _ in 0..5 {
@@ -835,8 +1013,29 @@ async fn invites(s: &Console, other: &Console) {
         let mut got = [a.unwrap(), b.unwrap()];
         got.sort_by_key(|r| r.is_err());
         assert_eq!(got, [Ok(d), Err(TokenState::Used)]);
+        assert!(s.leave(d, eve.id, t0).await.unwrap());
     }
-    assert!(s.is_porteur(eve.id, d).await.unwrap());
+    // A use racing its author's departure (two stores): either it came first (the invitee
+    // carries the démarche) or it finds the invitation void; never a use after the departure.
+    for i in 0..5 {
+        let author = named(s, &format!("author{i}@impots.gouv.fr"), "Author", t0).await;
+        assert!(s.add_porteur(d, author.id, t0).await.unwrap());
+        let h = fresh_hash();
+        s.insert_invite(h, d, eve.email.clone(), author.id, t0, in_1h).await.unwrap();
+        let (taken, left) =
+            tokio::join!(s.take_invite(h, eve.id, eve.email.clone(), t0), other.leave(d, author.id, t0));
+        assert!(left.unwrap());
+        match taken.unwrap() {
+            Ok(id) => {
+                assert_eq!(id, d);
+                assert!(s.leave(d, eve.id, t0).await.unwrap());
+            }
+            Err(state) => {
+                assert_eq!(state, TokenState::Revoked);
+                assert!(!s.is_porteur(eve.id, d).await.unwrap());
+            }
+        }
+    }
 }
 
 /// A vote on `demarche` from `source`, received at `at`.
@@ -951,9 +1150,20 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     let bystander = create(s, "Temoin", "fusion temoin msa", None, p4.id, t0).await;
     assert!(s.add_porteur(target, p3.id, t0).await.unwrap());
     assert!(s.add_porteur(duplicate, p2.id, t0).await.unwrap());
-    // Pending requests: on the duplicate (they go), on the target (it stays).
-    let Claim::Requested(on_duplicate) = s.claim(duplicate, p4.id, t0).await.unwrap() else { panic!("a request") };
-    let Claim::Requested(on_target) = s.claim(target, p4.id, t0).await.unwrap() else { panic!("a request") };
+    let p5 = named(s, "p5@msa.fr", "P5", t0).await;
+    // Pending requests: on the duplicate from someone who also asks for the target (it goes),
+    // on the target (it stays), and on the duplicate only (it moves to the target).
+    let reason = || "Responsable du service".to_string();
+    let Claim::Requested(on_duplicate) = s.claim(duplicate, p4.id, reason(), t0).await.unwrap() else {
+        panic!("a request")
+    };
+    let Claim::Requested(on_target) = s.claim(target, p4.id, reason(), t0).await.unwrap() else { panic!("a request") };
+    let Claim::Requested(moved) = s.claim(duplicate, p5.id, reason(), t0).await.unwrap() else { panic!("a request") };
+    // Invitations: live ones move.
+    let (live, used) = (fresh_hash(), fresh_hash());
+    let in_1h = t0 + Duration::hours(1);
+    s.insert_invite(live, duplicate, "invitee@msa.fr".into(), p1.id, t0, in_1h).await.unwrap();
+    s.insert_invite(used, duplicate, p5.email.clone(), p1.id, t0, in_1h).await.unwrap();
 
     let (d1, d2) = (day(2024, 5, 1), day(2024, 5, 2));
     let (far_from, far_to) = (day(2000, 1, 1), day(2100, 1, 1));
@@ -973,14 +1183,14 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     assert_eq!(votes.store_batch(&batch).await.unwrap(), batch.len() as u64);
 
     // Refused, nothing done: the same démarche, a missing one.
-    assert!(!s.merge_demarche(target, target).await.unwrap());
-    assert!(!s.merge_demarche(987_654, target).await.unwrap());
-    assert!(!s.merge_demarche(duplicate, 987_654).await.unwrap());
+    assert_eq!(s.merge_demarche(target, target).await.unwrap(), None);
+    assert_eq!(s.merge_demarche(987_654, target).await.unwrap(), None);
+    assert_eq!(s.merge_demarche(duplicate, 987_654).await.unwrap(), None);
     assert_eq!(s.counts(duplicate, far_from, far_to).await.unwrap().n, 3);
     assert!(demarche(s, duplicate).await.active);
 
     // An earlier merge into the duplicate.
-    assert!(s.merge_demarche(older, duplicate).await.unwrap());
+    assert_eq!(s.merge_demarche(older, duplicate).await.unwrap(), Some(Merged::default()));
     let row = demarche(s, older).await;
     assert_eq!((row.active, row.merged_into), (false, Some(duplicate)));
     assert_eq!(
@@ -990,17 +1200,22 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     assert_eq!(porteur_ids(s, duplicate).await, vec![p1.id, p2.id, p4.id]);
     assert!(s.carried_by(p4.id).await.unwrap().iter().all(|d| d.id != older));
     // A merged démarche cannot be a target.
-    assert!(!s.merge_demarche(bystander, older).await.unwrap());
+    assert_eq!(s.merge_demarche(bystander, older).await.unwrap(), None);
     assert!(demarche(s, bystander).await.active);
     assert_eq!(porteur_ids(s, bystander).await, vec![p4.id]);
     assert_eq!(s.counts(bystander, far_from, far_to).await.unwrap(), sum(&side));
-    assert!(s.leave(duplicate, p4.id).await.unwrap());
+    assert!(s.leave(duplicate, p4.id, t0).await.unwrap());
 
     let before_target = s.counts(target, far_from, far_to).await.unwrap();
     assert_eq!(before_target, sum(&[t_d1_site.clone(), t_d1_button.clone()].concat()));
 
-    // The merge.
-    assert!(s.merge_demarche(duplicate, target).await.unwrap());
+    // The merge: it names who must be told.
+    let mut merged = s.merge_demarche(duplicate, target).await.unwrap().expect("merged");
+    merged.invitees.sort();
+    assert_eq!(
+        merged,
+        Merged { requesters: vec![p5.email.clone()], invitees: vec!["invitee@msa.fr".into(), p5.email.clone()] }
+    );
     let row = demarche(s, duplicate).await;
     assert_eq!((row.active, row.merged_into), (false, Some(target)));
     assert_eq!(demarche(s, older).await.merged_into, Some(target), "chained merges point at the target");
@@ -1012,11 +1227,18 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     assert!(s.porteurs_of(duplicate).await.unwrap().is_empty());
     assert!(s.is_porteur(p1.id, target).await.unwrap());
     assert!(!s.is_porteur(p1.id, duplicate).await.unwrap());
-    // Requests: the duplicate's went, the target's stayed.
+    // Requests: the redundant one went, the target's stayed, the other one moved to the target.
     assert!(s.pending_requests(Some(duplicate)).await.unwrap().is_empty());
-    let left: Vec<i64> = s.pending_requests(None).await.unwrap().into_iter().map(|r| r.id).collect();
-    assert!(left.contains(&on_target) && !left.contains(&on_duplicate), "{left:?}");
+    let left: Vec<i64> = s.pending_requests(Some(target)).await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(left, vec![on_target, moved]);
     assert_eq!(s.decide_request(on_duplicate, true, p1.id, t0).await.unwrap(), None);
+    // Invitations: the live one now makes its invitee porteur of the target.
+    let live_now: Vec<String> = s.pending_invites(target, t0).await.unwrap().into_iter().map(|i| i.email).collect();
+    assert_eq!(live_now.len(), 2, "{live_now:?}");
+    assert!(s.pending_invites(duplicate, t0).await.unwrap().is_empty());
+    assert_eq!(s.take_invite(used, p5.id, p5.email.clone(), t0).await.unwrap(), Ok(target));
+    assert!(s.is_porteur(p5.id, target).await.unwrap());
+    assert!(s.leave(target, p5.id, t0).await.unwrap());
 
     // Counts moved, added where the day and source are the same.
     let everything =
@@ -1045,11 +1267,11 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     s.set_demarche_active(duplicate, true).await.unwrap();
     assert_eq!(search(s, &["fusion"], None, 10, 0).await, vec![target, bystander]);
     assert_eq!(search(s, &[], Some(duplicate), 10, 0).await, Vec::<i64>::new());
-    assert!(!s.merge_demarche(bystander, duplicate).await.unwrap());
-    assert!(!s.merge_demarche(target, older).await.unwrap());
+    assert_eq!(s.merge_demarche(bystander, duplicate).await.unwrap(), None);
+    assert_eq!(s.merge_demarche(target, older).await.unwrap(), None);
     assert_eq!(s.counts(target, far_from, far_to).await.unwrap(), sum(&everything));
     // Merging the target away makes every earlier duplicate point at the new one.
-    assert!(s.merge_demarche(target, bystander).await.unwrap());
+    assert!(s.merge_demarche(target, bystander).await.unwrap().is_some());
     for id in [older, duplicate, target] {
         assert_eq!(demarche(s, id).await.merged_into, Some(bystander), "démarche {id}");
     }
@@ -1419,7 +1641,7 @@ async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     deletion(&s).await;
     // `demarches` expects an empty démarche table: it runs before the others that create some.
     demarches(&s, &s2).await;
-    porteurs(&s, &s2).await;
+    porteurs(&s, &s2, &votes).await;
     invites(&s, &s2).await;
     activity(&s, &votes).await;
     merging(&s, &votes).await;

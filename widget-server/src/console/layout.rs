@@ -171,6 +171,36 @@ impl Input<'_> {
     }
 }
 
+/// A labelled multi-line text field, with its hint and error tied to it like [`Input`]'s.
+pub struct TextArea<'a> {
+    pub id: &'static str,
+    pub label: &'a str,
+    pub value: &'a str,
+    pub rows: u8,
+    pub hint: Option<&'a str>,
+    pub required: bool,
+}
+
+impl TextArea<'_> {
+    pub fn render(&self, errors: &Errors) -> Markup {
+        let error = errors.get(self.id);
+        let hint_id = format!("{}-aide", self.id);
+        let err_id = format!("{}-erreur", self.id);
+        let described: Vec<&str> =
+            [self.hint.map(|_| hint_id.as_str()), error.map(|_| err_id.as_str())].into_iter().flatten().collect();
+        html! {
+            div.champ.erreur-champ[error.is_some()] {
+                label for=(self.id) { (self.label) @if self.required { "\u{a0}" span.requis aria-hidden="true" { "*" } } }
+                @if let Some(h) = self.hint { p.indication id=(hint_id) { (h) } }
+                @if let Some(m) = error { p.message-erreur id=(err_id) { (m) } }
+                textarea id=(self.id) name=(self.id) rows=(self.rows) required[self.required]
+                    aria-invalid=[error.map(|_| "true")]
+                    aria-describedby=[(!described.is_empty()).then(|| described.join(" "))] { (self.value) }
+            }
+        }
+    }
+}
+
 /// The hidden CSRF field every form carries.
 pub fn csrf_field(token: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(token); }
@@ -183,8 +213,8 @@ pub fn notice(code: Option<&str>) -> Markup {
         "adresse-confirmee" => Some(("succes", "Votre adresse e-mail est confirmée et votre compte est actif. Vous pouvez vous connecter.")),
         "deconnecte" => Some(("succes", "Vous êtes déconnecté.")),
         "lien-envoye" => Some(("info", "Si un compte existe pour cette adresse, un e-mail vient de lui être envoyé avec un lien pour choisir un nouveau mot de passe (valable 2\u{a0}heures).")),
-        "mot-de-passe-change" => Some(("succes", "Votre mot de passe a été changé. Vos autres sessions ont été fermées.")),
-        "mot-de-passe-reinitialise" => Some(("succes", "Votre mot de passe a été changé. Connectez-vous avec le nouveau mot de passe.")),
+        "mot-de-passe-change" => Some(("succes", "Votre mot de passe a été changé. Vos autres sessions ont été fermées et les liens de réinitialisation envoyés avant ne fonctionnent plus.")),
+        "mot-de-passe-reinitialise" => Some(("succes", "Votre mot de passe a été changé. Toutes les sessions de votre compte ont été fermées et ses clés d'API révoquées. Connectez-vous avec le nouveau mot de passe.")),
         "session-expiree" => Some(("info", "Votre session a expiré. Connectez-vous à nouveau.")),
         "compte-supprime" => Some(("succes", "Votre compte a été supprimé.")),
         "cle-revoquee" => Some(("succes", "La clé d'API est révoquée\u{a0}: elle ne donne plus accès à l'API.")),
@@ -194,7 +224,8 @@ pub fn notice(code: Option<&str>) -> Markup {
         "domaine-retire" => Some(("succes", "Le domaine a été retiré de la liste.")),
         "demarche-ajoutee" => Some(("succes", "La démarche a été ajoutée au catalogue et vous en êtes le porteur. Générez maintenant le code du bouton.")),
         "porteur" => Some(("succes", "Vous êtes porteur de cette démarche.")),
-        "demande-envoyee" => Some(("info", "Votre demande a été transmise aux porteurs de la démarche. Vous recevrez un e-mail dès qu'ils y auront répondu.")),
+        "demande-envoyee" => Some(("info", "Votre demande a été transmise aux porteurs de la démarche ou, s'il n'y en a plus, aux administrateurs. Vous recevrez un e-mail dès qu'elle aura reçu une réponse.")),
+        "invitation-annulee" => Some(("succes", "L'invitation est annulée\u{a0}: son lien ne fonctionne plus.")),
         "demande-acceptee" => Some(("succes", "La demande a été acceptée et son auteur prévenu par e-mail.")),
         "demande-refusee" => Some(("succes", "La demande a été refusée et son auteur prévenu par e-mail.")),
         "invitation-envoyee" => Some(("succes", "L'invitation a été envoyée.")),

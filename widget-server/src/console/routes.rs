@@ -46,6 +46,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/demarches/{id}/demandes/{request}/accepter", post(porteurs::accept_post))
         .route("/console/demarches/{id}/demandes/{request}/refuser", post(porteurs::refuse_post))
         .route("/console/demarches/{id}/inviter", post(porteurs::invite_post))
+        .route("/console/demarches/{id}/invitations/{invite}/annuler", post(porteurs::invite_cancel_post))
         .route("/console/demarches/{id}/quitter", post(porteurs::leave_post))
         .route("/console/invitation", get(porteurs::invitation_get).post(porteurs::invitation_post))
         .route("/console/compte", get(account::account_get))

@@ -270,6 +270,29 @@ INSERT INTO avis (id, demarche_id, source, received_at, satisfaction, facilite, 
 SELECT id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire FROM avis_unpartitioned;
 DROP TABLE avis_unpartitioned;
 "#,
+    r#"
+-- Trust hardening (DESIGN §10).
+-- A link voided before use: a newer sign-up replaced it, or the password changed.
+ALTER TABLE email_token ADD COLUMN revoked_at timestamptz;
+-- An invitation cancelled from the Porteurs tab, or when its author stopped carrying the démarche.
+ALTER TABLE porteur_invite ADD COLUMN cancelled_at timestamptz;
+-- Why the requester says they carry the démarche, for whoever decides.
+ALTER TABLE porteur_request ADD COLUMN reason text NOT NULL DEFAULT '';
+-- Whether the démarche ever had a porteur: only one that never had one, and holds no avis, goes
+-- to its first claimant at once. Kept by a trigger on every way a porteur is added.
+ALTER TABLE demarche ADD COLUMN had_porteur boolean NOT NULL DEFAULT false;
+UPDATE demarche SET had_porteur = true
+WHERE created_by IS NOT NULL
+   OR id IN (SELECT demarche_id FROM porteur)
+   OR id IN (SELECT demarche_id FROM audit WHERE demarche_id IS NOT NULL AND action LIKE 'porteur.%');
+CREATE FUNCTION monavis_porteur_had() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    UPDATE demarche SET had_porteur = true WHERE id = NEW.demarche_id AND NOT had_porteur;
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER porteur_had AFTER INSERT ON porteur FOR EACH ROW EXECUTE FUNCTION monavis_porteur_had();
+"#,
 ];
 
 /// The last migration before `avis` was partitioned (for the flush benchmark's comparison).

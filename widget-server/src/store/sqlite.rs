@@ -216,6 +216,25 @@ CREATE TRIGGER avis_fts_delete AFTER DELETE ON avis BEGIN
     DELETE FROM avis_fts_rowid WHERE id = old.id;
 END;
 "#,
+    r#"
+-- Trust hardening (DESIGN §10).
+-- A link voided before use: a newer sign-up replaced it, or the password changed.
+ALTER TABLE email_token ADD COLUMN revoked_at TEXT;
+-- An invitation cancelled from the Porteurs tab, or when its author stopped carrying the démarche.
+ALTER TABLE porteur_invite ADD COLUMN cancelled_at TEXT;
+-- Why the requester says they carry the démarche, for whoever decides.
+ALTER TABLE porteur_request ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+-- Whether the démarche ever had a porteur: only one that never had one, and holds no avis, goes
+-- to its first claimant at once. Kept by a trigger on every way a porteur is added.
+ALTER TABLE demarche ADD COLUMN had_porteur INTEGER NOT NULL DEFAULT 0;
+UPDATE demarche SET had_porteur = 1
+WHERE created_by IS NOT NULL
+   OR id IN (SELECT demarche_id FROM porteur)
+   OR id IN (SELECT demarche_id FROM audit WHERE demarche_id IS NOT NULL AND action LIKE 'porteur.%');
+CREATE TRIGGER porteur_had AFTER INSERT ON porteur BEGIN
+    UPDATE demarche SET had_porteur = 1 WHERE id = new.demarche_id AND had_porteur = 0;
+END;
+"#,
 ];
 
 /// The next démarche (by id, after `?1`) that has an avis with a comment: one probe of the

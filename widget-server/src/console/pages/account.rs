@@ -208,13 +208,14 @@ pub async fn password_post(ctx: Ctx, Fields(f): Fields<PasswordForm>) -> Answer 
         return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Mon compte", main));
     }
     let hash = c.passwords.hash(f.mot_de_passe).await?;
-    c.store.set_password(a.id, hash).await?;
     let keep = match &ctx.viewer {
         Viewer::SignedIn { token_hash, .. } => Some(*token_hash),
         Viewer::Anonymous { .. } => None,
     };
-    c.store.delete_sessions_of(a.id, keep).await?;
     let now = Utc::now();
+    // Other sessions end, and a reset link mailed before (perhaps to whoever knew the old
+    // password) no longer works.
+    c.store.change_password(a.id, hash, keep, now).await?;
     let entry = AuditEntry {
         actor_id: Some(a.id),
         action: "account.password.change".into(),

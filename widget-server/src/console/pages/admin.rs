@@ -124,12 +124,13 @@ async fn admin_page_with(
                 p { "Aucune demande en attente." }
             } @else {
                 table.tableau {
-                    thead { tr { th scope="col" { "Démarche" } th scope="col" { "Demandeur" } th scope="col" { "Décision" } } }
+                    thead { tr { th scope="col" { "Démarche" } th scope="col" { "Demandeur" } th scope="col" { "Motif" } th scope="col" { "Décision" } } }
                     tbody {
                         @for r in &requests {
                             tr {
                                 td { a href={ "/console/demarches/" (r.demarche_id) "/porteurs" } { (r.demarche_name) } }
                                 td { (r.account.name) br; (r.account.email) }
+                                td.motif { (r.reason) }
                                 td { div.actions {
                                     form method="post" action={ "/console/demarches/" (r.demarche_id) "/demandes/" (r.id) "/accepter" } {
                                         (csrf_field(csrf))
@@ -387,7 +388,8 @@ pub async fn merge_post(ctx: Ctx, Fields(f): Fields<MergeForm>) -> Answer {
         return demarche_error(&ctx, "cible", "Démarche à garder", "Aucune démarche ne porte ce numéro.").await;
     };
     let c = &ctx.console;
-    if !c.store.merge_demarche(duplicate, target).await? {
+    let names = (c.store.demarche(duplicate).await?, c.store.demarche(target).await?);
+    let Some(merged) = c.store.merge_demarche(duplicate, target).await? else {
         return demarche_error(
             &ctx,
             "cible",
@@ -395,8 +397,18 @@ pub async fn merge_post(ctx: Ctx, Fields(f): Fields<MergeForm>) -> Answer {
             "Ces deux démarches ne peuvent pas être fusionnées (même numéro, ou démarche à garder elle-même fusionnée).",
         )
         .await;
-    }
+    };
     c.store.audit(demarche_audit(admin.id, "demarche.merge", duplicate, format!("into {target}")), Utc::now()).await?;
     c.reload_catalogue().await?;
+    // Whoever waited on the duplicate (a request, an invitation) now waits on the kept one: say so.
+    if let (Some(dup), Some(kept)) = names {
+        let (operator, url) = (&c.settings.operator_name, &c.settings.public_url);
+        let (dup, kept) = ((dup.details.name.as_str(), duplicate), (kept.details.name.as_str(), target));
+        for (to, invitation) in
+            merged.requesters.iter().map(|e| (e, false)).chain(merged.invitees.iter().map(|e| (e, true)))
+        {
+            c.mailer.send(to, emails::merged_into(operator, url, dup, kept, invitation)).await?;
+        }
+    }
     Ok(see_other("/console/admin?info=demarches-fusionnees#gestion"))
 }

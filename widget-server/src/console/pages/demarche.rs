@@ -8,8 +8,8 @@ use chrono::Utc;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{Id, Params};
-use crate::console::layout::{csrf_field, notice, see_other};
+use super::{Fields, Id, Params};
+use crate::console::layout::{csrf_field, notice, see_other, Errors, TextArea};
 use crate::console::limit::Action;
 use crate::console::store::{AuditEntry, Claim, DemarcheRow};
 use crate::console::{emails, Answer, Ctx, Problem};
@@ -102,8 +102,13 @@ pub fn score_badge(index: Option<f64>, n: i64) -> Markup {
 
 /// The démarche's page: what it is, and the way to carry it.
 pub async fn demarche_get(ctx: Ctx, Id(id): Id, Params(q): Params<InfoQuery>) -> Answer {
+    demarche_page(&ctx, id, q.info.as_deref(), "", &Errors::default()).await
+}
+
+/// The démarche's page, with the reason typed and its errors after a refused claim.
+async fn demarche_page(ctx: &Ctx, id: i64, info: Option<&str>, reason: &str, errors: &Errors) -> Answer {
     let account = ctx.account()?;
-    let d = find(&ctx, id).await?;
+    let d = find(ctx, id).await?;
     if let Some(target) = d.merged_into {
         return Ok(see_other(&format!("/console/demarches/{target}")));
     }
@@ -111,8 +116,9 @@ pub async fn demarche_get(ctx: Ctx, Id(id): Id, Params(q): Params<InfoQuery>) ->
     let porteur = store.is_porteur(account.id, id).await?;
     let requested = store.pending_requests(Some(id)).await?.iter().any(|r| r.account.id == account.id);
     let carried = !store.porteurs_of(id).await?.is_empty();
+    let at_once = store.open_to_first_claim(id).await?;
     let main = html! {
-        (notice(q.info.as_deref()))
+        (notice(info))
         @if porteur || account.is_admin {
             (header(&d, None))
         } @else {
@@ -130,30 +136,61 @@ pub async fn demarche_get(ctx: Ctx, Id(id): Id, Params(q): Params<InfoQuery>) ->
         } @else if requested {
             div.info { p { "Votre demande pour devenir porteur de cette démarche attend la réponse d'un de ses porteurs ou d'un administrateur." } }
         } @else {
-            section.carte {
+            section.carte #porteur {
                 h2 { "Je suis porteur de cette démarche" }
-                @if carried {
-                    p { "Cette démarche a déjà un ou plusieurs porteurs. Votre demande leur sera transmise par e-mail\u{a0}; l'un d'eux, ou un administrateur, l'acceptera ou la refusera." }
+                @if at_once {
+                    p { "Cette démarche est nouvelle\u{a0}: elle n'a jamais eu de porteur et n'a reçu aucun avis. Vous en deviendrez porteur tout de suite." }
+                    form method="post" action={ "/console/demarches/" (d.id) "/porteur" } {
+                        (csrf_field(ctx.viewer.csrf()))
+                        button.bouton type="submit" { "Je suis porteur de cette démarche" }
+                    }
                 } @else {
-                    p { "Cette démarche n'a pas encore de porteur\u{a0}: vous le deviendrez tout de suite." }
-                }
-                form method="post" action={ "/console/demarches/" (d.id) "/porteur" } {
-                    (csrf_field(ctx.viewer.csrf()))
-                    button.bouton type="submit" { "Je suis porteur de cette démarche" }
+                    @if carried {
+                        p { "Cette démarche a déjà un ou plusieurs porteurs. Votre demande leur sera transmise\u{a0}; l'un d'eux, ou un administrateur, l'acceptera ou la refusera." }
+                    } @else {
+                        p { "Cette démarche a déjà eu un porteur ou a déjà reçu des avis\u{a0}: ses avis ne sont montrés qu'à ses porteurs. Votre demande sera examinée par un administrateur." }
+                    }
+                    (errors.summary("La demande n'a pas été envoyée"))
+                    form method="post" action={ "/console/demarches/" (d.id) "/porteur" } novalidate {
+                        (csrf_field(ctx.viewer.csrf()))
+                        (TextArea { id: "motif", label: "Motif de votre demande", value: reason, rows: 4,
+                                    hint: Some("Votre fonction et votre lien avec cette démarche, pour que la personne qui décide puisse vous reconnaître (1\u{a0}000 caractères au plus)."),
+                                    required: true }.render(errors))
+                        button.bouton type="submit" { "Demander à devenir porteur" }
+                    }
                 }
             }
         }
     };
-    Ok(ctx.render(StatusCode::OK, &d.details.name, main))
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok(ctx.render(status, &d.details.name, main))
 }
 
-/// « Je suis porteur »: granted when nobody carries it, else a request mailed to its porteurs.
-pub async fn claim_post(ctx: Ctx, Id(id): Id) -> Answer {
+/// The « Je suis porteur » form as posted.
+#[derive(Deserialize, Default)]
+pub struct ClaimForm {
+    #[serde(default)]
+    motif: String,
+}
+
+/// Longest reason of a request, in characters.
+const MAX_REASON: usize = 1000;
+
+/// « Je suis porteur »: granted at once only for a new démarche (never carried, no avis: nobody
+/// to read anything yet); else a request with its reason, shown to the démarche's porteurs or,
+/// when none is left, to the administrators, who decide.
+pub async fn claim_post(ctx: Ctx, Id(id): Id, Fields(f): Fields<ClaimForm>) -> Answer {
     let account = ctx.account()?;
     let c = &ctx.console;
     let d = find(&ctx, id).await?;
     if d.merged_into.is_some() || !d.active {
         return Err(Problem::new(StatusCode::CONFLICT, "Démarche fermée", "Cette démarche n'accepte plus de porteur."));
+    }
+    let reason: String = f.motif.trim().chars().filter(|c| !c.is_control() || *c == '\n').collect();
+    if reason.chars().count() > MAX_REASON {
+        let mut errors = Errors::default();
+        errors.add("motif", "Motif", format!("Le motif ne peut pas dépasser {MAX_REASON} caractères."));
+        return demarche_page(&ctx, id, None, &f.motif, &errors).await;
     }
     c.limits.check(Action::Mailing, ctx.client, &account.email).map_err(Problem::too_many)?;
     let now = Utc::now();
@@ -164,19 +201,36 @@ pub async fn claim_post(ctx: Ctx, Id(id): Id) -> Answer {
         demarche_id: Some(id),
         detail: String::new(),
     };
-    match c.store.claim(id, account.id, now).await? {
+    match c.store.claim(id, account.id, reason, now).await? {
         Claim::Granted => {
             c.store.audit(audit("porteur.grant"), now).await?;
             Ok(see_other(&format!("/console/demarches/{id}/code?info=porteur")))
         }
+        Claim::ReasonNeeded => {
+            let mut errors = Errors::default();
+            errors.add("motif", "Motif", "Indiquez le motif de votre demande.");
+            demarche_page(&ctx, id, None, &f.motif, &errors).await
+        }
         Claim::Requested(_) => {
             c.store.audit(audit("porteur.request"), now).await?;
             let (operator, url) = (&c.settings.operator_name, &c.settings.public_url);
-            for p in c.store.porteurs_of(id).await? {
-                let mail = emails::porteur_request(operator, url, &account.name, &account.email, &d.details.name, id);
+            // Its porteurs decide; when none is left, the administrators.
+            let porteurs = c.store.porteurs_of(id).await?;
+            let to_admin = porteurs.is_empty();
+            let deciders = if to_admin { c.store.admins().await? } else { porteurs };
+            for p in deciders {
+                let mail = emails::porteur_request(
+                    operator,
+                    url,
+                    &account.name,
+                    &account.email,
+                    &d.details.name,
+                    id,
+                    to_admin,
+                );
                 c.mailer.send(&p.email, mail).await?;
             }
-            c.mailer.send(&account.email, emails::porteur_request_sent(operator, &d.details.name)).await?;
+            c.mailer.send(&account.email, emails::porteur_request_sent(operator, &d.details.name, id)).await?;
             Ok(see_other(&format!("/console/demarches/{id}?info=demande-envoyee")))
         }
         Claim::AlreadyPorteur => Ok(see_other(&format!("/console/demarches/{id}/code"))),

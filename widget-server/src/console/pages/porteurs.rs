@@ -1,7 +1,9 @@
 //! « Porteurs » (`/console/demarches/{id}/porteurs`): who carries the démarche, the pending
-//! requests (accept or refuse, e-mail to the requester), invite an address (e-mail with a
-//! single-use link, `/console/invitation`), leave. Every grant, refusal and departure goes to
-//! `audit`.
+//! requests with their reason (accept or refuse, e-mail to the requester), invite an address
+//! (e-mail with a single-use link, `/console/invitation`), the invitations still pending with
+//! « Annuler », leave. An invitation is void once its author no longer carries the démarche
+//! (their departure cancels it, and its use checks it again). Every grant, refusal, invitation,
+//! cancellation and departure goes to `audit`.
 
 use axum::extract::Path;
 use axum::http::StatusCode;
@@ -12,7 +14,7 @@ use serde::Deserialize;
 use super::demarche::{carried, find, header, Tab};
 use super::signup::TokenQuery;
 use super::{normalize_email, Fields, Id, Params};
-use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
+use crate::console::layout::{csrf_field, notice, paris_time_a, see_other, Errors, Input};
 use crate::console::limit::Action;
 use crate::console::secret::{self, SecretToken};
 use crate::console::store::{AuditEntry, TokenState};
@@ -47,6 +49,7 @@ async fn porteurs_page(ctx: &Ctx, id: i64, invite: &str, errors: &Errors, info: 
     let store = &ctx.console.store;
     let porteurs = store.porteurs_of(id).await?;
     let requests = store.pending_requests(Some(id)).await?;
+    let invites = store.pending_invites(id, Utc::now()).await?;
     let me = ctx.account()?;
     let csrf = ctx.viewer.csrf();
     let main = html! {
@@ -75,12 +78,13 @@ async fn porteurs_page(ctx: &Ctx, id: i64, invite: &str, errors: &Errors, info: 
                 p { "Aucune demande en attente." }
             } @else {
                 table.tableau {
-                    thead { tr { th scope="col" { "Demandeur" } th scope="col" { "Administration" } th scope="col" { "Décision" } } }
+                    thead { tr { th scope="col" { "Demandeur" } th scope="col" { "Administration" } th scope="col" { "Motif" } th scope="col" { "Décision" } } }
                     tbody {
                         @for r in &requests {
                             tr {
                                 td { (r.account.name) br; (r.account.email) }
                                 td { (r.account.administration) }
+                                td.motif { (r.reason) }
                                 td { div.actions {
                                     form method="post" action={ "/console/demarches/" (id) "/demandes/" (r.id) "/accepter" } {
                                         (csrf_field(csrf))
@@ -91,6 +95,31 @@ async fn porteurs_page(ctx: &Ctx, id: i64, invite: &str, errors: &Errors, info: 
                                         button.bouton-secondaire.bouton-danger type="submit" { "Refuser " span.sr-only { (r.account.email) } }
                                     }
                                 } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.carte #invitations {
+            h3 { "Invitations en attente" }
+            @if invites.is_empty() {
+                p { "Aucune invitation en attente." }
+            } @else {
+                table.tableau {
+                    thead { tr { th scope="col" { "Adresse invitée" } th scope="col" { "Envoyée par" } th scope="col" { "Valable jusqu'au" } th scope="col" { "Action" } } }
+                    tbody {
+                        @for i in &invites {
+                            tr {
+                                td { (i.email) }
+                                td { (i.invited_by) br; (paris_time_a(i.created_at)) }
+                                td { (paris_time_a(i.expires_at)) }
+                                td {
+                                    form method="post" action={ "/console/demarches/" (id) "/invitations/" (hex::encode(i.hash)) "/annuler" } {
+                                        (csrf_field(csrf))
+                                        button.bouton-secondaire.bouton-danger type="submit" { "Annuler " span.sr-only { "l'invitation de " (i.email) } }
+                                    }
+                                }
                             }
                         }
                     }
@@ -187,18 +216,41 @@ pub async fn invite_post(ctx: Ctx, Id(id): Id, Fields(f): Fields<InviteForm>) ->
         &c.settings.public_url,
         &me.name,
         &d.details.name,
+        id,
         token.expose(),
     );
     c.mailer.send(&email, mail).await?;
     Ok(see_other(&format!("/console/demarches/{id}/porteurs?info=invitation-envoyee")))
 }
 
-/// Stops carrying the démarche.
+/// Cancels a pending invitation (a porteur of the démarche or an administrator).
+pub async fn invite_cancel_post(ctx: Ctx, Path((id, invite)): Path<(String, String)>) -> Answer {
+    let me = ctx.account()?;
+    let id: i64 = id.parse().map_err(|_| Problem::not_found())?;
+    carried(&ctx, id).await?;
+    let hash: [u8; 32] = hex::decode(&invite).ok().and_then(|h| h.try_into().ok()).ok_or_else(Problem::not_found)?;
+    let now = Utc::now();
+    // Only an invitation of this démarche: a porteur of A cannot cancel B's.
+    match ctx.console.store.cancel_invite(id, hash, now).await? {
+        Some(email) => {
+            ctx.console.store.audit(audit(me.id, "porteur.invite.cancel", None, id, email), now).await?;
+            Ok(see_other(&format!("/console/demarches/{id}/porteurs?info=invitation-annulee")))
+        }
+        None => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Invitation déjà close",
+            "Cette invitation a déjà été acceptée ou annulée.",
+        )),
+    }
+}
+
+/// Stops carrying the démarche; the invitations sent for it end with it.
 pub async fn leave_post(ctx: Ctx, Id(id): Id) -> Answer {
     let me = ctx.account()?;
     find(&ctx, id).await?;
-    if ctx.console.store.leave(id, me.id).await? {
-        ctx.console.store.audit(audit(me.id, "porteur.leave", Some(me.id), id, String::new()), Utc::now()).await?;
+    let now = Utc::now();
+    if ctx.console.store.leave(id, me.id, now).await? {
+        ctx.console.store.audit(audit(me.id, "porteur.leave", Some(me.id), id, String::new()), now).await?;
     }
     Ok(see_other("/console?info=demarche-quittee"))
 }
@@ -233,6 +285,15 @@ pub async fn invitation_post(ctx: Ctx, Fields(q): Fields<TokenQuery>) -> Answer 
             ctx.console.store.audit(audit(me.id, "porteur.grant", Some(me.id), id, "invitation".into()), now).await?;
             Ok(see_other(&format!("/console/demarches/{id}/code?info=porteur")))
         }
+        Err(TokenState::Revoked) => Err(Problem {
+            link: Some(BAD_INVITE),
+            ..Problem::new(
+                StatusCode::GONE,
+                "Invitation annulée",
+                "Cette invitation n'est plus valable\u{a0}: elle a été annulée, ou la personne qui l'a envoyée ne porte \
+                 plus cette démarche. Demandez une nouvelle invitation à un porteur de la démarche.",
+            )
+        }),
         Err(TokenState::Unknown) => Err(Problem {
             link: Some(BAD_INVITE),
             ..Problem::new(
@@ -252,8 +313,9 @@ pub async fn remove_post(ctx: Ctx, Path((id, account)): Path<(String, String)>) 
     let (Ok(id), Ok(account)) = (id.parse::<i64>(), account.parse::<i64>()) else { return Err(Problem::not_found()) };
     find(&ctx, id).await?;
     let c = &ctx.console;
-    if c.store.leave(id, account).await? {
-        c.store.audit(audit(admin.id, "porteur.remove", Some(account), id, String::new()), Utc::now()).await?;
+    let now = Utc::now();
+    if c.store.leave(id, account, now).await? {
+        c.store.audit(audit(admin.id, "porteur.remove", Some(account), id, String::new()), now).await?;
     }
     Ok(see_other(&format!("/console/demarches/{id}/porteurs?info=porteur-retire")))
 }

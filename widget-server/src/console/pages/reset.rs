@@ -1,8 +1,9 @@
 //! « Mot de passe oublié » (`/mot-de-passe-oublie`) and the reset link (`/mot-de-passe`).
 //!
 //! The request always gets the same answer, at the same speed: whether the address has an
-//! account is looked up after the answer, in a task of its own. A new password ends every
-//! session of the account.
+//! account is looked up after the answer, in a task of its own. A new password set through a
+//! reset link ends every session of the account and revokes every API key, in one transaction:
+//! whoever had the old password keeps no way in (DESIGN §10).
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -72,7 +73,7 @@ pub async fn forgot_post(ctx: Ctx, Fields(f): Fields<ForgotForm>) -> Answer {
                 return Ok(());
             };
             let token = SecretToken::generate();
-            c.store.insert_token(token.hash(), account.id, TokenKind::Reset, now, now + RESET_VALIDITY, None).await?;
+            c.store.insert_token(token.hash(), account.id, TokenKind::Reset, now, now + RESET_VALIDITY).await?;
             let mail = emails::reset(&c.settings.operator_name, &c.settings.public_url, token.expose());
             c.mailer.send(&account.email, mail).await
         };
@@ -99,6 +100,9 @@ fn reset_form(ctx: &Ctx, jeton: &str, errors: &Errors) -> Markup {
     html! {
         h1 { "Choisir un nouveau mot de passe" }
         (errors.summary("Le mot de passe n'a pas pu être changé"))
+        div.info {
+            p { "Le nouveau mot de passe fermera toutes les sessions ouvertes sur ce compte et révoquera toutes ses clés d'API\u{a0}: les programmes qui les utilisent devront recevoir une nouvelle clé, à créer dans «\u{a0}Mon compte\u{a0}»." }
+        }
         form method="post" action="/mot-de-passe" novalidate {
             (csrf_field(ctx.viewer.csrf()))
             input type="hidden" name="jeton" value=(jeton);
@@ -115,7 +119,7 @@ fn reset_form(ctx: &Ctx, jeton: &str, errors: &Errors) -> Markup {
 pub async fn reset_get(ctx: Ctx, Params(q): Params<TokenQuery>) -> Answer {
     let jeton = q.jeton.unwrap_or_default();
     let state = match secret::hash_if_well_formed(&jeton) {
-        Some(hash) => ctx.console.store.peek_token(hash, TokenKind::Reset, Utc::now()).await?,
+        Some(hash) => ctx.console.store.peek_token(hash, TokenKind::Reset, Utc::now()).await?.0,
         None => TokenState::Unknown,
     };
     if !matches!(state, TokenState::Valid(_)) {
@@ -125,13 +129,13 @@ pub async fn reset_get(ctx: Ctx, Params(q): Params<TokenQuery>) -> Answer {
     Ok(ctx.render(StatusCode::OK, "Nouveau mot de passe", main))
 }
 
-/// Sets the password, uses the link, ends every session.
+/// Uses the link: sets the password, ends every session, revokes every API key.
 pub async fn reset_post(ctx: Ctx, Fields(f): Fields<ResetForm>) -> Answer {
     let c = &ctx.console;
     let Some(hash) = secret::hash_if_well_formed(&f.jeton) else {
         return Err(bad_link(TokenState::Unknown, ASK_AGAIN));
     };
-    let state = c.store.peek_token(hash, TokenKind::Reset, Utc::now()).await?;
+    let (state, _) = c.store.peek_token(hash, TokenKind::Reset, Utc::now()).await?;
     if !matches!(state, TokenState::Valid(_)) {
         return Err(bad_link(state, ASK_AGAIN));
     }
@@ -147,22 +151,21 @@ pub async fn reset_post(ctx: Ctx, Fields(f): Fields<ResetForm>) -> Answer {
     }
     let password_hash = c.passwords.hash(f.mot_de_passe).await?;
     let now = Utc::now();
-    let TokenState::Valid(id) = c.store.take_token(hash, TokenKind::Reset, now).await? else {
-        // Used by a concurrent request between the check and now.
-        return Err(bad_link(TokenState::Used, ASK_AGAIN));
+    let (state, keys) = c.store.reset_password(hash, password_hash, now).await?;
+    let TokenState::Valid(id) = state else {
+        // Used or revoked by a concurrent request between the check and now.
+        return Err(bad_link(if state == TokenState::Expired { state } else { TokenState::Used }, ASK_AGAIN));
     };
-    c.store.set_password(id, password_hash).await?;
-    c.store.delete_sessions_of(id, None).await?;
     let entry = AuditEntry {
         actor_id: Some(id),
         action: "account.password.reset".into(),
         account_id: Some(id),
         demarche_id: None,
-        detail: String::new(),
+        detail: format!("{keys} clé(s) d'API révoquée(s)"),
     };
     c.store.audit(entry, now).await?;
     if let Some(account) = c.store.account_by_id(id).await? {
-        let mail = emails::password_changed(&c.settings.operator_name, &c.settings.public_url);
+        let mail = emails::password_reset(&c.settings.operator_name, &c.settings.public_url, keys);
         c.mailer.send(&account.email, mail).await?;
     }
     Ok(see_other("/connexion?info=mot-de-passe-reinitialise"))

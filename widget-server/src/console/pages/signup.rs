@@ -1,8 +1,10 @@
 //! « Créer un compte » (`/inscription`) and the e-mail confirmation (`/confirmation`).
 //!
 //! The answer to a sign-up is the same whether the address is new or already has an account
-//! (the mailbox learns which, not the visitor). The confirmation link's GET only shows a button:
-//! mail scanners fetch links, and a GET must change nothing.
+//! (the mailbox learns which, not the visitor). A sign-up sets no password: the confirmation
+//! page does, so whoever reads the mailbox chooses it, and each new sign-up of an unconfirmed
+//! address revokes its earlier links. The link's GET only shows the form: mail scanners fetch
+//! links, and a GET must change nothing.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -10,7 +12,7 @@ use chrono::Utc;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{domain_trusted, normalize_email, text_field, Fields, Params};
+use super::{domain_trusted, name_field, normalize_email, Fields, Params};
 use crate::console::layout::{csrf_field, see_other, Errors, Input};
 use crate::console::limit::Action;
 use crate::console::password::check_new;
@@ -18,7 +20,9 @@ use crate::console::secret::{self, SecretToken};
 use crate::console::store::{AccountDetails, AccountStatus, AuditEntry, NewAccount, SignUp, TokenKind, TokenState};
 use crate::console::{emails, Answer, Ctx, Problem, CONFIRM_VALIDITY};
 
-/// The sign-up form as posted.
+/// The sign-up form as posted. No password: it is chosen on the confirmation page, so that
+/// whoever reads the mailbox chooses it (signing up first with someone else's address gains
+/// nothing).
 #[derive(Deserialize, Default)]
 pub struct SignUpForm {
     #[serde(default)]
@@ -27,10 +31,6 @@ pub struct SignUpForm {
     email: String,
     #[serde(default)]
     administration: String,
-    #[serde(default)]
-    mot_de_passe: String,
-    #[serde(default)]
-    confirmation: String,
 }
 
 fn signup_form(ctx: &Ctx, f: &SignUpForm, errors: &Errors) -> Markup {
@@ -38,7 +38,7 @@ fn signup_form(ctx: &Ctx, f: &SignUpForm, errors: &Errors) -> Markup {
         h1 { "Créer un compte porteur" }
         (errors.summary("Le compte n'a pas pu être créé"))
         p { "Un compte vous permet de vous déclarer porteur de vos démarches, d'obtenir le code du bouton «\u{a0}Je donne mon avis\u{a0}» et de suivre la satisfaction des usagers." }
-        p.indication { "Les adresses se terminant par .gouv.fr sont actives dès qu'elles sont confirmées. Pour les autres, un administrateur valide le compte." }
+        p.indication { "Vous recevrez un e-mail avec un lien pour confirmer votre adresse et choisir votre mot de passe. Les adresses se terminant par .gouv.fr sont actives dès qu'elles sont confirmées\u{a0}; pour les autres, un administrateur valide le compte." }
         p.mention { "Tous les champs sont obligatoires." }
         form method="post" action="/inscription" novalidate {
             (csrf_field(ctx.viewer.csrf()))
@@ -47,10 +47,6 @@ fn signup_form(ctx: &Ctx, f: &SignUpForm, errors: &Errors) -> Markup {
                      hint: Some("Par exemple prenom.nom@ministere.gouv.fr"), required: true }.render(errors))
             (Input { id: "administration", label: "Administration", kind: "text", value: &f.administration, autocomplete: "organization",
                      hint: Some("Ministère, direction, opérateur ou collectivité"), required: true }.render(errors))
-            (Input { id: "mot_de_passe", label: "Mot de passe", kind: "password", value: "", autocomplete: "new-password",
-                     hint: Some("12 caractères au minimum. Une phrase de passe est plus facile à retenir."), required: true }.render(errors))
-            (Input { id: "confirmation", label: "Confirmation du mot de passe", kind: "password", value: "", autocomplete: "new-password",
-                     hint: None, required: true }.render(errors))
             button.bouton type="submit" { "Créer mon compte" }
         }
         p { "Vous avez déjà un compte\u{a0}? " a href="/connexion" { "Se connecter" } }
@@ -63,48 +59,53 @@ pub async fn signup_get(ctx: Ctx) -> Response {
     ctx.render(StatusCode::OK, "Créer un compte", main)
 }
 
-/// Validates, rate-limits, hashes, records, mails; then the same answer for every address.
+/// Checks a name and an administration as typed, adding their French messages to `errors`.
+fn check_details(nom: &str, administration: &str, errors: &mut Errors) -> AccountDetails {
+    let name = match name_field(nom, 100) {
+        Ok(n) if n.is_empty() => {
+            errors.add("nom", "Prénom et nom", "Indiquez votre prénom et votre nom.");
+            n
+        }
+        Ok(n) => n,
+        Err(m) => {
+            errors.add("nom", "Prénom et nom", format!("Le nom {m}"));
+            String::new()
+        }
+    };
+    let administration = match name_field(administration, 150) {
+        Ok(a) if a.is_empty() => {
+            errors.add("administration", "Administration", "Indiquez votre administration.");
+            a
+        }
+        Ok(a) => a,
+        Err(m) => {
+            errors.add("administration", "Administration", format!("L'administration {m}"));
+            String::new()
+        }
+    };
+    AccountDetails { name, administration }
+}
+
+/// Validates, rate-limits, records the account and its one live confirmation link, mails it;
+/// then the same answer for every address.
 pub async fn signup_post(ctx: Ctx, Fields(f): Fields<SignUpForm>) -> Answer {
     let mut errors = Errors::default();
-    let name = text_field(&f.nom, 100);
-    let administration = text_field(&f.administration, 150);
-    if name.is_empty() {
-        errors.add("nom", "Prénom et nom", "Indiquez votre prénom et votre nom.");
-    }
+    let details = check_details(&f.nom, &f.administration, &mut errors);
     let email = normalize_email(&f.email).map_err(|m| errors.add("email", "Adresse e-mail", m)).ok();
-    if administration.is_empty() {
-        errors.add("administration", "Administration", "Indiquez votre administration.");
-    }
-    if let Err(m) = check_new(&f.mot_de_passe) {
-        errors.add("mot_de_passe", "Mot de passe", m);
-    } else if f.confirmation != f.mot_de_passe {
-        errors.add("confirmation", "Confirmation", "Les deux mots de passe ne sont pas identiques.");
-    }
     let Some(email) = email.filter(|_| errors.is_empty()) else {
         let main = signup_form(&ctx, &f, &errors);
         return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Créer un compte", main));
     };
     ctx.console.limits.check(Action::SignUp, ctx.client, &email).map_err(Problem::too_many)?;
     let c = &ctx.console;
-    let password_hash = c.passwords.hash(f.mot_de_passe).await?;
     let now = Utc::now();
-    let details = AccountDetails { name, administration, password_hash };
-    let new = NewAccount {
-        email: email.clone(),
-        name: details.name.clone(),
-        administration: details.administration.clone(),
-        password_hash: details.password_hash.clone(),
-    };
+    let new = NewAccount { email: email.clone(), name: details.name, administration: details.administration };
     let (operator, url) = (&c.settings.operator_name, &c.settings.public_url);
-    let outcome = c.store.sign_up(new, now).await?;
-    match outcome {
-        SignUp::Created(id) | SignUp::Unconfirmed(id) => {
-            // A link for an account already waiting carries this sign-up's details: whoever
-            // confirms gets the password they chose, never someone else's.
-            let details = matches!(outcome, SignUp::Unconfirmed(_)).then_some(details);
-            let token = SecretToken::generate();
-            c.store.insert_token(token.hash(), id, TokenKind::Confirm, now, now + CONFIRM_VALIDITY, details).await?;
-            c.mailer.send(&email, emails::confirm(operator, url, token.expose())).await?;
+    let token = SecretToken::generate();
+    match c.store.sign_up(new, token.hash(), now, now + CONFIRM_VALIDITY).await? {
+        // The link is the only live one: an earlier sign-up's mail no longer works.
+        SignUp::Created(_) | SignUp::Unconfirmed(_) => {
+            c.mailer.send(&email, emails::confirm(operator, url, token.expose())).await?
         }
         SignUp::Exists(_) => c.mailer.send(&email, emails::already_registered(operator, url)).await?,
     }
@@ -133,6 +134,11 @@ pub fn bad_link(state: TokenState, again: (&'static str, &'static str)) -> Probl
     let (status, title, text) = match state {
         TokenState::Expired => (StatusCode::GONE, "Ce lien a expiré", "Ce lien n'est plus valable."),
         TokenState::Used => (StatusCode::GONE, "Ce lien a déjà été utilisé", "Chaque lien ne peut servir qu'une fois."),
+        TokenState::Revoked => (
+            StatusCode::GONE,
+            "Ce lien a été annulé",
+            "Ce lien n'est plus valable\u{a0}: un lien plus récent l'a remplacé, ou le droit qu'il donnait a pris fin.",
+        ),
         _ => (StatusCode::NOT_FOUND, "Ce lien n'est pas valide", "Vérifiez que vous avez copié le lien en entier."),
     };
     Problem { link: Some(again), ..Problem::new(status, title, text) }
@@ -144,36 +150,96 @@ fn token_of(q: &TokenQuery) -> Option<[u8; 32]> {
 
 const SIGN_UP_AGAIN: (&str, &str) = ("Recevoir un nouveau lien\u{a0}: recommencer l'inscription", "/inscription");
 
-/// Shows the confirmation button (changes nothing).
+/// The confirmation form as posted: the link, the details (prefilled from the sign-up) and the
+/// password chosen.
+#[derive(Deserialize, Default)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    jeton: String,
+    #[serde(default)]
+    nom: String,
+    #[serde(default)]
+    administration: String,
+    #[serde(default)]
+    mot_de_passe: String,
+    #[serde(default)]
+    confirmation: String,
+}
+
+fn confirm_form(ctx: &Ctx, f: &ConfirmForm, errors: &Errors) -> Markup {
+    html! {
+        h1 { "Confirmer votre adresse et choisir votre mot de passe" }
+        (errors.summary("Le compte n'a pas pu être confirmé"))
+        p { "Vérifiez votre nom et votre administration, puis choisissez le mot de passe de votre compte." }
+        p.mention { "Tous les champs sont obligatoires." }
+        form method="post" action="/confirmation" novalidate {
+            (csrf_field(ctx.viewer.csrf()))
+            input type="hidden" name="jeton" value=(f.jeton);
+            (Input { id: "nom", label: "Prénom et nom", kind: "text", value: &f.nom, autocomplete: "name", hint: None, required: true }.render(errors))
+            (Input { id: "administration", label: "Administration", kind: "text", value: &f.administration, autocomplete: "organization",
+                     hint: Some("Ministère, direction, opérateur ou collectivité"), required: true }.render(errors))
+            (Input { id: "mot_de_passe", label: "Mot de passe", kind: "password", value: "", autocomplete: "new-password",
+                     hint: Some("12 caractères au minimum. Une phrase de passe est plus facile à retenir."), required: true }.render(errors))
+            (Input { id: "confirmation", label: "Confirmation du mot de passe", kind: "password", value: "", autocomplete: "new-password",
+                     hint: None, required: true }.render(errors))
+            button.bouton type="submit" { "Confirmer et créer mon compte" }
+        }
+    }
+}
+
+/// Shows the form that confirms the address and chooses the password (a GET changes nothing:
+/// mail scanners fetch links).
 pub async fn confirm_get(ctx: Ctx, Params(q): Params<TokenQuery>) -> Answer {
-    let state = match token_of(&q) {
+    let (state, details) = match token_of(&q) {
         Some(hash) => ctx.console.store.peek_token(hash, TokenKind::Confirm, Utc::now()).await?,
-        None => TokenState::Unknown,
+        None => (TokenState::Unknown, None),
     };
     if !matches!(state, TokenState::Valid(_)) {
         return Err(bad_link(state, SIGN_UP_AGAIN));
     }
-    let main = html! {
-        h1 { "Confirmer votre adresse e-mail" }
-        p { "Confirmez que cette adresse est bien la vôtre pour terminer la création de votre compte." }
-        form method="post" action="/confirmation" {
-            (csrf_field(ctx.viewer.csrf()))
-            input type="hidden" name="jeton" value=(q.jeton.as_deref().unwrap_or(""));
-            button.bouton type="submit" { "Confirmer mon adresse" }
-        }
+    let details = details.unwrap_or_default();
+    let f = ConfirmForm {
+        jeton: q.jeton.unwrap_or_default(),
+        nom: details.name,
+        administration: details.administration,
+        ..ConfirmForm::default()
     };
+    let main = confirm_form(&ctx, &f, &Errors::default());
     Ok(ctx.render(StatusCode::OK, "Confirmer votre adresse", main))
 }
 
-/// Uses the link: the account becomes active (trusted domain) or waits for an administrator.
-pub async fn confirm_post(ctx: Ctx, Fields(q): Fields<TokenQuery>) -> Answer {
+/// Uses the link with the details and password chosen: the account becomes active (trusted
+/// domain) or waits for an administrator.
+pub async fn confirm_post(ctx: Ctx, Fields(f): Fields<ConfirmForm>) -> Answer {
     let c = &ctx.console;
-    let now = Utc::now();
-    let state = match token_of(&q) {
-        Some(hash) => c.store.take_token(hash, TokenKind::Confirm, now).await?,
-        None => TokenState::Unknown,
+    let Some(hash) = secret::hash_if_well_formed(&f.jeton) else {
+        return Err(bad_link(TokenState::Unknown, SIGN_UP_AGAIN));
     };
-    let TokenState::Valid(id) = state else { return Err(bad_link(state, SIGN_UP_AGAIN)) };
+    let (state, _) = c.store.peek_token(hash, TokenKind::Confirm, Utc::now()).await?;
+    if !matches!(state, TokenState::Valid(_)) {
+        return Err(bad_link(state, SIGN_UP_AGAIN));
+    }
+    let mut errors = Errors::default();
+    let details = check_details(&f.nom, &f.administration, &mut errors);
+    if let Err(m) = check_new(&f.mot_de_passe) {
+        errors.add("mot_de_passe", "Mot de passe", m);
+    } else if f.confirmation != f.mot_de_passe {
+        errors.add("confirmation", "Confirmation", "Les deux mots de passe ne sont pas identiques.");
+    }
+    if !errors.is_empty() {
+        let main = confirm_form(&ctx, &f, &errors);
+        return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Confirmer votre adresse", main));
+    }
+    let password_hash = c.passwords.hash(f.mot_de_passe).await?;
+    let now = Utc::now();
+    let TokenState::Valid(id) = c.store.confirm_account(hash, details, password_hash, now).await? else {
+        // Used, or replaced by a newer sign-up, between the check and now.
+        let (state, _) = c.store.peek_token(hash, TokenKind::Confirm, now).await?;
+        return Err(bad_link(
+            if matches!(state, TokenState::Valid(_)) { TokenState::Used } else { state },
+            SIGN_UP_AGAIN,
+        ));
+    };
     let Some(account) = c.store.account_by_id(id).await? else {
         return Err(bad_link(TokenState::Unknown, SIGN_UP_AGAIN));
     };

@@ -84,34 +84,32 @@ impl Account {
     }
 }
 
-/// What a sign-up form gives, password already hashed.
-#[derive(Clone)]
+/// What a sign-up form gives. No password: it is chosen on the confirmation page, by whoever
+/// reads the mailbox (DESIGN §10).
+#[derive(Clone, Debug)]
 pub struct NewAccount {
     pub email: String,
     pub name: String,
     pub administration: String,
-    pub password_hash: String,
 }
 
-/// What a confirmation link sets when it is used: the details of the sign-up that sent it.
-#[derive(Clone)]
+/// The name and administration a confirmation link proposes (those of the sign-up that sent
+/// it), and that its confirmation page sets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccountDetails {
     pub name: String,
     pub administration: String,
-    pub password_hash: String,
 }
 
 /// What [`ConsoleStore::sign_up`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignUp {
-    /// A new, unconfirmed account with this id.
+    /// A new, unconfirmed account with this id, and its confirmation link.
     Created(i64),
-    /// The address has an unconfirmed account; nothing changed. The new details travel with
-    /// the next confirmation link ([`ConsoleStore::insert_token`]) and replace the account's
-    /// when that link is used: each link confirms exactly the sign-up that sent it, so nobody
-    /// can set the password of an address whose owner then clicks their own link.
+    /// The address has an unconfirmed account: the new link is now its only live one (earlier
+    /// links are revoked), carrying this sign-up's details.
     Unconfirmed(i64),
-    /// The address has a confirmed account; nothing changed.
+    /// The address has a confirmed account; nothing changed and no link was recorded.
     Exists(i64),
 }
 
@@ -136,10 +134,13 @@ impl TokenKind {
 /// The state of an e-mail link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenState {
-    /// Valid for this account (and, for [`ConsoleStore::take_token`], now used).
+    /// Valid for this account (and, for the calls that use a link, now used).
     Valid(i64),
     Expired,
     Used,
+    /// Voided before use: a newer sign-up replaced it, the password changed, the invitation was
+    /// cancelled or its author no longer carries the démarche.
+    Revoked,
     Unknown,
 }
 
@@ -252,10 +253,12 @@ pub struct DemarcheRow {
 /// What [`ConsoleStore::claim`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Claim {
-    /// Nobody carried it: the account now does.
+    /// The démarche never had a porteur and holds no avis: the account now carries it.
     Granted,
-    /// Someone carries it: a request (this id) waits for a porteur or an administrator.
+    /// A request (this id) waits for a porteur or, when none is left, an administrator.
     Requested(i64),
+    /// The démarche is not granted at once and no reason was given: nothing done.
+    ReasonNeeded,
     /// The account already carries it.
     AlreadyPorteur,
     /// The account already has a pending request (this id).
@@ -269,7 +272,32 @@ pub struct PorteurRequest {
     pub demarche_id: i64,
     pub demarche_name: String,
     pub account: Account,
+    /// Why the requester says they carry it, for whoever decides.
+    pub reason: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// A live invitation (unused, not cancelled, unexpired, its author still carrying the démarche
+/// or an administrator), as the Porteurs tab lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invite {
+    /// The stored hash of its link (not the link's secret), to name it in « Annuler ».
+    pub hash: [u8; 32],
+    pub email: String,
+    /// The name of whoever sent it.
+    pub invited_by: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Who a merge concerns beyond the porteurs: the requests and invitations it moved to the kept
+/// démarche (DESIGN §10), so that they can be told.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Merged {
+    /// Addresses whose pending « Je suis porteur » request now concerns the kept démarche.
+    pub requesters: Vec<String>,
+    /// Addresses whose live invitation now concerns the kept démarche.
+    pub invitees: Vec<String>,
 }
 
 /// A comment of an avis, for the dashboard.
@@ -338,8 +366,17 @@ pub trait ConsoleStore: Send + Sync + 'static {
     /// The account with this (lower-cased) address.
     fn account_by_email(&self, email: String) -> BoxFuture<'_, Result<Option<Account>, StoreError>>;
     fn account_by_id(&self, id: i64) -> BoxFuture<'_, Result<Option<Account>, StoreError>>;
-    /// Creates an unconfirmed account, or replaces an unconfirmed one's details (see [`SignUp`]).
-    fn sign_up(&self, new: NewAccount, now: DateTime<Utc>) -> BoxFuture<'_, Result<SignUp, StoreError>>;
+    /// Signs up: creates an unconfirmed account (no password) or finds the address's, and, unless
+    /// it is confirmed ([`SignUp::Exists`]), records `link` as its one live confirmation link
+    /// (valid until `expires_at`, carrying `new`'s details) and revokes the earlier ones, in one
+    /// transaction: of two sign-ups racing, exactly one link stays live.
+    fn sign_up(
+        &self,
+        new: NewAccount,
+        link: [u8; 32],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<SignUp, StoreError>>;
     /// Moves an account to `status` and says whether it was `from` (compare-and-set, so that two
     /// clicks or two administrators cannot both act).
     fn set_status(
@@ -351,7 +388,15 @@ pub trait ConsoleStore: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Makes an account an administrator, and active whatever its status.
     fn make_admin(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;
-    fn set_password(&self, id: i64, password_hash: String) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// A password change from « Mon compte »: sets the password, ends the account's other
+    /// sessions (all but `keep`) and revokes its unused reset links, in one transaction.
+    fn change_password(
+        &self,
+        id: i64,
+        password_hash: String,
+        keep: Option<[u8; 32]>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Deletes the account with its sessions and links.
     fn delete_account(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Deletes the account only if it still waits for an administrator (a refusal racing an
@@ -375,7 +420,7 @@ pub trait ConsoleStore: Send + Sync + 'static {
     fn remove_allowed_domain(&self, domain: String) -> BoxFuture<'_, Result<bool, StoreError>>;
 
     // Single-use e-mail links
-    /// Records a link; a confirmation link may carry the details its use sets.
+    /// Records a reset link (confirmation links are recorded by [`ConsoleStore::sign_up`]).
     fn insert_token(
         &self,
         hash: [u8; 32],
@@ -383,24 +428,34 @@ pub trait ConsoleStore: Send + Sync + 'static {
         kind: TokenKind,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-        details: Option<AccountDetails>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// What this link is, without using it (for the page that shows the button).
+    /// What this link is, without using it (for the page that shows the form), and for a
+    /// confirmation link the details of the sign-up that sent it.
     fn peek_token(
         &self,
         hash: [u8; 32],
         kind: TokenKind,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<TokenState, StoreError>>;
-    /// Uses the link if it is valid: atomically, so two concurrent posts cannot both use it.
-    /// Using a link voids its unused siblings (same account and kind) and, for a confirmation
-    /// link with details, sets them on the account if it is still unconfirmed.
-    fn take_token(
+    ) -> BoxFuture<'_, Result<(TokenState, Option<AccountDetails>), StoreError>>;
+    /// Uses a confirmation link if it is valid, atomically (of two posts, one wins): sets
+    /// `details` and the password on the account if it is still unconfirmed, and revokes its
+    /// other confirmation links. The account's status is the caller's next step.
+    fn confirm_account(
         &self,
         hash: [u8; 32],
-        kind: TokenKind,
+        details: AccountDetails,
+        password_hash: String,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<TokenState, StoreError>>;
+    /// Uses a reset link if it is valid, atomically: sets the password, ends every session of
+    /// the account, revokes every live API key and the other reset links, in one transaction
+    /// (whoever had the old password keeps nothing). With the number of keys revoked.
+    fn reset_password(
+        &self,
+        hash: [u8; 32],
+        password_hash: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(TokenState, u64), StoreError>>;
 
     // Sessions
     fn create_session(
@@ -483,11 +538,12 @@ pub trait ConsoleStore: Send + Sync + 'static {
     /// Active démarches declared over `threshold` avis a year and not approved.
     fn high_volume_pending(&self, threshold: i64) -> BoxFuture<'_, Result<Vec<DemarcheRow>, StoreError>>;
     /// Merges `duplicate` into `target` in one transaction: its porteurs become the target's
-    /// (no duplicates), its pending requests go, its `avis` rows and `avis_daily` counts move to
-    /// the target (counts added), and it becomes inactive with `merged_into = target`, as do the
-    /// démarches merged into it before. False (nothing done) if either is missing, they are the
-    /// same, or the target is itself merged.
-    fn merge_demarche(&self, duplicate: i64, target: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// (no duplicates), its pending requests and live invitations move to the target (a request
+    /// from someone who now carries the target, or already asks for it, goes), its `avis` rows
+    /// and `avis_daily` counts move to the target (counts added), and it becomes inactive with
+    /// `merged_into = target`, as do the démarches merged into it before. `None` (nothing done)
+    /// if either is missing, they are the same, or the target is itself merged.
+    fn merge_demarche(&self, duplicate: i64, target: i64) -> BoxFuture<'_, Result<Option<Merged>, StoreError>>;
 
     // Porteurs
     /// The démarches an account carries, by name.
@@ -495,11 +551,28 @@ pub trait ConsoleStore: Send + Sync + 'static {
     fn is_porteur(&self, account_id: i64, demarche_id: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// The porteurs of a démarche, by name.
     fn porteurs_of(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<Account>, StoreError>>;
-    /// « Je suis porteur »: granted when nobody carries the démarche, else a request; atomic,
-    /// so two first claims cannot both be granted.
-    fn claim(&self, demarche_id: i64, account_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<Claim, StoreError>>;
+    /// Whether a claim of the démarche would be granted at once: it never had a porteur and
+    /// holds no avis (a new démarche). Any other démarche is requested, with a reason.
+    fn open_to_first_claim(&self, demarche_id: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// « Je suis porteur »: granted when [`ConsoleStore::open_to_first_claim`], else a request
+    /// with `reason` (none: [`Claim::ReasonNeeded`]); atomic, so two first claims cannot both be
+    /// granted.
+    fn claim(
+        &self,
+        demarche_id: i64,
+        account_id: i64,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Claim, StoreError>>;
     /// Pending requests of one démarche (or of all, with `None`), oldest first.
     fn pending_requests(&self, demarche_id: Option<i64>) -> BoxFuture<'_, Result<Vec<PorteurRequest>, StoreError>>;
+    /// The pending requests this account may decide, oldest first: those of the démarches it
+    /// carries and, for an administrator, those of démarches no one carries any more.
+    fn requests_to_decide(
+        &self,
+        account_id: i64,
+        is_admin: bool,
+    ) -> BoxFuture<'_, Result<Vec<PorteurRequest>, StoreError>>;
     /// Accepts (the requester becomes porteur) or refuses a pending request; the request if it
     /// was pending (compare-and-set).
     fn decide_request(
@@ -516,8 +589,9 @@ pub trait ConsoleStore: Send + Sync + 'static {
         account_id: i64,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
-    /// The account stops carrying the démarche; true when it did carry it.
-    fn leave(&self, demarche_id: i64, account_id: i64) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// The account stops carrying the démarche, and the invitations it sent for it that are
+    /// still unused are cancelled, in one transaction; true when it did carry it.
+    fn leave(&self, demarche_id: i64, account_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Records an invitation link sent to `email`.
     fn insert_invite(
         &self,
@@ -528,8 +602,18 @@ pub trait ConsoleStore: Send + Sync + 'static {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// The live invitations of a démarche (see [`Invite`]), newest first.
+    fn pending_invites(&self, demarche_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<Invite>, StoreError>>;
+    /// Cancels an unused invitation of this démarche; its address if it was live.
+    fn cancel_invite(
+        &self,
+        demarche_id: i64,
+        hash: [u8; 32],
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
     /// Uses an invitation as the account with address `email`: it must be the invited address,
-    /// unused and unexpired; the account then carries the démarche. The démarche id, or why not.
+    /// unused, not cancelled, unexpired, and its author must still carry the démarche (or be an
+    /// active administrator); the account then carries the démarche. The démarche id, or why not.
     fn take_invite(
         &self,
         hash: [u8; 32],

@@ -20,8 +20,8 @@ use tokio_postgres::{GenericClient, Row};
 use super::{keyset, like_escape, search_filter, Comment};
 use super::{
     Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter, AvisRow, Claim,
-    ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne, NewAccount, OutboxMail,
-    PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
+    ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne, Invite, Merged, NewAccount,
+    OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::pg_tls::{self, Tls};
@@ -43,7 +43,7 @@ const DEMARCHE_COLUMNS: &str = "d.id, d.name, d.administration, d.url, d.volume_
      d.active, d.merged_into, d.created_at";
 
 /// A request with its démarche's name and its account; [`read_request`] reads it.
-const REQUEST_SELECT: &str = "SELECT r.id, r.demarche_id, d.name, r.created_at, a.id, a.email, a.name, \
+const REQUEST_SELECT: &str = "SELECT r.id, r.demarche_id, d.name, r.created_at, r.reason, a.id, a.email, a.name, \
      a.administration, a.password_hash, a.status, a.is_admin, a.created_at \
      FROM porteur_request r JOIN account a ON a.id = r.account_id JOIN demarche d ON d.id = r.demarche_id";
 
@@ -412,8 +412,92 @@ fn read_request(row: &Row) -> Result<PorteurRequest, tokio_postgres::Error> {
         demarche_id: row.try_get(1)?,
         demarche_name: row.try_get(2)?,
         created_at: row.try_get(3)?,
-        account: read_account(row, 4)?,
+        reason: row.try_get(4)?,
+        account: read_account(row, 5)?,
     })
+}
+
+/// The condition on `porteur_invite i` of an invitation that can still be used at the time
+/// bound at `now`: unused, not cancelled, unexpired, its author carrying the démarche or an
+/// active administrator.
+fn live_invite(now: &str) -> String {
+    format!(
+        "i.used_at IS NULL AND i.cancelled_at IS NULL AND i.expires_at > {now} AND (\
+         EXISTS (SELECT 1 FROM porteur p WHERE p.account_id = i.invited_by AND p.demarche_id = i.demarche_id) \
+         OR EXISTS (SELECT 1 FROM account x WHERE x.id = i.invited_by AND x.is_admin AND x.status = 'active'))"
+    )
+}
+
+/// Uses the link `hash` of `kind` if it is valid at `now`, inside the caller's transaction:
+/// the account, or why not. Takes of one account's links queue up on its row: two sibling links
+/// posted at once cannot lock each other's rows in opposite orders (a deadlock); the second one
+/// waits, then finds its link revoked by the first. NO KEY UPDATE leaves foreign-key checks
+/// (new sessions and links of the account) unblocked.
+async fn take_link(
+    tx: &tokio_postgres::Transaction<'_>,
+    hash: &[u8],
+    kind: TokenKind,
+    now: DateTime<Utc>,
+) -> Result<TokenState, tokio_postgres::Error> {
+    let kind = kind.as_str();
+    let Some(owner) =
+        tx.query_opt("SELECT account_id FROM email_token WHERE token_hash = $1 AND kind = $2", &[&hash, &kind]).await?
+    else {
+        return Ok(TokenState::Unknown);
+    };
+    let owner: i64 = owner.try_get(0)?;
+    tx.execute("SELECT 1 FROM account WHERE id = $1 FOR NO KEY UPDATE", &[&owner]).await?;
+    let taken = tx
+        .query_opt(
+            "UPDATE email_token SET used_at = $3 WHERE token_hash = $1 AND kind = $2 AND used_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > $3 RETURNING account_id",
+            &[&hash, &kind, &now],
+        )
+        .await?;
+    if let Some(row) = taken {
+        let account_id: i64 = row.try_get(0)?;
+        // Using one link voids its unused siblings of the same kind.
+        revoke_links(tx, account_id, kind, now).await?;
+        return Ok(TokenState::Valid(account_id));
+    }
+    let row = tx
+        .query_opt(
+            "SELECT account_id, expires_at, used_at, revoked_at FROM email_token WHERE token_hash = $1 AND kind = $2",
+            &[&hash, &kind],
+        )
+        .await?;
+    Ok(match token_state(row.as_ref(), now)? {
+        // Not taken above, so not valid: it cannot be anything but these.
+        TokenState::Valid(_) => TokenState::Used,
+        state => state,
+    })
+}
+
+/// Revokes the unused links of `kind` of an account.
+async fn revoke_links(
+    tx: &impl GenericClient,
+    account_id: i64,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, tokio_postgres::Error> {
+    tx.execute(
+        "UPDATE email_token SET revoked_at = $3 WHERE account_id = $1 AND kind = $2 AND used_at IS NULL \
+         AND revoked_at IS NULL",
+        &[&account_id, &kind, &now],
+    )
+    .await
+}
+
+/// See [`ConsoleStore::open_to_first_claim`].
+async fn open_to_first_claim(client: &impl GenericClient, demarche_id: i64) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT NOT had_porteur AND NOT EXISTS (SELECT 1 FROM avis_daily WHERE demarche_id = $1) \
+             FROM demarche WHERE id = $1",
+            &[&demarche_id],
+        )
+        .await?;
+    row.map_or(Ok(false), |r| r.try_get(0))
 }
 
 /// Moves the `avis_daily` rows of démarche $1 onto démarche $2, adding to the rows of the same
@@ -429,14 +513,18 @@ fn merge_daily_sql() -> String {
     )
 }
 
-/// Why a link cannot be used, from its `expires_at, used_at` row (none: no such link of this kind).
+/// Why a link cannot be used, from its `account_id, expires_at, used_at, revoked_at` row (none:
+/// no such link of this kind).
 fn token_state(row: Option<&Row>, now: DateTime<Utc>) -> Result<TokenState, tokio_postgres::Error> {
     let Some(row) = row else { return Ok(TokenState::Unknown) };
     let account_id: i64 = row.try_get(0)?;
     let expires_at: DateTime<Utc> = row.try_get(1)?;
     let used_at: Option<DateTime<Utc>> = row.try_get(2)?;
+    let revoked_at: Option<DateTime<Utc>> = row.try_get(3)?;
     Ok(if used_at.is_some() {
         TokenState::Used
+    } else if revoked_at.is_some() {
+        TokenState::Revoked
     } else if expires_at <= now {
         TokenState::Expired
     } else {
@@ -463,22 +551,50 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
-    fn sign_up(&self, new: NewAccount, now: DateTime<Utc>) -> BoxFuture<'_, Result<SignUp, StoreError>> {
+    fn sign_up(
+        &self,
+        new: NewAccount,
+        link: [u8; 32],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<SignUp, StoreError>> {
         async move {
+            // The account's new link, the only live one: inserted in the transaction that found
+            // or made the account, with its row locked, so of two sign-ups at once the second
+            // waits and revokes the first's link.
+            async fn link_only(
+                tx: &tokio_postgres::Transaction<'_>,
+                id: i64,
+                new: &NewAccount,
+                link: &[u8],
+                now: DateTime<Utc>,
+                expires_at: DateTime<Utc>,
+            ) -> Result<(), tokio_postgres::Error> {
+                revoke_links(tx, id, "confirm", now).await?;
+                tx.execute(
+                    "INSERT INTO email_token (token_hash, account_id, kind, created_at, expires_at, name, administration) \
+                     VALUES ($1, $2, 'confirm', $3, $4, $5, $6)",
+                    &[&link, &id, &now, &expires_at, &new.name, &new.administration],
+                )
+                .await?;
+                Ok(())
+            }
             let mut conn = self.conn().await?;
             for _ in 0..SIGN_UP_ATTEMPTS {
                 let tx = conn.transaction().await?;
                 // A concurrent sign-up with the same address makes this wait for it, then do
                 // nothing: exactly one of the two creates the account.
+                // No password until the confirmation page sets one.
                 let created = tx
                     .query_opt(
                         "INSERT INTO account (email, name, administration, password_hash, status, created_at, status_at) \
-                         VALUES ($1, $2, $3, $4, 'unconfirmed', $5, $5) ON CONFLICT (email) DO NOTHING RETURNING id",
-                        &[&new.email, &new.name, &new.administration, &new.password_hash, &now],
+                         VALUES ($1, $2, $3, '', 'unconfirmed', $4, $4) ON CONFLICT (email) DO NOTHING RETURNING id",
+                        &[&new.email, &new.name, &new.administration, &now],
                     )
                     .await?;
                 if let Some(row) = created {
                     let id: i64 = row.try_get(0)?;
+                    link_only(&tx, id, &new, &link, now, expires_at).await?;
                     tx.commit().await?;
                     return Ok(SignUp::Created(id));
                 }
@@ -495,6 +611,7 @@ impl ConsoleStore for PgConsoleStore {
                     tx.commit().await?;
                     return Ok(SignUp::Exists(id));
                 }
+                link_only(&tx, id, &new, &link, now, expires_at).await?;
                 tx.commit().await?;
                 return Ok(SignUp::Unconfirmed(id));
             }
@@ -537,9 +654,27 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
-    fn set_password(&self, id: i64, password_hash: String) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn change_password(
+        &self,
+        id: i64,
+        password_hash: String,
+        keep: Option<[u8; 32]>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            self.execute("UPDATE account SET password_hash = $2 WHERE id = $1", &[&id, &password_hash]).await.map(drop)
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            // The account's row first, as the uses of its links do (see `take_link`).
+            tx.execute("UPDATE account SET password_hash = $2 WHERE id = $1", &[&id, &password_hash]).await?;
+            let keep = keep.as_ref().map(|k| k.as_slice());
+            tx.execute(
+                "DELETE FROM session WHERE account_id = $1 AND ($2::bytea IS NULL OR token_hash <> $2)",
+                &[&id, &keep],
+            )
+            .await?;
+            revoke_links(&tx, id, "reset", now).await?;
+            tx.commit().await?;
+            Ok(())
         }
         .boxed()
     }
@@ -626,22 +761,14 @@ impl ConsoleStore for PgConsoleStore {
         kind: TokenKind,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-        details: Option<AccountDetails>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            let (name, administration, password_hash) = match details {
-                Some(d) => (Some(d.name), Some(d.administration), Some(d.password_hash)),
-                None => (None, None, None),
-            };
-            self.conn()
-                .await?
-                .execute(
-                    "INSERT INTO email_token (token_hash, account_id, kind, created_at, expires_at, name, administration, password_hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    &[&hash.as_slice(), &account_id, &kind.as_str(), &now, &expires_at, &name, &administration, &password_hash],
-                )
-                .await?;
-            Ok(())
+            self.execute(
+                "INSERT INTO email_token (token_hash, account_id, kind, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&hash.as_slice(), &account_id, &kind.as_str(), &now, &expires_at],
+            )
+            .await
+            .map(drop)
         }
         .boxed()
     }
@@ -651,83 +778,78 @@ impl ConsoleStore for PgConsoleStore {
         hash: [u8; 32],
         kind: TokenKind,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<TokenState, StoreError>> {
+    ) -> BoxFuture<'_, Result<(TokenState, Option<AccountDetails>), StoreError>> {
         async move {
             let row = self
                 .conn()
                 .await?
                 .query_opt(
-                    "SELECT account_id, expires_at, used_at FROM email_token WHERE token_hash = $1 AND kind = $2",
+                    "SELECT account_id, expires_at, used_at, revoked_at, name, administration FROM email_token \
+                     WHERE token_hash = $1 AND kind = $2",
                     &[&hash.as_slice(), &kind.as_str()],
                 )
                 .await?;
-            Ok(token_state(row.as_ref(), now)?)
+            let state = token_state(row.as_ref(), now)?;
+            let details = match &row {
+                Some(r) => r.try_get::<_, Option<String>>(4)?.map(|name| AccountDetails {
+                    name,
+                    administration: r.try_get::<_, Option<String>>(5).ok().flatten().unwrap_or_default(),
+                }),
+                None => None,
+            };
+            Ok((state, details))
         }
         .boxed()
     }
 
-    fn take_token(
+    fn confirm_account(
         &self,
         hash: [u8; 32],
-        kind: TokenKind,
+        details: AccountDetails,
+        password_hash: String,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<TokenState, StoreError>> {
         async move {
             let mut conn = self.conn().await?;
             let tx = conn.transaction().await?;
-            let hash = hash.as_slice();
-            let kind = kind.as_str();
-            let Some(owner) = tx
-                .query_opt("SELECT account_id FROM email_token WHERE token_hash = $1 AND kind = $2", &[&hash, &kind])
-                .await?
-            else {
-                tx.commit().await?;
-                return Ok(TokenState::Unknown);
-            };
-            let owner: i64 = owner.try_get(0)?;
-            // Takes of one account's links queue up on its row: two sibling links posted at once
-            // cannot lock each other's rows in opposite orders (a deadlock); the second one waits,
-            // then finds its link voided by the first. NO KEY UPDATE leaves foreign-key checks
-            // (new sessions and links of the account) unblocked.
-            tx.execute("SELECT 1 FROM account WHERE id = $1 FOR NO KEY UPDATE", &[&owner]).await?;
-            let taken = tx
-                .query_opt(
-                    "UPDATE email_token SET used_at = $3 \
-                     WHERE token_hash = $1 AND kind = $2 AND used_at IS NULL AND expires_at > $3 RETURNING account_id",
-                    &[&hash, &kind, &now],
-                )
-                .await?;
-            if let Some(row) = taken {
-                let account_id: i64 = row.try_get(0)?;
-                // The details of the sign-up that sent this link, if it carries them.
+            let state = take_link(&tx, hash.as_slice(), TokenKind::Confirm, now).await?;
+            if let TokenState::Valid(account) = state {
                 tx.execute(
-                    "UPDATE account SET name = t.name, administration = t.administration, password_hash = t.password_hash \
-                     FROM email_token t WHERE t.token_hash = $2 AND t.password_hash IS NOT NULL \
-                     AND account.id = $1 AND account.status = 'unconfirmed'",
-                    &[&account_id, &hash],
+                    "UPDATE account SET name = $2, administration = $3, password_hash = $4 \
+                     WHERE id = $1 AND status = 'unconfirmed'",
+                    &[&account, &details.name, &details.administration, &password_hash],
                 )
                 .await?;
-                // Using one link voids its unused siblings of the same kind.
-                tx.execute(
-                    "UPDATE email_token SET used_at = $3 WHERE account_id = $1 AND kind = $2 AND used_at IS NULL",
-                    &[&account_id, &kind, &now],
-                )
-                .await?;
-                tx.commit().await?;
-                return Ok(TokenState::Valid(account_id));
             }
-            let row = tx
-                .query_opt(
-                    "SELECT account_id, expires_at, used_at FROM email_token WHERE token_hash = $1 AND kind = $2",
-                    &[&hash, &kind],
-                )
-                .await?;
             tx.commit().await?;
-            match token_state(row.as_ref(), now)? {
-                // Not taken above, so not valid: it cannot be anything but these.
-                TokenState::Valid(_) => Ok(TokenState::Used),
-                state => Ok(state),
+            Ok(state)
+        }
+        .boxed()
+    }
+
+    fn reset_password(
+        &self,
+        hash: [u8; 32],
+        password_hash: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(TokenState, u64), StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            let state = take_link(&tx, hash.as_slice(), TokenKind::Reset, now).await?;
+            let mut keys = 0;
+            if let TokenState::Valid(account) = state {
+                tx.execute("UPDATE account SET password_hash = $2 WHERE id = $1", &[&account, &password_hash]).await?;
+                tx.execute("DELETE FROM session WHERE account_id = $1", &[&account]).await?;
+                keys = tx
+                    .execute(
+                        "UPDATE api_key SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL",
+                        &[&account, &now],
+                    )
+                    .await?;
             }
+            tx.commit().await?;
+            Ok((state, keys))
         }
         .boxed()
     }
@@ -1013,10 +1135,10 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
-    fn merge_demarche(&self, duplicate: i64, target: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn merge_demarche(&self, duplicate: i64, target: i64) -> BoxFuture<'_, Result<Option<Merged>, StoreError>> {
         async move {
             if duplicate == target {
-                return Ok(false);
+                return Ok(None);
             }
             let mut conn = self.conn().await?;
             let tx = conn.transaction().await?;
@@ -1041,7 +1163,7 @@ impl ConsoleStore for PgConsoleStore {
             }
             if !target_free || !duplicate_exists {
                 tx.rollback().await?;
-                return Ok(false);
+                return Ok(None);
             }
             tx.execute(
                 "INSERT INTO porteur (account_id, demarche_id, created_at) \
@@ -1050,8 +1172,42 @@ impl ConsoleStore for PgConsoleStore {
             )
             .await?;
             tx.execute("DELETE FROM porteur WHERE demarche_id = $1", &[&duplicate]).await?;
-            tx.execute("DELETE FROM porteur_request WHERE demarche_id = $1 AND status = 'pending'", &[&duplicate])
-                .await?;
+            // Requests from people who now carry the target, or already ask for it, have their
+            // answer; the others wait on the target.
+            tx.execute(
+                "DELETE FROM porteur_request WHERE demarche_id = $1 AND status = 'pending' AND (\
+                 account_id IN (SELECT account_id FROM porteur WHERE demarche_id = $2) \
+                 OR account_id IN (SELECT account_id FROM porteur_request WHERE demarche_id = $2 AND status = 'pending'))",
+                &[&duplicate, &target],
+            )
+            .await?;
+            // And those on the target from people who now carry it through the duplicate.
+            tx.execute(
+                "DELETE FROM porteur_request WHERE demarche_id = $1 AND status = 'pending' \
+                 AND account_id IN (SELECT account_id FROM porteur WHERE demarche_id = $1)",
+                &[&target],
+            )
+            .await?;
+            let requesters = tx
+                .query(
+                    "UPDATE porteur_request r SET demarche_id = $2 WHERE demarche_id = $1 AND status = 'pending' \
+                     RETURNING (SELECT email FROM account WHERE id = r.account_id)",
+                    &[&duplicate, &target],
+                )
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<Vec<String>, _>>()?;
+            let invitees = tx
+                .query(
+                    "UPDATE porteur_invite SET demarche_id = $2 \
+                     WHERE demarche_id = $1 AND used_at IS NULL AND cancelled_at IS NULL RETURNING email",
+                    &[&duplicate, &target],
+                )
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<Vec<String>, _>>()?;
             tx.execute("UPDATE avis SET demarche_id = $2 WHERE demarche_id = $1", &[&duplicate, &target]).await?;
             // One statement moves exactly the counts it deletes: a flush committing meanwhile
             // is either moved with them or left whole on the duplicate, never lost.
@@ -1060,7 +1216,7 @@ impl ConsoleStore for PgConsoleStore {
                 .await?;
             tx.execute("UPDATE demarche SET merged_into = $2 WHERE merged_into = $1", &[&duplicate, &target]).await?;
             tx.commit().await?;
-            Ok(true)
+            Ok(Some(Merged { requesters, invitees }))
         }
         .boxed()
     }
@@ -1104,7 +1260,17 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
-    fn claim(&self, demarche_id: i64, account_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<Claim, StoreError>> {
+    fn open_to_first_claim(&self, demarche_id: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move { Ok(open_to_first_claim(&*self.conn().await?, demarche_id).await?) }.boxed()
+    }
+
+    fn claim(
+        &self,
+        demarche_id: i64,
+        account_id: i64,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Claim, StoreError>> {
         async move {
             let mut conn = self.conn().await?;
             let tx = conn.transaction().await?;
@@ -1132,23 +1298,21 @@ impl ConsoleStore for PgConsoleStore {
                 Claim::AlreadyPorteur
             } else if let Some(row) = requested {
                 Claim::AlreadyRequested(row.try_get(0)?)
-            } else if tx
-                .query_opt("SELECT 1 FROM porteur WHERE demarche_id = $1 LIMIT 1", &[&demarche_id])
-                .await?
-                .is_none()
-            {
+            } else if open_to_first_claim(&tx, demarche_id).await? {
                 tx.execute(
                     "INSERT INTO porteur (account_id, demarche_id, created_at) VALUES ($1, $2, $3)",
                     &[&account_id, &demarche_id, &now],
                 )
                 .await?;
                 Claim::Granted
+            } else if reason.trim().is_empty() {
+                Claim::ReasonNeeded
             } else {
                 let row = tx
                     .query_one(
-                        "INSERT INTO porteur_request (demarche_id, account_id, status, created_at) \
-                         VALUES ($1, $2, 'pending', $3) RETURNING id",
-                        &[&demarche_id, &account_id, &now],
+                        "INSERT INTO porteur_request (demarche_id, account_id, status, created_at, reason) \
+                         VALUES ($1, $2, 'pending', $3, $4) RETURNING id",
+                        &[&demarche_id, &account_id, &now, &reason],
                     )
                     .await?;
                 Claim::Requested(row.try_get(0)?)
@@ -1166,6 +1330,24 @@ impl ConsoleStore for PgConsoleStore {
                  ORDER BY r.created_at, r.id"
             );
             let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id]).await?;
+            Ok(rows.iter().map(read_request).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn requests_to_decide(
+        &self,
+        account_id: i64,
+        is_admin: bool,
+    ) -> BoxFuture<'_, Result<Vec<PorteurRequest>, StoreError>> {
+        async move {
+            let sql = format!(
+                "{REQUEST_SELECT} WHERE r.status = 'pending' AND (\
+                 EXISTS (SELECT 1 FROM porteur p WHERE p.demarche_id = r.demarche_id AND p.account_id = $1) \
+                 OR ($2 AND NOT EXISTS (SELECT 1 FROM porteur p WHERE p.demarche_id = r.demarche_id))) \
+                 ORDER BY r.created_at, r.id"
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&account_id, &is_admin]).await?;
             Ok(rows.iter().map(read_request).collect::<Result<_, _>>()?)
         }
         .boxed()
@@ -1228,11 +1410,22 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
-    fn leave(&self, demarche_id: i64, account_id: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn leave(&self, demarche_id: i64, account_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<bool, StoreError>> {
         async move {
-            let n = self
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            // Invitations first, then the porteur row: the order `take_invite` locks them in, so
+            // an acceptance racing a departure waits for it and then finds its invitation void.
+            tx.execute(
+                "UPDATE porteur_invite SET cancelled_at = $3 \
+                 WHERE demarche_id = $1 AND invited_by = $2 AND used_at IS NULL AND cancelled_at IS NULL",
+                &[&demarche_id, &account_id, &now],
+            )
+            .await?;
+            let n = tx
                 .execute("DELETE FROM porteur WHERE account_id = $1 AND demarche_id = $2", &[&account_id, &demarche_id])
                 .await?;
+            tx.commit().await?;
             Ok(n == 1)
         }
         .boxed()
@@ -1259,6 +1452,54 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
+    fn pending_invites(&self, demarche_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<Invite>, StoreError>> {
+        async move {
+            let sql = format!(
+                "SELECT i.token_hash, i.email, coalesce(a.name, ''), i.created_at, i.expires_at \
+                 FROM porteur_invite i LEFT JOIN account a ON a.id = i.invited_by \
+                 WHERE i.demarche_id = $1 AND {} ORDER BY i.created_at DESC, i.email",
+                live_invite("$2")
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id, &now]).await?;
+            rows.iter()
+                .map(|r| {
+                    let hash: &[u8] = r.try_get(0)?;
+                    Ok(Invite {
+                        hash: hash.try_into().unwrap_or([0; 32]),
+                        email: r.try_get(1)?,
+                        invited_by: r.try_get(2)?,
+                        created_at: r.try_get(3)?,
+                        expires_at: r.try_get(4)?,
+                    })
+                })
+                .collect::<Result<_, tokio_postgres::Error>>()
+                .map_err(StoreError::from)
+        }
+        .boxed()
+    }
+
+    fn cancel_invite(
+        &self,
+        demarche_id: i64,
+        hash: [u8; 32],
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        async move {
+            let row = self
+                .conn()
+                .await?
+                .query_opt(
+                    "UPDATE porteur_invite SET cancelled_at = $3 \
+                     WHERE token_hash = $1 AND demarche_id = $2 AND used_at IS NULL AND cancelled_at IS NULL \
+                     RETURNING email",
+                    &[&hash.as_slice(), &demarche_id, &now],
+                )
+                .await?;
+            Ok(row.map(|r| r.try_get(0)).transpose()?)
+        }
+        .boxed()
+    }
+
     fn take_invite(
         &self,
         hash: [u8; 32],
@@ -1273,8 +1514,8 @@ impl ConsoleStore for PgConsoleStore {
             // Locked: of two uses at once, the second waits and then finds it used.
             let row = tx
                 .query_opt(
-                    "SELECT demarche_id, email, expires_at, used_at FROM porteur_invite WHERE token_hash = $1 \
-                     FOR UPDATE",
+                    "SELECT demarche_id, email, expires_at, used_at, cancelled_at, invited_by FROM porteur_invite \
+                     WHERE token_hash = $1 FOR UPDATE",
                     &[&hash],
                 )
                 .await?;
@@ -1286,12 +1527,34 @@ impl ConsoleStore for PgConsoleStore {
             let invited: String = row.try_get(1)?;
             let expires_at: DateTime<Utc> = row.try_get(2)?;
             let used_at: Option<DateTime<Utc>> = row.try_get(3)?;
+            let cancelled_at: Option<DateTime<Utc>> = row.try_get(4)?;
+            let invited_by: Option<i64> = row.try_get(5)?;
+            // Its author must still carry the démarche (their porteur row locked against a
+            // concurrent departure, which cancels this invitation first) or be an administrator.
+            let author_still_carries = tx
+                .query_opt(
+                    "SELECT 1 FROM porteur WHERE account_id = $1 AND demarche_id = $2 FOR KEY SHARE",
+                    &[&invited_by, &demarche_id],
+                )
+                .await?
+                .is_some()
+                || tx
+                    .query_opt(
+                        "SELECT 1 FROM account WHERE id = $1 AND is_admin AND status = 'active' FOR KEY SHARE",
+                        &[&invited_by],
+                    )
+                    .await?
+                    .is_some();
             let refusal = if used_at.is_some() {
                 Some(TokenState::Used)
+            } else if cancelled_at.is_some() {
+                Some(TokenState::Revoked)
             } else if expires_at <= now {
                 Some(TokenState::Expired)
             } else if invited.to_lowercase() != email.to_lowercase() {
                 Some(TokenState::Unknown)
+            } else if !author_still_carries {
+                Some(TokenState::Revoked)
             } else {
                 None
             };

@@ -11,7 +11,7 @@ use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtensio
 use super::{
     keyset, like_escape, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry,
     AvisFilter, AvisRow, Claim, Comment, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne,
-    NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
+    Invite, Merged, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
@@ -95,7 +95,7 @@ fn read_demarche(r: &Row, at: usize) -> rusqlite::Result<DemarcheRow> {
 }
 
 /// A request with its démarche's name and its account; [`read_request`] reads it.
-const REQUEST_SELECT: &str = "SELECT r.id, r.demarche_id, d.name, r.created_at, a.id, a.email, a.name, \
+const REQUEST_SELECT: &str = "SELECT r.id, r.demarche_id, d.name, r.created_at, r.reason, a.id, a.email, a.name, \
      a.administration, a.password_hash, a.status, a.is_admin, a.created_at \
      FROM porteur_request r JOIN account a ON a.id = r.account_id JOIN demarche d ON d.id = r.demarche_id";
 
@@ -105,8 +105,20 @@ fn read_request(r: &Row) -> rusqlite::Result<PorteurRequest> {
         demarche_id: r.get(1)?,
         demarche_name: r.get(2)?,
         created_at: parse_ts(&r.get::<_, String>(3)?),
-        account: read_account(r, 4)?,
+        reason: r.get(4)?,
+        account: read_account(r, 5)?,
     })
+}
+
+/// The condition on `porteur_invite i` of an invitation that can still be used at `?now`
+/// (bound at `now`): unused, not cancelled, unexpired, its author carrying the démarche or an
+/// active administrator.
+fn live_invite(now: &str) -> String {
+    format!(
+        "i.used_at IS NULL AND i.cancelled_at IS NULL AND i.expires_at > {now} AND (\
+         EXISTS (SELECT 1 FROM porteur p WHERE p.account_id = i.invited_by AND p.demarche_id = i.demarche_id) \
+         OR EXISTS (SELECT 1 FROM account x WHERE x.id = i.invited_by AND x.is_admin AND x.status = 'active'))"
+    )
 }
 
 fn is_porteur(conn: &Connection, account_id: i64, demarche_id: i64) -> rusqlite::Result<bool> {
@@ -118,6 +130,18 @@ fn is_porteur(conn: &Connection, account_id: i64, demarche_id: i64) -> rusqlite:
         )
         .optional()?
         .is_some())
+}
+
+/// See [`ConsoleStore::open_to_first_claim`].
+fn open_to_first_claim(conn: &Connection, demarche_id: i64) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT NOT had_porteur AND NOT EXISTS (SELECT 1 FROM avis_daily WHERE demarche_id = ?1) \
+         FROM demarche WHERE id = ?1",
+        [demarche_id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(|open| open.unwrap_or(false))
 }
 
 /// A day as `avis_daily.day` stores it.
@@ -143,21 +167,52 @@ fn merge_daily_sql() -> String {
     )
 }
 
-/// Why a link that is not valid is not: used, expired or unknown.
+/// Why a link that is not valid is not: used, revoked, expired or unknown.
 fn token_state(conn: &Connection, hash: &[u8; 32], kind: TokenKind, now: &str) -> rusqlite::Result<TokenState> {
-    let row: Option<(i64, Option<String>, String)> = conn
+    let row: Option<(i64, Option<String>, Option<String>, String)> = conn
         .query_row(
-            "SELECT account_id, used_at, expires_at FROM email_token WHERE token_hash = ?1 AND kind = ?2",
+            "SELECT account_id, used_at, revoked_at, expires_at FROM email_token WHERE token_hash = ?1 AND kind = ?2",
             params![&hash[..], kind.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
     Ok(match row {
         None => TokenState::Unknown,
-        Some((_, Some(_), _)) => TokenState::Used,
-        Some((_, None, expires)) if expires.as_str() <= now => TokenState::Expired,
-        Some((account, None, _)) => TokenState::Valid(account),
+        Some((_, Some(_), _, _)) => TokenState::Used,
+        Some((_, None, Some(_), _)) => TokenState::Revoked,
+        Some((_, None, None, expires)) if expires.as_str() <= now => TokenState::Expired,
+        Some((account, None, None, _)) => TokenState::Valid(account),
     })
+}
+
+/// Uses the link `hash` of `kind` if it is valid at `now`: the account, or why not. Inside the
+/// caller's IMMEDIATE transaction, so that two posts cannot both use it.
+fn take_link(tx: &Connection, hash: &[u8; 32], kind: TokenKind, now: &str) -> rusqlite::Result<TokenState> {
+    let taken: Option<i64> = tx
+        .query_row(
+            "UPDATE email_token SET used_at = ?3 WHERE token_hash = ?1 AND kind = ?2 AND used_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > ?3 RETURNING account_id",
+            params![&hash[..], kind.as_str(), now],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match taken {
+        Some(account) => {
+            // One link used voids its siblings: an older e-mail cannot be used after it.
+            revoke_links(tx, account, kind, now)?;
+            Ok(TokenState::Valid(account))
+        }
+        None => token_state(tx, hash, kind, now),
+    }
+}
+
+/// Revokes the unused links of `kind` of an account.
+fn revoke_links(tx: &Connection, account: i64, kind: TokenKind, now: &str) -> rusqlite::Result<usize> {
+    tx.execute(
+        "UPDATE email_token SET revoked_at = ?3 WHERE account_id = ?1 AND kind = ?2 AND used_at IS NULL \
+         AND revoked_at IS NULL",
+        params![account, kind.as_str(), now],
+    )
 }
 
 /// The columns [`read_avis`] reads, in its order.
@@ -301,7 +356,13 @@ impl ConsoleStore for SqliteConsoleStore {
         self.account_where("a.id = ?1", id.into())
     }
 
-    fn sign_up(&self, new: NewAccount, now: DateTime<Utc>) -> BoxFuture<'_, Result<SignUp, StoreError>> {
+    fn sign_up(
+        &self,
+        new: NewAccount,
+        link: [u8; 32],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<SignUp, StoreError>> {
         self.conn.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = ts(now);
@@ -310,16 +371,25 @@ impl ConsoleStore for SqliteConsoleStore {
                 .optional()?;
             let outcome = match existing {
                 None => {
+                    // No password until the confirmation page sets one.
                     tx.execute(
                         "INSERT INTO account (email, name, administration, password_hash, status, created_at, status_at) \
-                         VALUES (?1, ?2, ?3, ?4, 'unconfirmed', ?5, ?5)",
-                        params![new.email, new.name, new.administration, new.password_hash, now],
+                         VALUES (?1, ?2, ?3, '', 'unconfirmed', ?4, ?4)",
+                        params![new.email, new.name, new.administration, now],
                     )?;
                     SignUp::Created(tx.last_insert_rowid())
                 }
                 Some((id, status)) if AccountStatus::parse(&status) == AccountStatus::Unconfirmed => SignUp::Unconfirmed(id),
                 Some((id, _)) => SignUp::Exists(id),
             };
+            if let SignUp::Created(id) | SignUp::Unconfirmed(id) = outcome {
+                revoke_links(&tx, id, TokenKind::Confirm, &now)?;
+                tx.execute(
+                    "INSERT INTO email_token (token_hash, account_id, kind, created_at, expires_at, name, administration) \
+                     VALUES (?1, ?2, 'confirm', ?3, ?4, ?5, ?6)",
+                    params![&link[..], id, now, ts(expires_at), new.name, new.administration],
+                )?;
+            }
             tx.commit()?;
             Ok(outcome)
         })
@@ -352,9 +422,22 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
-    fn set_password(&self, id: i64, password_hash: String) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn change_password(
+        &self,
+        id: i64,
+        password_hash: String,
+        keep: Option<[u8; 32]>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.conn.with(move |conn| {
-            conn.execute("UPDATE account SET password_hash = ?2 WHERE id = ?1", params![id, password_hash])?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("UPDATE account SET password_hash = ?2 WHERE id = ?1", params![id, password_hash])?;
+            tx.execute(
+                "DELETE FROM session WHERE account_id = ?1 AND (?2 IS NULL OR token_hash <> ?2)",
+                params![id, keep.as_ref().map(|k| &k[..])],
+            )?;
+            revoke_links(&tx, id, TokenKind::Reset, &ts(now))?;
+            tx.commit()?;
             Ok(())
         })
     }
@@ -430,17 +513,11 @@ impl ConsoleStore for SqliteConsoleStore {
         kind: TokenKind,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-        details: Option<AccountDetails>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.conn.with(move |conn| {
-            let (name, administration, password_hash) = match details {
-                Some(d) => (Some(d.name), Some(d.administration), Some(d.password_hash)),
-                None => (None, None, None),
-            };
             conn.execute(
-                "INSERT INTO email_token (token_hash, account_id, kind, created_at, expires_at, name, administration, password_hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![&hash[..], account_id, kind.as_str(), ts(now), ts(expires_at), name, administration, password_hash],
+                "INSERT INTO email_token (token_hash, account_id, kind, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&hash[..], account_id, kind.as_str(), ts(now), ts(expires_at)],
             )?;
             Ok(())
         })
@@ -451,48 +528,64 @@ impl ConsoleStore for SqliteConsoleStore {
         hash: [u8; 32],
         kind: TokenKind,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<TokenState, StoreError>> {
-        self.conn.with(move |conn| Ok(token_state(conn, &hash, kind, &ts(now))?))
+    ) -> BoxFuture<'_, Result<(TokenState, Option<AccountDetails>), StoreError>> {
+        self.conn.with(move |conn| {
+            let state = token_state(conn, &hash, kind, &ts(now))?;
+            let details = conn
+                .query_row(
+                    "SELECT name, administration FROM email_token WHERE token_hash = ?1 AND kind = ?2 AND name IS NOT NULL",
+                    params![&hash[..], kind.as_str()],
+                    |r| Ok(AccountDetails { name: r.get(0)?, administration: r.get::<_, Option<String>>(1)?.unwrap_or_default() }),
+                )
+                .optional()?;
+            Ok((state, details))
+        })
     }
 
-    fn take_token(
+    fn confirm_account(
         &self,
         hash: [u8; 32],
-        kind: TokenKind,
+        details: AccountDetails,
+        password_hash: String,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<TokenState, StoreError>> {
         self.conn.with(move |conn| {
             let now = ts(now);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let taken: Option<i64> = tx
-                .query_row(
-                    "UPDATE email_token SET used_at = ?3 WHERE token_hash = ?1 AND kind = ?2 AND used_at IS NULL \
-                     AND expires_at > ?3 RETURNING account_id",
-                    params![&hash[..], kind.as_str(), now],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let state = match taken {
-                Some(account) => {
-                    // The details of the sign-up that sent this link, if it carries them.
-                    tx.execute(
-                        "UPDATE account SET (name, administration, password_hash) = \
-                         (SELECT name, administration, password_hash FROM email_token WHERE token_hash = ?2) \
-                         WHERE id = ?1 AND status = 'unconfirmed' AND \
-                         (SELECT password_hash FROM email_token WHERE token_hash = ?2) IS NOT NULL",
-                        params![account, &hash[..]],
-                    )?;
-                    // One link used voids its siblings: an older e-mail cannot be used after it.
-                    tx.execute(
-                        "UPDATE email_token SET used_at = ?3 WHERE account_id = ?1 AND kind = ?2 AND used_at IS NULL",
-                        params![account, kind.as_str(), now],
-                    )?;
-                    TokenState::Valid(account)
-                }
-                None => token_state(&tx, &hash, kind, &now)?,
-            };
+            let state = take_link(&tx, &hash, TokenKind::Confirm, &now)?;
+            if let TokenState::Valid(account) = state {
+                tx.execute(
+                    "UPDATE account SET name = ?2, administration = ?3, password_hash = ?4 \
+                     WHERE id = ?1 AND status = 'unconfirmed'",
+                    params![account, details.name, details.administration, password_hash],
+                )?;
+            }
             tx.commit()?;
             Ok(state)
+        })
+    }
+
+    fn reset_password(
+        &self,
+        hash: [u8; 32],
+        password_hash: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(TokenState, u64), StoreError>> {
+        self.conn.with(move |conn| {
+            let now = ts(now);
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let state = take_link(&tx, &hash, TokenKind::Reset, &now)?;
+            let mut keys = 0;
+            if let TokenState::Valid(account) = state {
+                tx.execute("UPDATE account SET password_hash = ?2 WHERE id = ?1", params![account, password_hash])?;
+                tx.execute("DELETE FROM session WHERE account_id = ?1", [account])?;
+                keys = tx.execute(
+                    "UPDATE api_key SET revoked_at = ?2 WHERE account_id = ?1 AND revoked_at IS NULL",
+                    params![account, now],
+                )? as u64;
+            }
+            tx.commit()?;
+            Ok((state, keys))
         })
     }
 
@@ -739,10 +832,10 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
-    fn merge_demarche(&self, duplicate: i64, target: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn merge_demarche(&self, duplicate: i64, target: i64) -> BoxFuture<'_, Result<Option<Merged>, StoreError>> {
         self.conn.with(move |conn| {
             if duplicate == target {
-                return Ok(false);
+                return Ok(None);
             }
             // IMMEDIATE: the flusher cannot add to the duplicate's counts between the copy and
             // the deletion below.
@@ -752,7 +845,7 @@ impl ConsoleStore for SqliteConsoleStore {
             let duplicate_exists =
                 tx.query_row("SELECT 1 FROM demarche WHERE id = ?1", [duplicate], |_| Ok(())).optional()?.is_some();
             if target_merged != Some(None) || !duplicate_exists {
-                return Ok(false);
+                return Ok(None);
             }
             tx.execute(
                 "INSERT OR IGNORE INTO porteur (account_id, demarche_id, created_at) \
@@ -760,14 +853,43 @@ impl ConsoleStore for SqliteConsoleStore {
                 params![duplicate, target],
             )?;
             tx.execute("DELETE FROM porteur WHERE demarche_id = ?1", [duplicate])?;
-            tx.execute("DELETE FROM porteur_request WHERE demarche_id = ?1 AND status = 'pending'", [duplicate])?;
+            // Requests from people who now carry the target, or already ask for it, have their
+            // answer; the others wait on the target.
+            tx.execute(
+                "DELETE FROM porteur_request WHERE demarche_id = ?1 AND status = 'pending' AND (\
+                 account_id IN (SELECT account_id FROM porteur WHERE demarche_id = ?2) \
+                 OR account_id IN (SELECT account_id FROM porteur_request WHERE demarche_id = ?2 AND status = 'pending'))",
+                params![duplicate, target],
+            )?;
+            // And those on the target from people who now carry it through the duplicate.
+            tx.execute(
+                "DELETE FROM porteur_request WHERE demarche_id = ?1 AND status = 'pending' \
+                 AND account_id IN (SELECT account_id FROM porteur WHERE demarche_id = ?1)",
+                [target],
+            )?;
+            let requesters = {
+                let mut st = tx.prepare(
+                    "UPDATE porteur_request SET demarche_id = ?2 WHERE demarche_id = ?1 AND status = 'pending' \
+                     RETURNING (SELECT email FROM account WHERE id = account_id)",
+                )?;
+                let rows = st.query_map(params![duplicate, target], |r| r.get::<_, String>(0))?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            };
+            let invitees = {
+                let mut st = tx.prepare(
+                    "UPDATE porteur_invite SET demarche_id = ?2 \
+                     WHERE demarche_id = ?1 AND used_at IS NULL AND cancelled_at IS NULL RETURNING email",
+                )?;
+                let rows = st.query_map(params![duplicate, target], |r| r.get::<_, String>(0))?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            };
             tx.execute("UPDATE avis SET demarche_id = ?2 WHERE demarche_id = ?1", params![duplicate, target])?;
             tx.execute(&merge_daily_sql(), params![duplicate, target])?;
             tx.execute("DELETE FROM avis_daily WHERE demarche_id = ?1", [duplicate])?;
             tx.execute("UPDATE demarche SET active = 0, merged_into = ?2 WHERE id = ?1", params![duplicate, target])?;
             tx.execute("UPDATE demarche SET merged_into = ?2 WHERE merged_into = ?1", params![duplicate, target])?;
             tx.commit()?;
-            Ok(true)
+            Ok(Some(Merged { requesters, invitees }))
         })
     }
 
@@ -799,7 +921,17 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
-    fn claim(&self, demarche_id: i64, account_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<Claim, StoreError>> {
+    fn open_to_first_claim(&self, demarche_id: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.conn.with(move |conn| Ok(open_to_first_claim(conn, demarche_id)?))
+    }
+
+    fn claim(
+        &self,
+        demarche_id: i64,
+        account_id: i64,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Claim, StoreError>> {
         self.conn.with(move |conn| {
             // IMMEDIATE: two first claims take turns, so the second sees the first's porteur.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -815,21 +947,19 @@ impl ConsoleStore for SqliteConsoleStore {
                 .optional()?
             {
                 Claim::AlreadyRequested(id)
-            } else if tx
-                .query_row("SELECT 1 FROM porteur WHERE demarche_id = ?1 LIMIT 1", [demarche_id], |_| Ok(()))
-                .optional()?
-                .is_none()
-            {
+            } else if open_to_first_claim(&tx, demarche_id)? {
                 tx.execute(
                     "INSERT INTO porteur (account_id, demarche_id, created_at) VALUES (?1, ?2, ?3)",
                     params![account_id, demarche_id, now],
                 )?;
                 Claim::Granted
+            } else if reason.trim().is_empty() {
+                Claim::ReasonNeeded
             } else {
                 tx.execute(
-                    "INSERT INTO porteur_request (demarche_id, account_id, status, created_at) \
-                     VALUES (?1, ?2, 'pending', ?3)",
-                    params![demarche_id, account_id, now],
+                    "INSERT INTO porteur_request (demarche_id, account_id, status, created_at, reason) \
+                     VALUES (?1, ?2, 'pending', ?3, ?4)",
+                    params![demarche_id, account_id, now, reason],
                 )?;
                 Claim::Requested(tx.last_insert_rowid())
             };
@@ -846,6 +976,24 @@ impl ConsoleStore for SqliteConsoleStore {
             );
             let mut st = conn.prepare(&sql)?;
             let rows = st.query_map([demarche_id], read_request)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn requests_to_decide(
+        &self,
+        account_id: i64,
+        is_admin: bool,
+    ) -> BoxFuture<'_, Result<Vec<PorteurRequest>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sql = format!(
+                "{REQUEST_SELECT} WHERE r.status = 'pending' AND (\
+                 EXISTS (SELECT 1 FROM porteur p WHERE p.demarche_id = r.demarche_id AND p.account_id = ?1) \
+                 OR (?2 AND NOT EXISTS (SELECT 1 FROM porteur p WHERE p.demarche_id = r.demarche_id))) \
+                 ORDER BY r.created_at, r.id"
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map(params![account_id, is_admin], read_request)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
@@ -895,12 +1043,19 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
-    fn leave(&self, demarche_id: i64, account_id: i64) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn leave(&self, demarche_id: i64, account_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<bool, StoreError>> {
         self.conn.with(move |conn| {
-            let n = conn.execute(
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE porteur_invite SET cancelled_at = ?3 \
+                 WHERE demarche_id = ?1 AND invited_by = ?2 AND used_at IS NULL AND cancelled_at IS NULL",
+                params![demarche_id, account_id, ts(now)],
+            )?;
+            let n = tx.execute(
                 "DELETE FROM porteur WHERE account_id = ?1 AND demarche_id = ?2",
                 params![account_id, demarche_id],
             )?;
+            tx.commit()?;
             Ok(n == 1)
         })
     }
@@ -924,6 +1079,48 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
+    fn pending_invites(&self, demarche_id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<Invite>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sql = format!(
+                "SELECT i.token_hash, i.email, coalesce(a.name, ''), i.created_at, i.expires_at \
+                 FROM porteur_invite i LEFT JOIN account a ON a.id = i.invited_by \
+                 WHERE i.demarche_id = ?1 AND {} ORDER BY i.created_at DESC, i.email",
+                live_invite("?2")
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map(params![demarche_id, ts(now)], |r| {
+                let hash: Vec<u8> = r.get(0)?;
+                Ok(Invite {
+                    hash: hash.try_into().unwrap_or([0; 32]),
+                    email: r.get(1)?,
+                    invited_by: r.get(2)?,
+                    created_at: parse_ts(&r.get::<_, String>(3)?),
+                    expires_at: parse_ts(&r.get::<_, String>(4)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn cancel_invite(
+        &self,
+        demarche_id: i64,
+        hash: [u8; 32],
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        self.conn.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    "UPDATE porteur_invite SET cancelled_at = ?3 \
+                     WHERE token_hash = ?1 AND demarche_id = ?2 AND used_at IS NULL AND cancelled_at IS NULL \
+                     RETURNING email",
+                    params![&hash[..], demarche_id, ts(now)],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+    }
+
     fn take_invite(
         &self,
         hash: [u8; 32],
@@ -934,21 +1131,28 @@ impl ConsoleStore for SqliteConsoleStore {
         self.conn.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = ts(now);
-            let row: Option<(i64, String, String, Option<String>)> = tx
-                .query_row(
-                    "SELECT demarche_id, email, expires_at, used_at FROM porteur_invite WHERE token_hash = ?1",
-                    [&hash[..]],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
+            let sql = format!(
+                "SELECT i.demarche_id, i.email, i.expires_at, i.used_at, i.cancelled_at, {} \
+                 FROM porteur_invite i WHERE i.token_hash = ?1",
+                live_invite("?2")
+            );
+            let row: Option<(i64, String, String, Option<String>, Option<String>, bool)> = tx
+                .query_row(&sql, params![&hash[..], now], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                })
                 .optional()?;
             let outcome = match row {
                 None => Err(TokenState::Unknown),
-                Some((_, _, _, Some(_))) => Err(TokenState::Used),
-                Some((_, _, expires, None)) if expires <= now => Err(TokenState::Expired),
-                Some((_, invited, _, None)) if invited.to_lowercase() != email.to_lowercase() => {
+                Some((_, _, _, Some(_), _, _)) => Err(TokenState::Used),
+                Some((_, _, _, None, Some(_), _)) => Err(TokenState::Revoked),
+                Some((_, _, expires, None, None, _)) if expires <= now => Err(TokenState::Expired),
+                Some((_, invited, _, None, None, _)) if invited.to_lowercase() != email.to_lowercase() => {
                     Err(TokenState::Unknown)
                 }
-                Some((demarche_id, _, _, None)) => {
+                // Its author left (or was removed, or deleted) since: the right they passed on
+                // ended with theirs.
+                Some((_, _, _, None, None, false)) => Err(TokenState::Revoked),
+                Some((demarche_id, _, _, None, None, true)) => {
                     tx.execute(
                         "UPDATE porteur_invite SET used_at = ?2 WHERE token_hash = ?1",
                         params![&hash[..], now],
