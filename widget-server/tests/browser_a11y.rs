@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::browser::{porteur, Mailbox};
+use common::browser::{link, porteur, Mailbox};
 use common::webdriver::Chromium;
 use common::{cli, exec_sql, post_vote, vote_body, wait_for_avis, Server};
 use hyper::StatusCode;
@@ -105,6 +105,14 @@ async fn every_page_passes_axe_at_1280_and_360_px() {
         ],
     );
 
+    // The porteur claims CARRIED while it is new (no avis yet: granted at once).
+    let mailbox = Mailbox::Outbox;
+    let porteuse = "porteuse@interieur.gouv.fr";
+    let mut p = porteur(&server, &mailbox, "Porteuse Exemple", porteuse, PW).await;
+    p.get(&format!("/console/demarches/{CARRIED}")).await;
+    let claimed = p.post(&format!("/console/demarches/{CARRIED}/porteur"), &[]).await;
+    assert_eq!(claimed.location(), format!("/console/demarches/{CARRIED}/code?info=porteur"));
+
     // Avis for the dashboard, the list and the observatory, counted on a past day.
     for i in 0..120 {
         assert_eq!(post_vote(&server, CARRIED, &vote_body(&server, CARRIED, &vote(i))).await.0, StatusCode::SEE_OTHER);
@@ -115,17 +123,15 @@ async fn every_page_passes_axe_at_1280_and_360_px() {
     assert_eq!(wait_for_avis(&server.db_url, 125, std::time::Duration::from_secs(10)).await, 125, "votes flushed");
     exec_sql(&server.db_url, "UPDATE avis_daily SET day = date(day, '-3 day');").await;
 
-    // A porteur carrying CARRIED with its fiche filled, a second one asking to carry it too,
-    // an administrator, and an account waiting for the administrator.
-    let mailbox = Mailbox::Outbox;
-    let porteuse = "porteuse@interieur.gouv.fr";
-    let mut p = porteur(&server, &mailbox, "Porteuse Exemple", porteuse, PW).await;
-    p.get(&format!("/console/demarches/{CARRIED}")).await;
-    let claimed = p.post(&format!("/console/demarches/{CARRIED}/porteur"), &[]).await;
-    assert_eq!(claimed.status, StatusCode::SEE_OTHER);
+    // A second porteur asking to carry it too (with a reason), a pending invitation, an
+    // administrator, and an account waiting for the administrator.
     let mut second = porteur(&server, &mailbox, "Second Porteur", "second@interieur.gouv.fr", PW).await;
     second.get(&format!("/console/demarches/{CARRIED}")).await;
-    second.post(&format!("/console/demarches/{CARRIED}/porteur"), &[]).await;
+    let asked = second
+        .post(&format!("/console/demarches/{CARRIED}/porteur"), &[("motif", "Adjoint au chef de bureau des titres")])
+        .await;
+    assert_eq!(asked.location(), format!("/console/demarches/{CARRIED}?info=demande-envoyee"));
+    p.post(&format!("/console/demarches/{CARRIED}/inviter"), &[("email", "invitee@interieur.gouv.fr")]).await;
     let admin = "admin@numerique.gouv.fr";
     porteur(&server, &mailbox, "Admin Exemple", admin, PW).await;
     cli(&server.dir, &server.db_url, &["account", "admin", admin]);
@@ -134,15 +140,13 @@ async fn every_page_passes_axe_at_1280_and_360_px() {
         .submit(
             "/inscription",
             "/inscription",
-            &[
-                ("nom", "Prestataire"),
-                ("email", "prestataire@exemple.fr"),
-                ("administration", "Prestataire privé"),
-                ("mot_de_passe", PW),
-                ("confirmation", PW),
-            ],
+            &[("nom", "Prestataire"), ("email", "prestataire@exemple.fr"), ("administration", "Prestataire privé")],
         )
         .await;
+    let confirmation = link(
+        &mailbox.wait_for(&server, "prestataire@exemple.fr", "Confirmez votre adresse e-mail", 1),
+        "/confirmation",
+    );
 
     let c = Chromium::start(WIDE.0, WIDE.1).await;
     let mut report = Report::default();
@@ -175,9 +179,14 @@ async fn every_page_passes_axe_at_1280_and_360_px() {
         "/mot-de-passe-oublie",
         "/mot-de-passe?jeton=abc",
         "/confirmation?jeton=abc",
+        &confirmation,
     ] {
         report.visit(&c, &server, path).await;
     }
+    c.goto(&server.url(&confirmation)).await;
+    c.fill("input[name=mot_de_passe]", "court").await;
+    c.submit_unchecked("main form button[type=submit]").await;
+    report.check(&c, "confirmation with errors").await;
     report.visit(&c, &server, &server.form_path(CARRIED)).await;
     c.submit_unchecked("form button[type=submit]").await;
     report.check(&c, "the form with errors").await;
@@ -217,6 +226,7 @@ async fn every_page_passes_axe_at_1280_and_360_px() {
         &format!("{d}/fiche"),
         &format!("{d}/porteurs"),
         &format!("/console/demarches/{OTHER}"),
+        &format!("/console/demarches/{EMPTY}"),
         &format!("/console/demarches/{OTHER}/avis"),
         "/console/demarches/999999",
         "/console/compte",

@@ -66,8 +66,6 @@ async fn a_porteur_and_a_citizen_in_a_real_browser() {
     c.fill("input[name=nom]", "Camille Martin").await;
     c.fill("input[name=email]", EMAIL).await;
     c.fill("input[name=administration]", "Direction des titres").await;
-    c.fill("input[name=mot_de_passe]", PW).await;
-    c.fill("input[name=confirmation]", PW).await;
     c.click("main form button[type=submit]").await;
     assert!(c.url().await.ends_with("/inscription/envoyee"), "{}", c.url().await);
     axe(&c, "sign-up sent").await;
@@ -76,6 +74,9 @@ async fn a_porteur_and_a_citizen_in_a_real_browser() {
     let mail = Mailbox::Outbox.wait_for(&server, EMAIL, "Confirmez votre adresse e-mail", 1);
     c.goto(&server.url(&link(&mail, "/confirmation"))).await;
     axe(&c, "confirmation").await;
+    // … choosing the password there …
+    c.fill("input[name=mot_de_passe]", PW).await;
+    c.fill("input[name=confirmation]", PW).await;
     c.click("main form button[type=submit]").await;
     assert!(c.url().await.contains("/connexion"), "{}", c.url().await);
 

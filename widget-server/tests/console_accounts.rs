@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::browser::{link, Browser, Mailbox, Page};
+use common::browser::{confirm_link, link, Browser, Mailbox, Page};
 use common::{cli, exec_sql, Server};
 use hyper::{Method, StatusCode};
 
@@ -19,31 +19,22 @@ fn jeton(link: &str) -> String {
 
 async fn sign_up(server: &Server, name: &str, email: &str) -> Page {
     let mut b = Browser::new(server);
-    let fields = [
-        ("nom", name),
-        ("email", email),
-        ("administration", "Direction des tests"),
-        ("mot_de_passe", PW),
-        ("confirmation", PW),
-    ];
+    let fields = [("nom", name), ("email", email), ("administration", "Direction des tests")];
     let page = b.submit("/inscription", "/inscription", &fields).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "sign-up of {email}: {}", page.body);
     assert_eq!(page.location(), "/inscription/envoyee");
     page
 }
 
-/// Opens the `nth` mail to `email`, follows its confirmation link (GET shows a button, changes
-/// nothing), then presses the button.
+/// Opens the `nth` mail to `email`, follows its confirmation link (GET shows the form, changes
+/// nothing), then chooses the password `PW` there.
 async fn confirm(server: &Server, mailbox: &Mailbox, email: &str, nth: usize) -> Page {
     let body = mailbox.wait_for(server, email, "Confirmez votre adresse e-mail", nth);
     let l = link(&body, "/confirmation");
     let mut b = Browser::new(server);
-    let page = b.get(&l).await;
-    assert_eq!(page.status, StatusCode::OK, "{l}: {}", page.body);
-    assert!(page.body.contains("Confirmer mon adresse"));
     let page2 = b.get(&l).await;
     assert_eq!(page2.status, StatusCode::OK, "a GET does not use the link");
-    b.post("/confirmation", &[("jeton", &jeton(&l))]).await
+    confirm_link(&mut b, &l, None, PW).await
 }
 
 async fn log_in_page(server: &Server, email: &str, password: &str) -> Page {
@@ -163,35 +154,26 @@ async fn journey(server: &Server, mailbox: &Mailbox, tag: &str) {
     mailbox.wait_for(server, &gouv, "Vous avez déjà un compte", 1);
     Browser::new(server).log_in(&gouv, PW).await;
 
-    // Somebody signs up first with an address that is not theirs; its owner signs up next and
-    // uses the link of their own sign-up: their password is the one that works, and the
-    // squatter's link is dead.
+    // Somebody signs up first with an address that is not theirs; its owner signs up next.
+    // Sign-up takes no password, so the intruder holds nothing; the owner's older mail (the
+    // intruder's sign-up) no longer works, and the newer one lets the owner choose the
+    // password and correct the name.
     let squatted = format!("cible.{tag}@culture.gouv.fr");
-    let mut squatter = Browser::new(server);
-    let fields = [
-        ("nom", "Squatteur"),
-        ("email", squatted.as_str()),
-        ("administration", "Nulle part"),
-        ("mot_de_passe", PW2),
-        ("confirmation", PW2),
-    ];
-    assert_eq!(squatter.submit("/inscription", "/inscription", &fields).await.status, StatusCode::SEE_OTHER);
+    sign_up(server, "Squatteur", &squatted).await;
     sign_up(server, "Vraie Cible", &squatted).await;
-    // The squatter's password is right for the account still unconfirmed: log-in says to
-    // confirm and sends no link (one would confirm the squatter's details).
     let early = log_in_page(server, &squatted, PW2).await;
-    assert_eq!(early.status, StatusCode::FORBIDDEN);
-    assert!(early.body.contains("pas encore confirmée"));
+    assert_eq!(early.status, StatusCode::UNPROCESSABLE_ENTITY, "no password exists yet: {}", early.body);
     mailbox.wait_for(server, &squatted, "Confirmez votre adresse e-mail", 2);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(mailbox.mails(server, &squatted).len(), 2, "no third mail");
+    let first = link(&mailbox.wait_for(server, &squatted, "Confirmez votre adresse e-mail", 1), "/confirmation");
+    let revoked = Browser::new(server).get(&first).await;
+    assert_eq!(revoked.status, StatusCode::GONE);
+    assert!(revoked.body.contains("Ce lien a été annulé"), "{}", revoked.body);
     let page = confirm(server, mailbox, &squatted, 2).await;
     assert_eq!(page.location(), "/connexion?info=adresse-confirmee");
     assert_eq!(log_in_page(server, &squatted, PW2).await.status, StatusCode::UNPROCESSABLE_ENTITY);
     let mut owner = Browser::new(server);
     owner.log_in(&squatted, PW).await;
-    assert!(owner.get("/console/compte").await.body.contains("Vraie Cible"));
-    let first = link(&mailbox.wait_for(server, &squatted, "Confirmez votre adresse e-mail", 1), "/confirmation");
+    assert!(owner.get("/console/compte").await.body.contains("Vraie Cible"), "the owner's sign-up, confirmed");
     assert_eq!(Browser::new(server).get(&first).await.status, StatusCode::GONE);
 
     // Forgotten password: the same answer for a known and an unknown address.

@@ -61,16 +61,17 @@ fn count_on(body: &str) -> usize {
 }
 
 async fn scenario(server: &Server, tag: &str) {
-    for i in 0..VOTES {
-        let (status, _, _) = post_vote(server, ID, &vote_body(server, ID, &vote(i))).await;
-        assert_eq!(status, StatusCode::SEE_OTHER);
-    }
+    // The porteur claims the démarche while it is new (granted at once), then the avis come.
     let mailbox = Mailbox::Outbox;
     let email = format!("avis.{tag}@interieur.gouv.fr");
     let mut b = porteur(server, &mailbox, "Porteuse des avis", &email, PW).await;
     b.get(&format!("/console/demarches/{ID}")).await;
     let claimed = b.post(&format!("/console/demarches/{ID}/porteur"), &[]).await;
     assert_eq!(claimed.location(), format!("/console/demarches/{ID}/code?info=porteur"));
+    for i in 0..VOTES {
+        let (status, _, _) = post_vote(server, ID, &vote_body(server, ID, &vote(i))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+    }
 
     // Wait for the flush.
     let store = open_store(&server.db_url).await;

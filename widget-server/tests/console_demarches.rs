@@ -208,7 +208,7 @@ async fn scenario(server: &Server, tag: &str) {
         page.body.contains("Je suis porteur de cette démarche") && page.body.contains("déjà un ou plusieurs porteurs")
     );
     assert_eq!(bob.get(&format!("/console/demarches/{id}/code")).await.status, StatusCode::FORBIDDEN);
-    let asked = bob.post(&format!("/console/demarches/{id}/porteur"), &[]).await;
+    let asked = bob.post(&format!("/console/demarches/{id}/porteur"), &[("motif", "Chef de projet")]).await;
     assert_eq!(asked.location(), format!("/console/demarches/{id}?info=demande-envoyee"));
     assert_eq!(
         bob.get(&format!("/console/demarches/{id}/code")).await.status,
@@ -228,7 +228,7 @@ async fn scenario(server: &Server, tag: &str) {
     // A third is refused, and stays out of every tab, whatever URL it tries.
     let mut carol = porteur(server, &mailbox, "Carol Refusée", &email("carol"), PW).await;
     carol.get(&format!("/console/demarches/{id}")).await;
-    carol.post(&format!("/console/demarches/{id}/porteur"), &[]).await;
+    carol.post(&format!("/console/demarches/{id}/porteur"), &[("motif", "Stagiaire")]).await;
     let tab = bob.get(&format!("/console/demarches/{id}/porteurs")).await;
     let request = tab.body.split("/demandes/").nth(1).unwrap().split('/').next().unwrap().to_string();
     bob.post(&format!("/console/demarches/{id}/demandes/{request}/refuser"), &[]).await;
@@ -244,7 +244,10 @@ async fn scenario(server: &Server, tag: &str) {
     assert_eq!(edit.status, StatusCode::FORBIDDEN);
     let invite = carol.post(&format!("/console/demarches/{id}/inviter"), &[("email", &email("carol"))]).await;
     assert_eq!(invite.status, StatusCode::FORBIDDEN);
-    let again = carol.post(&format!("/console/demarches/{id}/porteur"), &[]).await;
+    let bare = carol.post(&format!("/console/demarches/{id}/porteur"), &[]).await;
+    assert_eq!(bare.status, StatusCode::UNPROCESSABLE_ENTITY, "a démarche with a porteur: a reason is needed");
+    assert!(bare.body.contains("Indiquez le motif de votre demande"));
+    let again = carol.post(&format!("/console/demarches/{id}/porteur"), &[("motif", "Encore moi")]).await;
     assert_eq!(again.location(), format!("/console/demarches/{id}?info=demande-envoyee"), "claiming by URL only asks");
     assert_eq!(carol.get(&format!("/console/demarches/{id}/code")).await.status, StatusCode::FORBIDDEN);
     assert_eq!(carol.get("/console/admin").await.status, StatusCode::FORBIDDEN);

@@ -113,7 +113,8 @@ async fn the_console_reads_the_replica_while_votes_go_to_the_primary() {
     assert_eq!(satisfaction.status, StatusCode::OK);
     // Writes still work with the replica behind: a second porteur signs up, signs in, claims.
     let mut bob = porteur(&server, &mailbox, "Bob Porteur", "bob.replica@interieur.gouv.fr", PW).await;
-    let asked = bob.submit("/console/demarches/101", "/console/demarches/101/porteur", &[]).await;
+    let asked =
+        bob.submit("/console/demarches/101", "/console/demarches/101/porteur", &[("motif", "Chef de projet")]).await;
     assert_eq!(asked.status, StatusCode::SEE_OTHER, "{}", asked.body);
 
     // Replay resumed: the console catches up with the primary.

@@ -171,10 +171,16 @@ async fn sqlite_comments_from_before_migration_6_are_erased_from_search() {
     let (tmp, url) = common::Server::sqlite_dir();
     let store = store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
-    // Back to schema version 5: the triggers of migration 4.
+    // Back to schema version 5: migration 7 undone, then the triggers of migration 4.
     common::exec_sql(
         &url,
-        "DROP TABLE avis_fts_rowid;
+        "DROP TRIGGER porteur_had;
+         ALTER TABLE demarche DROP COLUMN had_porteur;
+         ALTER TABLE porteur_request DROP COLUMN reason;
+         ALTER TABLE porteur_invite DROP COLUMN cancelled_at;
+         ALTER TABLE email_token DROP COLUMN revoked_at;
+         DELETE FROM schema_migrations WHERE version = 7;
+         DROP TABLE avis_fts_rowid;
          DROP TRIGGER avis_fts_insert; DROP TRIGGER avis_fts_update; DROP TRIGGER avis_fts_delete;
          CREATE TRIGGER avis_fts_insert AFTER INSERT ON avis WHEN new.commentaire IS NOT NULL BEGIN
              INSERT INTO avis_fts (commentaire, id) VALUES (new.commentaire, new.id);

@@ -213,21 +213,43 @@ pub fn link(body: &str, path: &str) -> String {
 /// up, confirmed from its e-mail read in `mailbox`, and logged in.
 pub async fn porteur(server: &Server, mailbox: &Mailbox, name: &str, email: &str, password: &str) -> Browser {
     let mut b = Browser::new(server);
-    let fields = [
-        ("nom", name),
-        ("email", email),
-        ("administration", "Direction des tests"),
-        ("mot_de_passe", password),
-        ("confirmation", password),
-    ];
+    let fields = [("nom", name), ("email", email), ("administration", "Direction des tests")];
     let page = b.submit("/inscription", "/inscription", &fields).await;
     assert_eq!(page.location(), "/inscription/envoyee", "sign-up of {email}: {}", page.body);
     let body = mailbox.wait_for(server, email, "Confirmez votre adresse e-mail", 1);
     let l = link(&body, "/confirmation");
-    let token = l.split("jeton=").nth(1).unwrap().to_string();
-    assert_eq!(b.get(&l).await.status, StatusCode::OK);
-    let page = b.post("/confirmation", &[("jeton", &token)]).await;
+    let page = confirm_link(&mut b, &l, None, password).await;
     assert_eq!(page.location(), "/connexion?info=adresse-confirmee", "{email} is active once confirmed");
     b.log_in(email, password).await;
     b
+}
+
+/// The `value` of the field named `name` in a page.
+pub fn field_value(body: &str, name: &str) -> Option<String> {
+    let at = body.find(&format!("name=\"{name}\" value=\""))? + name.len() + 15;
+    let value = &body[at..body[at..].find('"')? + at];
+    Some(value.replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+}
+
+/// Opens a confirmation link (its GET shows the form and changes nothing), then confirms with
+/// `password` and the name the form proposes, or `name` when given, as the owner of the mailbox
+/// chooses them.
+pub async fn confirm_link(b: &mut Browser, link: &str, name: Option<&str>, password: &str) -> Page {
+    let token = link.split("jeton=").nth(1).expect("a jeton in the link").to_string();
+    let page = b.get(link).await;
+    assert_eq!(page.status, StatusCode::OK, "{link}: {}", page.body);
+    assert!(page.body.contains("choisir votre mot de passe"), "{}", page.body);
+    let proposed = field_value(&page.body, "nom").expect("the name is proposed");
+    let administration = field_value(&page.body, "administration").expect("the administration is proposed");
+    b.post(
+        "/confirmation",
+        &[
+            ("jeton", &token),
+            ("nom", name.unwrap_or(&proposed)),
+            ("administration", &administration),
+            ("mot_de_passe", password),
+            ("confirmation", password),
+        ],
+    )
+    .await
 }

@@ -1136,7 +1136,9 @@ impl ConsoleStore for SqliteConsoleStore {
                  FROM porteur_invite i WHERE i.token_hash = ?1",
                 live_invite("?2")
             );
-            let row: Option<(i64, String, String, Option<String>, Option<String>, bool)> = tx
+            // (démarche, invited address, expires_at, used_at, cancelled_at, live)
+            type InviteRow = (i64, String, String, Option<String>, Option<String>, bool);
+            let row: Option<InviteRow> = tx
                 .query_row(&sql, params![&hash[..], now], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
                 })
