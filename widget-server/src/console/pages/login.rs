@@ -76,8 +76,8 @@ pub async fn login_post(ctx: Ctx, headers: HeaderMap, Fields(f): Fields<LoginFor
     let now = Utc::now();
     let device = cookie_value(&headers, names.device)
         .and_then(|value| c.cookie_signer.known_device(value, &email, now.timestamp()));
-    // Refused here, before any argon2 work, while locked out. Until `failed()`, the try is given
-    // back when it ends (a successful log-in, or a store error).
+    // Refused here, before any argon2 work, while locked out. The try counts until it is known
+    // not to be a failure: then it is given back (dropped), also on a store error.
     let attempt = c.limits.log_in.start(ctx.client, &email, device).map_err(Problem::too_many)?;
     let account = c.store.account_by_email(email.clone()).await?;
     let ok = c.passwords.verify(f.mot_de_passe, account.as_ref().map(|a| a.password_hash.clone())).await;
@@ -90,6 +90,8 @@ pub async fn login_post(ctx: Ctx, headers: HeaderMap, Fields(f): Fields<LoginFor
             return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Se connecter", main));
         }
     };
+    // The password was right: the try is given back, whatever the account's status.
+    drop(attempt);
     match account.status {
         AccountStatus::Active => {}
         AccountStatus::Unconfirmed => {
