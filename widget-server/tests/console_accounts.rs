@@ -404,11 +404,12 @@ async fn sessions_end_when_idle_and_when_too_old() {
     sign_up(&server, "Chronos", email).await;
     confirm(&server, &Mailbox::Outbox, email, 1).await;
 
-    // Behind https, cookies are Secure (and always HttpOnly, SameSite=Lax, whole site).
+    // Behind https, cookies are Secure and `__Host-` (and always HttpOnly, SameSite=Lax, whole
+    // site).
     let mut b = Browser::new(&server);
     let page = b.submit("/connexion", "/connexion", &[("email", email), ("mot_de_passe", PW)]).await;
     let cookie = page.headers.get("set-cookie").unwrap().to_str().unwrap();
-    assert!(cookie.starts_with("monavis_session="), "{cookie}");
+    assert!(cookie.starts_with("__Host-monavis_session="), "{cookie}");
     for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/", "Max-Age=5"] {
         assert!(cookie.split("; ").any(|a| a == attribute), "{attribute} in {cookie}");
     }

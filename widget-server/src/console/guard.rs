@@ -5,7 +5,8 @@
 //!    browsers send `Origin: null` with every form, which layer 3 refuses) and `no-store` on
 //!    every console response.
 //! 2. [`load_session`]: reads the session cookie, ends idle or too old sessions, hands a
-//!    [`Viewer`] to the handlers, and renders [`Problem`]s in the layout on the way back.
+//!    [`Viewer`] to the handlers, and renders [`Problem`]s in the layout on the way back. A
+//!    visitor's CSRF cookie is kept only if this server signed it; any other value is replaced.
 //! 3. [`check_origin_and_csrf`]: every state-changing request must come from our own pages
 //!    (`Sec-Fetch-Site`, `Origin`) and carry the CSRF token of its session (or, before log-in,
 //!    of its CSRF cookie).
@@ -23,8 +24,8 @@ use chrono::Utc;
 use cookie::{Cookie, SameSite};
 use maud::html;
 
-use super::secret::{self, SecretToken};
-use super::{layout, Console, Problem, Viewer, CSRF_COOKIE, MAX_FORM_BYTES, SESSION_COOKIE};
+use super::secret;
+use super::{layout, Console, Problem, Viewer, MAX_FORM_BYTES};
 
 /// `Content-Security-Policy` of console pages: our stylesheets, forms posting to ourselves,
 /// images from ourselves and from the public URL (the buttons' preview), nothing else, no
@@ -66,7 +67,8 @@ pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim_matches('"'))
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure on https.
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, no Domain, Secure on https (what the
+/// `__Host-` names of [`super::cookies::CookieNames`] require).
 pub fn set_cookie(console: &Console, name: &str, value: &str, max_age: Option<std::time::Duration>) -> HeaderValue {
     let mut c = Cookie::build((name.to_string(), value.to_string()))
         .path("/")
@@ -95,7 +97,8 @@ pub async fn load_session(State(console): State<Arc<Console>>, mut req: Request,
     let mut set_cookies = Vec::new();
     let mut expired = false;
     let mut viewer = None;
-    if let Some(token) = cookie_value(req.headers(), SESSION_COOKIE).filter(|t| secret::well_formed(t)) {
+    let names = console.settings.cookies;
+    if let Some(token) = cookie_value(req.headers(), names.session).filter(|t| secret::well_formed(t)) {
         let hash = secret::hash(token);
         match console.store.session(hash).await {
             Ok(Some(session)) => {
@@ -121,17 +124,19 @@ pub async fn load_session(State(console): State<Arc<Console>>, mut req: Request,
             Err(e) => return render_problem(&console, &anonymous(String::new()), &path, Problem::from(e)),
         }
         if expired {
-            set_cookies.push(clear_cookie(&console, SESSION_COOKIE));
+            set_cookies.push(clear_cookie(&console, names.session));
         }
     }
     let viewer = match viewer {
         Some(v) => v,
         None => {
-            let csrf = match cookie_value(req.headers(), CSRF_COOKIE).filter(|t| secret::well_formed(t)) {
+            // Only a value this server signed: one planted by someone else (well-formed or not)
+            // is replaced, so a form posted with it fails the check of layer 3.
+            let csrf = match cookie_value(req.headers(), names.csrf).filter(|t| console.cookie_signer.csrf_is_ours(t)) {
                 Some(t) => t.to_string(),
                 None => {
-                    let fresh = SecretToken::generate().expose().to_string();
-                    set_cookies.push(set_cookie(&console, CSRF_COOKIE, &fresh, None));
+                    let fresh = console.cookie_signer.new_csrf();
+                    set_cookies.push(set_cookie(&console, names.csrf, &fresh, None));
                     fresh
                 }
             };
@@ -341,7 +346,7 @@ mod tests {
     fn cookies_are_read_by_exact_name() {
         let mut h = HeaderMap::new();
         h.append(header::COOKIE, HeaderValue::from_static("a=1; monavis_session_x=2; monavis_session=abc"));
-        assert_eq!(cookie_value(&h, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie_value(&h, "monavis_session"), Some("abc"));
         assert_eq!(cookie_value(&h, "b"), None);
     }
 }

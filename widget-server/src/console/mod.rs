@@ -13,9 +13,12 @@
 //! - [`api`]: the JSON API (`/api/v1/…`), read with Bearer keys created in « Mon compte ».
 //! - [`password`], [`secret`], [`limit`], [`mail`], [`emails`]: argon2id, random secrets stored
 //!   hashed, rate limits of the account forms, the mail backend and the French e-mails.
+//! - [`cookies`]: the cookies' names (`__Host-` behind https), the signed pre-log-in CSRF
+//!   cookie and the « appareil connu » device cookie.
 
 pub mod api;
 pub mod chart;
+pub mod cookies;
 pub mod emails;
 pub mod guard;
 pub mod layout;
@@ -41,6 +44,7 @@ use ipnet::IpNet;
 use maud::Markup;
 use tower::ServiceExt;
 
+use self::cookies::{CookieNames, CookieSigner};
 use self::layout::Chrome;
 use self::mail::Mailer;
 use self::password::Passwords;
@@ -50,11 +54,6 @@ use crate::config::Config;
 use crate::store::Store;
 use snippet::KeySigner;
 
-/// The session cookie (DESIGN §10).
-pub const SESSION_COOKIE: &str = "monavis_session";
-/// The CSRF cookie of visitors who are not signed in (double-submit: the forms of log-in,
-/// sign-up and reset carry the same value).
-pub const CSRF_COOKIE: &str = "monavis_csrf";
 /// Largest form body the console reads.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 /// How long a confirmation link is valid.
@@ -71,6 +70,8 @@ pub struct Settings {
     pub public_origin: String,
     /// `Secure` cookies: the public URL is https.
     pub secure_cookies: bool,
+    /// The cookies' names: `__Host-` prefixed with `secure_cookies`.
+    pub cookies: CookieNames,
     pub operator_name: String,
     pub operator_marianne: bool,
     pub session_idle: Duration,
@@ -90,8 +91,10 @@ impl Settings {
             }
             None => public_url.clone(),
         };
+        let secure_cookies = public_url.starts_with("https://");
         Settings {
-            secure_cookies: public_url.starts_with("https://"),
+            secure_cookies,
+            cookies: CookieNames::new(secure_cookies),
             public_url,
             public_origin,
             operator_name: config.operator_name.clone(),
@@ -119,6 +122,8 @@ pub struct Console {
     pub votes: Arc<dyn Store>,
     /// Signs form links, for the « Code à intégrer ».
     pub signer: KeySigner,
+    /// Signs the pre-log-in CSRF cookie and the « appareil connu » device cookie.
+    pub cookie_signer: CookieSigner,
     /// The public observatory's figures, computed at most every few minutes.
     pub observatory: Arc<observatory::Cache>,
     router: std::sync::OnceLock<axum::Router>,
@@ -127,7 +132,7 @@ pub struct Console {
 /// Who is looking at a page: set on every console request by [`guard::load_session`].
 #[derive(Clone, Debug)]
 pub enum Viewer {
-    /// Not signed in; `csrf` is the value of the CSRF cookie. `expired` when a session cookie
+    /// Not signed in; `csrf` is the value of the (signed) CSRF cookie. `expired` when a session cookie
     /// came with the request but its session has ended.
     Anonymous {
         csrf: String,
@@ -306,6 +311,7 @@ impl Console {
             catalogue,
             votes,
             signer: KeySigner::new(secret),
+            cookie_signer: CookieSigner::new(secret),
             observatory: Arc::default(),
             router: std::sync::OnceLock::new(),
         });
@@ -404,9 +410,11 @@ mod tests {
             ("https://Avis.Example.fr/base", "https://avis.example.fr")
         );
         assert!(s.secure_cookies);
+        assert_eq!(s.cookies.session, "__Host-monavis_session");
         let s = settings(&["--public-url", "http://127.0.0.1:8080"]);
         assert_eq!(s.public_origin, "http://127.0.0.1:8080");
         assert!(!s.secure_cookies);
+        assert_eq!(s.cookies.session, "monavis_session");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::console::layout::{csrf_field, notice, paris_time_a, see_other, Errors
 use crate::console::password::check_new;
 use crate::console::secret::{self, SecretToken};
 use crate::console::store::{Account, ApiKey, AuditEntry};
-use crate::console::{emails, Answer, Ctx, Problem, Viewer, SESSION_COOKIE};
+use crate::console::{emails, Answer, Ctx, Problem, Viewer};
 
 /// What every API key starts with, so that a leaked key is recognisable (secret scanners).
 pub const API_KEY_PREFIX: &str = "mav_";
@@ -328,7 +328,7 @@ pub async fn delete_post(ctx: Ctx, Fields(f): Fields<DeleteForm>) -> Answer {
     c.store.audit(entry, Utc::now()).await?;
     c.mailer.send(&a.email, emails::deleted(&c.settings.operator_name)).await?;
     let mut res = see_other("/?info=compte-supprime");
-    res.headers_mut().append(header::SET_COOKIE, clear_cookie(c, SESSION_COOKIE));
+    res.headers_mut().append(header::SET_COOKIE, clear_cookie(c, c.settings.cookies.session));
     Ok(res)
 }
 

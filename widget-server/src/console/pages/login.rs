@@ -1,22 +1,24 @@
 //! « Se connecter » (`/connexion`) and « Se déconnecter » (`POST /deconnexion`).
 //!
-//! A wrong password and an unknown address get the same message after the same argon2 work. A
-//! successful log-in always starts a new session (the token is rotated), ending the one the
-//! browser had, if any.
+//! A wrong password and an unknown address get the same message after the same argon2 work, and
+//! count against the log-in limits ([`crate::console::limit::LogInLimits`]); a successful log-in
+//! never does. A successful log-in always starts a new session (the token is rotated), ending
+//! the one the browser had, if any, and gives the browser a fresh « appareil connu » cookie for
+//! that address, which keeps strangers' failures on the address from locking it out.
 
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{normalize_email, Fields, Params};
-use crate::console::guard::{clear_cookie, safe_return_path, set_cookie};
+use crate::console::cookies::DEVICE_MAX_AGE;
+use crate::console::guard::{clear_cookie, cookie_value, safe_return_path, set_cookie};
 use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
-use crate::console::limit::Action;
 use crate::console::secret::SecretToken;
 use crate::console::store::AccountStatus;
-use crate::console::{Answer, Ctx, Problem, Viewer, SESSION_COOKIE};
+use crate::console::{Answer, Ctx, Problem, Viewer};
 
 #[derive(Deserialize, Default)]
 pub struct LoginQuery {
@@ -58,7 +60,7 @@ pub async fn login_get(ctx: Ctx, Params(q): Params<LoginQuery>) -> Response {
 }
 
 /// Checks the password and opens a session.
-pub async fn login_post(ctx: Ctx, Fields(f): Fields<LoginForm>) -> Answer {
+pub async fn login_post(ctx: Ctx, headers: HeaderMap, Fields(f): Fields<LoginForm>) -> Answer {
     let c = &ctx.console;
     let suite = f.suite.as_deref();
     let mut errors = Errors::default();
@@ -70,17 +72,26 @@ pub async fn login_post(ctx: Ctx, Fields(f): Fields<LoginForm>) -> Answer {
             return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Se connecter", main));
         }
     };
-    c.limits.check(Action::LogIn, ctx.client, &email).map_err(Problem::too_many)?;
+    let names = c.settings.cookies;
+    let now = Utc::now();
+    let device = cookie_value(&headers, names.device)
+        .and_then(|value| c.cookie_signer.known_device(value, &email, now.timestamp()));
+    // Refused here, before any argon2 work, while locked out. The try counts until it is known
+    // not to be a failure: then it is given back (dropped), also on a store error.
+    let attempt = c.limits.log_in.start(ctx.client, &email, device).map_err(Problem::too_many)?;
     let account = c.store.account_by_email(email.clone()).await?;
     let ok = c.passwords.verify(f.mot_de_passe, account.as_ref().map(|a| a.password_hash.clone())).await;
     let account = match account {
         Some(a) if ok => a,
         _ => {
+            attempt.failed();
             errors.add("mot_de_passe", "Connexion", "Adresse e-mail ou mot de passe incorrect.");
             let main = login_form(&ctx, &f.email, suite, &errors, None);
             return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Se connecter", main));
         }
     };
+    // The password was right: the try is given back, whatever the account's status.
+    drop(attempt);
     match account.status {
         AccountStatus::Active => {}
         AccountStatus::Unconfirmed => {
@@ -109,10 +120,12 @@ pub async fn login_post(ctx: Ctx, Fields(f): Fields<LoginForm>) -> Answer {
         c.store.delete_session(*token_hash).await?;
     }
     let token = SecretToken::generate();
-    c.store.create_session(token.hash(), account.id, SecretToken::generate().expose().to_string(), Utc::now()).await?;
+    c.store.create_session(token.hash(), account.id, SecretToken::generate().expose().to_string(), now).await?;
     let mut res = see_other(safe_return_path(suite));
-    let cookie = set_cookie(c, SESSION_COOKIE, token.expose(), Some(c.settings.session_max_age));
-    res.headers_mut().append(header::SET_COOKIE, cookie);
+    let session = set_cookie(c, names.session, token.expose(), Some(c.settings.session_max_age));
+    res.headers_mut().append(header::SET_COOKIE, session);
+    let device = c.cookie_signer.new_device(&email, now.timestamp());
+    res.headers_mut().append(header::SET_COOKIE, set_cookie(c, names.device, &device, Some(DEVICE_MAX_AGE)));
     Ok(res)
 }
 
@@ -122,6 +135,6 @@ pub async fn logout_post(ctx: Ctx) -> Answer {
         ctx.console.store.delete_session(*token_hash).await?;
     }
     let mut res = see_other("/connexion?info=deconnecte");
-    res.headers_mut().append(header::SET_COOKIE, clear_cookie(&ctx.console, SESSION_COOKIE));
+    res.headers_mut().append(header::SET_COOKIE, clear_cookie(&ctx.console, ctx.console.settings.cookies.session));
     Ok(res)
 }
