@@ -121,9 +121,10 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "MONAVIS_LISTEN", default_value = "127.0.0.1:8080", global = true)]
     pub listen: SocketAddr,
-    /// Public base URL, as citizens reach it (used in snippets).
-    #[arg(long, env = "MONAVIS_PUBLIC_URL", default_value = "http://127.0.0.1:8080", global = true)]
-    pub public_url: String,
+    /// Public base URL, as citizens and porteurs reach it (links in snippets and e-mails).
+    /// Default: http:// and the address the server listens on (said in the start-up log).
+    #[arg(long, env = "MONAVIS_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
     /// Store: postgres://… or sqlite://path (also read from DATABASE_URL).
     #[arg(long, env = "MONAVIS_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
@@ -200,6 +201,10 @@ pub struct Config {
     /// smtps://host:465. Without it, e-mails stay in the email_outbox table (and the log says so).
     #[arg(long, env = "MONAVIS_SMTP_URL", global = true)]
     pub smtp_url: Option<String>,
+    /// Print each e-mail (recipient, subject, body with its links) to the log, like Django's
+    /// console e-mail backend: auto (when listening on loopback without --smtp-url), yes, no.
+    #[arg(long, env = "MONAVIS_LOG_EMAILS", default_value = "auto", global = true)]
+    pub log_emails: LogEmails,
     /// Sender of the console's e-mails; default "operator name" <ne-pas-repondre@host of --public-url>.
     #[arg(long, env = "MONAVIS_SMTP_FROM", global = true)]
     pub smtp_from: Option<String>,
@@ -212,6 +217,15 @@ pub struct Config {
     /// Log filter (tracing EnvFilter syntax), e.g. info or widget_server=debug.
     #[arg(long, env = "MONAVIS_LOG", default_value = "info,tokio_postgres=warn", global = true)]
     pub log: String,
+}
+
+/// Whether e-mails are printed to the log (`--log-emails`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogEmails {
+    /// On a laptop: listening on loopback with no SMTP server.
+    Auto,
+    Yes,
+    No,
 }
 
 /// The default store: an embedded SQLite file, so that a bare `cargo run` works.
@@ -231,4 +245,67 @@ impl Config {
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_interval_ms.max(1))
     }
+
+    /// `--public-url`, or http:// and `listening` (the address bound: with `--listen …:0`, the
+    /// port chosen), `127.0.0.1` standing for an unspecified address (`0.0.0.0`, `::`).
+    pub fn public_url_for(&self, listening: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None => {
+                let ip = match listening.ip() {
+                    ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+                    ip => ip,
+                };
+                format!("http://{}", SocketAddr::new(ip, listening.port()))
+            }
+        }
+    }
+
+    /// The public URL for commands that run without a listener (`snippet`, `account approve`):
+    /// that of a server started with the same flags.
+    pub fn public_url(&self) -> String {
+        self.public_url_for(self.listen)
+    }
+
+    /// Whether e-mails go to the log: `--log-emails`, `auto` meaning on loopback without SMTP.
+    pub fn emails_to_log(&self, listening: SocketAddr) -> bool {
+        match self.log_emails {
+            LogEmails::Yes => true,
+            LogEmails::No => false,
+            LogEmails::Auto => self.smtp_url.is_none() && listening.ip().is_loopback(),
+        }
+    }
+}
+
+/// The flags each command other than `serve` reads; its `--help` lists only those (every flag
+/// is accepted anywhere, so that a command line may put them before or after the command).
+const COMMAND_FLAGS: &[(&str, &[&str])] = &[
+    ("migrate", &["database_url", "log"]),
+    ("demarche", &["database_url", "log"]),
+    ("snippet", &["public_url", "listen", "secret_file", "log"]),
+    ("account", &["database_url", "public_url", "listen", "operator_name", "log"]),
+    ("email", &["database_url", "log"]),
+];
+
+/// The help of a command other than `serve` (or of one of its subcommands) when `args` ask for
+/// it: that command with its own options and only the server flags it reads.
+pub fn scoped_help(args: &[String]) -> Option<String> {
+    use clap::CommandFactory;
+    if !args.iter().any(|a| a == "--help" || a == "-h") {
+        return None;
+    }
+    let words: Vec<&str> = args.iter().skip(1).map(String::as_str).filter(|a| !a.starts_with('-')).collect();
+    let top = Cli::command();
+    let (name, flags) = COMMAND_FLAGS.iter().find(|(name, _)| words.first() == Some(name))?;
+    let mut cmd = top.find_subcommand(name)?.clone();
+    let mut path = vec![format!("{} {name}", top.get_name())];
+    if let Some(sub) = words.get(1).and_then(|w| cmd.find_subcommand(w)).cloned() {
+        path.push(sub.get_name().to_string());
+        cmd = sub;
+    }
+    for arg in top.get_arguments().filter(|a| flags.contains(&a.get_id().as_str())) {
+        cmd = cmd.arg(arg.clone().global(false));
+    }
+    let mut cmd = cmd.bin_name(path.join(" ")).disable_help_subcommand(true);
+    Some(cmd.render_help().to_string())
 }

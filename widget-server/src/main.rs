@@ -13,6 +13,11 @@ use widget_server::flush::FlushOutcome;
 use widget_server::{secret, server, store};
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(help) = widget_server::config::scoped_help(&args) {
+        print!("{help}");
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.config.log).unwrap_or_else(|_| "info".into()))
@@ -110,7 +115,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             anyhow::ensure!(known, "démarche {} is not in the catalogue: add it with `demarche add`", args.demarche);
             let secret = secret::load_or_create(&config.secret_file)?;
             let signer = snippet::KeySigner::new(&secret);
-            let html = snippet::Snippet::new(&config.public_url, args.demarche as u64, args.style)
+            let public_url = config.public_url();
+            let html = snippet::Snippet::new(&public_url, args.demarche as u64, args.style)
                 .source(&args.source)
                 .new_window(args.new_window)
                 .html(&signer);
@@ -158,7 +164,7 @@ async fn account_command(config: &Config, command: AccountCommand) -> anyhow::Re
             console.audit(audit("account.approve", account.id, &account.email), now).await?;
             let mail = widget_server::console::emails::approved(
                 &config.operator_name,
-                config.public_url.trim_end_matches('/'),
+                config.public_url().trim_end_matches('/'),
             );
             console.queue_email(account.email.clone(), mail.subject, mail.body, now).await?;
             println!(
@@ -173,7 +179,11 @@ async fn account_command(config: &Config, command: AccountCommand) -> anyhow::Re
             println!("{} is now an administrator (and active)", account.email);
         }
         AccountCommand::Pending => {
-            for a in console.pending_accounts().await? {
+            let pending = console.pending_accounts().await?;
+            if pending.is_empty() {
+                println!("no account waits for an administrator");
+            }
+            for a in pending {
                 println!("{}\t{}\t{}\t{}", a.email, a.name, a.administration, a.created_at.format("%Y-%m-%d %H:%M"));
             }
         }
@@ -198,7 +208,7 @@ fn writable_dir(dir: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("the data directory {} is not writable", dir.display()))
 }
 
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+async fn serve(mut config: Config) -> anyhow::Result<ExitCode> {
     let shutdown = server::shutdown_signal();
     anyhow::ensure!(
         config.shutdown_drain < config.shutdown_timeout,
@@ -211,15 +221,31 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let secret = secret::load_or_create(&config.secret_file)?;
     let catalogue = Arc::new(Catalogue::new(store.demarches().await.context("loading the catalogue")?));
     let css = ["avis", "console"].map(|stem| widget_server::assets::hashed_href(stem).unwrap_or_default());
-    let console = widget_server::console::Console::start(&config, css, catalogue.clone(), store.clone(), &secret)
-        .await
-        .context("starting the porteurs' console")?;
+    // Bound before the console starts: without --public-url, links (e-mails, snippets) use the
+    // address actually bound, port included.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let public_url = config.public_url_for(addr);
+    if config.public_url.is_none() {
+        if addr.ip().is_loopback() {
+            tracing::info!(%public_url, "no --public-url: links in e-mails and snippets use the listening address");
+        } else {
+            tracing::warn!(
+                %public_url,
+                "listening beyond loopback without --public-url: links in e-mails and snippets point to this \
+                 address, which citizens and porteurs may not reach; set --public-url to the address they use"
+            );
+        }
+    }
+    config.public_url = Some(public_url.clone());
+    let console = widget_server::console::Console::start(&config, addr, css, catalogue.clone(), store.clone(), &secret)
+        .await
+        .context("starting the porteurs' console")?;
     tracing::info!(
         %addr,
+        %public_url,
         store = %store::redact(&config.database_url()),
         console_reads = %config.database_read_url.as_deref().map(store::redact).unwrap_or_else(|| "the store".into()),
         demarches = catalogue.len(),

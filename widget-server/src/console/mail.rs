@@ -36,12 +36,15 @@ pub struct Mailer {
     store: Arc<dyn ConsoleStore>,
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: Mailbox,
+    /// Print every mail, body included, to the log (`--log-emails`: a laptop without SMTP).
+    to_log: bool,
 }
 
 impl Mailer {
     /// With `smtp_url` (`smtp://host:25`, `smtp://user:pass@host:587?tls=required`,
     /// `smtps://host:465`), messages go out through it; without, they stay in the outbox.
-    pub fn new(store: Arc<dyn ConsoleStore>, smtp_url: Option<&str>, from: &str) -> anyhow::Result<Mailer> {
+    /// With `to_log`, each mail is also printed whole to the log (see [`crate::config::LogEmails`]).
+    pub fn new(store: Arc<dyn ConsoleStore>, smtp_url: Option<&str>, from: &str, to_log: bool) -> anyhow::Result<Mailer> {
         let from: Mailbox = from.parse().map_err(|e| anyhow::anyhow!("--smtp-from {from:?} is not an address: {e}"))?;
         let smtp = match smtp_url {
             Some(url) => Some(
@@ -52,7 +55,7 @@ impl Mailer {
             ),
             None => None,
         };
-        Ok(Mailer { store, smtp, from })
+        Ok(Mailer { store, smtp, from, to_log })
     }
 
     /// Whether messages leave through SMTP.
@@ -63,11 +66,20 @@ impl Mailer {
     /// Queues `mail` to `to` and, with SMTP, starts delivering it. Returns once it is in the
     /// outbox.
     pub async fn send(self: &Arc<Self>, to: &str, mail: Email) -> Result<(), StoreError> {
+        if self.to_log {
+            // Asked for (a laptop, or an operator's explicit --log-emails yes): the whole mail,
+            // links included, so that a newcomer follows them from the terminal.
+            tracing::info!(
+                "e-mail to {to}\nSubject: {}\n\n{}\n-- end of e-mail (--log-emails; --smtp-url sends them)",
+                mail.subject,
+                mail.body
+            );
+        }
         let id = self.store.queue_email(to.to_string(), mail.subject, mail.body, Utc::now()).await?;
         if self.smtp.is_some() {
             let me = self.clone();
             tokio::spawn(async move { me.deliver(id).await });
-        } else {
+        } else if !self.to_log {
             // The subject may hold a démarche's name, typed by a porteur: the id is enough.
             tracing::info!(mail_id = id, "no --smtp-url: e-mail kept in email_outbox (widget-server email list)");
         }

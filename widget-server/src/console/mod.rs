@@ -82,7 +82,7 @@ pub struct Settings {
 impl Settings {
     /// From the server's configuration.
     pub fn from_config(config: &Config) -> Settings {
-        let public_url = config.public_url.trim_end_matches('/').to_string();
+        let public_url = config.public_url().trim_end_matches('/').to_string();
         let public_origin = match public_url.find("://") {
             Some(i) => {
                 let rest = &public_url[i + 3..];
@@ -292,6 +292,7 @@ impl Console {
     /// Opens the console's own store connection(s), prepares passwords and mail.
     pub async fn start(
         config: &Config,
+        listening: SocketAddr,
         css: [String; 2],
         catalogue: Arc<Catalogue>,
         votes: Arc<dyn Store>,
@@ -300,7 +301,16 @@ impl Console {
         let settings = Settings::from_config(config);
         let store = store::open_with_reads(&config.database_url(), config.database_read_url.as_deref()).await?;
         let from = config.smtp_from.clone().unwrap_or_else(|| default_from(&settings));
-        let mailer = Arc::new(Mailer::new(store.clone(), config.smtp_url.as_deref(), &from)?);
+        let to_log = config.emails_to_log(listening);
+        let mailer = Arc::new(Mailer::new(store.clone(), config.smtp_url.as_deref(), &from, to_log)?);
+        if config.smtp_url.is_none() && !to_log {
+            tracing::warn!(
+                "no --smtp-url: the console's e-mails (confirmation and reset links, invitations) are NOT sent; \
+                 they wait in the email_outbox table (widget-server email list). Set --smtp-url to send them."
+            );
+        } else if to_log {
+            tracing::info!("e-mails are printed to this log (--log-emails)");
+        }
         let console = Arc::new(Console {
             settings,
             store,
