@@ -148,6 +148,19 @@ async fn scenario(server: &Server, tag: &str) {
     let mut strings = String::new();
     zip.by_name("xl/sharedStrings.xml").map(|mut f| f.read_to_string(&mut strings).unwrap()).ok();
     assert!(sheet.contains("compliqu") || strings.contains("compliqu"), "comments are in the workbook");
+    // A spreadsheet for people: dates are dates (numbers with a date format), the header row is
+    // frozen and filterable, columns have widths, and strings are typed (no CSV `'` in them).
+    assert!(sheet.contains(r#"<pane ySplit="1""#) && sheet.contains(r#"state="frozen""#), "frozen header");
+    assert!(sheet.contains(&format!(r#"<autoFilter ref="A1:H{}"/>"#, VOTES + 1)), "filters on the header");
+    assert!(sheet.contains("<cols>") && sheet.contains("customWidth=\"1\""), "column widths");
+    let first_data_row = sheet.split("<row r=\"2\"").nth(1).expect("a data row");
+    let a2 = first_data_row.split("<c r=\"A2\"").nth(1).unwrap().split("</c>").next().unwrap();
+    assert!(!a2.contains("t=\"s\"") && !a2.contains("t=\"str\"") && a2.contains("<v>4"), "a date serial: {a2}");
+    let mut styles = String::new();
+    zip.by_name("xl/styles.xml").unwrap().read_to_string(&mut styles).unwrap();
+    assert!(styles.contains("dd/mm/yyyy hh:mm:ss"), "a date format");
+    let text = format!("{sheet}{strings}");
+    assert!(text.contains(">=HYPERLINK(") && !text.contains("'=HYPERLINK("), "XLSX strings are not neutralised");
 
     // The dashboard says the same, from the aggregates: count and breakdown equal the recount.
     let recount = common::assert_aggregates(&store, &[ID]).await;

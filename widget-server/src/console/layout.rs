@@ -163,11 +163,24 @@ impl Input<'_> {
                 label for=(self.id) { (self.label) @if self.required { "\u{a0}" span.requis aria-hidden="true" { "*" } } }
                 @if let Some(h) = self.hint { p.indication id=(hint_id) { (h) } }
                 @if let Some(m) = error { p.message-erreur id=(err_id) { (m) } }
-                input type=(self.kind) id=(self.id) name=(self.id) value=(self.value) autocomplete=(self.autocomplete)
+                // « numeric »: a text field that brings the numeric keyboard on phones (a
+                // type=number field would turn « 12 000 » into an error, and spin on scroll).
+                @let (kind, inputmode) = if self.kind == "numeric" { ("text", Some("numeric")) } else { (self.kind, None) };
+                input type=(kind) inputmode=[inputmode] id=(self.id) name=(self.id) value=(self.value) autocomplete=(self.autocomplete)
                     required[self.required] aria-invalid=[error.map(|_| "true")]
                     aria-describedby=[(!described.is_empty()).then(|| described.join(" "))];
             }
         }
+    }
+}
+
+/// A source label as porteurs read it: the default `button` (the value stored, and rewritten by
+/// demarches-simplifiees.fr) is « Bouton »; other labels are the porteurs' own.
+pub fn source_label(source: &str) -> &str {
+    if source == snippet::DEFAULT_SOURCE {
+        "Bouton"
+    } else {
+        source
     }
 }
 

@@ -44,7 +44,12 @@ impl Mailer {
     /// With `smtp_url` (`smtp://host:25`, `smtp://user:pass@host:587?tls=required`,
     /// `smtps://host:465`), messages go out through it; without, they stay in the outbox.
     /// With `to_log`, each mail is also printed whole to the log (see [`crate::config::LogEmails`]).
-    pub fn new(store: Arc<dyn ConsoleStore>, smtp_url: Option<&str>, from: &str, to_log: bool) -> anyhow::Result<Mailer> {
+    pub fn new(
+        store: Arc<dyn ConsoleStore>,
+        smtp_url: Option<&str>,
+        from: &str,
+        to_log: bool,
+    ) -> anyhow::Result<Mailer> {
         let from: Mailbox = from.parse().map_err(|e| anyhow::anyhow!("--smtp-from {from:?} is not an address: {e}"))?;
         let smtp = match smtp_url {
             Some(url) => Some(

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::demarche::{carried, header as demarche_header, Tab};
 use super::{Id, Params};
-use crate::console::layout::{paris_time, Errors};
+use crate::console::layout::{paris_time, source_label, Errors};
 use crate::console::store::{AvisFilter, AvisRow, Cursor, DemarcheRow};
 use crate::console::{Answer, Ctx, Problem};
 use crate::form::{LABELS_AIDE, LABELS_CLARTE, LABELS_FACILITE, LABELS_SATISFACTION};
@@ -178,7 +178,7 @@ fn avis_list(rows: &[AvisRow]) -> Markup {
         ol.avis {
             @for a in rows {
                 li {
-                    p.indication { (paris_time(a.received_at)) " · provenance «\u{a0}" (a.source) "\u{a0}»" }
+                    p.indication { (paris_time(a.received_at)) " · provenance «\u{a0}" (source_label(&a.source)) "\u{a0}»" }
                     dl {
                         dt { "Satisfaction" } dd { (label(Question::Satisfaction, &a.satisfaction)) }
                         dt { "Facilité" } dd { (a.facilite.as_deref().map_or("Sans réponse", |v| label(Question::Facilite, v))) }
@@ -239,7 +239,8 @@ pub async fn avis_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Ans
     Ok(ctx.render(status, &format!("Tous les avis – {}", d.details.name), main))
 }
 
-/// A spreadsheet cannot take a cell starting with = + - @ for a formula once it is text.
+/// A CSV cell starting with = + - @ (or tab, CR) would be read as a formula by a spreadsheet:
+/// it gets a leading `'`. CSV only: an XLSX cell is typed, a string stays a string.
 fn neutralise(cell: &str) -> String {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{cell}")
@@ -251,17 +252,41 @@ fn neutralise(cell: &str) -> String {
 const COLUMNS: [&str; 8] =
     ["Date (heure de Paris)", "Provenance", "Satisfaction", "Facilité", "Clarté", "Aide", "Commentaire", "Identifiant"];
 
+/// Widths of [`COLUMNS`] in the XLSX export, in characters.
+const WIDTHS: [f64; 8] = [19.0, 14.0, 12.0, 22.0, 18.0, 28.0, 80.0, 38.0];
+
+/// The cells of an avis as read: text, as the XLSX export writes them (its first, the date, is
+/// written as a date there).
 fn cells(a: &AvisRow) -> [String; 8] {
     [
         a.received_at.with_timezone(&chrono_tz::Europe::Paris).format("%Y-%m-%d %H:%M:%S").to_string(),
-        neutralise(&a.source),
+        source_label(&a.source).to_string(),
         label(Question::Satisfaction, &a.satisfaction).to_string(),
         a.facilite.as_deref().map_or("", |v| label(Question::Facilite, v)).to_string(),
         a.clarte.as_deref().map_or("", |v| label(Question::Clarte, v)).to_string(),
         aides(a.aide).join(", "),
-        neutralise(a.commentaire.as_deref().unwrap_or("")),
+        a.commentaire.as_deref().unwrap_or("").to_string(),
         a.id.hyphenated().to_string(),
     ]
+}
+
+/// The cells of an avis in the CSV export: [`cells`], the free texts neutralised.
+fn csv_cells(a: &AvisRow) -> [String; 8] {
+    let mut c = cells(a);
+    c[1] = neutralise(&c[1]);
+    c[6] = neutralise(&c[6]);
+    c
+}
+
+/// The Paris time of an avis as a spreadsheet date.
+fn excel_time(at: DateTime<Utc>) -> Result<rust_xlsxwriter::ExcelDateTime, rust_xlsxwriter::XlsxError> {
+    use chrono::{Datelike, Timelike};
+    let t = at.with_timezone(&chrono_tz::Europe::Paris);
+    rust_xlsxwriter::ExcelDateTime::from_ymd(t.year() as u16, t.month() as u8, t.day() as u8)?.and_hms(
+        t.hour() as u16,
+        t.minute() as u8,
+        t.second(),
+    )
 }
 
 /// `avis-{id}-{name}-{period}.{ext}`, ASCII only.
@@ -319,7 +344,7 @@ pub async fn csv_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Answ
         let mut w = csv_writer(Vec::with_capacity(chunk.len() * 160));
         for row in chunk {
             let row = row.map_err(|e| std::io::Error::other(e.to_string()))?;
-            w.write_record(cells(&row)).map_err(std::io::Error::other)?;
+            w.write_record(csv_cells(&row)).map_err(std::io::Error::other)?;
         }
         w.into_inner().map(Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
     });
@@ -374,26 +399,46 @@ pub async fn xlsx_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Ans
     let error_tx = body_tx.clone();
     tokio::task::spawn_blocking(move || {
         let result = (|| -> Result<(), rust_xlsxwriter::XlsxError> {
-            let mut workbook = rust_xlsxwriter::Workbook::new();
-            let bold = rust_xlsxwriter::Format::new().set_bold();
+            use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
+            let mut workbook = Workbook::new();
+            let bold = Format::new().set_bold();
+            let date = Format::new().set_num_format("dd/mm/yyyy hh:mm:ss");
+            let wrap = Format::new().set_text_wrap();
+            // A header row in bold, frozen, columns sized to what they hold.
+            let start = |sheet: &mut Worksheet| -> Result<(), XlsxError> {
+                for (c, (title, width)) in COLUMNS.iter().zip(WIDTHS).enumerate() {
+                    sheet.set_column_width(c as u16, width)?;
+                    sheet.write_string_with_format(0, c as u16, *title, &bold)?;
+                }
+                sheet.set_freeze_panes(1, 0)?;
+                Ok(())
+            };
+            // Filters on the header row, over the rows written.
+            let finish = |sheet: &mut Worksheet, rows: u32| -> Result<(), XlsxError> {
+                sheet.autofilter(0, 0, rows.saturating_sub(1).max(1), COLUMNS.len() as u16 - 1).map(drop)
+            };
             // A sheet holds 1,048,576 rows: past that, the avis go on in « Avis (2) », and so on,
             // each sheet with its header row. Nothing is cut.
             let mut sheets = 0u32;
             let mut r = SHEET_ROWS;
             while let Some(row) = row_rx.blocking_recv() {
-                let row = row.map_err(|e| rust_xlsxwriter::XlsxError::ParameterError(format!("store: {e}")))?;
+                let row = row.map_err(|e| XlsxError::ParameterError(format!("store: {e}")))?;
                 if r == SHEET_ROWS {
+                    if sheets > 0 {
+                        finish(workbook.worksheet_from_index(sheets as usize - 1)?, r)?;
+                    }
                     sheets += 1;
                     let sheet = workbook.add_worksheet_with_constant_memory()?;
                     sheet.set_name(if sheets == 1 { "Avis".to_string() } else { format!("Avis ({sheets})") })?;
-                    for (c, title) in COLUMNS.iter().enumerate() {
-                        sheet.write_string_with_format(0, c as u16, *title, &bold)?;
-                    }
+                    start(sheet)?;
                     r = 1;
                 }
                 let sheet = workbook.worksheet_from_index(sheets as usize - 1)?;
-                for (c, cell) in cells(&row).iter().enumerate() {
-                    if !cell.is_empty() {
+                sheet.write_datetime_with_format(r, 0, excel_time(row.received_at)?, &date)?;
+                for (c, cell) in cells(&row).iter().enumerate().skip(1) {
+                    if c == 6 && !cell.is_empty() {
+                        sheet.write_string_with_format(r, c as u16, cell, &wrap)?;
+                    } else if !cell.is_empty() {
                         sheet.write_string(r, c as u16, cell)?;
                     }
                 }
@@ -402,9 +447,10 @@ pub async fn xlsx_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Ans
             if sheets == 0 {
                 let sheet = workbook.add_worksheet_with_constant_memory()?;
                 sheet.set_name("Avis")?;
-                for (c, title) in COLUMNS.iter().enumerate() {
-                    sheet.write_string_with_format(0, c as u16, *title, &bold)?;
-                }
+                start(sheet)?;
+                finish(sheet, 1)?;
+            } else {
+                finish(workbook.worksheet_from_index(sheets as usize - 1)?, r)?;
             }
             let mut out = ChunkSender { buf: Vec::new(), tx: body_tx };
             workbook.save_to_writer(&mut out)?;

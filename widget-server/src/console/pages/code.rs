@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::demarche::{carried, header, Tab};
 use super::{Id, Params};
 use crate::catalogue::HIGH_VOLUME;
-use crate::console::layout::{notice, Errors, Input};
+use crate::console::layout::{notice, source_label, Errors, Input};
 use crate::console::{Answer, Ctx};
 
 #[derive(Deserialize, Default)]
@@ -105,7 +105,7 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
             } @else {
                 table.tableau {
                     thead { tr { th scope="col" { "Provenance" } th scope="col" { "Dernier avis reçu le" } } }
-                    tbody { @for (s, day) in &sources { tr { td { (s) } td { (day.format("%d/%m/%Y")) } } } }
+                    tbody { @for (s, day) in &sources { tr { td { (source_label(s)) } td { (day.format("%d/%m/%Y")) } } } }
                 }
             }
         }

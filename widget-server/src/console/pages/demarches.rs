@@ -214,7 +214,7 @@ pub fn validate(f: &DemarcheForm, errors: &mut Errors) -> Option<(String, String
         errors.add("url", "Adresse", "Indiquez l'adresse complète de la démarche, commençant par https://.");
     }
     let volume_text: String =
-        f.volume.chars().filter(|c| !c.is_whitespace() && *c != '\u{202f}' && *c != '.').collect();
+        f.volume.chars().filter(|c| !c.is_whitespace() && *c != '\u{202f}' && *c != '\u{a0}' && *c != '.').collect();
     let volume = if volume_text.is_empty() {
         None
     } else {
@@ -224,7 +224,7 @@ pub fn validate(f: &DemarcheForm, errors: &mut Errors) -> Option<(String, String
                 errors.add(
                     "volume",
                     "Volume annuel",
-                    "Indiquez un nombre entier d'avis ou de dossiers par an, par exemple 12000.",
+                    "Indiquez un nombre entier de dossiers par an, par exemple 12\u{a0}000.",
                 );
                 None
             }
@@ -239,8 +239,8 @@ pub fn fields(f: &DemarcheForm, errors: &Errors) -> Markup {
         (Input { id: "nom", label: "Nom de la démarche", kind: "text", value: &f.nom, autocomplete: "off", hint: Some("Tel que les usagers le voient."), required: true }.render(errors))
         (Input { id: "administration", label: "Administration", kind: "text", value: &f.administration, autocomplete: "organization", hint: None, required: true }.render(errors))
         (Input { id: "url", label: "Adresse de la démarche", kind: "url", value: &f.url, autocomplete: "url", hint: Some("Par exemple https://www.demarches-simplifiees.fr/commencer/ma-demarche"), required: false }.render(errors))
-        (Input { id: "volume", label: "Volume annuel", kind: "text", value: &f.volume, autocomplete: "off",
-                 hint: Some("Nombre de démarches réalisées par an, environ. Au-delà de 5\u{a0}000\u{a0}000, le bouton n'est ouvert qu'après validation d'un administrateur."), required: false }.render(errors))
+        (Input { id: "volume", label: "Volume annuel", kind: "numeric", value: &f.volume, autocomplete: "off",
+                 hint: Some("Nombre de dossiers par an, environ, par exemple 12\u{a0}000. Au-delà de 5\u{a0}000\u{a0}000, le bouton n'est ouvert qu'après validation d'un administrateur."), required: false }.render(errors))
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::demarche::{carried, header, score_badge, thousands, Tab};
 use super::{Id, Params};
 use crate::console::chart::{buckets, trend_svg, Grain};
-use crate::console::layout::{paris_time, Errors};
+use crate::console::layout::{paris_time, source_label, Errors};
 use crate::console::{Answer, Ctx};
 use crate::form::{LABELS_AIDE, LABELS_CLARTE, LABELS_FACILITE, LABELS_SATISFACTION};
 use crate::stats::Counts;
@@ -148,7 +148,7 @@ pub async fn satisfaction_get(ctx: Ctx, Id(id): Id, Params(q): Params<PeriodQuer
     };
     let main = html! {
         (header(&d, Some(Tab::Satisfaction)))
-        h2 { "Satisfaction du " (period.from.format("%d/%m/%Y")) " au " (period.to.format("%d/%m/%Y")) @if let Some(s) = &source { " – provenance «\u{a0}" (s) "\u{a0}»" } }
+        h2 { "Satisfaction du " (period.from.format("%d/%m/%Y")) " au " (period.to.format("%d/%m/%Y")) @if let Some(s) = &source { " – provenance «\u{a0}" (source_label(s)) "\u{a0}»" } }
         p.indication { "En direct\u{a0}: les avis reçus il y a quelques secondes sont comptés." }
         (errors.summary("La période n'a pas pu être lue"))
         form.periode method="get" action={ "/console/demarches/" (id) "/satisfaction" } {
@@ -175,7 +175,7 @@ pub async fn satisfaction_get(ctx: Ctx, Id(id): Id, Params(q): Params<PeriodQuer
                 label for="source" { "Provenance" }
                 select id="source" name="source" {
                     option value="" selected[source.is_none()] { "Toutes" }
-                    @for (s, _) in &per_source { option value=(s) selected[source.as_deref() == Some(s.as_str())] { (s) } }
+                    @for (s, _) in &per_source { option value=(s) selected[source.as_deref() == Some(s.as_str())] { (source_label(s)) } }
                 }
             }
             button.bouton-secondaire type="submit" { "Afficher" }
@@ -221,7 +221,7 @@ pub async fn satisfaction_get(ctx: Ctx, Id(id): Id, Params(q): Params<PeriodQuer
             } @else {
                 table.tableau {
                     thead { tr { th scope="col" { "Provenance" } th scope="col" { "Avis" } th scope="col" { "Satisfaction" } } }
-                    tbody { @for (s, c) in &per_source { tr { td { (s) } td { (thousands(c.n)) } td { (score_badge(c.satisfaction_index(), c.n)) } } } }
+                    tbody { @for (s, c) in &per_source { tr { td { (source_label(s)) } td { (thousands(c.n)) } td { (score_badge(c.satisfaction_index(), c.n)) } } } }
                 }
             }
         }
@@ -233,7 +233,7 @@ pub async fn satisfaction_get(ctx: Ctx, Id(id): Id, Params(q): Params<PeriodQuer
                 ul.commentaires {
                     @for c in &comments {
                         li {
-                            p.indication { (paris_time(c.received_at)) " · " (c.source) " · "
+                            p.indication { (paris_time(c.received_at)) " · " (source_label(&c.source)) " · "
                                 (match c.satisfaction.as_str() { "bien" => "Très bien", "moyen" => "Moyen", _ => "Pas bien" }) }
                             p { (c.text) }
                         }
