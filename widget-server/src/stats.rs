@@ -97,8 +97,35 @@ impl Counts {
     }
 }
 
-/// Fewer avis than this: « Nombre d'avis insuffisant ».
+/// Fewer avis than this: the public pages say « Nombre d'avis insuffisant »; porteurs (console,
+/// API, e-mails) see the figures marked « indicatif » ([`indicative`]).
 pub const MIN_AVIS_FOR_SCORE: i64 = 100;
+
+/// Whether figures over `n` avis are only indicative (fewer than [`MIN_AVIS_FOR_SCORE`]): the one
+/// rule of every figure porteurs read, in tiles, tables, charts, the API and e-mails alike.
+pub fn indicative(n: i64) -> bool {
+    n < MIN_AVIS_FOR_SCORE
+}
+
+/// One decimal, halves away from zero (6.25 → 6.3): how every index is shown and served.
+pub fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// An index /10 as French text, rounded by [`round1`]: « 6,3 ».
+pub fn index_text(v: f64) -> String {
+    format!("{:.1}", round1(v)).replace('.', ",")
+}
+
+/// A share (0 to 1) as a whole percentage, halves away from zero: « 50 % ».
+pub fn percent_text(share: f64) -> String {
+    format!("{}\u{a0}%", (share * 100.0).round() as i64)
+}
+
+/// A share rounded as [`percent_text`] shows it, as a share (0.5 for « 50 % »), for the API.
+pub fn round_share(share: f64) -> f64 {
+    (share * 100.0).round() / 100.0
+}
 
 /// Mean of 10 / 5 / 0 weighted by the three counts, `None` when nobody answered.
 pub fn index(c: &[i64; 3]) -> Option<f64> {
@@ -114,8 +141,9 @@ pub enum Colour {
     Red,
 }
 
-/// The colour of an index /10.
+/// The colour of an index /10, as shown (rounded by [`round1`]: « 8,0 » is green).
 pub fn colour(index: f64) -> Colour {
+    let index = round1(index);
     if index >= 8.0 {
         Colour::Green
     } else if index >= 5.0 {
@@ -167,11 +195,24 @@ mod tests {
     }
 
     #[test]
+    fn one_rounding_everywhere() {
+        assert_eq!(round1(6.25), 6.3);
+        assert_eq!(round1(20.0 / 3.0), 6.7);
+        assert_eq!(index_text(6.25), "6,3");
+        assert_eq!(index_text(10.0), "10,0");
+        assert_eq!(percent_text(0.5), "50\u{a0}%");
+        assert_eq!(percent_text(0.125), "13\u{a0}%");
+        assert_eq!(round_share(2.0 / 3.0), 0.67);
+        assert!(indicative(99) && !indicative(100));
+        assert_eq!(colour(7.96), Colour::Green, "shown as 8,0");
+    }
+
+    #[test]
     fn colours() {
         assert_eq!(colour(8.0), Colour::Green);
-        assert_eq!(colour(7.99), Colour::Orange);
+        assert_eq!(colour(7.94), Colour::Orange);
         assert_eq!(colour(5.0), Colour::Orange);
-        assert_eq!(colour(4.99), Colour::Red);
+        assert_eq!(colour(4.94), Colour::Red);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! « Mon compte » (`Authorization: Bearer mav_…`), scoped to the démarches the key's account
 //! carries (every démarche for an administrator's key).
 //!
+//! - `GET /api/v1/demarches`: the démarches the key reads, with their last 365 days.
 //! - `GET /api/v1/demarches/{id}/stats?from=&to=&interval=day|week|month&source=`: counts per
 //!   answer, indexes /10 and autonomy, per interval and for the whole period, from `avis_daily`
 //!   (O(days), like the dashboard, and cut into intervals the same way: [`chart::buckets`]).
@@ -29,7 +30,7 @@ use super::pages::account::API_KEY_PREFIX;
 use super::secret;
 use super::store::{Account, AccountStatus, AvisRow, Cursor, DemarcheRow};
 use super::Console;
-use crate::stats::Counts;
+use crate::stats::{indicative, round1, round_share, Counts};
 use crate::vote::{paris_day, Question, AIDE};
 
 /// Avis per page when `limit` is not given.
@@ -319,15 +320,55 @@ pub fn counts_json(c: &Counts) -> Map<String, Value> {
     m.insert("facilite".into(), answers(&Question::Facilite.values(), &c.facilite));
     m.insert("clarte".into(), answers(&Question::Clarte.values(), &c.clarte));
     m.insert("aide".into(), answers(&AIDE, &c.aide));
-    m.insert("satisfaction_index".into(), json!(c.satisfaction_index()));
-    m.insert("facilite_index".into(), json!(c.facilite_index()));
-    m.insert("clarte_index".into(), json!(c.clarte_index()));
-    m.insert("autonomy".into(), json!(c.autonomy()));
+    // Rounded as the pages show them (6.25 → 6.3; a share to the whole percent), and marked
+    // indicative under 100 avis: one rule for every figure (`crate::stats::indicative`).
+    m.insert("satisfaction_index".into(), json!(c.satisfaction_index().map(round1)));
+    m.insert("facilite_index".into(), json!(c.facilite_index().map(round1)));
+    m.insert("clarte_index".into(), json!(c.clarte_index().map(round1)));
+    m.insert("autonomy".into(), json!(c.autonomy().map(round_share)));
+    m.insert("indicative".into(), json!(indicative(c.n)));
     m
 }
 
 fn demarche_json(d: &DemarcheRow) -> Value {
     json!({ "id": d.id, "name": d.details.name })
+}
+
+/// `GET /api/v1/demarches`: the démarches this key reads (those its account carries; every active
+/// one for an administrator's key), by id, with their satisfaction over the last 365 days.
+pub async fn list_get(
+    State(console): State<Arc<Console>>,
+    Extension(ApiAccount(account)): Extension<ApiAccount>,
+) -> Result<Response, ApiError> {
+    let today = paris_day(Utc::now().timestamp_millis());
+    let from = today - Days::new(364);
+    // An administrator's key reads every démarche open to citizens: one statement over
+    // `avis_daily` (the observatory's); a porteur's, the few it carries.
+    let mut rows = if account.is_admin {
+        console.store.observatory(from, today).await?
+    } else {
+        let mut rows = Vec::new();
+        for d in console.store.carried_by(account.id).await? {
+            let c = console.store.counts(d.id, from, today).await?;
+            rows.push((d, c));
+        }
+        rows
+    };
+    rows.sort_by_key(|(d, _)| d.id);
+    let mut list = Vec::with_capacity(rows.len());
+    for (d, c) in rows {
+        list.push(json!({
+            "id": d.id,
+            "name": d.details.name,
+            "administration": d.details.administration,
+            "active": d.active,
+            "last_365_days": counts_json(&c),
+            "stats": format!("/api/v1/demarches/{}/stats", d.id),
+            "avis": format!("/api/v1/demarches/{}/avis", d.id),
+        }));
+    }
+    let body = json!({ "from": from.to_string(), "to": today.to_string(), "demarches": list });
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 /// `GET /api/v1/demarches/{id}/stats`.

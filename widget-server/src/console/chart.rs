@@ -82,50 +82,96 @@ pub fn buckets(days: &[(NaiveDate, Counts)], from: NaiveDate, to: NaiveDate, gra
     out
 }
 
-const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 240.0;
-const LEFT: f64 = 36.0;
-const RIGHT: f64 = 36.0;
-const TOP: f64 = 12.0;
-const BOTTOM: f64 = 28.0;
+/// Who reads a chart, which decides how an index over fewer than 100 avis is drawn (the one
+/// rule of [`crate::stats::indicative`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readers {
+    /// Porteurs: every point, those over fewer than 100 avis hollow (« indicatif »).
+    Porteurs,
+    /// The public pages: only points over 100 avis or more (DESIGN §5).
+    Public,
+}
+
+/// The two drawings of a chart: one for wide screens, one for phones, each with text a person
+/// can read at that width (an SVG scales its text with it: 720 units shown 330 px wide would
+/// make 10-unit labels 4.6 px).
+struct Size {
+    width: f64,
+    height: f64,
+    font: f64,
+    /// At most this many labels under the axis.
+    labels: usize,
+    class: &'static str,
+}
+
+const WIDE: Size = Size { width: 720.0, height: 240.0, font: 11.0, labels: 12, class: "graphique graphique-large" };
+const NARROW: Size = Size { width: 340.0, height: 220.0, font: 13.0, labels: 4, class: "graphique graphique-etroit" };
 
 /// The chart: a bar per bucket for the number of avis (right scale), and the satisfaction index
-/// /10 as a line (left scale) where the bucket has avis. `title_id` names the element holding
-/// the chart's title, for `aria-labelledby`.
-pub fn trend_svg(buckets: &[Bucket], title_id: &str) -> Markup {
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
+/// /10 as a line (left scale) where the bucket has avis; drawn twice (wide screens and phones,
+/// one shown by CSS), followed by its legend. `title_id` names the element holding the chart's
+/// title, for `aria-labelledby`.
+pub fn trend_svg(buckets: &[Bucket], title_id: &str, readers: Readers) -> Markup {
+    html! {
+        (drawing(buckets, title_id, readers, &WIDE))
+        (drawing(buckets, title_id, readers, &NARROW))
+        ul.legende {
+            li { span.cle.cle-barre aria-hidden="true" {} "Nombre d'avis (échelle de droite)" }
+            li { span.cle.cle-ligne aria-hidden="true" {} "Indice de satisfaction sur 10 (échelle de gauche)" }
+            @if readers == Readers::Porteurs {
+                li { span.cle.cle-creux aria-hidden="true" {} "Point creux\u{a0}: moins de 100 avis, indicatif" }
+            }
+        }
+    }
+}
+
+fn drawing(buckets: &[Bucket], title_id: &str, readers: Readers, size: &Size) -> Markup {
+    const LEFT: f64 = 36.0;
+    const RIGHT: f64 = 40.0;
+    const TOP: f64 = 12.0;
+    let bottom = size.font * 2.5;
+    let plot_w = size.width - LEFT - RIGHT;
+    let plot_h = size.height - TOP - bottom;
     let band = plot_w / buckets.len().max(1) as f64;
-    let max_n = buckets.iter().map(|b| b.counts.n).max().unwrap_or(0).max(1) as f64;
+    let most = buckets.iter().map(|b| b.counts.n).max().unwrap_or(0);
+    let max_n = most.max(1) as f64;
     let x = |i: usize| LEFT + band * (i as f64 + 0.5);
     let y_index = |v: f64| TOP + plot_h * (1.0 - v / 10.0);
-    let points: Vec<String> = buckets
+    // (x, y, indicative) of each bucket whose index is drawn.
+    let points: Vec<(f64, f64, bool)> = buckets
         .iter()
         .enumerate()
-        .filter_map(|(i, b)| b.counts.satisfaction_index().map(|v| format!("{:.1},{:.1}", x(i), y_index(v))))
+        .filter(|(_, b)| readers == Readers::Porteurs || !crate::stats::indicative(b.counts.n))
+        .filter_map(|(i, b)| {
+            b.counts
+                .satisfaction_index()
+                .map(|v| (x(i), y_index(crate::stats::round1(v)), crate::stats::indicative(b.counts.n)))
+        })
         .collect();
-    // At most about 12 labels under the axis, whatever the number of buckets.
-    let every = buckets.len().div_ceil(12).max(1);
+    let every = buckets.len().div_ceil(size.labels).max(1);
+    let f = |v: f64| format!("{v:.1}");
     html! {
-        svg.graphique xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img" aria-labelledby=(title_id) {
+        svg class=(size.class) xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (size.width) " " (size.height) } role="img" aria-labelledby=(title_id) {
             @for v in [0.0, 5.0, 8.0, 10.0] {
-                line x1=(LEFT) x2=(WIDTH - RIGHT) y1=(format!("{:.1}", y_index(v))) y2=(format!("{:.1}", y_index(v))) stroke="#dddddd" stroke-width="1" {}
-                text x=(LEFT - 6.0) y=(format!("{:.1}", y_index(v) + 4.0)) text-anchor="end" font-size="11" fill="#3a3a3a" { (v) }
+                line x1=(LEFT) x2=(size.width - RIGHT) y1=(f(y_index(v))) y2=(f(y_index(v))) stroke="#dddddd" stroke-width="1" {}
+                text x=(LEFT - 6.0) y=(f(y_index(v) + size.font / 3.0)) text-anchor="end" font-size=(size.font) fill="#3a3a3a" { (v) }
             }
             @for (i, b) in buckets.iter().enumerate() {
                 @let h = plot_h * b.counts.n as f64 / max_n;
-                rect x=(format!("{:.1}", x(i) - band * 0.35)) y=(format!("{:.1}", TOP + plot_h - h)) width=(format!("{:.1}", band * 0.7)) height=(format!("{:.1}", h)) fill="#cacafb" {}
+                rect x=(f(x(i) - band * 0.35)) y=(f(TOP + plot_h - h)) width=(f(band * 0.7)) height=(f(h)) fill="#cacafb" {}
                 @if i % every == 0 {
-                    text x=(format!("{:.1}", x(i))) y=(HEIGHT - 10.0) text-anchor="middle" font-size="10" fill="#3a3a3a" { (b.label) }
+                    text x=(f(x(i))) y=(f(size.height - size.font * 0.8)) text-anchor="middle" font-size=(size.font) fill="#3a3a3a" { (b.label) }
                 }
             }
-            text x=(WIDTH - RIGHT + 6.0) y=(TOP + 8.0) font-size="11" fill="#3a3a3a" { (max_n) }
-            @if points.len() > 1 {
-                polyline points=(points.join(" ")) fill="none" stroke="#000091" stroke-width="2" {}
+            // The right scale's top: the most avis of a bucket (nothing when there are none).
+            @if most > 0 {
+                text x=(size.width - RIGHT + 4.0) y=(TOP + size.font * 0.8) font-size=(size.font) fill="#3a3a3a" { (crate::console::pages::demarche::thousands(most)) }
             }
-            @for p in &points {
-                @let (cx, cy) = p.split_once(',').unwrap_or(("0", "0"));
-                circle cx=(cx) cy=(cy) r="3" fill="#000091" {}
+            @if points.len() > 1 {
+                polyline points=(points.iter().map(|(x, y, _)| format!("{x:.1},{y:.1}")).collect::<Vec<_>>().join(" ")) fill="none" stroke="#000091" stroke-width="2" {}
+            }
+            @for (cx, cy, hollow) in &points {
+                circle cx=(f(*cx)) cy=(f(*cy)) r="3.5" fill=(if *hollow { "#ffffff" } else { "#000091" }) stroke="#000091" stroke-width="1.5" {}
             }
         }
     }
@@ -181,13 +227,26 @@ mod tests {
     fn the_chart_draws_bars_and_the_index_line() {
         let days = [(d("2026-11-02"), c(4, 4)), (d("2026-11-04"), c(2, 1))];
         let b = buckets(&days, d("2026-11-02"), d("2026-11-04"), Grain::Day);
-        let svg = trend_svg(&b, "titre").into_string();
-        assert_eq!(svg.matches("<rect").count(), 3, "one bar per bucket, empty ones included");
-        assert_eq!(svg.matches("<circle").count(), 2, "a point where there are avis");
+        let svg = trend_svg(&b, "titre", Readers::Porteurs).into_string();
+        assert_eq!(svg.matches("<svg").count(), 2, "a drawing for wide screens, one for phones");
+        assert_eq!(svg.matches("<rect").count(), 6, "one bar per bucket, empty ones included, in each");
+        assert_eq!(svg.matches("<circle").count(), 4, "a point where there are avis, in each");
+        assert_eq!(svg.matches(r##"fill="#ffffff""##).count(), 4, "under 100 avis: hollow, indicative");
         assert!(svg.contains(r#"aria-labelledby="titre""#) && svg.contains(r#"role="img""#));
         assert!(svg.contains("<polyline") && !svg.contains("style="), "no inline style (CSP)");
-        // Index 10 sits on the top line, index 5 halfway.
-        assert!(svg.contains(&format!("cy=\"{:.1}\"", TOP)));
-        assert!(trend_svg(&[], "t").into_string().contains("<svg"));
+        assert!(svg.contains("Nombre d'avis (échelle de droite)") && svg.contains("indicatif"), "a legend");
+        // Index 10 sits on the top line (y = 12).
+        assert!(svg.contains("cy=\"12.0\""));
+        // The public pages draw no point over fewer than 100 avis.
+        let public = trend_svg(&b, "titre", Readers::Public).into_string();
+        assert_eq!(public.matches("<circle").count(), 0);
+        let many = [(d("2026-11-02"), c(150, 150))];
+        let b = buckets(&many, d("2026-11-02"), d("2026-11-02"), Grain::Day);
+        assert_eq!(trend_svg(&b, "t", Readers::Public).into_string().matches(r##"fill="#000091" stroke"##).count(), 2);
+        // No avis at all: no stray « 1 » on the right scale.
+        let empty = buckets(&[], d("2026-11-02"), d("2026-11-04"), Grain::Day);
+        let svg = trend_svg(&empty, "t", Readers::Public).into_string();
+        assert!(!svg.contains(">1</text>"), "{svg}");
+        assert!(trend_svg(&[], "t", Readers::Porteurs).into_string().contains("<svg"));
     }
 }

@@ -72,6 +72,7 @@ pub fn router(console: Arc<Console>) -> Router {
     // Programs holding an API key (`Authorization: Bearer mav_…`): JSON only, no session, no
     // CSRF (no cookie is read); a démarche the key's account does not carry is a 404.
     let api = Router::new()
+        .route("/api/v1/demarches", get(api::list_get).fallback(api::method_not_allowed))
         .route("/api/v1/demarches/{id}/stats", get(api::stats_get).fallback(api::method_not_allowed))
         .route("/api/v1/demarches/{id}/avis", get(api::avis_get).fallback(api::method_not_allowed))
         .route("/api", any(api::not_found))

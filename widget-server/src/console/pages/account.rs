@@ -69,16 +69,6 @@ fn keys_section(csrf: &str, v: &KeysView) -> Markup {
                 "Une clé d'API permet à un programme de lire en JSON les statistiques et les avis des démarches que vous portez. "
                 "Elle donne accès aux mêmes démarches que votre compte\u{a0}: gardez-la secrète et révoquez-la dès qu'elle ne sert plus."
             }
-            @if let Some((name, key)) = v.created {
-                div.succes role="status" {
-                    p { "La clé «\u{a0}" (name) "\u{a0}» a été créée. " strong { "Copiez-la maintenant\u{a0}: elle ne sera plus jamais affichée." } }
-                    div.champ {
-                        label for="cle-secrete" { "Clé «\u{a0}" (name) "\u{a0}»" }
-                        input type="text" id="cle-secrete" value=(key) readonly autocomplete="off" spellcheck="false";
-                    }
-                    p { "Envoyez-la dans l'en-tête " code { "Authorization: Bearer " (API_KEY_PREFIX) "…" } " de chaque requête." }
-                }
-            }
             @if v.keys.is_empty() {
                 p { "Vous n'avez encore aucune clé d'API." }
             } @else {
@@ -117,7 +107,7 @@ fn keys_section(csrf: &str, v: &KeysView) -> Markup {
             }
             h3 { "Créer une clé" }
             (v.errors.summary("La clé n'a pas été créée"))
-            form method="post" action="/console/compte/cles" novalidate {
+            form method="post" action="/console/compte/cles#cle-creee" novalidate {
                 (csrf_field(csrf))
                 (Input { id: "nom_cle", label: "Nom de la clé", kind: "text", value: v.name, autocomplete: "off",
                          hint: Some("Pour la reconnaître, par exemple «\u{a0}Tableau de bord du service\u{a0}» (60 caractères au maximum)."),
@@ -140,6 +130,19 @@ fn account_page(
     html! {
         (notice(info))
         h1 { "Mon compte" }
+        // A new key is shown once: at the top, full width, where the page opens (GOV.UK's
+        // notification banner).
+        @if let Some((name, key)) = keys.created {
+            section.bandeau-succes #cle-creee role="status" aria-labelledby="cle-creee-titre" {
+                h2 #cle-creee-titre { "La clé «\u{a0}" (name) "\u{a0}» a été créée" }
+                p { strong { "Copiez-la maintenant\u{a0}: elle ne sera plus jamais affichée." } }
+                div.champ {
+                    label for="cle-secrete" { "Clé «\u{a0}" (name) "\u{a0}»" }
+                    input type="text" id="cle-secrete" value=(key) readonly autocomplete="off" spellcheck="false";
+                }
+                p { "Envoyez-la dans l'en-tête " code { "Authorization: Bearer " (API_KEY_PREFIX) "…" } " de chaque requête." }
+            }
+        }
         section.carte {
             h2 { "Mes informations" }
             dl {

@@ -55,6 +55,20 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
     let main = html! {
         (notice(q.info.as_deref()))
         (header(&d, Some(Tab::Code)))
+        // The result first, full width, where the page opens (the form's action ends in #code):
+        // GOV.UK's notification banner, no script needed.
+        @if let Some(code) = &snippet {
+            section.bandeau-succes #code aria-labelledby="code-titre" {
+                h2 #code-titre { "Votre code est prêt" }
+                p { "Copiez ce code et collez-le à la fin du parcours de votre démarche." }
+                div.champ {
+                    label for="snippet" { "Code HTML à copier" }
+                    textarea #snippet readonly rows="6" { (code) }
+                }
+                h3 { "Aperçu" }
+                div.apercu { (PreEscaped(code)) }
+            }
+        }
         h2 { "Code à intégrer" }
         @if !d.active {
             div.alerte { p { "Cette démarche a été désactivée par un administrateur\u{a0}: son formulaire n'accepte plus d'avis." } }
@@ -66,7 +80,7 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
         } @else {
             p { "Collez ce code à la fin du parcours de votre démarche (page de confirmation, ou e-mail d'accusé de réception). Sur demarches-simplifiees.fr, utilisez le champ prévu pour le bouton MonAvis." }
             (errors.summary("Le code n'a pas pu être généré"))
-            form method="get" action={ "/console/demarches/" (id) "/code" } {
+            form method="get" action={ "/console/demarches/" (id) "/code#code" } {
                 fieldset.question {
                     legend { "Choisissez le bouton" }
                     div.choix {
@@ -79,23 +93,12 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
                     }
                 }
                 (Input { id: "source", label: "Étiquette de provenance (facultatif)", kind: "text", value: if source == snippet::DEFAULT_SOURCE { "" } else { source },
-                         autocomplete: "off", hint: Some("Pour comparer les emplacements du bouton (site, courriel, guichet…). Laissez vide pour «\u{a0}button\u{a0}», que demarches-simplifiees.fr remplace par «\u{a0}site\u{a0}» ou «\u{a0}email\u{a0}»."), required: false }.render(&errors))
+                         autocomplete: "off", hint: Some("Pour comparer les emplacements du bouton (site, courriel, guichet…). Laissez vide pour l'étiquette par défaut, «\u{a0}Bouton\u{a0}», que demarches-simplifiees.fr remplace par «\u{a0}site\u{a0}» ou «\u{a0}email\u{a0}»."), required: false }.render(&errors))
                 div.case {
                     input type="checkbox" id="fenetre" name="fenetre" value="oui" checked[new_window];
                     label for="fenetre" { "Ouvrir le formulaire dans une nouvelle fenêtre (inutile sur demarches-simplifiees.fr)" }
                 }
                 button.bouton type="submit" { "Générer le code" }
-            }
-            @if let Some(code) = &snippet {
-                section.carte #code {
-                    h3 { "Votre code" }
-                    div.champ {
-                        label for="snippet" { "Code HTML à copier" }
-                        textarea #snippet readonly rows="5" { (code) }
-                    }
-                    h3 { "Aperçu" }
-                    div.apercu { (PreEscaped(code)) }
-                }
             }
         }
         section.carte {

@@ -13,7 +13,7 @@ use crate::console::layout::{csrf_field, notice, see_other, Errors, TextArea};
 use crate::console::limit::Action;
 use crate::console::store::{AuditEntry, Claim, DemarcheRow};
 use crate::console::{emails, Answer, Ctx, Problem};
-use crate::stats::{colour, Colour, Counts};
+use crate::stats::{colour, index_text, indicative, Colour, Counts};
 
 #[derive(Deserialize, Default)]
 pub struct InfoQuery {
@@ -83,19 +83,22 @@ pub fn index_badge(counts: &Counts) -> Markup {
     score_badge(counts.satisfaction_index(), counts.n)
 }
 
-/// An index /10 with its colour, « Nombre d'avis insuffisant » under 100 avis (DESIGN §5), or
-/// « Aucun avis ».
+/// An index /10 over `n` avis as porteurs see it: coloured from 100 avis; under 100, in grey and
+/// marked « indicatif » (the one rule of [`crate::stats::indicative`]); « Aucun avis » without
+/// any. The public pages keep « Nombre d'avis insuffisant » under 100 (DESIGN §5).
 pub fn score_badge(index: Option<f64>, n: i64) -> Markup {
     match index {
         None => html! { span.badge { "Aucun avis" } },
-        Some(_) if n < crate::stats::MIN_AVIS_FOR_SCORE => html! { span.badge { "Nombre d'avis insuffisant" } },
+        Some(i) if indicative(n) => html! {
+            span.badge.indicatif { (index_text(i)) "\u{a0}/\u{a0}10" span.mention { " indicatif" } span.sr-only { " (moins de 100 avis)" } }
+        },
         Some(i) => {
             let (class, word) = match colour(i) {
                 Colour::Green => ("badge vert", "bon"),
                 Colour::Orange => ("badge orange", "moyen"),
                 Colour::Red => ("badge rouge", "faible"),
             };
-            html! { span class=(class) { (format!("{:.1}", i).replace('.', ",")) "\u{a0}/\u{a0}10" span.sr-only { " (" (word) ")" } } }
+            html! { span class=(class) { (index_text(i)) "\u{a0}/\u{a0}10" span.sr-only { " (" (word) ")" } } }
         }
     }
 }
@@ -269,7 +272,8 @@ mod tests {
     #[test]
     fn index_badges_follow_the_100_rule() {
         let mut c = Counts { n: 99, satisfaction: [99, 0, 0], ..Counts::default() };
-        assert!(index_badge(&c).into_string().contains("Nombre d'avis insuffisant"));
+        let s = index_badge(&c).into_string();
+        assert!(s.contains("10,0") && s.contains("indicatif") && !s.contains("vert"), "{s}");
         c.n = 100;
         c.satisfaction = [90, 10, 0];
         let s = index_badge(&c).into_string();

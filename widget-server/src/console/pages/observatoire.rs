@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::demarche::{score_badge, thousands};
 use super::{Id, Params};
-use crate::console::chart::{buckets, trend_svg, Grain};
+use crate::console::chart::{buckets, trend_svg, Grain, Readers};
 use crate::console::observatory::{listed, Column, Entry, Filter, Snapshot, Sort, Status, Window};
 use crate::console::store::{Criteria, EnLigne};
 use crate::console::{Answer, Ctx, Problem};
@@ -105,11 +105,6 @@ fn cacheable(req: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Resp
     res
 }
 
-/// A decimal as the French read it: `7,5`.
-fn comma(v: f64, decimals: usize) -> String {
-    format!("{v:.decimals$}").replace('.', ",")
-}
-
 /// The cell of an index /10: its coloured value, « Nombre d'avis insuffisant » under 100 avis,
 /// « À venir » with none.
 fn indicator(e: &Entry, published: Option<f64>) -> Markup {
@@ -125,7 +120,7 @@ fn indicator(e: &Entry, published: Option<f64>) -> Markup {
 
 fn autonomy(e: &Entry) -> Markup {
     match (e.status(), e.autonomie()) {
-        (Status::Publie, Some(a)) => html! { (format!("{:.0}\u{a0}%", a * 100.0)) },
+        (Status::Publie, Some(a)) => html! { (crate::stats::percent_text(a)) },
         (Status::AVenir, _) => html! { span.badge { "À venir" } },
         _ => html! { span.badge { "Nombre d'avis insuffisant" } },
     }
@@ -462,7 +457,7 @@ pub async fn public_get(ctx: Ctx, headers: HeaderMap, Id(id): Id) -> Answer {
         p.indication { (LEGEND) }
         section.carte {
             h3 #tendance { "Tendance sur 12 mois" }
-            (trend_svg(&trend, "tendance"))
+            (trend_svg(&trend, "tendance", Readers::Public))
             table.tableau {
                 caption { "Tendance sur 12 mois, en texte" }
                 thead { tr { th scope="col" { "Mois" } th scope="col" { "Avis" } th scope="col" { "Satisfaction /10" } } }
@@ -473,9 +468,9 @@ pub async fn public_get(ctx: Ctx, headers: HeaderMap, Id(id): Id) -> Answer {
                             td { (thousands(b.counts.n)) }
                             td {
                                 @match b.counts.satisfaction_index() {
-                                    Some(i) => (comma(i, 1)),
+                                    Some(i) if !crate::stats::indicative(b.counts.n) => (crate::stats::index_text(i)),
                                     None if b.counts.n == 0 => "–",
-                                    None => "Nombre d'avis insuffisant",
+                                    _ => "Nombre d'avis insuffisant",
                                 }
                             }
                         }

@@ -10,11 +10,11 @@ use serde::Deserialize;
 
 use super::demarche::{carried, header, score_badge, thousands, Tab};
 use super::{Id, Params};
-use crate::console::chart::{buckets, trend_svg, Grain};
+use crate::console::chart::{buckets, trend_svg, Grain, Readers};
 use crate::console::layout::{paris_time, source_label, Errors};
 use crate::console::{Answer, Ctx};
 use crate::form::{LABELS_AIDE, LABELS_CLARTE, LABELS_FACILITE, LABELS_SATISFACTION};
-use crate::stats::Counts;
+use crate::stats::{index_text, percent_text, round1, Counts};
 use crate::vote::{paris_day, paris_midnight};
 
 /// Longest custom period, in days (five years).
@@ -82,7 +82,7 @@ fn percent(part: i64, whole: i64) -> String {
     if whole == 0 {
         "–".into()
     } else {
-        format!("{:.0}\u{a0}%", 100.0 * part as f64 / whole as f64)
+        percent_text(part as f64 / whole as f64)
     }
 }
 
@@ -90,9 +90,12 @@ fn change(now: i64, before: i64) -> String {
     if before == 0 {
         "pas d'avis sur la période précédente".into()
     } else {
-        let pct = 100.0 * (now - before) as f64 / before as f64;
-        format!("{}{:.0}\u{a0}% par rapport à la période précédente", if pct >= 0.0 { "+" } else { "" }, pct)
-            .replace('.', ",")
+        let share = (now - before) as f64 / before as f64;
+        format!(
+            "{}{} par rapport à la période précédente",
+            if share >= 0.0 { "+" } else { "−" },
+            percent_text(share.abs())
+        )
     }
 }
 
@@ -132,13 +135,15 @@ pub async fn satisfaction_get(ctx: Ctx, Id(id): Id, Params(q): Params<PeriodQuer
     let comments = store
         .latest_comments(id, paris_midnight(period.from), paris_midnight(period.to + Days::new(1)), source.clone(), 5)
         .await?;
-    let preset = |value: &'static str, label: &str| {
-        html! {
-            div.choix {
-                input type="radio" id={ "periode-" (value) } name="periode" value=(value) checked[period.preset == value];
-                label for={ "periode-" (value) } { (label) }
-            }
+    let base = format!("/console/demarches/{id}/satisfaction");
+    // The period as one compact control: plain links (no JavaScript), the current one marked.
+    let preset_link = |value: &'static str, label: &str| {
+        let mut query = vec![("periode", value)];
+        if let Some(s) = &source {
+            query.push(("source", s.as_str()));
         }
+        let href = format!("{base}?{}", serde_urlencoded::to_string(&query).unwrap_or_default());
+        html! { li { a href=(href) aria-current=[(period.preset == value).then_some("true")] { (label) } } }
     };
     let score = |title: &str, index: Option<f64>| html! { div.chiffre { p.libelle { (title) } p.valeur { (score_badge(index, total.n)) } } };
     let grain_word = match grain {
@@ -146,63 +151,95 @@ pub async fn satisfaction_get(ctx: Ctx, Id(id): Id, Params(q): Params<PeriodQuer
         Grain::Week => "par semaine",
         Grain::Month => "par mois",
     };
+    let indicative = crate::stats::indicative(total.n);
     let main = html! {
         (header(&d, Some(Tab::Satisfaction)))
-        h2 { "Satisfaction du " (period.from.format("%d/%m/%Y")) " au " (period.to.format("%d/%m/%Y")) @if let Some(s) = &source { " – provenance «\u{a0}" (source_label(s)) "\u{a0}»" } }
-        p.indication { "En direct\u{a0}: les avis reçus il y a quelques secondes sont comptés." }
-        (errors.summary("La période n'a pas pu être lue"))
-        form.periode method="get" action={ "/console/demarches/" (id) "/satisfaction" } {
-            fieldset.question {
-                legend { "Période" }
-                (preset("7j", "7 derniers jours"))
-                (preset("30j", "30 derniers jours"))
-                (preset("12m", "12 derniers mois"))
-                (preset("perso", "Dates choisies"))
+        nav.periodes aria-label="Période" {
+            ul {
+                (preset_link("7j", "7 jours"))
+                (preset_link("30j", "30 jours"))
+                (preset_link("12m", "12 mois"))
+                li { a href="#filtres" aria-current=[(period.preset == "perso").then_some("true")] { "Dates choisies" } }
             }
-            div.grille {
-                div.champ.erreur-champ[errors.get("du").is_some()] {
-                    label for="du" { "Du" }
-                    @if let Some(m) = errors.get("du") { p.message-erreur { (m) } }
-                    input type="date" id="du" name="du" value=(period.from.format("%Y-%m-%d"));
-                }
-                div.champ.erreur-champ[errors.get("au").is_some()] {
-                    label for="au" { "Au" }
-                    @if let Some(m) = errors.get("au") { p.message-erreur { (m) } }
-                    input type="date" id="au" name="au" value=(period.to.format("%Y-%m-%d"));
-                }
-            }
-            div.champ {
-                label for="source" { "Provenance" }
-                select id="source" name="source" {
-                    option value="" selected[source.is_none()] { "Toutes" }
-                    @for (s, _) in &per_source { option value=(s) selected[source.as_deref() == Some(s.as_str())] { (source_label(s)) } }
-                }
-            }
-            button.bouton-secondaire type="submit" { "Afficher" }
         }
+        h2.periode-titre { "Du " (period.from.format("%d/%m/%Y")) " au " (period.to.format("%d/%m/%Y")) @if let Some(s) = &source { " – provenance «\u{a0}" (source_label(s)) "\u{a0}»" } }
+        (errors.summary("La période n'a pas pu être lue"))
         div.chiffres {
+            div.chiffre { p.libelle { "Nombre d'avis" } p.valeur #nombre-avis { (thousands(total.n)) } p.indication { (change(total.n, before.n)) } }
             (score("Satisfaction", total.satisfaction_index()))
             (score("Facilité", total.facilite_index()))
             (score("Clarté du langage", total.clarte_index()))
-            div.chiffre { p.libelle { "Autonomie" } p.valeur { (total.autonomy().map(|a| format!("{:.0}\u{a0}%", a * 100.0)).unwrap_or_else(|| "–".into())) } }
-            div.chiffre { p.libelle { "Nombre d'avis" } p.valeur #nombre-avis { (thousands(total.n)) } p.indication { (change(total.n, before.n)) } }
+            div.chiffre {
+                p.libelle { "Autonomie" }
+                p.valeur {
+                    @match total.autonomy() {
+                        Some(a) if indicative => span.badge.indicatif { (percent_text(a)) span.mention { " indicatif" } span.sr-only { " (moins de 100 avis)" } },
+                        Some(a) => (percent_text(a)),
+                        None => "–",
+                    }
+                }
+            }
+        }
+        @if indicative && total.n > 0 {
+            p.indication { "Moins de 100 avis sur la période\u{a0}: les indices sont indicatifs (l'observatoire public ne les montre qu'à partir de 100 avis)." }
         }
         @if let (Some(now), Some(then)) = (total.satisfaction_index(), before.satisfaction_index()) {
             @if total.enough() && before.enough() {
-                p { "Indice de satisfaction\u{a0}: " (format!("{:+.1}", now - then).replace('.', ",")) " point sur la période précédente (" (format!("{:.1}", then).replace('.', ",")) "\u{a0}/\u{a0}10)." }
+                @let delta = round1(now) - round1(then);
+                p { "Indice de satisfaction\u{a0}: " (if delta >= 0.0 { "+" } else { "−" }) (index_text(delta.abs())) " point sur la période précédente (" (index_text(then)) "\u{a0}/\u{a0}10)." }
             }
         }
+        p.indication { "En direct\u{a0}: les avis reçus il y a quelques secondes sont comptés." }
         section.carte {
             h3 #tendance { "Tendance " (grain_word) }
-            (trend_svg(&trend, "tendance"))
-            table.tableau {
-                caption { "Tendance " (grain_word) ", en texte" }
-                thead { tr { th scope="col" { "Période" } th scope="col" { "Avis" } th scope="col" { "Satisfaction /10" } } }
-                tbody {
-                    @for b in &trend {
-                        tr { td { (b.label) } td { (thousands(b.counts.n)) } td { (b.counts.satisfaction_index().map(|i| format!("{i:.1}").replace('.', ",")).unwrap_or_else(|| "–".into())) } }
+            (trend_svg(&trend, "tendance", Readers::Porteurs))
+            details {
+                summary { "Les chiffres de la tendance, en tableau" }
+                table.tableau {
+                    caption { "Tendance " (grain_word) " (en italique\u{a0}: moins de 100 avis, indicatif)" }
+                    thead { tr { th scope="col" { "Période" } th scope="col" { "Avis" } th scope="col" { "Satisfaction /10" } } }
+                    tbody {
+                        @for b in &trend {
+                            tr {
+                                td { (b.label) }
+                                td { (thousands(b.counts.n)) }
+                                td {
+                                    @match b.counts.satisfaction_index() {
+                                        Some(i) if crate::stats::indicative(b.counts.n) => em.indicatif { (index_text(i)) span.sr-only { " (indicatif)" } },
+                                        Some(i) => (index_text(i)),
+                                        None => "–",
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
+            }
+        }
+        details.carte #filtres open[!errors.is_empty() || period.preset == "perso"] {
+            summary { "Choisir des dates ou une provenance" }
+            form.periode method="get" action=(base) {
+                input type="hidden" name="periode" value="perso";
+                div.grille {
+                    div.champ.erreur-champ[errors.get("du").is_some()] {
+                        label for="du" { "Du" }
+                        @if let Some(m) = errors.get("du") { p.message-erreur { (m) } }
+                        input type="date" id="du" name="du" value=(period.from.format("%Y-%m-%d"));
+                    }
+                    div.champ.erreur-champ[errors.get("au").is_some()] {
+                        label for="au" { "Au" }
+                        @if let Some(m) = errors.get("au") { p.message-erreur { (m) } }
+                        input type="date" id="au" name="au" value=(period.to.format("%Y-%m-%d"));
+                    }
+                }
+                div.champ {
+                    label for="source" { "Provenance" }
+                    select id="source" name="source" {
+                        option value="" selected[source.is_none()] { "Toutes" }
+                        @for (s, _) in &per_source { option value=(s) selected[source.as_deref() == Some(s.as_str())] { (source_label(s)) } }
+                    }
+                }
+                button.bouton-secondaire type="submit" { "Afficher" }
             }
         }
         section.carte {
