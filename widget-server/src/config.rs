@@ -74,6 +74,12 @@ pub enum EmailCommand {
 pub enum DemarcheCommand {
     /// Add a démarche to the catalogue (or update its name and details).
     Add(DemarcheAdd),
+    /// Load a catalogue file: UTF-8, `;` or `,`, a header row naming id, nom and optionally
+    /// administration, url, volume. Idempotent; rejected rows are reported by line (exit 2).
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
     /// List the catalogue.
     List,
 }

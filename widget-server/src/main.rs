@@ -76,6 +76,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("démarche {} saved: {}", d.id, d.name);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Demarche(DemarcheCommand::Import { file }) => {
+            let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let text = String::from_utf8(text).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not UTF-8 (byte {}): save it as UTF-8 and try again",
+                    file.display(),
+                    e.utf8_error().valid_up_to()
+                )
+            })?;
+            let (rows, rejected) =
+                widget_server::console::import::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            open_store(&config).await?;
+            let console = widget_server::console::store::open(&config.database_url()).await?;
+            let read = rows.len();
+            let counts = console.import_demarches(rows).await?;
+            println!(
+                "{}: {read} rows loaded ({} new, {} updated, {} unchanged), {} rejected",
+                file.display(),
+                counts.added,
+                counts.updated,
+                counts.unchanged,
+                rejected.len()
+            );
+            for r in &rejected {
+                println!("line {}: {}", r.line, r.reason);
+            }
+            Ok(if rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
         Command::Demarche(DemarcheCommand::List) => {
             let store = open_store(&config).await?;
             for d in store.demarches().await? {

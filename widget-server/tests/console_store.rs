@@ -583,7 +583,10 @@ fn details(name: &str, administration: &str, volume: Option<i64>) -> DemarcheDet
 }
 
 async fn create(s: &Console, name: &str, search: &str, volume: Option<i64>, creator: i64, t: DateTime<Utc>) -> i64 {
-    s.create_demarche(details(name, "Administration", volume), search.into(), creator, t).await.unwrap()
+    s.create_demarche(details(name, "Administration", volume), search.into(), creator, None, t)
+        .await
+        .unwrap()
+        .expect("created")
 }
 
 async fn demarche(s: &Console, id: i64) -> DemarcheRow {
@@ -628,10 +631,12 @@ async fn demarches(s: &Console, other: &Console) {
             full.clone(),
             "demande de carte grise agence nationale des titres securises".into(),
             creator.id,
+            None,
             t0,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("created");
     assert_eq!(grise, 1, "the first id of an empty table");
     let row = demarche(s, grise).await;
     assert_eq!(row.id, grise);
@@ -751,14 +756,35 @@ async fn demarches(s: &Console, other: &Console) {
     let mut last = leurre;
     for _ in 0..10 {
         let (a, b) = tokio::join!(
-            s.create_demarche(details("Course A", "", None), "course".into(), creator.id, t1),
-            other.create_demarche(details("Course B", "", None), "course".into(), creator.id, t1)
+            s.create_demarche(details("Course A", "", None), "course".into(), creator.id, None, t1),
+            other.create_demarche(details("Course B", "", None), "course".into(), creator.id, None, t1)
         );
-        let mut got = [a.unwrap(), b.unwrap()];
+        let mut got = [a.unwrap().unwrap(), b.unwrap().unwrap()];
         got.sort();
         assert_eq!(got, [last + 1, last + 2]);
         last += 2;
     }
+    // A chosen number (a démarche moved from the legacy service keeps its number): once; the
+    // next free number then follows it.
+    let chosen = last + 1000;
+    assert_eq!(
+        s.create_demarche(details("Reprise", "", None), "reprise".into(), creator.id, Some(chosen), t1).await.unwrap(),
+        Some(chosen)
+    );
+    assert!(s.is_porteur(creator.id, chosen).await.unwrap());
+    assert_eq!(
+        other
+            .create_demarche(details("Doublon", "", None), "doublon".into(), creator.id, Some(chosen), t1)
+            .await
+            .unwrap(),
+        None,
+        "taken"
+    );
+    assert_eq!(demarche(s, chosen).await.details.name, "Reprise");
+    assert_eq!(
+        s.create_demarche(details("Suivante", "", None), "suivante".into(), creator.id, None, t1).await.unwrap(),
+        Some(chosen + 1)
+    );
 }
 
 /// A démarche of the catalogue that nobody ever carried (as `widget-server demarche add` makes).

@@ -11,6 +11,7 @@
 //! - [`layout`]: the French layout and shared form pieces.
 //! - [`store`]: the [`store::ConsoleStore`] trait and its PostgreSQL and SQLite backends.
 //! - [`api`]: the JSON API (`/api/v1/…`), read with Bearer keys created in « Mon compte ».
+//! - [`import`]: `widget-server demarche import`, an operator's catalogue file checked row by row.
 //! - [`password`], [`secret`], [`limit`], [`mail`], [`emails`]: argon2id, random secrets stored
 //!   hashed, rate limits of the account forms, the mail backend and the French e-mails.
 //! - [`cookies`]: the cookies' names (`__Host-` behind https), the signed pre-log-in CSRF
@@ -21,6 +22,7 @@ pub mod chart;
 pub mod cookies;
 pub mod emails;
 pub mod guard;
+pub mod import;
 pub mod layout;
 pub mod limit;
 pub mod mail;

@@ -138,6 +138,8 @@ pub async fn search_get(ctx: Ctx, Params(q): Params<SearchQuery>) -> Answer {
     };
     let more = found.len() as i64 > PAGE;
     found.truncate(PAGE as usize);
+    // A catalogue still empty says so (a new install), and offers to add a démarche at once.
+    let empty_catalogue = !searched && ctx.console.store.search_demarches(Vec::new(), None, 1, 0).await?.is_empty();
     let link = |p: i64| {
         format!(
             "/console/demarches?{}",
@@ -160,11 +162,13 @@ pub async fn search_get(ctx: Ctx, Params(q): Params<SearchQuery>) -> Answer {
                 @if page > 1 { a href=(link(page - 1)) { "Page précédente" } }
                 @if more { a href=(link(page + 1)) { "Page suivante" } }
             }
-            div.carte {
-                h2 { "Votre démarche n'est pas dans la liste\u{a0}?" }
-                p { "Ajoutez-la au catalogue\u{a0}: vous en deviendrez le porteur." }
-                a.bouton-secondaire href={ "/console/demarches/nouvelle?" (serde_urlencoded::to_string([("nom", query.as_str())]).unwrap_or_default()) } { "Ajouter une démarche manquante" }
-            }
+        } @else if empty_catalogue {
+            div.info { p { "Le catalogue des démarches est vide pour l'instant\u{a0}: ajoutez la vôtre ci-dessous. Un administrateur peut aussi charger un catalogue entier (" code { "widget-server demarche import" } ")." } }
+        }
+        div.carte #ajouter {
+            h2 { @if searched { "Votre démarche n'est pas dans la liste\u{a0}?" } @else { "Votre démarche n'est pas dans le catalogue\u{a0}?" } }
+            p { "Ajoutez-la\u{a0}: vous en deviendrez le porteur." }
+            a.bouton-secondaire href={ "/console/demarches/nouvelle?" (serde_urlencoded::to_string([("nom", query.as_str())]).unwrap_or_default()) } { "Ajouter une démarche manquante" }
         }
     };
     Ok(ctx.render(StatusCode::OK, "Chercher une démarche", main))
@@ -173,6 +177,16 @@ pub async fn search_get(ctx: Ctx, Params(q): Params<SearchQuery>) -> Answer {
 #[derive(Deserialize, Default)]
 pub struct NewQuery {
     nom: Option<String>,
+}
+
+/// « Ajouter une démarche » as posted: the fiche's first fields, and for an administrator the
+/// number (a démarche moved from the legacy service keeps it: its pasted links carry it).
+#[derive(Deserialize, Default, Clone)]
+pub struct NewForm {
+    #[serde(flatten)]
+    pub fiche: DemarcheForm,
+    #[serde(default)]
+    pub numero: String,
 }
 
 /// The fiche's first fields as posted (also used by the « Fiche » tab).
@@ -244,7 +258,9 @@ pub fn fields(f: &DemarcheForm, errors: &Errors) -> Markup {
     }
 }
 
-async fn new_page(ctx: &Ctx, f: &DemarcheForm, errors: &Errors) -> Result<Markup, crate::console::Problem> {
+async fn new_page(ctx: &Ctx, form: &NewForm, errors: &Errors) -> Result<Markup, crate::console::Problem> {
+    let f = &form.fiche;
+    let admin = ctx.account()?.is_admin;
     let (words, _) = terms(&f.nom);
     // Close names first: every démarche sharing a word of the name, the most shared first.
     let mut close: Vec<(usize, DemarcheRow)> = Vec::new();
@@ -270,6 +286,11 @@ async fn new_page(ctx: &Ctx, f: &DemarcheForm, errors: &Errors) -> Result<Markup
         (errors.summary("La démarche n'a pas été ajoutée"))
         form method="post" action="/console/demarches/nouvelle" novalidate {
             (csrf_field(ctx.viewer.csrf()))
+            @if admin {
+                (Input { id: "numero", label: "Numéro (facultatif)", kind: "numeric", value: &form.numero, autocomplete: "off",
+                         hint: Some("Pour une démarche reprise de l'ancien service\u{a0}: son numéro, que portent les liens déjà collés. Laissé vide, le prochain numéro libre."),
+                         required: false }.render(errors))
+            }
             (fields(f, errors))
             button.bouton type="submit" { "Ajouter la démarche" }
         }
@@ -277,17 +298,37 @@ async fn new_page(ctx: &Ctx, f: &DemarcheForm, errors: &Errors) -> Result<Markup
 }
 
 pub async fn new_get(ctx: Ctx, Params(q): Params<NewQuery>) -> Answer {
-    let f = DemarcheForm { nom: q.nom.unwrap_or_default().chars().take(200).collect(), ..DemarcheForm::default() };
-    let main = new_page(&ctx, &f, &Errors::default()).await?;
+    // « Administration » starts as the account's.
+    let administration = ctx.account()?.administration.clone();
+    let fiche = DemarcheForm {
+        nom: q.nom.unwrap_or_default().chars().take(200).collect(),
+        administration,
+        ..DemarcheForm::default()
+    };
+    let main = new_page(&ctx, &NewForm { fiche, numero: String::new() }, &Errors::default()).await?;
     Ok(ctx.render(StatusCode::OK, "Ajouter une démarche", main))
 }
 
 /// Creates the démarche with its creator as porteur; its form link works at once here.
-pub async fn new_post(ctx: Ctx, Fields(f): Fields<DemarcheForm>) -> Answer {
+pub async fn new_post(ctx: Ctx, Fields(form): Fields<NewForm>) -> Answer {
     let account = ctx.account()?;
     let mut errors = Errors::default();
-    let Some((name, administration, url, volume_annuel)) = validate(&f, &mut errors) else {
-        let main = new_page(&ctx, &f, &errors).await?;
+    // Only an administrator chooses the number; a porteur gets the next free one.
+    let numero: String = form.numero.chars().filter(|c| !c.is_whitespace()).collect();
+    let chosen = if account.is_admin && !numero.is_empty() {
+        match numero.parse::<i64>() {
+            Ok(n) if (1..=i64::from(i32::MAX)).contains(&n) => Some(n),
+            _ => {
+                errors.add("numero", "Numéro", "Indiquez un numéro entier positif, par exemple 4521, ou laissez vide.");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let validated = validate(&form.fiche, &mut errors);
+    let Some((name, administration, url, volume_annuel)) = validated.filter(|_| errors.is_empty()) else {
+        let main = new_page(&ctx, &form, &errors).await?;
         return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Ajouter une démarche", main));
     };
     ctx.console.limits.check(Action::Mailing, ctx.client, &account.email).map_err(Problem::too_many)?;
@@ -295,7 +336,11 @@ pub async fn new_post(ctx: Ctx, Fields(f): Fields<DemarcheForm>) -> Answer {
     let now = Utc::now();
     let search = crate::search::key(&name, &administration);
     let details = DemarcheDetails { name, administration, url, volume_annuel, ..DemarcheDetails::default() };
-    let id = c.store.create_demarche(details, search, account.id, now).await?;
+    let Some(id) = c.store.create_demarche(details, search, account.id, chosen, now).await? else {
+        errors.add("numero", "Numéro", "Ce numéro est déjà celui d'une démarche du catalogue.");
+        let main = new_page(&ctx, &form, &errors).await?;
+        return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Ajouter une démarche", main));
+    };
     let entry = AuditEntry {
         actor_id: Some(account.id),
         action: "demarche.create".into(),

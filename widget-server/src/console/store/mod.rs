@@ -250,6 +250,26 @@ pub struct DemarcheRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// One row of a catalogue file (`widget-server demarche import`), checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogueRow {
+    pub id: i64,
+    pub name: String,
+    pub administration: String,
+    pub url: String,
+    pub volume_annuel: Option<i64>,
+    /// The folded name and administration (`crate::search::key`).
+    pub search: String,
+}
+
+/// What [`ConsoleStore::import_demarches`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
 /// What [`ConsoleStore::claim`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Claim {
@@ -517,15 +537,21 @@ pub trait ConsoleStore: Send + Sync + 'static {
         offset: i64,
     ) -> BoxFuture<'_, Result<Vec<DemarcheRow>, StoreError>>;
     fn demarche(&self, id: i64) -> BoxFuture<'_, Result<Option<DemarcheRow>, StoreError>>;
-    /// Creates a démarche (next free id) with `creator` as its porteur, atomically; its id.
-    /// `search` is the folded name and administration.
+    /// Creates a démarche with `creator` as its porteur, atomically: with the number `id` (a
+    /// démarche moved from the legacy service keeps its number), or the next free one; its id,
+    /// or `None` when `id` is taken. `search` is the folded name and administration.
     fn create_demarche(
         &self,
         details: DemarcheDetails,
         search: String,
         creator: i64,
+        id: Option<i64>,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<i64, StoreError>>;
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
+    /// Loads catalogue rows (`widget-server demarche import`) in one transaction: a new id is
+    /// added (active, nobody carries it), a known one gets the row's name, administration, URL
+    /// and volume when they differ (its other fields, porteurs and avis are kept). Idempotent.
+    fn import_demarches(&self, rows: Vec<CatalogueRow>) -> BoxFuture<'_, Result<ImportCounts, StoreError>>;
     /// Replaces the fiche of a démarche (and its search column).
     fn update_demarche(
         &self,

@@ -19,9 +19,9 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::{keyset, like_escape, search_filter, Comment};
 use super::{
-    Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter, AvisRow, Claim,
-    ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne, Invite, Merged, NewAccount,
-    OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
+    Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter, AvisRow, CatalogueRow,
+    Claim, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne, ImportCounts, Invite, Merged,
+    NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::pg_tls::{self, Tls};
@@ -1074,15 +1074,25 @@ impl ConsoleStore for PgConsoleStore {
         details: DemarcheDetails,
         search: String,
         creator: i64,
+        id: Option<i64>,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<i64, StoreError>> {
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
         async move {
             let mut conn = self.conn().await?;
             let tx = conn.transaction().await?;
             // Two creations (or a catalogue import) cannot pick the same id: the lock conflicts
             // with itself and with any writer of the table, not with readers.
             tx.batch_execute("LOCK TABLE demarche IN SHARE ROW EXCLUSIVE MODE").await?;
-            let id: i64 = tx.query_one("SELECT coalesce(max(id), 0) + 1 FROM demarche", &[]).await?.try_get(0)?;
+            let id: i64 = match id {
+                Some(id) => {
+                    if tx.query_opt("SELECT 1 FROM demarche WHERE id = $1", &[&id]).await?.is_some() {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    }
+                    id
+                }
+                None => tx.query_one("SELECT coalesce(max(id), 0) + 1 FROM demarche", &[]).await?.try_get(0)?,
+            };
             tx.execute(
                 "INSERT INTO demarche (id, name, created_by, created_at, active, high_volume_approved) \
                  VALUES ($1, $2, $3, $4, true, false)",
@@ -1096,7 +1106,42 @@ impl ConsoleStore for PgConsoleStore {
             )
             .await?;
             tx.commit().await?;
-            Ok(id)
+            Ok(Some(id))
+        }
+        .boxed()
+    }
+
+    fn import_demarches(&self, rows: Vec<CatalogueRow>) -> BoxFuture<'_, Result<ImportCounts, StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            // As a creation does: no other creation picks an id meanwhile.
+            tx.batch_execute("LOCK TABLE demarche IN SHARE ROW EXCLUSIVE MODE").await?;
+            let add = tx
+                .prepare(
+                    "INSERT INTO demarche (id, name, administration, url, volume_annuel, search, active, high_volume_approved, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, true, false, now()) ON CONFLICT (id) DO NOTHING",
+                )
+                .await?;
+            let update = tx
+                .prepare(
+                    "UPDATE demarche SET name = $2, administration = $3, url = $4, volume_annuel = $5, search = $6 \
+                     WHERE id = $1 AND (name, administration, url, volume_annuel) IS DISTINCT FROM ($2, $3, $4, $5)",
+                )
+                .await?;
+            let mut counts = ImportCounts::default();
+            for r in &rows {
+                let p: [&(dyn ToSql + Sync); 6] = [&r.id, &r.name, &r.administration, &r.url, &r.volume_annuel, &r.search];
+                if tx.execute(&add, &p).await? == 1 {
+                    counts.added += 1;
+                } else if tx.execute(&update, &p).await? == 1 {
+                    counts.updated += 1;
+                } else {
+                    counts.unchanged += 1;
+                }
+            }
+            tx.commit().await?;
+            Ok(counts)
         }
         .boxed()
     }

@@ -10,8 +10,9 @@ use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtensio
 
 use super::{
     keyset, like_escape, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry,
-    AvisFilter, AvisRow, Claim, Comment, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne,
-    Invite, Merged, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
+    AvisFilter, AvisRow, CatalogueRow, Claim, Comment, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails,
+    DemarcheRow, EnLigne, ImportCounts, Invite, Merged, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp,
+    TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
@@ -774,13 +775,22 @@ impl ConsoleStore for SqliteConsoleStore {
         details: DemarcheDetails,
         search: String,
         creator: i64,
+        id: Option<i64>,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<i64, StoreError>> {
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
         self.conn.with(move |conn| {
-            // IMMEDIATE: no other writer between reading max(id) and inserting.
+            // IMMEDIATE: no other writer between reading max(id) (or checking `id`) and inserting.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = ts(now);
-            let id: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM demarche", [], |r| r.get(0))?;
+            let id: i64 = match id {
+                Some(id) => {
+                    if tx.query_row("SELECT 1 FROM demarche WHERE id = ?1", [id], |_| Ok(())).optional()?.is_some() {
+                        return Ok(None);
+                    }
+                    id
+                }
+                None => tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM demarche", [], |r| r.get(0))?,
+            };
             tx.execute(
                 "INSERT INTO demarche (id, name, created_by, created_at, active, high_volume_approved) \
                  VALUES (?1, ?2, ?3, ?4, 1, 0)",
@@ -792,7 +802,36 @@ impl ConsoleStore for SqliteConsoleStore {
                 params![creator, id, now],
             )?;
             tx.commit()?;
-            Ok(id)
+            Ok(Some(id))
+        })
+    }
+
+    fn import_demarches(&self, rows: Vec<CatalogueRow>) -> BoxFuture<'_, Result<ImportCounts, StoreError>> {
+        self.conn.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut counts = ImportCounts::default();
+            {
+                let mut add = tx.prepare(
+                    "INSERT INTO demarche (id, name, administration, url, volume_annuel, search, active, high_volume_approved, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT (id) DO NOTHING",
+                )?;
+                let mut update = tx.prepare(
+                    "UPDATE demarche SET name = ?2, administration = ?3, url = ?4, volume_annuel = ?5, search = ?6 \
+                     WHERE id = ?1 AND (name, administration, url, coalesce(volume_annuel, -1)) IS NOT (?2, ?3, ?4, coalesce(?5, -1))",
+                )?;
+                for r in &rows {
+                    let p = params![r.id, r.name, r.administration, r.url, r.volume_annuel, r.search];
+                    if add.execute(p)? == 1 {
+                        counts.added += 1;
+                    } else if update.execute(p)? == 1 {
+                        counts.updated += 1;
+                    } else {
+                        counts.unchanged += 1;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(counts)
         })
     }
 
