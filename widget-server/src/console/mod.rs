@@ -13,6 +13,9 @@
 //! - [`api`]: the JSON API (`/api/v1/…`), read with Bearer keys created in « Mon compte ».
 //! - [`password`], [`secret`], [`limit`], [`mail`], [`emails`]: argon2id, random secrets stored
 //!   hashed, rate limits of the account forms, the mail backend and the French e-mails.
+//! - [`observatory`], [`open_data`]: the public observatory's figures; its open data's columns
+//!   and their Table Schema.
+//! - [`spreadsheet`]: the cells of exports and open data, never read as formulas.
 
 pub mod api;
 pub mod chart;
@@ -22,10 +25,12 @@ pub mod layout;
 pub mod limit;
 pub mod mail;
 pub mod observatory;
+pub mod open_data;
 pub mod pages;
 pub mod password;
 pub mod routes;
 pub mod secret;
+pub mod spreadsheet;
 pub mod store;
 
 use std::net::{IpAddr, SocketAddr};
