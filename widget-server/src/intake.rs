@@ -1,6 +1,6 @@
 //! The vote path, glued together: origin of the post, démarche, content type, body, parse and
-//! validate, key, honeypot, rate limits, buffer. Each refusal is a [`Refusal`], mapped to a status, a metric
-//! and a French page in one place ([`Refusal::response`]).
+//! validate, key, honeypot, rate limits, buffer. Each refusal is a [`Refusal`], mapped to a
+//! status, a metric and a French page in one place ([`Refusal::response`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

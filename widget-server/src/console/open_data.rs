@@ -4,7 +4,7 @@
 //! <https://specs.frictionlessdata.io/table-schema/>) are all made from, so they cannot drift
 //! apart. The column names are stable (README documents them).
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 /// A Table Schema field type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,42 +90,77 @@ impl Field {
     const fn format(self, format: &'static str) -> Field {
         Field { format: Some(format), ..self }
     }
+}
 
-    /// The field as the Table Schema writes it.
-    fn to_json(self) -> Value {
-        let mut f = Map::new();
-        f.insert("name".into(), self.name.into());
-        f.insert("type".into(), self.kind.as_str().into());
-        if let Some(format) = self.format {
-            f.insert("format".into(), format.into());
-        }
-        f.insert("title".into(), self.title.into());
-        f.insert("description".into(), self.description.into());
-        if self.kind == Kind::Boolean {
-            f.insert("trueValues".into(), json!(TRUE_VALUES));
-            f.insert("falseValues".into(), json!(FALSE_VALUES));
-        }
-        let mut c = Map::new();
-        if self.required {
-            c.insert("required".into(), true.into());
-        }
-        if self.unique {
-            c.insert("unique".into(), true.into());
-        }
-        if let Some(min) = self.minimum {
-            c.insert("minimum".into(), min.into());
-        }
-        if let Some(max) = self.maximum {
-            c.insert("maximum".into(), max.into());
-        }
-        if !self.one_of.is_empty() {
-            c.insert("enum".into(), json!(self.one_of));
-        }
-        if !c.is_empty() {
-            f.insert("constraints".into(), Value::Object(c));
-        }
-        Value::Object(f)
+/// A field as the Table Schema writes it (members in the order a reader expects).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SchemaField {
+    name: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<&'static str>,
+    title: &'static str,
+    description: &'static str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    true_values: &'static [&'static str],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    false_values: &'static [&'static str],
+    #[serde(skip_serializing_if = "Constraints::is_empty")]
+    constraints: Constraints,
+}
+
+#[derive(Serialize)]
+struct Constraints {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    unique: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    minimum: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    maximum: Option<i64>,
+    #[serde(rename = "enum", skip_serializing_if = "<[_]>::is_empty")]
+    one_of: &'static [&'static str],
+}
+
+impl Constraints {
+    fn is_empty(&self) -> bool {
+        !self.required && !self.unique && self.minimum.is_none() && self.maximum.is_none() && self.one_of.is_empty()
     }
+}
+
+impl From<&Field> for SchemaField {
+    fn from(f: &Field) -> SchemaField {
+        let boolean = f.kind == Kind::Boolean;
+        SchemaField {
+            name: f.name,
+            kind: f.kind.as_str(),
+            format: f.format,
+            title: f.title,
+            description: f.description,
+            true_values: if boolean { &TRUE_VALUES } else { &[] },
+            false_values: if boolean { &FALSE_VALUES } else { &[] },
+            constraints: Constraints {
+                required: f.required,
+                unique: f.unique,
+                minimum: f.minimum,
+                maximum: f.maximum,
+                one_of: f.one_of,
+            },
+        }
+    }
+}
+
+/// The Table Schema of `/observatoire.csv` (<https://specs.frictionlessdata.io/table-schema/>).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableSchema {
+    fields: Vec<SchemaField>,
+    /// An empty cell is a missing value.
+    missing_values: [&'static str; 1],
+    primary_key: &'static str,
 }
 
 /// Said of every free-text column: how a cell that a spreadsheet would take for a formula is
@@ -160,7 +195,11 @@ pub const FIELDS: [Field; 18] = [
         "administration",
         Kind::String,
         "Administration",
-        concat!("Administration qui porte la démarche, telle que ses porteurs l'ont écrite\u{a0}; vide si elle n'est pas indiquée.", text_rule!()),
+        concat!(
+            "Administration qui porte la démarche, telle que ses porteurs l'ont écrite\u{a0}; vide si elle \
+             n'est pas indiquée.",
+            text_rule!()
+        ),
     ),
     field(
         "volume_annuel",
@@ -169,20 +208,16 @@ pub const FIELDS: [Field; 18] = [
         "Nombre de démarches effectuées par an, déclaré par les porteurs\u{a0}; vide s'il n'est pas déclaré.",
     )
     .range(0, None),
-    field(
-        "nombre_avis",
-        Kind::Integer,
-        "Nombre d'avis",
-        "Avis reçus sur la période (de periode_debut à periode_fin).",
-    )
-    .required()
-    .range(0, None),
+    field("nombre_avis", Kind::Integer, "Nombre d'avis", "Avis reçus sur la période (de periode_debut à periode_fin).")
+        .required()
+        .range(0, None),
     field(
         "statut",
         Kind::String,
         "Statut de publication",
-        "publie\u{a0}: au moins 100\u{a0}avis, les indicateurs sont publiés\u{a0}; insuffisant\u{a0}: de 1 à 99\u{a0}avis \
-         («\u{a0}Nombre d'avis insuffisant\u{a0}»), pas d'indicateur\u{a0}; a_venir\u{a0}: aucun avis sur la période.",
+        "publie\u{a0}: au moins 100\u{a0}avis, les indicateurs sont publiés\u{a0}; insuffisant\u{a0}: de 1 à \
+         99\u{a0}avis («\u{a0}Nombre d'avis insuffisant\u{a0}»), pas d'indicateur\u{a0}; a_venir\u{a0}: aucun \
+         avis sur la période.",
     )
     .required()
     .one_of(&["publie", "insuffisant", "a_venir"]),
@@ -190,41 +225,42 @@ pub const FIELDS: [Field; 18] = [
         "satisfaction_indice",
         Kind::Number,
         "Satisfaction (sur 10)",
-        "Moyenne des réponses à «\u{a0}De façon générale, comment s'est passée cette démarche\u{a0}?\u{a0}»\u{a0}: \
-         Très bien 10, Moyen 5, Pas bien 0\u{a0}; 2\u{a0}décimales. Vide sauf si statut vaut publie.",
+        "Moyenne des réponses à «\u{a0}De façon générale, comment s'est passée cette démarche\u{a0}?\u{a0}»\
+         \u{a0}: Très bien 10, Moyen 5, Pas bien 0\u{a0}; 2\u{a0}décimales. Vide si statut ne vaut pas publie.",
     )
     .range(0, Some(10)),
     field(
         "facilite_indice",
         Kind::Number,
         "Facilité (sur 10)",
-        "Moyenne des réponses à «\u{a0}La démarche était-elle facile\u{a0}?\u{a0}» parmi les avis qui y ont répondu\u{a0}: \
-         Facile 10, Ni facile ni difficile 5, Difficile 0\u{a0}; 2\u{a0}décimales. Vide sauf si statut vaut publie, \
-         et si personne n'y a répondu.",
+        "Moyenne des réponses à «\u{a0}La démarche était-elle facile\u{a0}?\u{a0}» parmi les avis qui y ont \
+         répondu\u{a0}: Facile 10, Ni facile ni difficile 5, Difficile 0\u{a0}; 2\u{a0}décimales. Vide si statut \
+         ne vaut pas publie, ou si personne n'y a répondu.",
     )
     .range(0, Some(10)),
     field(
         "clarte_indice",
         Kind::Number,
         "Clarté du langage (sur 10)",
-        "Moyenne des réponses à «\u{a0}Le langage employé était-il clair\u{a0}?\u{a0}» parmi les avis qui y ont répondu\u{a0}: \
-         Clair 10, Moyennement clair 5, Pas clair 0\u{a0}; 2\u{a0}décimales. Vide sauf si statut vaut publie, \
-         et si personne n'y a répondu.",
+        "Moyenne des réponses à «\u{a0}Le langage employé était-il clair\u{a0}?\u{a0}» parmi les avis qui y ont \
+         répondu\u{a0}: Clair 10, Moyennement clair 5, Pas clair 0\u{a0}; 2\u{a0}décimales. Vide si statut ne \
+         vaut pas publie, ou si personne n'y a répondu.",
     )
     .range(0, Some(10)),
     field(
         "autonomie_pct",
         Kind::Number,
         "Autonomie (%)",
-        "Part des avis qui répondent «\u{a0}Je n'ai pas eu besoin d'aide\u{a0}», en pourcentage, 1\u{a0}décimale. \
-         Vide sauf si statut vaut publie.",
+        "Part des avis qui répondent «\u{a0}Je n'ai pas eu besoin d'aide\u{a0}», en pourcentage, \
+         1\u{a0}décimale. Vide si statut ne vaut pas publie.",
     )
     .range(0, Some(100)),
     field(
         "realisable_en_ligne",
         Kind::String,
         "Réalisable en ligne",
-        "La démarche peut-elle être faite entièrement en ligne\u{a0}? Déclaré par les porteurs\u{a0}; vide s'ils ne l'ont pas déclaré.",
+        "oui, partiel ou non\u{a0}: la démarche peut-elle être faite en ligne\u{a0}? Déclaré par les \
+         porteurs\u{a0}; vide s'ils ne l'ont pas déclaré.",
     )
     .one_of(&["oui", "partiel", "non"]),
     field(
@@ -250,14 +286,15 @@ pub const FIELDS: [Field; 18] = [
         "disponibilite",
         Kind::Boolean,
         "Disponibilité",
-        "Disponibilité du service en ligne, oui ou non, déclarée par les porteurs\u{a0}; vide s'ils ne l'ont pas déclarée.",
+        "Le service est disponible et répond rapidement\u{a0}: oui ou non, déclaré par les porteurs\u{a0}; vide \
+         s'ils ne l'ont pas déclaré.",
     ),
     field(
         "periode_debut",
         Kind::Date,
         "Début de la période",
-        "Premier jour (heure de Paris) de la période des avis comptés, inclus\u{a0}: la période compte les 365\u{a0}jours \
-         qui finissent la veille de la publication.",
+        "Premier jour (heure de Paris) de la période des avis comptés, inclus\u{a0}: la période compte les \
+         365\u{a0}jours qui finissent la veille de la publication.",
     )
     .required(),
     field(
@@ -288,22 +325,24 @@ pub const CSV_COLUMNS: [&str; FIELDS.len()] = {
     names
 };
 
-/// The Table Schema of `/observatoire.csv`. An empty cell is a missing value.
-pub fn table_schema() -> Value {
-    json!({
-        "fields": FIELDS.iter().map(|f| f.to_json()).collect::<Vec<_>>(),
-        "missingValues": [""],
-        "primaryKey": "demarche_id",
-    })
+/// The Table Schema of `/observatoire.csv`.
+pub fn table_schema() -> TableSchema {
+    TableSchema {
+        fields: FIELDS.iter().map(SchemaField::from).collect(),
+        missing_values: [""],
+        primary_key: "demarche_id",
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
     fn the_schema_lists_every_column_in_order() {
-        let schema = table_schema();
+        let schema = serde_json::to_value(table_schema()).unwrap();
         let fields = schema["fields"].as_array().unwrap();
         let names: Vec<&str> = fields.iter().map(|f| f["name"].as_str().unwrap()).collect();
         assert_eq!(names, CSV_COLUMNS);
@@ -326,7 +365,12 @@ mod tests {
         assert_eq!(by_name("statut")["constraints"]["enum"], json!(["publie", "insuffisant", "a_venir"]));
         assert_eq!(by_name("page_url")["format"], "uri");
         assert!(by_name("nom")["description"].as_str().unwrap().contains("apostrophe"));
+        assert!(by_name("administration").get("constraints").is_none(), "no empty constraints");
+        assert!(by_name("nom").get("trueValues").is_none(), "true and false values on booleans only");
         assert_eq!(schema["primaryKey"], "demarche_id");
+        // Written in the order a reader expects: each field's name, then its type, title…
+        let text = serde_json::to_string(&table_schema()).unwrap();
+        assert!(text.starts_with(r#"{"fields":[{"name":"demarche_id","type":"integer","title":"#), "{text:.80}");
         assert_eq!(schema["missingValues"], json!([""]));
     }
 
