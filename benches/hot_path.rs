@@ -51,6 +51,49 @@ fn parse_validate(c: &mut Criterion) {
     g.finish();
 }
 
+/// The headers Chromium sends with a vote posted from our form, `Sec-Fetch-Site` among them
+/// (`same-origin`), or without that header (an old browser): all read by the cross-site check.
+fn browser_post_headers(sec_fetch_site: bool) -> hyper::HeaderMap {
+    let mut h = hyper::HeaderMap::new();
+    for (name, value) in [
+        ("host", "avis.example.fr"),
+        ("connection", "keep-alive"),
+        ("content-length", "212"),
+        ("cache-control", "max-age=0"),
+        ("origin", "https://avis.example.fr"),
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("upgrade-insecure-requests", "1"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        ),
+        ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("sec-fetch-site", "same-origin"),
+        ("sec-fetch-mode", "navigate"),
+        ("sec-fetch-user", "?1"),
+        ("sec-fetch-dest", "document"),
+        ("accept-encoding", "gzip, deflate, br, zstd"),
+        ("accept-language", "fr-FR,fr;q=0.9"),
+    ] {
+        if sec_fetch_site || name != "sec-fetch-site" {
+            h.insert(name, hyper::header::HeaderValue::from_static(value));
+        }
+    }
+    h
+}
+
+/// The first check of every vote: does the browser say it was posted from another site? One
+/// header lookup; protects against an allocation or a parse creeping into it.
+fn cross_site_check(c: &mut Criterion) {
+    let mut g = c.benchmark_group("vote");
+    g.throughput(Throughput::Elements(1));
+    for (name, present) in [("cross_site_check", true), ("cross_site_check_no_header", false)] {
+        let headers = browser_post_headers(present);
+        g.bench_function(name, |b| b.iter(|| widget_server::intake::from_another_site(black_box(&headers))));
+    }
+    g.finish();
+}
+
 /// A typical comment without personal data, about 300 characters, fewer than ten digits.
 const CLEAN_COMMENT: &str = "Démarche faite en ligne un dimanche soir. Le formulaire était clair mais la pièce \
     justificative n'était pas acceptée au format PDF, j'ai dû recommencer deux fois. L'agent au téléphone a été \
@@ -214,6 +257,6 @@ fn flush_aggregate(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = key_verify, vote_accept, parse_validate, scrub, form_render, buffer_push, flush_aggregate
+    targets = key_verify, vote_accept, parse_validate, cross_site_check, scrub, form_render, buffer_push, flush_aggregate
 }
 criterion_main!(benches);

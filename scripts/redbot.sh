@@ -41,7 +41,7 @@ grep -q "http://" "$work/out" || { cat "$work/err" >&2; die "the server did not 
 status=0
 for path in /static/bouton-bleu.svg /static/bouton-blanc.svg \
             "/Demarches/5?view-mode=formulaire-avis&nd_source=button&$key" /Demarches/5/merci \
-            /observatoire /observatoire.csv /observatoire.json /Demarches/5; do
+            /observatoire /observatoire.csv /observatoire.json /observatoire.schema.json /Demarches/5; do
   "$work/venv/bin/redbot" -o har "$base$path" >"$work/har.json" 2>"$work/redbot.err" || { cat "$work/redbot.err" >&2; die "redbot failed on $path"; }
   python3 - "$path" "$work/har.json" <<'PY' || status=1
 import json, sys

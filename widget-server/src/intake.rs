@@ -1,6 +1,6 @@
-//! The vote path, glued together: démarche, content type, body, parse and validate, key,
-//! honeypot, rate limits, buffer. Each refusal is a [`Refusal`], mapped to a status, a metric
-//! and a French page in one place ([`Refusal::response`]).
+//! The vote path, glued together: origin of the post, démarche, content type, body, parse and
+//! validate, key, honeypot, rate limits, buffer. Each refusal is a [`Refusal`], mapped to a
+//! status, a metric and a French page in one place ([`Refusal::response`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{HeaderMap, Request, Response, StatusCode};
 
 use crate::catalogue::{Demarche, Lookup};
 use crate::form::{self, FormView, Posted, MAX_BODY_BYTES};
@@ -21,9 +21,27 @@ use crate::vote::Vote;
 /// `Retry-After` of a 503: the buffer frees up as soon as the next flush commits.
 const BACKPRESSURE_RETRY_SECS: u64 = 5;
 
+/// Set by browsers on every request (a page cannot set or change it): where the request comes
+/// from, relative to the URL it goes to.
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+
+/// Whether a browser says the post comes from another site (`Sec-Fetch-Site: cross-site`) or from
+/// another origin of the same site (`same-site`): a page elsewhere made its visitor vote. Our form
+/// posts from our own origin (`same-origin`); `none` is a request the user made themself; older
+/// browsers send no header at all, and so do programs, which could forge any value anyway: all
+/// three are accepted. One header lookup, no allocation: it runs before anything else of a vote.
+pub fn from_another_site(headers: &HeaderMap) -> bool {
+    headers.get(SEC_FETCH_SITE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.eq_ignore_ascii_case(b"cross-site") || v.eq_ignore_ascii_case(b"same-site")
+    })
+}
+
 /// Why a request got no vote in.
 #[derive(Debug)]
 pub enum Refusal {
+    /// Posted from a page of another site (or of another origin of ours) by a browser: 403.
+    CrossSite,
     /// Unknown, inactive or malformed démarche id, or a link key that does not verify.
     InvalidLink(Rejection),
     /// A high-volume démarche (or the target of a merged one) not yet approved: 404 of its own.
@@ -43,6 +61,7 @@ impl Refusal {
     /// The metric reason.
     pub fn reason(&self) -> Rejection {
         match self {
+            Refusal::CrossSite => Rejection::cross_site,
             Refusal::InvalidLink(r) => *r,
             Refusal::NotYetOpen => Rejection::not_found,
             Refusal::UnsupportedMediaType => Rejection::unsupported_media_type,
@@ -61,6 +80,18 @@ impl Refusal {
             html(status, form::problem_page(&app.chrome, title, paragraphs), "no-store")
         };
         match self {
+            // No link back to the form: its key would have to be signed for the id in the URL,
+            // and answering a request with a valid key for any id it names would hand out the
+            // keys that make links unforgeable. The citizen goes back to the démarche's button.
+            Refusal::CrossSite => problem(
+                StatusCode::FORBIDDEN,
+                "Votre avis n'a pas été enregistré",
+                &[
+                    "Un avis se donne depuis le formulaire du service, et cet envoi venait d'un autre site.",
+                    "Revenez à la page de la démarche et cliquez sur le bouton «\u{a0}Je donne mon avis\u{a0}»\u{a0}: \
+                     le formulaire s'ouvrira et vous pourrez donner votre avis.",
+                ],
+            ),
             Refusal::InvalidLink(_) => problem(
                 StatusCode::NOT_FOUND,
                 "Ce lien d'avis n'est pas valide",
@@ -165,6 +196,10 @@ fn is_form_content_type(req: &Request<Incoming>) -> bool {
 /// checked against `url_id`; the vote goes to the démarche the catalogue opens for it (the target
 /// of a merged one: forms rendered before the merge keep working).
 async fn take_vote(app: &Arc<App>, peer: SocketAddr, url_id: i64, req: Request<Incoming>) -> Result<i64, Refusal> {
+    // First: nothing of a post another site made is read, parsed or kept.
+    if from_another_site(req.headers()) {
+        return Err(Refusal::CrossSite);
+    }
     let demarche = match app.catalogue.for_citizens(url_id) {
         Lookup::Open(d) => d,
         Lookup::AwaitingApproval => return Err(Refusal::NotYetOpen),
@@ -242,4 +277,27 @@ async fn journal_then_buffer(app: &App, mut vote: Vote) -> Result<(), Refusal> {
     // Counted here, not by the request: the vote is accepted even if its client has gone.
     app.metrics.accepted();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(sec_fetch_site: Option<&'static str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(v) = sec_fetch_site {
+            h.insert(SEC_FETCH_SITE, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn posts_from_other_sites_are_told_apart() {
+        for other in ["cross-site", "same-site", "Cross-Site"] {
+            assert!(from_another_site(&headers(Some(other))), "{other}");
+        }
+        for ours in [None, Some("same-origin"), Some("none"), Some("")] {
+            assert!(!from_another_site(&headers(ours)), "{ours:?}");
+        }
+    }
 }

@@ -11,7 +11,9 @@
 //!   page in French with maud.
 //! - [`limit`]: rate limits per client IP and per (client IP, démarche), trusting proxy headers
 //!   only from `--trusted-proxies`.
-//! - [`intake`]: the vote path glued together: key check, limits, honeypot, hand-over to the buffer.
+//! - [`intake`]: the vote path glued together: a post from another site refused first (on its
+//!   `Sec-Fetch-Site`, before its body is read), then key check, limits, honeypot, hand-over to
+//!   the buffer.
 //!   On the way, [`privacy`] replaces e-mails, phone numbers, NIRs and IBANs in the comment.
 //! - [`journal`]: with `--journal DIR`, each vote is fsynced (group commit) before its 303.
 //! - [`buffer`]: [`buffer::BufferedVotes`], the sharded in-memory map that owns accepted votes

@@ -61,6 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demarche(DemarcheCommand::Add(add)) => {
             anyhow::ensure!(add.id > 0, "--id must be a positive number");
             anyhow::ensure!(!add.name.trim().is_empty(), "--name must not be empty");
+            anyhow::ensure!(add.volume_annuel.is_none_or(|v| v >= 0), "--volume-annuel must not be negative");
             let store = open_store(&config).await?;
             let d = Demarche {
                 id: add.id,

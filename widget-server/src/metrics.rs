@@ -32,6 +32,8 @@ pub enum Rejection {
     body_timeout,
     /// The journal could not write the vote (503).
     journal,
+    /// Posted by a browser from a page of another site (`Sec-Fetch-Site`) (403).
+    cross_site,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -2,7 +2,8 @@
 //! up, confirms from the e-mail, logs in, adds a démarche and copies its button code; a citizen
 //! opens the link in that code, fills the form with the keyboard only and lands on the
 //! thank-you page; after the flush the porteur sees the vote on the dashboard, and the vote is in
-//! the store. axe-core runs on every page visited (zero violations).
+//! the store; a page of another site that posts a vote for its visitor gets the French refusal.
+//! axe-core runs on every page visited (zero violations).
 //!
 //! With `MONAVIS_SCREENSHOTS=DIR`, screenshots of the form (360 px and desktop), the dashboard
 //! and the observatory are written there (README shows those in docs/screenshots/).
@@ -140,6 +141,25 @@ async fn a_porteur_and_a_citizen_in_a_real_browser() {
         })
         .unwrap();
     assert_eq!((sat.as_str(), comment.as_str()), ("bien", "Très simple, merci."));
+
+    // Another site cannot make its visitors vote (issue 19): a page that is not ours (a data:
+    // URL, whose opaque origin is no site, so Chromium sends `Sec-Fetch-Site: cross-site`) posts
+    // a valid vote when its visitor clicks; the visitor lands on the French refusal, and nothing
+    // more is stored.
+    let key = path.rsplit_once("key=").unwrap().1.split('&').next().unwrap();
+    let trap = format!(
+        "<!DOCTYPE html><html lang=fr><title>Jeu concours</title><form method=post action='{}'>\
+         <input type=hidden name=key value={key}><input type=hidden name=satisfaction value=pas-bien>\
+         <button type=submit>Participer</button></form>",
+        server.url(&format!("/Demarches/{id}/avis"))
+    );
+    c.goto(&format!("data:text/html;charset=utf-8,{}", trap.replace(' ', "%20"))).await;
+    c.click("button[type=submit]").await;
+    let page = c.client.source().await.unwrap();
+    assert!(page.contains("Votre avis n'a pas été enregistré"), "{}: {page}", c.url().await);
+    axe(&c, "a vote from another site").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(wait_for_avis(&server.db_url, 2, std::time::Duration::from_millis(300)).await, 1, "not stored");
 
     // The porteur sees it on the dashboard.
     c.goto(&server.url(&format!("/console/demarches/{id}/satisfaction"))).await;

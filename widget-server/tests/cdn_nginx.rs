@@ -365,7 +365,9 @@ async fn nginx_in_front_caches_what_the_origin_allows() {
     }
     let citizen_pages = [server.form_path(1), "/Demarches/1/merci".to_string()];
     cacheable.extend(citizen_pages.iter().cloned());
-    for path in ["/observatoire", "/observatoire.csv", "/observatoire.json", "/Demarches/1"] {
+    for path in
+        ["/observatoire", "/observatoire.csv", "/observatoire.json", "/observatoire.schema.json", "/Demarches/1"]
+    {
         cacheable.push(path.to_string());
     }
 
@@ -452,6 +454,14 @@ async fn nginx_in_front_caches_what_the_origin_allows() {
     // 127.0.0.1 hops (--trusted-proxies) and takes the first address before them.
     let hit = tap.last(vote_path);
     assert!(hit.head.contains("\r\nx-forwarded-for: 198.51.100.7, 127.0.0.1\r\n"), "{}", hit.head);
+    // The edge passes the browser's Sec-Fetch-Site on: a vote posted from another site is
+    // refused by the origin behind it too.
+    let cross_site = [form[0], ("sec-fetch-site", "cross-site")];
+    let a = via(edge.main, Method::POST, vote_path, &cross_site, &vote_body(&server, 1, "satisfaction=bien")).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", text(&a.body));
+    assert_not_cached(&a, "a vote from another site");
+    assert_eq!((tap.count(vote_path), tap.last(vote_path).status), (3, 403));
+    assert_eq!(server.metric("monavis_votes_rejected_total{reason=\"cross_site\"}").await, 1.0);
     assert_eq!(wait_for_avis(&server.db_url, 2, Duration::from_secs(10)).await, 2, "both votes stored, once each");
     assert_eq!(server.metric("monavis_votes_accepted_total").await, 2.0);
 

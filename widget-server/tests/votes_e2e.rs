@@ -153,6 +153,75 @@ async fn bad_input_is_refused_clearly_and_stores_nothing() {
     stop_and_check_stored(&mut server, &[1], 1).await;
 }
 
+/// Another site cannot make its visitors vote (issue 19, item 7). A browser says where a post
+/// comes from in `Sec-Fetch-Site`, which no page can set: `cross-site` and `same-site` posts get
+/// the French 403, count as `cross_site` and are not stored, and are answered without their body
+/// being waited for; posts from our form (`same-origin`), typed ones (`none`) and old browsers'
+/// (no header) are taken as before. On SQLite: the hot path is the same for both stores.
+#[tokio::test]
+async fn votes_posted_from_other_sites_are_refused_and_not_stored() {
+    let (tmp, url) = Server::sqlite_dir();
+    cli(tmp.path(), &url, &["demarche", "add", "--id", "1", "--name", "Démarche visée"]);
+    let mut server = Server::start_in(tmp.path(), &url, &OPEN_LIMITS);
+    let vote_url = server.url("/Demarches/1/avis");
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    for (i, site) in ["cross-site", "same-site", "CROSS-SITE"].into_iter().enumerate() {
+        let body = vote_body(&server, 1, &format!("satisfaction=bien&commentaire=refus{i}"));
+        let (status, h, page) = request(Method::POST, &vote_url, &[form, ("sec-fetch-site", site)], body).await;
+        assert_eq!(status, 403, "{site}");
+        assert_eq!(h["content-type"], "text/html; charset=utf-8");
+        assert_eq!(h["cache-control"], "no-store");
+        assert!(h.get("location").is_none());
+        let page = text(&page);
+        assert!(page.contains("lang=\"fr\"") && page.contains("href=\"/static/avis."), "the citizen pages' look");
+        assert!(page.contains("Votre avis n'a pas été enregistré"), "{page}");
+        assert!(page.contains("depuis le formulaire du service") && page.contains("Je donne mon avis"), "{page}");
+        assert!(!page.contains(&server.signer().sign(1)), "no key handed out");
+    }
+    // Refused on its headers: the answer comes at once although the body never does (a read of
+    // it would wait for the 15 s body timeout).
+    let addr = server.addr;
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(
+            b"POST /Demarches/1/avis HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 1000\r\nSec-Fetch-Site: cross-site\r\n\r\nkey=",
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "answered before the body came: {answer:?}");
+
+    // Our form's posts, typed ones and old browsers' are taken.
+    for (i, site) in [Some("same-origin"), Some("none"), None].into_iter().enumerate() {
+        let body = vote_body(&server, 1, &format!("satisfaction=moyen&commentaire=garde{i}"));
+        let mut headers = vec![form];
+        headers.extend(site.map(|s| ("sec-fetch-site", s)));
+        let (status, h, _) = request(Method::POST, &vote_url, &headers, body).await;
+        assert_eq!(status, 303, "{site:?}");
+        assert_eq!(h["location"], "/Demarches/1/merci");
+    }
+    assert_eq!(server.metric("monavis_votes_rejected_total{reason=\"cross_site\"}").await, 4.0);
+    assert_eq!(server.metric("monavis_votes_accepted_total").await, 3.0);
+    stop_and_check_stored(&mut server, &[1], 3).await;
+    let db = rusqlite::Connection::open(tmp.path().join("monavis.db")).unwrap();
+    let comments: Vec<String> = db
+        .prepare("SELECT commentaire FROM avis ORDER BY commentaire")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(comments.len(), 3, "{comments:?}");
+    assert!(comments.iter().all(|c| c.starts_with("garde")), "only the accepted votes: {comments:?}");
+}
+
 #[tokio::test]
 async fn rate_limits_answer_429_and_count() {
     let extra = ["--rate-per-minute", "4", "--rate-per-minute-demarche", "2", "--trusted-proxies", "127.0.0.0/8"];

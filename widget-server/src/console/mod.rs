@@ -16,6 +16,9 @@
 //!   hashed, rate limits of the account forms, the mail backend and the French e-mails.
 //! - [`cookies`]: the cookies' names (`__Host-` behind https), the signed pre-log-in CSRF
 //!   cookie and the « appareil connu » device cookie.
+//! - [`observatory`], [`open_data`]: the public observatory's figures; its open data's columns
+//!   and their Table Schema.
+//! - [`spreadsheet`]: the cells of exports and open data, never read as formulas.
 
 pub mod api;
 pub mod chart;
@@ -27,10 +30,12 @@ pub mod layout;
 pub mod limit;
 pub mod mail;
 pub mod observatory;
+pub mod open_data;
 pub mod pages;
 pub mod password;
 pub mod routes;
 pub mod secret;
+pub mod spreadsheet;
 pub mod store;
 
 use std::net::{IpAddr, SocketAddr};

@@ -81,7 +81,9 @@ impl Entry {
             id: d.id,
             name: x.name.clone(),
             administration: x.administration.clone(),
-            volume_annuel: x.volume_annuel,
+            // A negative volume (possible from the command line before it refused one) means
+            // nothing: shown as not declared, so the open data never holds a negative number.
+            volume_annuel: x.volume_annuel.filter(|v| *v >= 0),
             counts,
             criteria: x.criteria.clone(),
             search: format!("{} {}", fold(&format!("{} {}", x.name, x.administration)), d.id),
@@ -122,10 +124,11 @@ impl Entry {
 }
 
 /// Whether a démarche belongs in the observatory: open to citizens (active, not merged, not a
-/// high-volume one waiting for approval, whose button does not work yet).
+/// high-volume one waiting for approval, whose button does not work yet, and with a positive id:
+/// no link reaches any other).
 pub fn listed(d: &DemarcheRow) -> bool {
     let waiting = !d.high_volume_approved && d.details.volume_annuel.is_some_and(|v| v > HIGH_VOLUME);
-    d.active && d.merged_into.is_none() && !waiting
+    d.id > 0 && d.active && d.merged_into.is_none() && !waiting
 }
 
 /// The observatory at one moment.
@@ -473,9 +476,23 @@ mod tests {
         let waiting = row(4, "Gros volume", "", Some(HIGH_VOLUME + 1), 0, 0);
         let mut approved = row(5, "Gros volume validé", "", Some(HIGH_VOLUME + 1), 0, 0);
         approved.0.high_volume_approved = true;
-        let s = Snapshot::new(Window::ending_before(d("2026-12-02")), &[inactive, merged, waiting, approved]);
+        let zero = row(0, "Sans lien", "", None, 0, 0);
+        let negative = row(-6, "Sans lien non plus", "", None, 0, 0);
+        let s = Snapshot::new(
+            Window::ending_before(d("2026-12-02")),
+            &[negative, zero, inactive, merged, waiting, approved],
+        );
         assert_eq!(s.entries.iter().map(|e| e.id).collect::<Vec<_>>(), [5]);
         assert!(s.entry(5).is_some() && s.entry(4).is_none());
+    }
+
+    #[test]
+    fn a_negative_volume_is_not_declared() {
+        let s = Snapshot::new(
+            Window::ending_before(d("2026-12-02")),
+            &[row(1, "A", "", Some(-5), 0, 0), row(2, "B", "", Some(0), 0, 0)],
+        );
+        assert_eq!(s.entries.iter().map(|e| e.volume_annuel).collect::<Vec<_>>(), [None, Some(0)]);
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/observatoire", get(observatoire::observatoire_get))
         .route("/observatoire.csv", get(observatoire::csv_get))
         .route("/observatoire.json", get(observatoire::json_get))
+        .route("/observatoire.schema.json", get(observatoire::schema_get))
         .route("/Demarches/{id}", get(observatoire::public_get))
         .layer(from_fn_with_state(console.clone(), guard::public_problems));
 

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use super::demarche::{carried, header as demarche_header, Tab};
 use super::{Id, Params};
 use crate::console::layout::{paris_time, source_label, Errors};
+use crate::console::spreadsheet::neutralise;
 use crate::console::store::{AvisFilter, AvisRow, Cursor, DemarcheRow};
 use crate::console::{Answer, Ctx, Problem};
 use crate::form::{LABELS_AIDE, LABELS_CLARTE, LABELS_FACILITE, LABELS_SATISFACTION};
@@ -237,16 +238,6 @@ pub async fn avis_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Ans
     };
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     Ok(ctx.render(status, &format!("Tous les avis – {}", d.details.name), main))
-}
-
-/// A CSV cell starting with = + - @ (or tab, CR) would be read as a formula by a spreadsheet:
-/// it gets a leading `'`. CSV only: an XLSX cell is typed, a string stays a string.
-fn neutralise(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{cell}")
-    } else {
-        cell.to_string()
-    }
 }
 
 const COLUMNS: [&str; 8] =
@@ -481,14 +472,6 @@ mod tests {
         for bad in ["", "_", "abc_def", "123", "123_zz", "99999999999999999999_0"] {
             assert_eq!(decode_cursor(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn formulas_are_neutralised() {
-        for evil in ["=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)", "\tx"] {
-            assert!(neutralise(evil).starts_with('\''), "{evil}");
-        }
-        assert_eq!(neutralise("Très bien"), "Très bien");
     }
 
     #[test]

