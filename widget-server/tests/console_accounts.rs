@@ -124,7 +124,11 @@ async fn journey(server: &Server, mailbox: &Mailbox, tag: &str) {
     Browser::new(server).log_in(&third, PW).await;
     let admin = marie.get("/console/admin").await;
     assert!(admin.body.contains(&format!("exemple-{tag}.org")), "the domain is on the list");
-    assert!(admin.body.contains("account.approve") && admin.body.contains("domain.add"), "audited");
+    assert!(
+        admin.body.contains("Compte validé") && admin.body.contains("Domaine autorisé ajouté"),
+        "audited, in French"
+    );
+    assert!(!admin.body.contains("account.approve"), "no raw code");
     // Accepting twice is refused; a garbage or unknown id is a 404.
     for bad in ["abc", "-1", "99999999999999999999", "987654"] {
         let page = marie.post(&format!("/console/admin/comptes/{bad}/accepter"), &[]).await;

@@ -188,7 +188,11 @@ async fn removal_sticks(server: &Server, mailbox: &Mailbox, admin: &mut Browser,
     assert_eq!(removed.get("/console/demarches/601/satisfaction").await.status, StatusCode::FORBIDDEN);
     // The audit keeps it all.
     let audit = admin.get("/console/admin").await.body;
-    assert!(audit.contains("porteur.invite.cancel") && audit.contains("porteur.remove"), "audited");
+    assert!(audit.contains("Invitation annulée") && audit.contains("Porteur retiré par un administrateur"), "audited");
+    assert!(
+        audit.contains("Carte d&#39;identité") || audit.contains("Carte d'identité"),
+        "the démarche concerned is named"
+    );
 }
 
 /// Attacks 4 and 5: a key made by whoever had the password outlives a reset; a reset link

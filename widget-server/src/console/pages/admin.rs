@@ -52,6 +52,26 @@ async fn admin_page_with(
     let requests = store.pending_requests(None).await?;
     let domains = store.allowed_domains().await?;
     let audit = store.audit_log(20).await?;
+    // Names rather than numbers: each account and démarche of the page, read once.
+    let mut people = std::collections::HashMap::new();
+    let mut demarches = std::collections::HashMap::new();
+    for (_, e) in &audit {
+        for id in [e.actor_id, e.account_id].into_iter().flatten() {
+            if let std::collections::hash_map::Entry::Vacant(slot) = people.entry(id) {
+                slot.insert(store.account_by_id(id).await?.map(|a| format!("{} ({})", a.name, a.email)));
+            }
+        }
+        if let Some(id) = e.demarche_id {
+            if let std::collections::hash_map::Entry::Vacant(slot) = demarches.entry(id) {
+                if let Some(d) = store.demarche(id).await? {
+                    slot.insert(d.details.name);
+                }
+            }
+        }
+    }
+    let who = |id: i64| -> String {
+        people.get(&id).cloned().flatten().unwrap_or_else(|| format!("compte supprimé (n°\u{a0}{id})"))
+    };
     let csrf = ctx.viewer.csrf();
     Ok(html! {
         (notice(info))
@@ -215,15 +235,19 @@ async fn admin_page_with(
             } @else {
                 table.tableau {
                     caption { "Les 20 dernières actions" }
-                    thead { tr { th scope="col" { "Date" } th scope="col" { "Action" } th scope="col" { "Par" } th scope="col" { "Compte" } th scope="col" { "Détail" } } }
+                    thead { tr { th scope="col" { "Date" } th scope="col" { "Action" } th scope="col" { "Par" } th scope="col" { "Concerne" } } }
                     tbody {
                         @for (at, e) in &audit {
                             tr {
                                 td { (paris_time(*at)) }
-                                td { (e.action) }
-                                td { @match e.actor_id { Some(id) => { "n°\u{a0}" (id) }, None => "opérateur" } }
-                                td { @if let Some(id) = e.account_id { "n°\u{a0}" (id) } }
-                                td { (e.detail) }
+                                td { (action_label(&e.action)) @if let Some(more) = detail_label(&e.detail) { br; span.indication { (more) } } }
+                                td { @match e.actor_id { Some(id) => (who(id)), None => "un opérateur (ligne de commande)" } }
+                                td {
+                                    @if let Some(id) = e.account_id.filter(|id| Some(*id) != e.actor_id) { (who(id)) br; }
+                                    @if let Some(id) = e.demarche_id {
+                                        a href={ "/console/demarches/" (id) } { (demarches.get(&id).map_or("démarche supprimée", String::as_str)) } " (n°\u{a0}" (id) ")"
+                                    }
+                                }
                             }
                         }
                     }
@@ -236,6 +260,50 @@ async fn admin_page_with(
 pub async fn admin_get(ctx: Ctx, Params(q): Params<AdminQuery>) -> Answer {
     let main = admin_page(&ctx, "", &Errors::default(), q.info.as_deref()).await?;
     Ok(ctx.render(StatusCode::OK, "Administration", main))
+}
+
+/// An audit action in French words.
+pub fn action_label(action: &str) -> &str {
+    match action {
+        "account.approve" => "Compte validé",
+        "account.refuse" => "Compte refusé",
+        "account.admin" => "Compte nommé administrateur",
+        "account.delete" => "Compte supprimé",
+        "account.confirm.active" => "Adresse confirmée, compte actif",
+        "account.confirm.pending" => "Adresse confirmée, compte en attente de validation",
+        "account.password.change" => "Mot de passe changé",
+        "account.password.reset" => "Mot de passe réinitialisé",
+        "domain.add" => "Domaine autorisé ajouté",
+        "domain.remove" => "Domaine autorisé retiré",
+        "demarche.create" => "Démarche ajoutée au catalogue",
+        "demarche.update" => "Fiche de la démarche modifiée",
+        "demarche.activate" => "Démarche réactivée",
+        "demarche.deactivate" => "Démarche désactivée",
+        "demarche.merge" => "Démarche fusionnée dans une autre",
+        "demarche.high_volume.approve" => "Démarche à fort volume validée",
+        "porteur.grant" => "Devient porteur",
+        "porteur.request" => "Demande à devenir porteur",
+        "porteur.refuse" => "Demande de porteur refusée",
+        "porteur.invite" => "Invitation envoyée",
+        "porteur.invite.cancel" => "Invitation annulée",
+        "porteur.leave" => "Ne porte plus la démarche",
+        "porteur.remove" => "Porteur retiré par un administrateur",
+        other => other,
+    }
+}
+
+/// The detail of an audit line, as a reader wants it: `into 12` becomes « dans la démarche
+/// n° 12 », `invitation` « par invitation », the command line's mark is dropped.
+fn detail_label(detail: &str) -> Option<String> {
+    let detail = detail.trim();
+    if detail.is_empty() || detail.ends_with("(widget-server account)") {
+        return None;
+    }
+    Some(match detail.strip_prefix("into ") {
+        Some(id) => format!("dans la démarche n°\u{a0}{id}"),
+        None if detail == "invitation" => "par invitation".into(),
+        None => detail.to_string(),
+    })
 }
 
 fn audit(actor: i64, action: &str, account_id: Option<i64>, detail: String) -> AuditEntry {

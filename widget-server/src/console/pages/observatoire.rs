@@ -159,6 +159,9 @@ fn criterion(c: &Criteria, column: Column) -> Markup {
     }
 }
 
+/// What the figures leave out, said where they are shown: the day under way.
+const TO_YESTERDAY: &str = "Les chiffres vont jusqu'à hier\u{a0}: les avis reçus aujourd'hui y entreront demain.";
+
 fn window_text(w: &Window) -> String {
     format!("du {} au {}", w.from.format("%d/%m/%Y"), w.to.format("%d/%m/%Y"))
 }
@@ -195,6 +198,7 @@ pub async fn observatoire_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<Ob
             "La satisfaction des usagers de chaque démarche en ligne, mesurée par le bouton «\u{a0}Je donne mon avis\u{a0}», et les critères de qualité déclarés par ses porteurs. Avis reçus "
             (window_text(&snap.window)) "."
         }
+        p.indication #jusqu-a-hier { (TO_YESTERDAY) }
         form.filtres method="get" action="/observatoire" {
             div.grille {
                 div.champ {
@@ -477,6 +481,7 @@ pub async fn public_get(ctx: Ctx, headers: HeaderMap, Id(id): Id) -> Answer {
         @if !d.details.administration.is_empty() { p.administration { (d.details.administration) } }
         h2 { "Satisfaction des usagers" }
         p { "Avis reçus " (window_text(&window)) " par le bouton «\u{a0}Je donne mon avis\u{a0}»." }
+        p.indication #jusqu-a-hier { (TO_YESTERDAY) }
         div.chiffres {
             (chiffre("Satisfaction", indicator(&e, e.satisfaction())))
             (chiffre("Facilité", indicator(&e, e.facilite())))
