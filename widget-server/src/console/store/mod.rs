@@ -344,9 +344,10 @@ pub struct AvisFilter {
     pub clarte: Option<String>,
     pub source: Option<String>,
     pub with_comment: bool,
-    /// Words to find in comments, as the porteur typed them: accents and case ignored
-    /// (PostgreSQL: French full text with unaccent, `plainto_tsquery`; SQLite: FTS5, each word
-    /// quoted). Implies `with_comment`.
+    /// Words to find in comments, as the porteur typed them: accents and case ignored, every
+    /// word, each as a word or the start of one from 3 letters on (« merc » finds « merci »;
+    /// [`search_words`]). PostgreSQL: French full text with unaccent, `to_tsquery` prefixes;
+    /// SQLite: FTS5 prefix phrases. Implies `with_comment`.
     pub text: Option<String>,
 }
 
@@ -707,6 +708,10 @@ pub trait ConsoleStore: Send + Sync + 'static {
         cursor: Option<Cursor>,
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>>;
+    /// How many avis of a démarche match `filter`, counting at most `cap + 1` (so a caller
+    /// tells « more than `cap` »): bounded work however many avis there are. Where the filter
+    /// allows, callers count from `avis_daily` instead (see « Tous les avis »).
+    fn count_avis(&self, demarche_id: i64, filter: AvisFilter, cap: i64) -> BoxFuture<'_, Result<i64, StoreError>>;
     /// Avis of a démarche received strictly after `cursor` in `(received_at, id)` order,
     /// oldest first, at most `limit` (the API's incremental reading).
     fn avis_after(
@@ -749,6 +754,17 @@ pub trait ConsoleStore: Send + Sync + 'static {
     fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The latest audit entries, newest first.
     fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<Dated<AuditEntry>>, StoreError>>;
+}
+
+/// The words of a comment search, each with whether it is searched as a prefix (3 letters or
+/// more: « merc » finds « merci »; a shorter one only as a whole word). Only letters and digits
+/// survive, so no query syntax of either store can be injected.
+pub fn search_words(text: &str) -> Vec<(String, bool)> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .map(|w| (w.to_lowercase(), w.chars().count() >= 3))
+        .collect()
 }
 
 // SQL helpers the two backends share (the dialects agree on LIKE … ESCAPE and on row values).

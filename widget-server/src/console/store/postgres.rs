@@ -122,8 +122,22 @@ fn avis_from(demarche_id: i64, filter: &AvisFilter, params: &mut Params) -> Stri
 /// The text condition of `filter`, its words bound in `params`; empty without words.
 fn text_match(filter: &AvisFilter, params: &mut Params) -> String {
     match &filter.text {
-        Some(text) => format!(" AND commentaire_tsv @@ plainto_tsquery('monavis_fr', {})", bind(params, text.clone())),
+        Some(text) => format!(" AND commentaire_tsv @@ to_tsquery('monavis_fr', {})", bind(params, ts_query(text))),
         None => String::new(),
+    }
+}
+
+/// A `to_tsquery` text: every word of [`super::search_words`] (letters and digits only), quoted,
+/// `:*` for a prefix, joined by `&`. No word at all: an empty query, which matches nothing.
+fn ts_query(text: &str) -> String {
+    let words: Vec<String> = super::search_words(text)
+        .into_iter()
+        .map(|(w, prefix)| format!("'{w}'{}", if prefix { ":*" } else { "" }))
+        .collect();
+    if words.is_empty() {
+        String::new()
+    } else {
+        words.join(" & ")
     }
 }
 
@@ -1767,6 +1781,30 @@ impl ConsoleStore for PgConsoleStore {
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>> {
         self.keyset_page(demarche_id, filter, cursor, limit, true).boxed()
+    }
+
+    fn count_avis(&self, demarche_id: i64, filter: AvisFilter, cap: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
+        async move {
+            let mut params = Params::new();
+            let from = avis_from(demarche_id, &filter, &mut params);
+            let text = text_match(&filter, &mut params);
+            let limit = bind(&mut params, cap.saturating_add(1));
+            let sql = format!("SELECT count(*) FROM (SELECT 1 {from}{text} LIMIT {limit}) matches");
+            let mut conn = self.read_conn().await?;
+            let tx = conn.build_transaction().read_only(true).start().await?;
+            if filter.text.is_some() {
+                // Words are counted through the GIN index only (a bitmap scan), as
+                // `plan_text_search` does, never by walking every comment.
+                tx.batch_execute(
+                    "SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_seqscan = off",
+                )
+                .await?;
+            }
+            let n: i64 = tx.query_one(&sql, &refs(&params)).await?.try_get(0)?;
+            tx.commit().await?;
+            Ok(n)
+        }
+        .boxed()
     }
 
     fn avis_after(

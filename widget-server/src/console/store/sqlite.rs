@@ -245,10 +245,10 @@ fn bind(params: &mut Vec<Value>, value: impl Into<Value>) -> String {
 /// words), each one a quoted string: no FTS5 syntax typed by a user reaches `MATCH`. `None` when
 /// no word remains.
 fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+    // Each word a quoted phrase (letters and digits only, see `search_words`), `*` for a prefix.
+    let words: Vec<String> = super::search_words(text)
+        .into_iter()
+        .map(|(w, prefix)| format!("\"{w}\"{}", if prefix { " *" } else { "" }))
         .collect();
     (!words.is_empty()).then(|| words.join(" "))
 }
@@ -1346,6 +1346,16 @@ impl ConsoleStore for SqliteConsoleStore {
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>> {
         self.keyset_page(demarche_id, filter, cursor, limit, true)
+    }
+
+    fn count_avis(&self, demarche_id: i64, filter: AvisFilter, cap: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut params = Vec::new();
+            let select = avis_select(demarche_id, &filter, &mut params);
+            let limit = bind(&mut params, cap.saturating_add(1));
+            let sql = format!("SELECT count(*) FROM ({select} LIMIT {limit})");
+            Ok(conn.query_row(&sql, params_from_iter(params), |r| r.get(0))?)
+        })
     }
 
     fn avis_after(
