@@ -86,10 +86,13 @@ fn assert_counts(what: &str, j: &Value, c: &Counts) {
     keys(&["clair", "moyen", "pas-clair"], &c.clarte, "clarte");
     keys(&["aucune", "proche", "association", "agent", "internet", "autre"], &c.aide, "aide");
     let f = |v: &Value| v.as_f64();
-    assert_eq!(f(&j["satisfaction_index"]), c.satisfaction_index(), "{what}: satisfaction_index");
-    assert_eq!(f(&j["facilite_index"]), c.facilite_index(), "{what}: facilite_index");
-    assert_eq!(f(&j["clarte_index"]), c.clarte_index(), "{what}: clarte_index");
-    assert_eq!(f(&j["autonomy"]), c.autonomy(), "{what}: autonomy");
+    // Rounded as the pages show them: one decimal for indexes, a whole percent for autonomy.
+    let round1 = |v: Option<f64>| v.map(|v| (v * 10.0).round() / 10.0);
+    assert_eq!(f(&j["satisfaction_index"]), round1(c.satisfaction_index()), "{what}: satisfaction_index");
+    assert_eq!(f(&j["facilite_index"]), round1(c.facilite_index()), "{what}: facilite_index");
+    assert_eq!(f(&j["clarte_index"]), round1(c.clarte_index()), "{what}: clarte_index");
+    assert_eq!(f(&j["autonomy"]), c.autonomy().map(|v| (v * 100.0).round() / 100.0), "{what}: autonomy");
+    assert_eq!(j["indicative"].as_bool(), Some(c.n < 100), "{what}: indicative under 100 avis");
     for k in ["satisfaction_index", "facilite_index", "clarte_index", "autonomy"] {
         assert!(j[k].is_null() || j[k].is_number(), "{what}: {k}");
     }

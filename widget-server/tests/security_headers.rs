@@ -144,6 +144,7 @@ async fn every_route_carries_the_security_headers() {
     c.get(&mut anon, "/console", "/console").await;
     c.get(&mut anon, "/api", "/api").await;
     c.get(&mut anon, "/api/{*rest}", "/api/v2/rien").await;
+    c.get(&mut anon, "/api/v1/demarches", "/api/v1/demarches").await;
     c.get(&mut anon, "/api/v1/demarches/{id}/stats", &format!("/api/v1/demarches/{ID}/stats")).await;
     c.get(&mut anon, "/api/v1/demarches/{id}/avis", &format!("/api/v1/demarches/{ID}/avis")).await;
     c.post(&mut anon, "/connexion", &[("email", "x@interieur.gouv.fr"), ("mot_de_passe", "faux")]).await;

@@ -587,8 +587,9 @@ mod tests {
         assert_eq!(v["satisfaction"], json!({"bien": 2, "moyen": 1, "pas_bien": 1}));
         assert_eq!(v["clarte"]["pas_clair"], 2);
         assert_eq!(v["aide"]["autre"], 3);
-        assert_eq!(v["satisfaction_index"], json!(6.25));
+        assert_eq!(v["satisfaction_index"], json!(6.3), "6.25 rounded as the pages show it (6,3)");
         assert_eq!(v["facilite_index"], Value::Null);
         assert_eq!(v["autonomy"], json!(0.25));
+        assert_eq!(v["indicative"], json!(true), "4 avis: indicative");
     }
 }

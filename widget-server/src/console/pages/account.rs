@@ -72,30 +72,32 @@ fn keys_section(csrf: &str, v: &KeysView) -> Markup {
             @if v.keys.is_empty() {
                 p { "Vous n'avez encore aucune clé d'API." }
             } @else {
-                table.tableau {
-                    caption { "Mes clés d'API" }
-                    thead {
-                        tr {
-                            th scope="col" { "Nom" }
-                            th scope="col" { "Créée le" }
-                            th scope="col" { "Dernière utilisation" }
-                            th scope="col" { "État" }
-                            th scope="col" { span.sr-only { "Action" } }
-                        }
-                    }
-                    tbody {
-                        @for k in &v.keys {
+                div.tableau-defilant role="region" tabindex="0" aria-label="Mes clés d'API" {
+                    table.tableau {
+                        caption { "Mes clés d'API" }
+                        thead {
                             tr {
-                                td { (k.name) }
-                                td { (paris_time_a(k.created_at)) }
-                                td { @if let Some(t) = k.last_used_at { (paris_time_a(t)) } @else { "Jamais utilisée" } }
-                                td { @if let Some(t) = k.revoked_at { "Révoquée le " (paris_time_a(t)) } @else { "Active" } }
-                                td {
-                                    @if k.revoked_at.is_none() {
-                                        form method="post" action={ "/console/compte/cles/" (k.id) "/revoquer" } {
-                                            (csrf_field(csrf))
-                                            button.bouton-secondaire.bouton-danger type="submit" {
-                                                "Révoquer" span.sr-only { " la clé «\u{a0}" (k.name) "\u{a0}»" }
+                                th scope="col" { "Nom" }
+                                th scope="col" { "Créée le" }
+                                th scope="col" { "Dernière utilisation" }
+                                th scope="col" { "État" }
+                                th scope="col" { span.sr-only { "Action" } }
+                            }
+                        }
+                        tbody {
+                            @for k in &v.keys {
+                                tr {
+                                    td { (k.name) }
+                                    td { (paris_time_a(k.created_at)) }
+                                    td { @if let Some(t) = k.last_used_at { (paris_time_a(t)) } @else { "Jamais utilisée" } }
+                                    td { @if let Some(t) = k.revoked_at { "Révoquée le " (paris_time_a(t)) } @else { "Active" } }
+                                    td {
+                                        @if k.revoked_at.is_none() {
+                                            form method="post" action={ "/console/compte/cles/" (k.id) "/revoquer" } {
+                                                (csrf_field(csrf))
+                                                button.bouton-secondaire.bouton-danger type="submit" {
+                                                    "Révoquer" span.sr-only { " la clé «\u{a0}" (k.name) "\u{a0}»" }
+                                                }
                                             }
                                         }
                                     }

@@ -81,29 +81,31 @@ async fn admin_page_with(
             @if pending.is_empty() {
                 p { "Aucun compte n'attend de validation." }
             } @else {
-                table.tableau {
-                    caption { (pending.len()) " compte" @if pending.len() > 1 { "s" } " en attente" }
-                    thead { tr { th scope="col" { "Nom" } th scope="col" { "Adresse e-mail" } th scope="col" { "Administration" } th scope="col" { "Inscrit le" } th scope="col" { "Décision" } } }
-                    tbody {
-                        @for a in &pending {
-                            tr {
-                                td { (a.name) }
-                                td { (a.email) }
-                                td { (a.administration) }
-                                td { (paris_time(a.created_at)) }
-                                td {
-                                    div.actions {
-                                        form method="post" action={ "/console/admin/comptes/" (a.id) "/accepter" } {
-                                            (csrf_field(csrf))
-                                            div.case {
-                                                input type="checkbox" id={ "domaine-" (a.id) } name="autoriser_domaine" value="oui";
-                                                label for={ "domaine-" (a.id) } { "Autoriser aussi le domaine @" (a.domain()) }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Comptes en attente de validation" {
+                    table.tableau {
+                        caption { (pending.len()) " compte" @if pending.len() > 1 { "s" } " en attente" }
+                        thead { tr { th scope="col" { "Nom" } th scope="col" { "Adresse e-mail" } th scope="col" { "Administration" } th scope="col" { "Inscrit le" } th scope="col" { "Décision" } } }
+                        tbody {
+                            @for a in &pending {
+                                tr {
+                                    td { (a.name) }
+                                    td { (a.email) }
+                                    td { (a.administration) }
+                                    td { (paris_time(a.created_at)) }
+                                    td {
+                                        div.actions {
+                                            form method="post" action={ "/console/admin/comptes/" (a.id) "/accepter" } {
+                                                (csrf_field(csrf))
+                                                div.case {
+                                                    input type="checkbox" id={ "domaine-" (a.id) } name="autoriser_domaine" value="oui";
+                                                    label for={ "domaine-" (a.id) } { "Autoriser aussi le domaine @" (a.domain()) }
+                                                }
+                                                button.bouton-secondaire type="submit" { "Accepter " span.sr-only { (a.email) } }
                                             }
-                                            button.bouton-secondaire type="submit" { "Accepter " span.sr-only { (a.email) } }
-                                        }
-                                        form method="post" action={ "/console/admin/comptes/" (a.id) "/refuser" } {
-                                            (csrf_field(csrf))
-                                            button.bouton-secondaire.bouton-danger type="submit" { "Refuser " span.sr-only { (a.email) } }
+                                            form method="post" action={ "/console/admin/comptes/" (a.id) "/refuser" } {
+                                                (csrf_field(csrf))
+                                                button.bouton-secondaire.bouton-danger type="submit" { "Refuser " span.sr-only { (a.email) } }
+                                            }
                                         }
                                     }
                                 }
@@ -119,17 +121,19 @@ async fn admin_page_with(
                 p { "Aucune démarche à fort volume n'attend de validation." }
             } @else {
                 p { "Ces démarches déclarent plus de 5\u{a0}000\u{a0}000 d'usagers par an\u{a0}: leur bouton reste fermé jusqu'à votre validation." }
-                table.tableau {
-                    thead { tr { th scope="col" { "Démarche" } th scope="col" { "Volume annuel" } th scope="col" { "Décision" } } }
-                    tbody {
-                        @for d in &high_volume {
-                            tr {
-                                td { a href={ "/console/demarches/" (d.id) } { (d.details.name) } " (n°\u{a0}" (d.id) ")" }
-                                td { (d.details.volume_annuel.map(thousands).unwrap_or_default()) }
-                                td {
-                                    form method="post" action={ "/console/admin/demarches/" (d.id) "/valider-volume" } {
-                                        (csrf_field(csrf))
-                                        button.bouton-secondaire type="submit" { "Valider " span.sr-only { (d.details.name) } }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Démarches à fort volume à valider" {
+                    table.tableau {
+                        thead { tr { th scope="col" { "Démarche" } th scope="col" { "Volume annuel" } th scope="col" { "Décision" } } }
+                        tbody {
+                            @for d in &high_volume {
+                                tr {
+                                    td { a href={ "/console/demarches/" (d.id) } { (d.details.name) } " (n°\u{a0}" (d.id) ")" }
+                                    td { (d.details.volume_annuel.map(thousands).unwrap_or_default()) }
+                                    td {
+                                        form method="post" action={ "/console/admin/demarches/" (d.id) "/valider-volume" } {
+                                            (csrf_field(csrf))
+                                            button.bouton-secondaire type="submit" { "Valider " span.sr-only { (d.details.name) } }
+                                        }
                                     }
                                 }
                             }
@@ -143,24 +147,26 @@ async fn admin_page_with(
             @if requests.is_empty() {
                 p { "Aucune demande en attente." }
             } @else {
-                table.tableau {
-                    thead { tr { th scope="col" { "Démarche" } th scope="col" { "Demandeur" } th scope="col" { "Motif" } th scope="col" { "Décision" } } }
-                    tbody {
-                        @for r in &requests {
-                            tr {
-                                td { a href={ "/console/demarches/" (r.demarche_id) "/porteurs" } { (r.demarche_name) } }
-                                td { (r.account.name) br; (r.account.email) }
-                                td.motif { (r.reason) }
-                                td { div.actions {
-                                    form method="post" action={ "/console/demarches/" (r.demarche_id) "/demandes/" (r.id) "/accepter" } {
-                                        (csrf_field(csrf))
-                                        button.bouton-secondaire type="submit" { "Accepter " span.sr-only { (r.account.email) } }
-                                    }
-                                    form method="post" action={ "/console/demarches/" (r.demarche_id) "/demandes/" (r.id) "/refuser" } {
-                                        (csrf_field(csrf))
-                                        button.bouton-secondaire.bouton-danger type="submit" { "Refuser " span.sr-only { (r.account.email) } }
-                                    }
-                                } }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Demandes pour porter une démarche" {
+                    table.tableau {
+                        thead { tr { th scope="col" { "Démarche" } th scope="col" { "Demandeur" } th scope="col" { "Motif" } th scope="col" { "Décision" } } }
+                        tbody {
+                            @for r in &requests {
+                                tr {
+                                    td { a href={ "/console/demarches/" (r.demarche_id) "/porteurs" } { (r.demarche_name) } }
+                                    td { (r.account.name) br; (r.account.email) }
+                                    td.motif { (r.reason) }
+                                    td { div.actions {
+                                        form method="post" action={ "/console/demarches/" (r.demarche_id) "/demandes/" (r.id) "/accepter" } {
+                                            (csrf_field(csrf))
+                                            button.bouton-secondaire type="submit" { "Accepter " span.sr-only { (r.account.email) } }
+                                        }
+                                        form method="post" action={ "/console/demarches/" (r.demarche_id) "/demandes/" (r.id) "/refuser" } {
+                                            (csrf_field(csrf))
+                                            button.bouton-secondaire.bouton-danger type="submit" { "Refuser " span.sr-only { (r.account.email) } }
+                                        }
+                                    } }
+                                }
                             }
                         }
                     }
@@ -200,19 +206,21 @@ async fn admin_page_with(
             @if domains.is_empty() {
                 p { "Aucun domaine autorisé en plus de gouv.fr." }
             } @else {
-                table.tableau {
-                    caption { "Domaines autorisés" }
-                    thead { tr { th scope="col" { "Domaine" } th scope="col" { "Ajouté le" } th scope="col" { "Action" } } }
-                    tbody {
-                        @for d in &domains {
-                            tr {
-                                td { (d.domain) }
-                                td { (paris_time(d.added_at)) }
-                                td {
-                                    form method="post" action="/console/admin/domaines/retirer" {
-                                        (csrf_field(csrf))
-                                        input type="hidden" name="domaine" value=(d.domain);
-                                        button.bouton-secondaire type="submit" { "Retirer " span.sr-only { (d.domain) } }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Domaines autorisés" {
+                    table.tableau {
+                        caption { "Domaines autorisés" }
+                        thead { tr { th scope="col" { "Domaine" } th scope="col" { "Ajouté le" } th scope="col" { "Action" } } }
+                        tbody {
+                            @for d in &domains {
+                                tr {
+                                    td { (d.domain) }
+                                    td { (paris_time(d.added_at)) }
+                                    td {
+                                        form method="post" action="/console/admin/domaines/retirer" {
+                                            (csrf_field(csrf))
+                                            input type="hidden" name="domaine" value=(d.domain);
+                                            button.bouton-secondaire type="submit" { "Retirer " span.sr-only { (d.domain) } }
+                                        }
                                     }
                                 }
                             }
@@ -233,19 +241,21 @@ async fn admin_page_with(
             @if audit.is_empty() {
                 p { "Aucune action enregistrée." }
             } @else {
-                table.tableau {
-                    caption { "Les 20 dernières actions" }
-                    thead { tr { th scope="col" { "Date" } th scope="col" { "Action" } th scope="col" { "Par" } th scope="col" { "Concerne" } } }
-                    tbody {
-                        @for (at, e) in &audit {
-                            tr {
-                                td { (paris_time(*at)) }
-                                td { (action_label(&e.action)) @if let Some(more) = detail_label(&e.detail) { br; span.indication { (more) } } }
-                                td { @match e.actor_id { Some(id) => (who(id)), None => "un opérateur (ligne de commande)" } }
-                                td {
-                                    @if let Some(id) = e.account_id.filter(|id| Some(*id) != e.actor_id) { (who(id)) br; }
-                                    @if let Some(id) = e.demarche_id {
-                                        a href={ "/console/demarches/" (id) } { (demarches.get(&id).map_or("démarche supprimée", String::as_str)) } " (n°\u{a0}" (id) ")"
+                div.tableau-defilant role="region" tabindex="0" aria-label="Les 20 dernières actions" {
+                    table.tableau {
+                        caption { "Les 20 dernières actions" }
+                        thead { tr { th scope="col" { "Date" } th scope="col" { "Action" } th scope="col" { "Par" } th scope="col" { "Concerne" } } }
+                        tbody {
+                            @for (at, e) in &audit {
+                                tr {
+                                    td { (paris_time(*at)) }
+                                    td { (action_label(&e.action)) @if let Some(more) = detail_label(&e.detail) { br; span.indication { (more) } } }
+                                    td { @match e.actor_id { Some(id) => (who(id)), None => "un opérateur (ligne de commande)" } }
+                                    td {
+                                        @if let Some(id) = e.account_id.filter(|id| Some(*id) != e.actor_id) { (who(id)) br; }
+                                        @if let Some(id) = e.demarche_id {
+                                            a href={ "/console/demarches/" (id) } { (demarches.get(&id).map_or("démarche supprimée", String::as_str)) } " (n°\u{a0}" (id) ")"
+                                        }
                                     }
                                 }
                             }

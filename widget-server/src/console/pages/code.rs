@@ -106,9 +106,11 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
             @if sources.is_empty() {
                 p { "Aucun avis reçu pour l'instant. Une fois le bouton en place, chaque provenance apparaîtra ici avec la date de son dernier avis." }
             } @else {
-                table.tableau {
-                    thead { tr { th scope="col" { "Provenance" } th scope="col" { "Dernier avis reçu le" } } }
-                    tbody { @for (s, day) in &sources { tr { td { (source_label(s)) } td { (day.format("%d/%m/%Y")) } } } }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Provenances déjà vues" {
+                    table.tableau {
+                        thead { tr { th scope="col" { "Provenance" } th scope="col" { "Dernier avis reçu le" } } }
+                        tbody { @for (s, day) in &sources { tr { td { (source_label(s)) } td { (day.format("%d/%m/%Y")) } } } }
+                    }
                 }
             }
         }

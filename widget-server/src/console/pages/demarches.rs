@@ -47,16 +47,18 @@ pub async fn console_get(ctx: Ctx, Params(q): Params<InfoQuery>) -> Answer {
             section.carte #demandes-a-traiter {
                 h2 { "Demandes à traiter" }
                 p { (requests.len()) @if requests.len() > 1 { " personnes demandent" } @else { " personne demande" } " à devenir porteur d'une démarche dont vous décidez." }
-                table.tableau {
-                    caption.sr-only { "Demandes pour devenir porteur, à accepter ou refuser" }
-                    thead { tr { th scope="col" { "Démarche" } th scope="col" { "Demandeur" } th scope="col" { "Motif" } th scope="col" { "Reçue le" } } }
-                    tbody {
-                        @for r in &requests {
-                            tr {
-                                td { a href={ "/console/demarches/" (r.demarche_id) "/porteurs#demandes" } { (r.demarche_name) } br; span.indication { "n°\u{a0}" (r.demarche_id) } }
-                                td { (r.account.name) br; (r.account.email) }
-                                td.motif { (r.reason) }
-                                td { (paris_time_a(r.created_at)) }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Demandes pour devenir porteur, à accepter ou refuser" {
+                    table.tableau {
+                        caption.sr-only { "Demandes pour devenir porteur, à accepter ou refuser" }
+                        thead { tr { th scope="col" { "Démarche" } th scope="col" { "Demandeur" } th scope="col" { "Motif" } th scope="col" { "Reçue le" } } }
+                        tbody {
+                            @for r in &requests {
+                                tr {
+                                    td { a href={ "/console/demarches/" (r.demarche_id) "/porteurs#demandes" } { (r.demarche_name) } br; span.indication { "n°\u{a0}" (r.demarche_id) } }
+                                    td { (r.account.name) br; (r.account.email) }
+                                    td.motif { (r.reason) }
+                                    td { (paris_time_a(r.created_at)) }
+                                }
                             }
                         }
                     }
@@ -67,21 +69,23 @@ pub async fn console_get(ctx: Ctx, Params(q): Params<InfoQuery>) -> Answer {
             p { "Bonjour " (account.name) ". Vous ne portez encore aucune démarche." }
             p { "Cherchez votre démarche dans le catalogue, déclarez-vous porteur, puis intégrez le bouton «\u{a0}Je donne mon avis\u{a0}» à la fin de son parcours." }
         } @else {
-            table.tableau {
-                caption { "Les démarches que vous portez" }
-                thead { tr {
-                    th scope="col" { "Démarche" }
-                    th scope="col" { "Satisfaction (12 mois)" }
-                    th scope="col" { "Avis ce mois-ci" }
-                    th scope="col" { "Dernier avis reçu" }
-                } }
-                tbody {
-                    @for (d, year, month, last) in &rows {
-                        tr {
-                            td { a href={ "/console/demarches/" (d.id) "/satisfaction" } { (d.details.name) } br; span.indication { "n°\u{a0}" (d.id) " · " (d.details.administration) } }
-                            td { (index_badge(year)) }
-                            td { (thousands(*month)) }
-                            td { @match last { Some(t) => (paris_time_a(*t)), None => "Aucun avis pour l'instant" } }
+            div.tableau-defilant role="region" tabindex="0" aria-label="Les démarches que vous portez" {
+                table.tableau {
+                    caption { "Les démarches que vous portez" }
+                    thead { tr {
+                        th scope="col" { "Démarche" }
+                        th scope="col" { "Satisfaction (12 mois)" }
+                        th scope="col" { "Avis ce mois-ci" }
+                        th scope="col" { "Dernier avis reçu" }
+                    } }
+                    tbody {
+                        @for (d, year, month, last) in &rows {
+                            tr {
+                                td { a href={ "/console/demarches/" (d.id) "/satisfaction" } { (d.details.name) } br; span.indication { "n°\u{a0}" (d.id) " · " (d.details.administration) } }
+                                td { (index_badge(year)) }
+                                td { (thousands(*month)) }
+                                td { @match last { Some(t) => (paris_time_a(*t)), None => "Aucun avis pour l'instant" } }
+                            }
                         }
                     }
                 }
@@ -108,16 +112,18 @@ fn terms(q: &str) -> (Vec<String>, Option<i64>) {
 
 fn results_table(found: &[DemarcheRow]) -> Markup {
     html! {
-        table.tableau {
-            caption.sr-only { "Démarches trouvées" }
-            thead { tr { th scope="col" { "Démarche" } th scope="col" { "Administration" } th scope="col" { "Numéro" } th scope="col" { "Volume annuel" } } }
-            tbody {
-                @for d in found {
-                    tr {
-                        td { a href={ "/console/demarches/" (d.id) } { (d.details.name) } }
-                        td { (d.details.administration) }
-                        td { (d.id) }
-                        td { @if let Some(v) = d.details.volume_annuel { (thousands(v)) } }
+        div.tableau-defilant role="region" tabindex="0" aria-label="Démarches trouvées" {
+            table.tableau {
+                caption.sr-only { "Démarches trouvées" }
+                thead { tr { th scope="col" { "Démarche" } th scope="col" { "Administration" } th scope="col" { "Numéro" } th scope="col" { "Volume annuel" } } }
+                tbody {
+                    @for d in found {
+                        tr {
+                            td { a href={ "/console/demarches/" (d.id) } { (d.details.name) } }
+                            td { (d.details.administration) }
+                            td { (d.id) }
+                            td { @if let Some(v) = d.details.volume_annuel { (thousands(v)) } }
+                        }
                     }
                 }
             }
