@@ -26,12 +26,14 @@ use chrono::{DateTime, Days, Months, NaiveDate, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use super::chart::{buckets, Grain};
-use super::pages::account::API_KEY_PREFIX;
 use super::secret;
 use super::store::{Account, AccountStatus, AvisRow, Cursor, DemarcheRow};
 use super::Console;
 use crate::stats::{indicative, round1, round_share, Counts};
 use crate::vote::{paris_day, Question, AIDE};
+
+/// What every API key starts with, so that a leaked key is recognisable (secret scanners).
+pub const API_KEY_PREFIX: &str = "mav_";
 
 /// Avis per page when `limit` is not given.
 pub const DEFAULT_LIMIT: i64 = 100;

@@ -8,6 +8,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{Fields, Id, Params};
+use crate::console::api::API_KEY_PREFIX;
 use crate::console::guard::clear_cookie;
 use crate::console::layout::{csrf_field, notice, paris_time_a, see_other, Errors, Input};
 use crate::console::password::check_new;
@@ -15,8 +16,6 @@ use crate::console::secret::{self, SecretToken};
 use crate::console::store::{Account, ApiKey, AuditEntry};
 use crate::console::{emails, Answer, Ctx, Problem, Viewer};
 
-/// What every API key starts with, so that a leaked key is recognisable (secret scanners).
-pub const API_KEY_PREFIX: &str = "mav_";
 /// Longest name of a key, in characters.
 pub const MAX_KEY_NAME: usize = 60;
 /// Live keys an account may hold at once.

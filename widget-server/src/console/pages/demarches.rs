@@ -11,7 +11,7 @@ use super::{fold, name_field, Fields, Params};
 use crate::console::layout::{csrf_field, notice, paris_time_a, see_other, Errors, Input};
 use crate::console::limit::Action;
 use crate::console::store::{AuditEntry, DemarcheDetails, DemarcheRow};
-use crate::console::{Answer, Ctx, Problem};
+use crate::console::{emails, Answer, Ctx, Problem};
 use crate::vote::paris_day;
 
 /// Results per page of the search.
@@ -357,9 +357,19 @@ pub async fn new_post(ctx: Ctx, Fields(form): Fields<NewForm>) -> Answer {
     c.store.audit(entry, now).await?;
     c.reload_catalogue().await?;
     if volume_annuel.is_some_and(|v| v > crate::catalogue::HIGH_VOLUME) {
-        super::fiche::tell_admins_high_volume(c, id).await?;
+        tell_admins_high_volume(c, id).await?;
     }
     Ok(see_other(&format!("/console/demarches/{id}/code?info=demarche-ajoutee")))
+}
+
+/// Administrators learn by e-mail that a démarche over 5,000,000 a year waits for them.
+pub async fn tell_admins_high_volume(c: &crate::console::Console, id: i64) -> Result<(), Problem> {
+    let Some(d) = c.store.demarche(id).await? else { return Ok(()) };
+    for admin in c.store.admins().await? {
+        let mail = emails::high_volume(&c.settings.operator_name, &c.settings.public_url, &d.details.name, id);
+        c.mailer.send(&admin.email, mail).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -96,7 +96,7 @@ fn cacheable(req: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Resp
     let hash = hex::encode(&Sha256::digest(&body)[..16]);
     let etag = format!("\"{hash}\"");
     let matches =
-        req.get_all(header::IF_NONE_MATCH).iter().any(|v| crate::assets::if_none_match_hits(v.as_bytes(), &hash));
+        req.get_all(header::IF_NONE_MATCH).iter().any(|v| crate::http::if_none_match_hits(v.as_bytes(), &hash));
     let mut res =
         if matches { StatusCode::NOT_MODIFIED.into_response() } else { (StatusCode::OK, body).into_response() };
     let h = res.headers_mut();
