@@ -78,7 +78,7 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
                 p { "Cette démarche déclare plus de 5\u{a0}000\u{a0}000 d'usagers par an. Le bouton d'une démarche de cette taille n'est ouvert qu'après la validation d'un administrateur du service, qui a été prévenu. Le code apparaîtra ici dès qu'il l'aura validée." }
             }
         } @else {
-            p { "Collez ce code à la fin du parcours de votre démarche (page de confirmation, ou e-mail d'accusé de réception). Sur demarches-simplifiees.fr, utilisez le champ prévu pour le bouton MonAvis." }
+            p { "Collez ce code à la fin du parcours de votre démarche (page de confirmation, ou e-mail d'accusé de réception). Sur Démarches simplifiées, utilisez le champ prévu pour le bouton MonAvis." }
             (errors.summary("Le code n'a pas pu être généré"))
             form method="get" action={ "/console/demarches/" (id) "/code#code" } {
                 fieldset.question {
@@ -93,10 +93,10 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
                     }
                 }
                 (Input { id: "source", label: "Étiquette de provenance (facultatif)", kind: "text", value: if source == snippet::DEFAULT_SOURCE { "" } else { source },
-                         autocomplete: "off", hint: Some("Pour comparer les emplacements du bouton (site, courriel, guichet…). Laissez vide pour l'étiquette par défaut, «\u{a0}Bouton\u{a0}», que demarches-simplifiees.fr remplace par «\u{a0}site\u{a0}» ou «\u{a0}email\u{a0}»."), required: false }.render(&errors))
+                         autocomplete: "off", hint: Some("Pour comparer les emplacements du bouton (site, courriel, guichet…). Laissez vide pour l'étiquette par défaut, «\u{a0}Bouton\u{a0}», que Démarches simplifiées remplace par «\u{a0}site\u{a0}» ou «\u{a0}email\u{a0}»."), required: false }.render(&errors))
                 div.case {
                     input type="checkbox" id="fenetre" name="fenetre" value="oui" checked[new_window];
-                    label for="fenetre" { "Ouvrir le formulaire dans une nouvelle fenêtre (inutile sur demarches-simplifiees.fr)" }
+                    label for="fenetre" { "Ouvrir le formulaire dans une nouvelle fenêtre (inutile sur Démarches simplifiées)" }
                 }
                 button.bouton type="submit" { "Générer le code" }
             }

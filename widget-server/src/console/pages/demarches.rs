@@ -75,7 +75,7 @@ pub async fn console_get(ctx: Ctx, Params(q): Params<InfoQuery>) -> Answer {
                     thead { tr {
                         th scope="col" { "Démarche" }
                         th scope="col" { "Satisfaction (12 mois)" }
-                        th scope="col" { "Avis ce mois-ci" }
+                        th scope="col" { "Avis du mois" }
                         th scope="col" { "Dernier avis reçu" }
                     } }
                     tbody {
@@ -258,7 +258,7 @@ pub fn fields(f: &DemarcheForm, errors: &Errors) -> Markup {
     html! {
         (Input { id: "nom", label: "Nom de la démarche", kind: "text", value: &f.nom, autocomplete: "off", hint: Some("Tel que les usagers le voient."), required: true }.render(errors))
         (Input { id: "administration", label: "Administration", kind: "text", value: &f.administration, autocomplete: "organization", hint: None, required: true }.render(errors))
-        (Input { id: "url", label: "Adresse de la démarche", kind: "url", value: &f.url, autocomplete: "url", hint: Some("Par exemple https://www.demarches-simplifiees.fr/commencer/ma-demarche"), required: false }.render(errors))
+        (Input { id: "url", label: "Adresse de la démarche", kind: "url", value: &f.url, autocomplete: "url", hint: Some("Par exemple https://exemple.gouv.fr/ma-demarche"), required: false }.render(errors))
         (Input { id: "volume", label: "Volume annuel", kind: "numeric", value: &f.volume, autocomplete: "off",
                  hint: Some("Nombre de dossiers par an, environ, par exemple 12\u{a0}000. Au-delà de 5\u{a0}000\u{a0}000, le bouton n'est ouvert qu'après validation d'un administrateur."), required: false }.render(errors))
     }
