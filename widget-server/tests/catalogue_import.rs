@@ -41,7 +41,11 @@ fn catalogue(edited: bool) -> (String, Vec<(u64, &'static str)>) {
                 "100001;Doublon;DGFiP;;\n".to_string()
             }
             _ => {
-                let name = if edited && i % 1000 == 0 { format!("Démarche {i} (renommée)") } else { format!("Démarche {i}") };
+                let name = if edited && i % 1000 == 0 {
+                    format!("Démarche {i} (renommée)")
+                } else {
+                    format!("Démarche {i}")
+                };
                 format!("{id};{name};Ministère {};https://exemple.gouv.fr/d/{id};{}\n", i % 40, i * 10)
             }
         };
@@ -78,7 +82,10 @@ async fn run(db_url: &str, dir: &std::path::Path) {
         "{out}"
     );
     for (line, why) in &bad {
-        let reported = out.lines().find(|l| l.starts_with(&format!("line {line}:"))).unwrap_or_else(|| panic!("line {line}: {out}"));
+        let reported = out
+            .lines()
+            .find(|l| l.starts_with(&format!("line {line}:")))
+            .unwrap_or_else(|| panic!("line {line}: {out}"));
         assert!(reported.contains(why), "{reported}");
     }
     eprintln!("imported {ROWS} rows in {took:?}");

@@ -138,6 +138,7 @@ async fn every_route_carries_the_security_headers() {
     c.get(&mut anon, "/mot-de-passe", "/mot-de-passe?jeton=abc").await;
     c.get(&mut anon, "/observatoire", "/observatoire").await;
     c.get(&mut anon, "/observatoire.csv", "/observatoire.csv").await;
+    c.get(&mut anon, "/observatoire.xlsx", "/observatoire.xlsx").await;
     c.get(&mut anon, "/observatoire.json", "/observatoire.json").await;
     c.get(&mut anon, "/observatoire.schema.json", "/observatoire.schema.json").await;
     c.get(&mut anon, "/Demarches/{id}", &format!("/Demarches/{ID}")).await;

@@ -84,6 +84,7 @@ pub fn router(console: Arc<Console>) -> Router {
     let observatory = Router::new()
         .route("/observatoire", get(observatoire::observatoire_get))
         .route("/observatoire.csv", get(observatoire::csv_get))
+        .route("/observatoire.xlsx", get(observatoire::xlsx_get))
         .route("/observatoire.json", get(observatoire::json_get))
         .route("/observatoire.schema.json", get(observatoire::schema_get))
         .route("/Demarches/{id}", get(observatoire::public_get))

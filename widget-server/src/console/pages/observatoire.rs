@@ -236,7 +236,8 @@ pub async fn observatoire_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<Ob
         p.indication { (LEGEND) }
         p {
             "Données ouvertes\u{a0}: "
-            a href={ "/observatoire.csv" (data_query) } { "télécharger au format CSV" } " · "
+            a href={ "/observatoire.xlsx" (data_query) } { "télécharger le tableau (Excel, XLSX)" } " · "
+            a href={ "/observatoire.csv" (data_query) } { "au format CSV" } " · "
             a href={ "/observatoire.json" (data_query) } { "au format JSON" }
         }
         @if selected.is_empty() {
@@ -347,6 +348,12 @@ fn data_rows<'a>(ctx: &Ctx, snap: &'a Snapshot, entries: &[&'a Entry]) -> Vec<Da
 /// counts are sums of votes, indexes lie in 0–10 and autonomy in 0–100 (so they keep their
 /// Table Schema type). Numbers read as in the JSON (`8.33`, `5.0`).
 fn csv_cells(r: &DataRow) -> [String; CSV_COLUMNS.len()] {
+    raw_cells(r).map(|cell| if starts_formula(&cell) { neutralise(&cell) } else { cell })
+}
+
+/// A row's cells as text, in the order of [`CSV_COLUMNS`], not neutralised (the XLSX form types
+/// its cells instead).
+fn raw_cells(r: &DataRow) -> [String; CSV_COLUMNS.len()] {
     fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
         v.map(|v| v.to_string()).unwrap_or_default()
     }
@@ -372,7 +379,96 @@ fn csv_cells(r: &DataRow) -> [String; CSV_COLUMNS.len()] {
         r.periode_fin.clone(),
         r.page_url.clone(),
     ]
-    .map(|cell| if starts_formula(&cell) { neutralise(&cell) } else { cell })
+}
+
+/// `GET /observatoire.xlsx`: the open data as a spreadsheet for people (the CSV stays for
+/// programs): French column titles, numbers as numbers, dates as dates, a frozen header with
+/// filters, columns sized, and a second sheet that explains each column. Typed cells need no
+/// neutralising. Same filters, sort and caching as the CSV (its bytes are stable for a given
+/// snapshot, so its ETag is too).
+pub async fn xlsx_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<ObsQuery>) -> Answer {
+    let snap = snapshot(&ctx).await?;
+    let mut entries = snap.select(&q.filter(), Sort::default());
+    entries.sort_by_key(|e| e.id);
+    let rows: Vec<[String; CSV_COLUMNS.len()]> = data_rows(&ctx, &snap, &entries).iter().map(raw_cells).collect();
+    let made = snap.window.to;
+    let body = tokio::task::spawn_blocking(move || open_data_xlsx(&rows, made))
+        .await
+        .map_err(|e| anyhow::anyhow!("observatoire.xlsx: {e}"))?
+        .map_err(|e| anyhow::anyhow!("observatoire.xlsx: {e}"))?;
+    let mut res = cacheable(&headers, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body);
+    res.headers_mut()
+        .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"observatoire.xlsx\""));
+    Ok(res)
+}
+
+/// The workbook of [`xlsx_get`]; `made`: the last day of the window, its creation date (so the
+/// same figures make the same bytes).
+fn open_data_xlsx(
+    rows: &[[String; CSV_COLUMNS.len()]],
+    made: chrono::NaiveDate,
+) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use crate::console::open_data::{Kind, FIELDS};
+    use chrono::Datelike;
+    use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook};
+    let mut workbook = Workbook::new();
+    let date = |d: chrono::NaiveDate| ExcelDateTime::from_ymd(d.year() as u16, d.month() as u8, d.day() as u8);
+    workbook.set_properties(
+        &DocProperties::new()
+            .set_title("Observatoire de la satisfaction des usagers")
+            .set_creation_datetime(&date(made)?),
+    );
+    let bold = Format::new().set_bold().set_text_wrap();
+    let day = Format::new().set_num_format("dd/mm/yyyy");
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Observatoire")?;
+    for (c, f) in FIELDS.iter().enumerate() {
+        let width = match f.kind {
+            Kind::String if f.name == "nom" => 48.0,
+            Kind::String => 28.0,
+            Kind::Date => 12.0,
+            _ => 14.0,
+        };
+        sheet.set_column_width(c as u16, width)?;
+        sheet.write_string_with_format(0, c as u16, f.title, &bold)?;
+    }
+    for (r, cells) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        for (c, (f, cell)) in FIELDS.iter().zip(cells).enumerate() {
+            let c = c as u16;
+            if cell.is_empty() {
+                continue;
+            }
+            match f.kind {
+                Kind::Integer | Kind::Number => match cell.parse::<f64>() {
+                    Ok(v) => sheet.write_number(r, c, v)?,
+                    Err(_) => sheet.write_string(r, c, cell)?,
+                },
+                Kind::Date => match chrono::NaiveDate::parse_from_str(cell, "%Y-%m-%d") {
+                    Ok(d) => sheet.write_datetime_with_format(r, c, &date(d)?, &day)?,
+                    Err(_) => sheet.write_string(r, c, cell)?,
+                },
+                Kind::String | Kind::Boolean => sheet.write_string(r, c, cell)?,
+            };
+        }
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    sheet.autofilter(0, 0, rows.len().max(1) as u32, FIELDS.len() as u16 - 1)?;
+    let doc = workbook.add_worksheet();
+    doc.set_name("Colonnes")?;
+    doc.set_column_width(0, 24)?;
+    doc.set_column_width(1, 36)?;
+    doc.set_column_width(2, 100)?;
+    for (c, title) in ["Colonne", "Titre", "Description"].iter().enumerate() {
+        doc.write_string_with_format(0, c as u16, *title, &bold)?;
+    }
+    for (r, f) in FIELDS.iter().enumerate() {
+        let r = r as u32 + 1;
+        doc.write_string(r, 0, f.name)?;
+        doc.write_string(r, 1, f.title)?;
+        doc.write_string(r, 2, f.description)?;
+    }
+    workbook.save_to_buffer()
 }
 
 /// `GET /observatoire.csv`: UTF-8, comma-separated, one header line (the same filters as the
