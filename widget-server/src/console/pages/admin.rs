@@ -283,6 +283,8 @@ pub fn action_label(action: &str) -> &str {
         "account.confirm.pending" => "Adresse confirmée, compte en attente de validation",
         "account.password.change" => "Mot de passe changé",
         "account.password.reset" => "Mot de passe réinitialisé",
+        "api_key.create" => "Clé d'API créée",
+        "api_key.revoke" => "Clé d'API révoquée",
         "domain.add" => "Domaine autorisé ajouté",
         "domain.remove" => "Domaine autorisé retiré",
         "demarche.create" => "Démarche ajoutée au catalogue",
