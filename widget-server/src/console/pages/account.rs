@@ -10,8 +10,7 @@ use serde::Deserialize;
 use super::{Fields, Id, Params};
 use crate::console::api::API_KEY_PREFIX;
 use crate::console::guard::clear_cookie;
-use crate::console::layout::{csrf_field, notice, paris_time_a, see_other, Errors, Input};
-use crate::console::password::check_new;
+use crate::console::layout::{check_new_password, csrf_field, notice, paris_time_a, see_other, Errors, Input};
 use crate::console::secret::{self, SecretToken};
 use crate::console::store::{Account, ApiKey, AuditEntry};
 use crate::console::{emails, Answer, Ctx, Problem, Viewer};
@@ -201,11 +200,7 @@ pub async fn password_post(ctx: Ctx, Fields(f): Fields<PasswordForm>) -> Answer 
     if !c.passwords.verify(f.actuel, Some(a.password_hash.clone())).await {
         errors.add("actuel", "Mot de passe actuel", "Le mot de passe actuel est incorrect.");
     }
-    if let Err(m) = check_new(&f.mot_de_passe) {
-        errors.add("mot_de_passe", "Nouveau mot de passe", m);
-    } else if f.confirmation != f.mot_de_passe {
-        errors.add("confirmation", "Confirmation", "Les deux mots de passe ne sont pas identiques.");
-    }
+    check_new_password(&f.mot_de_passe, &f.confirmation, "Nouveau mot de passe", &mut errors);
     if !errors.is_empty() {
         let keys = keys_of(&ctx, a).await?;
         let main = account_page(&ctx, a, &errors, &Errors::default(), &keys, None);

@@ -13,9 +13,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{domain_trusted, name_field, normalize_email, Fields, Params};
-use crate::console::layout::{csrf_field, see_other, Errors, Input};
+use crate::console::layout::{check_new_password, csrf_field, see_other, Errors, Input};
 use crate::console::limit::Action;
-use crate::console::password::check_new;
 use crate::console::secret::{self, SecretToken};
 use crate::console::store::{AccountDetails, AccountStatus, AuditEntry, NewAccount, SignUp, TokenKind, TokenState};
 use crate::console::{emails, Answer, Ctx, Problem, CONFIRM_VALIDITY};
@@ -221,11 +220,7 @@ pub async fn confirm_post(ctx: Ctx, Fields(f): Fields<ConfirmForm>) -> Answer {
     }
     let mut errors = Errors::default();
     let details = check_details(&f.nom, &f.administration, &mut errors);
-    if let Err(m) = check_new(&f.mot_de_passe) {
-        errors.add("mot_de_passe", "Mot de passe", m);
-    } else if f.confirmation != f.mot_de_passe {
-        errors.add("confirmation", "Confirmation", "Les deux mots de passe ne sont pas identiques.");
-    }
+    check_new_password(&f.mot_de_passe, &f.confirmation, "Mot de passe", &mut errors);
     if !errors.is_empty() {
         let main = confirm_form(&ctx, &f, &errors);
         return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Confirmer votre adresse", main));

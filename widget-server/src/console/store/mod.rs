@@ -777,6 +777,17 @@ pub(crate) fn keyset(newest_first: bool, cursor: Option<(String, String)>) -> (S
     (condition, order)
 }
 
+/// The condition on `porteur_invite i` of an invitation that can still be used at the time
+/// bound at `now` (both dialects): unused, not cancelled, unexpired, its author carrying the
+/// démarche or an active administrator. Only a placeholder goes into the SQL.
+pub(crate) fn live_invite(now: &str) -> String {
+    format!(
+        "i.used_at IS NULL AND i.cancelled_at IS NULL AND i.expires_at > {now} AND (\
+         EXISTS (SELECT 1 FROM porteur p WHERE p.account_id = i.invited_by AND p.demarche_id = i.demarche_id) \
+         OR EXISTS (SELECT 1 FROM account x WHERE x.id = i.invited_by AND x.is_admin AND x.status = 'active'))"
+    )
+}
+
 /// `term` as a `LIKE` pattern piece that matches itself: `\`, `%` and `_` escaped with `\`
 /// (every `LIKE` here says `ESCAPE '\'`).
 pub(crate) fn like_escape(term: &str) -> String {

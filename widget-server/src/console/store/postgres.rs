@@ -431,16 +431,6 @@ fn read_request(row: &Row) -> Result<PorteurRequest, tokio_postgres::Error> {
     })
 }
 
-/// The condition on `porteur_invite i` of an invitation that can still be used at the time
-/// bound at `now`: unused, not cancelled, unexpired, its author carrying the démarche or an
-/// active administrator.
-fn live_invite(now: &str) -> String {
-    format!(
-        "i.used_at IS NULL AND i.cancelled_at IS NULL AND i.expires_at > {now} AND (\
-         EXISTS (SELECT 1 FROM porteur p WHERE p.account_id = i.invited_by AND p.demarche_id = i.demarche_id) \
-         OR EXISTS (SELECT 1 FROM account x WHERE x.id = i.invited_by AND x.is_admin AND x.status = 'active'))"
-    )
-}
 
 /// Uses the link `hash` of `kind` if it is valid at `now`, inside the caller's transaction:
 /// the account, or why not. Takes of one account's links queue up on its row: two sibling links
@@ -1517,7 +1507,7 @@ impl ConsoleStore for PgConsoleStore {
                 "SELECT i.token_hash, i.email, coalesce(a.name, ''), i.created_at, i.expires_at \
                  FROM porteur_invite i LEFT JOIN account a ON a.id = i.invited_by \
                  WHERE i.demarche_id = $1 AND {} ORDER BY i.created_at DESC, i.email",
-                live_invite("$2")
+                super::live_invite("$2")
             );
             let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id, &now]).await?;
             rows.iter()

@@ -111,16 +111,6 @@ fn read_request(r: &Row) -> rusqlite::Result<PorteurRequest> {
     })
 }
 
-/// The condition on `porteur_invite i` of an invitation that can still be used at `?now`
-/// (bound at `now`): unused, not cancelled, unexpired, its author carrying the démarche or an
-/// active administrator.
-fn live_invite(now: &str) -> String {
-    format!(
-        "i.used_at IS NULL AND i.cancelled_at IS NULL AND i.expires_at > {now} AND (\
-         EXISTS (SELECT 1 FROM porteur p WHERE p.account_id = i.invited_by AND p.demarche_id = i.demarche_id) \
-         OR EXISTS (SELECT 1 FROM account x WHERE x.id = i.invited_by AND x.is_admin AND x.status = 'active'))"
-    )
-}
 
 fn is_porteur(conn: &Connection, account_id: i64, demarche_id: i64) -> rusqlite::Result<bool> {
     Ok(conn
@@ -1124,7 +1114,7 @@ impl ConsoleStore for SqliteConsoleStore {
                 "SELECT i.token_hash, i.email, coalesce(a.name, ''), i.created_at, i.expires_at \
                  FROM porteur_invite i LEFT JOIN account a ON a.id = i.invited_by \
                  WHERE i.demarche_id = ?1 AND {} ORDER BY i.created_at DESC, i.email",
-                live_invite("?2")
+                super::live_invite("?2")
             );
             let mut st = conn.prepare(&sql)?;
             let rows = st.query_map(params![demarche_id, ts(now)], |r| {
@@ -1173,7 +1163,7 @@ impl ConsoleStore for SqliteConsoleStore {
             let sql = format!(
                 "SELECT i.demarche_id, i.email, i.expires_at, i.used_at, i.cancelled_at, {} \
                  FROM porteur_invite i WHERE i.token_hash = ?1",
-                live_invite("?2")
+                super::live_invite("?2")
             );
             // (démarche, invited address, expires_at, used_at, cancelled_at, live)
             type InviteRow = (i64, String, String, Option<String>, Option<String>, bool);
