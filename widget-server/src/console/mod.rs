@@ -33,6 +33,7 @@ pub mod observatory;
 pub mod open_data;
 pub mod pages;
 pub mod password;
+pub mod proconnect;
 pub mod routes;
 pub mod secret;
 pub mod spreadsheet;

@@ -1,0 +1,554 @@
+//! ProConnect (DESIGN §16): the State's identity federation for public agents, an OpenID Connect
+//! provider. This module is the relying party's side, with the `openidconnect` crate: discovery,
+//! the authorization URL, the code exchange, the ID token and the signed userinfo, the log-out
+//! URL. The pages that use it are in [`super::pages::proconnect`].
+//!
+//! - **Discovery and keys, cached.** `{issuer}/.well-known/openid-configuration` and its JWKS are
+//!   fetched at the first use (the server starts whether or not ProConnect answers), then kept
+//!   [`DISCOVERY_MAX_AGE`]; if ProConnect cannot be reached then, the metadata already known is
+//!   kept. A token signed with a key id that the cached JWKS does not hold makes one fetch of
+//!   the JWKS (key rotation); still unknown, the token is refused.
+//! - **What is checked.** The ID token: signature by the JWKS (RS256 or ES256 only), `iss`,
+//!   `aud`, `exp`, `nonce` (and `acr` when `--proconnect-acr` asks for one). The userinfo answer
+//!   must be a signed JWT (`application/jwt`), verified with the same keys and algorithms, for the
+//!   same `iss`, `aud` and `sub`. The crate's own userinfo request only accepts RS256 for a signed
+//!   answer, so the JWT is checked here with the crate's keys ([`JsonWebKey::verify_signature`])
+//!   and parsed into its [`UserInfoClaims`].
+//! - **Nothing else is sent.** The authorization request carries exactly `response_type`,
+//!   `client_id`, `redirect_uri`, `scope`, `state`, `nonce` (and `claims` for `acr`): ProConnect
+//!   refuses any other parameter. The code is exchanged with `client_secret_post`.
+//! - No HTTP redirect is followed (a provider's redirect could point anywhere), and every
+//!   request to ProConnect times out after [`HTTP_TIMEOUT`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use base64::Engine;
+use openidconnect::core::{
+    CoreClient, CoreGenderClaim, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKey, CoreJsonWebKeySet,
+    CoreJwsSigningAlgorithm, CoreResponseType, CoreTokenResponse,
+};
+use openidconnect::url;
+use openidconnect::{
+    AdditionalClaims, AuthType, AuthenticationContextClass, AuthenticationFlow, AuthorizationCode,
+    ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet,
+    IssuerUrl, JsonWebKey, JsonWebKeyAlgorithm, JsonWebKeyId, JsonWebKeySet, JsonWebKeyUse, JwsSigningAlgorithm,
+    LogoutRequest, Nonce, OAuth2TokenResponse, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl,
+    RequestTokenError, Scope, SignatureVerificationError, SubjectIdentifier, TokenResponse, UserInfoClaims,
+};
+use serde::{Deserialize, Serialize};
+
+/// How long discovery metadata is trusted before it is fetched again.
+pub const DISCOVERY_MAX_AGE: Duration = Duration::from_secs(3600);
+/// Longest wait for any answer of ProConnect.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The scopes ProConnect documents, each naming its claim (`openid` is added by the crate).
+pub const SCOPES: [&str; 6] = ["email", "given_name", "usual_name", "siret", "uid", "idp_id"];
+/// The signature algorithms accepted on the ID token and the userinfo JWT.
+const ALGORITHMS: [CoreJwsSigningAlgorithm; 2] =
+    [CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, CoreJwsSigningAlgorithm::EcdsaP256Sha256];
+
+/// The client built from discovery: authorization endpoint set, token and userinfo endpoints as
+/// the metadata gave them.
+type Client =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+
+/// What the operator configured (`--proconnect-*`).
+#[derive(Clone)]
+pub struct Settings {
+    /// `--proconnect-issuer`, e.g. `https://auth.agentconnect.gouv.fr/api/v2`.
+    pub issuer: String,
+    pub client_id: String,
+    /// The content of `--proconnect-client-secret-file`, trimmed.
+    pub client_secret: String,
+    /// `--proconnect-acr`: the `acr` values asked for (comma-separated on the command line);
+    /// empty, none is asked and none is checked.
+    pub acr: Vec<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("acr", &self.acr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// ProConnect's claims beyond the standard ones (`given_name` and `email` are standard).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ProConnectClaims {
+    #[serde(default)]
+    pub usual_name: Option<String>,
+    #[serde(default)]
+    pub siret: Option<String>,
+    #[serde(default)]
+    pub idp_id: Option<String>,
+}
+
+impl AdditionalClaims for ProConnectClaims {}
+
+/// Who ProConnect says logged in, verified.
+#[derive(Clone)]
+pub struct Identity {
+    /// The issuer (as configured), with `sub` the key of the identity.
+    pub issuer: String,
+    pub sub: String,
+    /// As the claims gave them; checked by the caller.
+    pub email: Option<String>,
+    pub given_name: Option<String>,
+    pub usual_name: Option<String>,
+    pub siret: Option<String>,
+    /// The identity provider the agent chose (its ministry's), for the audit.
+    pub idp_id: Option<String>,
+    /// The ID token as received, kept with the session for the log-out (`id_token_hint`).
+    pub id_token: String,
+}
+
+impl std::fmt::Debug for Identity {
+    // Claims are personal data and the ID token a credential: out of debug output and logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").field("issuer", &self.issuer).field("idp_id", &self.idp_id).finish_non_exhaustive()
+    }
+}
+
+/// Why a ProConnect log-in failed. Each maps to one French message on `/connexion`
+/// ([`Failure::code`]); the cause goes to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// ProConnect (or the network to it) does not answer: discovery, keys, token or userinfo.
+    #[error("ProConnect unreachable: {0}")]
+    Unavailable(String),
+    /// The agent refused, or ProConnect answered the authorization with `access_denied`.
+    #[error("access denied by the agent or ProConnect")]
+    Refused,
+    /// No flow of this browser, or a `state` that is not its own.
+    #[error("state: {0}")]
+    State(&'static str),
+    /// The code was refused (replayed, expired), or a token did not verify.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The claims lack a usable e-mail address.
+    #[error("no usable e-mail address in the claims")]
+    NoEmail,
+}
+
+impl Failure {
+    /// The `erreur` code of `/connexion` that explains it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Failure::Unavailable(_) => "proconnect-indisponible",
+            Failure::Refused => "proconnect-refus",
+            Failure::State(_) => "proconnect-session",
+            Failure::Rejected(_) => "proconnect-echec",
+            Failure::NoEmail => "proconnect-adresse",
+        }
+    }
+}
+
+/// Discovery metadata (with the JWKS), and when it was fetched.
+struct Discovered {
+    metadata: ProviderMetadataWithLogout,
+    fetched_at: Instant,
+}
+
+/// The relying party: configuration, HTTP client, cached metadata and keys.
+pub struct ProConnect {
+    settings: Settings,
+    issuer: IssuerUrl,
+    redirect: RedirectUrl,
+    post_logout: PostLogoutRedirectUrl,
+    http: openidconnect::reqwest::Client,
+    discovered: ArcSwapOption<Discovered>,
+    /// One discovery or JWKS fetch at a time: a burst of log-ins during a key rotation fetches
+    /// the keys once.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for ProConnect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProConnect").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// Whether `url` may be an issuer: https, or http on a loopback address (a test provider).
+fn acceptable_issuer(url: &url::Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+impl ProConnect {
+    /// Checks the configuration; nothing is fetched yet. `public_url` has no trailing slash.
+    pub fn new(settings: Settings, public_url: &str) -> anyhow::Result<ProConnect> {
+        let issuer = IssuerUrl::new(settings.issuer.trim_end_matches('/').to_string())
+            .map_err(|e| anyhow::anyhow!("--proconnect-issuer {:?} is not a URL: {e}", settings.issuer))?;
+        anyhow::ensure!(
+            acceptable_issuer(issuer.url()),
+            "--proconnect-issuer must be an https:// URL (http:// only on a loopback address), got {}",
+            issuer.as_str()
+        );
+        anyhow::ensure!(!settings.client_id.is_empty(), "--proconnect-client-id is empty");
+        anyhow::ensure!(!settings.client_secret.is_empty(), "the file of --proconnect-client-secret-file is empty");
+        let redirect = RedirectUrl::new(format!("{public_url}/connexion/proconnect/retour"))?;
+        let post_logout = PostLogoutRedirectUrl::new(format!("{public_url}/connexion?info=deconnecte"))?;
+        let http = openidconnect::reqwest::ClientBuilder::new()
+            .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .timeout(HTTP_TIMEOUT)
+            .connect_timeout(HTTP_TIMEOUT / 2)
+            .build()?;
+        Ok(ProConnect {
+            settings,
+            issuer,
+            redirect,
+            post_logout,
+            http,
+            discovered: ArcSwapOption::empty(),
+            fetching: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The redirect URI to declare to ProConnect.
+    pub fn redirect_uri(&self) -> &str {
+        self.redirect.as_str()
+    }
+
+    /// The post-log-out redirect URI to declare to ProConnect.
+    pub fn post_logout_redirect_uri(&self) -> &str {
+        self.post_logout.as_str()
+    }
+
+    /// The issuer, as configured.
+    pub fn issuer(&self) -> &str {
+        self.issuer.as_str()
+    }
+
+    /// The metadata, from the cache while it is fresh; fetched otherwise (the stale one kept if
+    /// ProConnect cannot be reached).
+    async fn metadata(&self) -> Result<Arc<Discovered>, Failure> {
+        if let Some(d) = self.discovered.load_full().filter(|d| d.fetched_at.elapsed() < DISCOVERY_MAX_AGE) {
+            return Ok(d);
+        }
+        let _one_at_a_time = self.fetching.lock().await;
+        let stale = self.discovered.load_full();
+        if let Some(d) = stale.clone().filter(|d| d.fetched_at.elapsed() < DISCOVERY_MAX_AGE) {
+            return Ok(d);
+        }
+        match ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http).await {
+            Ok(metadata) => {
+                tracing::info!(issuer = %self.issuer.as_str(), keys = metadata.jwks().keys().len(), "ProConnect: discovery done");
+                let d = Arc::new(Discovered { metadata, fetched_at: Instant::now() });
+                self.discovered.store(Some(d.clone()));
+                Ok(d)
+            }
+            Err(e) => match stale {
+                Some(d) => {
+                    tracing::warn!(error = %error_chain(&e), "ProConnect: discovery failed, keeping the metadata known");
+                    Ok(d)
+                }
+                None => Err(Failure::Unavailable(format!("discovery: {}", error_chain(&e)))),
+            },
+        }
+    }
+
+    /// Fetches the JWKS again, once for everyone who found the keys of `seen` wanting: the
+    /// metadata with the new keys.
+    async fn refetch_keys(&self, seen: &Arc<Discovered>) -> Result<Arc<Discovered>, Failure> {
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(current) = self.discovered.load_full().filter(|d| !Arc::ptr_eq(d, seen)) {
+            return Ok(current);
+        }
+        let jwks = CoreJsonWebKeySet::fetch_async(seen.metadata.jwks_uri(), &self.http)
+            .await
+            .map_err(|e| Failure::Unavailable(format!("JWKS: {}", error_chain(&e))))?;
+        tracing::info!(keys = jwks.keys().len(), "ProConnect: keys fetched again (unknown key id)");
+        let metadata = seen.metadata.clone().set_jwks(jwks);
+        let d = Arc::new(Discovered { metadata, fetched_at: seen.fetched_at });
+        self.discovered.store(Some(d.clone()));
+        Ok(d)
+    }
+
+    fn client(&self, d: &Discovered) -> Client {
+        CoreClient::from_provider_metadata(
+            d.metadata.clone(),
+            ClientId::new(self.settings.client_id.clone()),
+            Some(ClientSecret::new(self.settings.client_secret.clone())),
+        )
+        .set_redirect_uri(self.redirect.clone())
+        .set_auth_type(AuthType::RequestBody)
+    }
+
+    /// The authorization URL for this `state` and `nonce` (DESIGN §16: exactly ProConnect's
+    /// parameters).
+    pub async fn authorization_url(&self, state: &str, nonce: &str) -> Result<url::Url, Failure> {
+        let d = self.metadata().await?;
+        let (state, nonce) = (state.to_string(), nonce.to_string());
+        let client = self.client(&d);
+        let mut request = client
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                move || CsrfToken::new(state),
+                move || Nonce::new(nonce),
+            )
+            .add_scopes(SCOPES.iter().map(|s| Scope::new(s.to_string())));
+        if let Some(claims) = self.acr_claims() {
+            request = request.add_extra_param("claims", claims);
+        }
+        let (url, _, _) = request.url();
+        Ok(url)
+    }
+
+    /// The `claims` parameter asking for `acr`, when configured.
+    fn acr_claims(&self) -> Option<String> {
+        let acr = match self.settings.acr.as_slice() {
+            [] => return None,
+            [one] => serde_json::json!({ "essential": true, "value": one }),
+            many => serde_json::json!({ "essential": true, "values": many }),
+        };
+        Some(serde_json::json!({ "id_token": { "acr": acr } }).to_string())
+    }
+
+    /// Exchanges `code`, verifies the ID token against `nonce`, fetches and verifies the signed
+    /// userinfo: who logged in.
+    pub async fn finish(&self, code: &str, nonce: &str) -> Result<Identity, Failure> {
+        let d = self.metadata().await?;
+        let client = self.client(&d);
+        let request = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| Failure::Unavailable(e.to_string()))?;
+        let token: CoreTokenResponse = request.request_async(&self.http).await.map_err(|e| match e {
+            RequestTokenError::ServerResponse(r) => Failure::Rejected(format!("token endpoint: {r}")),
+            RequestTokenError::Request(e) => Failure::Unavailable(format!("token endpoint: {}", error_chain(&e))),
+            other => Failure::Rejected(format!("token endpoint: {}", error_chain(&other))),
+        })?;
+        let id_token = token.id_token().ok_or_else(|| Failure::Rejected("no ID token".into()))?.clone();
+
+        // The ID token, with one more fetch of the keys if its key id is unknown.
+        let nonce = Nonce::new(nonce.to_string());
+        let (d, sub, acr) = match self.check_id_token(&d, &id_token, &nonce) {
+            Err(e) if unknown_key(&e) => {
+                let d = self.refetch_keys(&d).await?;
+                let (sub, acr) = self.check_id_token(&d, &id_token, &nonce).map_err(rejected("ID token"))?;
+                (d, sub, acr)
+            }
+            other => {
+                let (sub, acr) = other.map_err(rejected("ID token"))?;
+                (d, sub, acr)
+            }
+        };
+        if !self.settings.acr.is_empty() && !acr.as_ref().is_some_and(|a| self.settings.acr.contains(a)) {
+            return Err(Failure::Rejected(format!("acr {acr:?} is not one of those asked for")));
+        }
+
+        // Userinfo, a signed JWT, same keys.
+        let url = d
+            .metadata
+            .userinfo_endpoint()
+            .ok_or_else(|| Failure::Rejected("no userinfo endpoint in the metadata".into()))?
+            .url()
+            .clone();
+        let answer = self
+            .http
+            .get(url)
+            .bearer_auth(token.access_token().secret())
+            .header(reqwest_header::ACCEPT, "application/jwt")
+            .send()
+            .await
+            .map_err(|e| Failure::Unavailable(format!("userinfo: {}", error_chain(&e))))?;
+        let status = answer.status();
+        let jwt_type = answer
+            .headers()
+            .get(reqwest_header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/jwt")));
+        let body = answer.text().await.map_err(|e| Failure::Unavailable(format!("userinfo: {}", error_chain(&e))))?;
+        if !status.is_success() {
+            return Err(Failure::Rejected(format!("userinfo answered {status}")));
+        }
+        if !jwt_type {
+            return Err(Failure::Rejected("userinfo is not a signed JWT (application/jwt)".into()));
+        }
+        let claims = match self.check_userinfo(&d, body.trim(), &sub) {
+            Err(e) if matches!(e, Checked::Signature(SignatureVerificationError::NoMatchingKey)) => {
+                let d = self.refetch_keys(&d).await?;
+                self.check_userinfo(&d, body.trim(), &sub)
+            }
+            other => other,
+        }
+        .map_err(|e| Failure::Rejected(format!("userinfo: {e}")))?;
+
+        let extra = claims.additional_claims();
+        Ok(Identity {
+            issuer: self.issuer.as_str().to_string(),
+            sub: sub.as_str().to_string(),
+            email: claims.email().map(|e| e.as_str().to_string()),
+            given_name: claims.given_name().and_then(|g| g.get(None)).map(|g| g.as_str().to_string()),
+            usual_name: extra.usual_name.clone(),
+            siret: extra.siret.clone(),
+            idp_id: extra.idp_id.clone(),
+            id_token: id_token.to_string(),
+        })
+    }
+
+    /// Verifies the ID token with the keys of `d`: its subject and `acr`.
+    fn check_id_token(
+        &self,
+        d: &Discovered,
+        id_token: &CoreIdToken,
+        nonce: &Nonce,
+    ) -> Result<(SubjectIdentifier, Option<String>), ClaimsVerificationError> {
+        let verifier = CoreIdTokenVerifier::new_confidential_client(
+            ClientId::new(self.settings.client_id.clone()),
+            ClientSecret::new(self.settings.client_secret.clone()),
+            self.issuer.clone(),
+            d.metadata.jwks().clone(),
+        )
+        .set_allowed_algs(ALGORITHMS);
+        let claims = id_token.claims(&verifier, nonce)?;
+        Ok((claims.subject().clone(), claims.auth_context_ref().map(|a: &AuthenticationContextClass| a.to_string())))
+    }
+
+    /// Verifies the userinfo JWT with the keys of `d`: its claims, for the subject `sub`.
+    fn check_userinfo(
+        &self,
+        d: &Discovered,
+        jwt: &str,
+        sub: &SubjectIdentifier,
+    ) -> Result<UserInfoClaims<ProConnectClaims, CoreGenderClaim>, Checked> {
+        let payload = verify_jws(jwt, d.metadata.jwks()).map_err(Checked::Signature)?;
+        let claims =
+            UserInfoClaims::<ProConnectClaims, CoreGenderClaim>::from_json::<std::io::Error>(&payload, Some(sub))
+                .map_err(|e| Checked::Claims(error_chain(&e)))?;
+        if claims.issuer() != Some(&self.issuer) {
+            return Err(Checked::Claims(format!("iss {:?}", claims.issuer().map(|i| i.as_str()))));
+        }
+        if !claims.audiences().is_some_and(|a| a.iter().any(|a| a.as_str() == self.settings.client_id)) {
+            return Err(Checked::Claims("aud is not this client".into()));
+        }
+        #[derive(Deserialize)]
+        struct Expiry {
+            exp: Option<i64>,
+        }
+        let expiry: Expiry = serde_json::from_slice(&payload).map_err(|e| Checked::Claims(e.to_string()))?;
+        if expiry.exp.is_some_and(|exp| exp <= chrono::Utc::now().timestamp()) {
+            return Err(Checked::Claims("expired".into()));
+        }
+        Ok(claims)
+    }
+
+    /// Where to send the browser after our session of this ID token ended: ProConnect's
+    /// `end_session_endpoint` with `id_token_hint`, `state` and our `post_logout_redirect_uri`.
+    /// `None` when ProConnect's metadata cannot be had or gives no such endpoint.
+    pub async fn logout_url(&self, id_token: &str, state: &str) -> Option<url::Url> {
+        let d = match self.metadata().await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "ProConnect: log-out only here, the end-session endpoint is unknown");
+                return None;
+            }
+        };
+        let endpoint = d.metadata.additional_metadata().end_session_endpoint.clone()?;
+        let id_token: CoreIdToken = id_token.parse().ok()?;
+        Some(
+            LogoutRequest::from(endpoint)
+                .set_id_token_hint(&id_token)
+                .set_state(CsrfToken::new(state.to_string()))
+                .set_post_logout_redirect_uri(self.post_logout.clone())
+                .http_get_url(),
+        )
+    }
+}
+
+use openidconnect::reqwest::header as reqwest_header;
+
+/// Why the userinfo JWT did not verify.
+#[derive(Debug, thiserror::Error)]
+enum Checked {
+    #[error("signature: {0}")]
+    Signature(SignatureVerificationError),
+    #[error("claims: {0}")]
+    Claims(String),
+}
+
+/// Whether an ID token failed only because no key of the JWKS has its key id.
+fn unknown_key(e: &ClaimsVerificationError) -> bool {
+    matches!(e, ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey))
+}
+
+fn rejected(what: &'static str) -> impl Fn(ClaimsVerificationError) -> Failure {
+    move |e| Failure::Rejected(format!("{what}: {}", error_chain(&e)))
+}
+
+/// An error with its causes, for the log.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// The JOSE header fields that decide how a JWS is checked.
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    kid: Option<String>,
+    crit: Option<serde_json::Value>,
+    cty: Option<String>,
+}
+
+/// Checks a compact JWS (RS256 or ES256) against `jwks` as the crate checks an ID token: the
+/// key is the only one of the set usable for signatures with that algorithm and, when the
+/// header names one, that key id. Its payload.
+pub fn verify_jws(jwt: &str, jwks: &JsonWebKeySet<CoreJsonWebKey>) -> Result<Vec<u8>, SignatureVerificationError> {
+    let b64 = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let malformed = |what: &str| SignatureVerificationError::Other(format!("malformed JWT: {what}"));
+    let mut parts = jwt.split('.');
+    let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed("not three parts"));
+    };
+    let header_json = b64.decode(header).map_err(|_| malformed("header"))?;
+    let jose: JoseHeader = serde_json::from_slice(&header_json).map_err(|_| malformed("header"))?;
+    if jose.crit.is_some() || jose.cty.is_some() {
+        return Err(SignatureVerificationError::Other("nested or critical JWT headers are not supported".into()));
+    }
+    let alg = match jose.alg.as_str() {
+        "RS256" => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        "ES256" => CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        other => return Err(SignatureVerificationError::DisallowedAlg(other.to_string())),
+    };
+    let kid = jose.kid.map(JsonWebKeyId::new);
+    let usable: Vec<&CoreJsonWebKey> = jwks
+        .keys()
+        .iter()
+        .filter(|k| kid.is_none() || k.key_id() == kid.as_ref())
+        .filter(|k| k.key_use().map_or(true, |u| u.allows_signature()))
+        .filter(|k| alg.key_type().as_ref() == Some(k.key_type()))
+        .filter(|k| match k.signing_alg() {
+            JsonWebKeyAlgorithm::Unspecified => true,
+            JsonWebKeyAlgorithm::Algorithm(a) => *a == alg,
+            JsonWebKeyAlgorithm::Unsupported => false,
+        })
+        .collect();
+    let key = match usable.as_slice() {
+        [] => return Err(SignatureVerificationError::NoMatchingKey),
+        [one] => *one,
+        _ => return Err(SignatureVerificationError::AmbiguousKeyId(format!("{} keys fit", usable.len()))),
+    };
+    let signature = b64.decode(signature).map_err(|_| malformed("signature"))?;
+    key.verify_signature(&alg, format!("{header}.{payload}").as_bytes(), &signature)?;
+    b64.decode(payload).map_err(|_| malformed("payload"))
+}
