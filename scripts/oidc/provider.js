@@ -7,7 +7,7 @@
 //   userinfo ES256) and `monavis-es256` (ID token ES256, userinfo RS256). Userinfo is a signed
 //   JWT (`application/jwt`).
 // - ProConnect's scopes, each naming its claim: openid email given_name usual_name siret uid
-//   idp_id; `acr` through the `claims` parameter (eidas1).
+//   idp_id; every log-in has the `acr` eidas1, which the `claims` parameter may ask for.
 // - Its own log-in and consent forms (oidc-provider's development interactions): the login typed
 //   is the account. `prenom.nom@x.gouv.fr` gives Prénom Nom; a login starting with `{` is JSON
 //   claims ({"email", "given_name", "usual_name", "siret", "idp_id"}), for hostile claims. `sub`
@@ -140,6 +140,8 @@ const provider = new Provider(issuer, {
       },
     },
   },
+  // ProConnect takes no PKCE parameter (it refuses parameters it does not document).
+  pkce: { required: () => false },
   async findAccount(ctx, id) {
     const claims = claimsOf(id);
     return {
@@ -162,6 +164,12 @@ const provider = new Provider(issuer, {
 });
 
 provider.on('server_error', (ctx, err) => { console.error('oidc-provider:', err); });
+// Logins carry ProConnect's default `acr` (eidas1), which ProConnect puts in every ID token.
+const interactionFinished = provider.interactionFinished.bind(provider);
+provider.interactionFinished = (req, res, result, options) => {
+  const login = result.login && { acr: 'eidas1', amr: ['pwd'], ...result.login };
+  return interactionFinished(req, res, login ? { ...result, login } : result, options);
+};
 provider.Client.prototype.redirectUriAllowed = function allowed(value) {
   return this.redirectUris.some((r) => sameLoopbackPath(value, r));
 };

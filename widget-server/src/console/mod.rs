@@ -134,6 +134,8 @@ pub struct Console {
     pub cookie_signer: CookieSigner,
     /// The public observatory's figures, computed at most every few minutes.
     pub observatory: Arc<observatory::Cache>,
+    /// ProConnect log-in (DESIGN §16), when `--proconnect-*` are set.
+    pub proconnect: Option<Arc<proconnect::ProConnect>>,
     router: std::sync::OnceLock<axum::Router>,
 }
 
@@ -319,6 +321,19 @@ impl Console {
         } else if to_log {
             tracing::info!("e-mails are printed to this log (--log-emails)");
         }
+        let proconnect = match config.proconnect()? {
+            Some(pc) => {
+                let pc = proconnect::ProConnect::new(pc, &settings.public_url)?;
+                tracing::info!(
+                    issuer = pc.issuer(),
+                    redirect_uri = pc.redirect_uri(),
+                    post_logout_redirect_uri = pc.post_logout_redirect_uri(),
+                    "ProConnect log-in offered (declare these two URIs to ProConnect)"
+                );
+                Some(Arc::new(pc))
+            }
+            None => None,
+        };
         let console = Arc::new(Console {
             settings,
             store,
@@ -331,6 +346,7 @@ impl Console {
             signer: KeySigner::new(secret),
             cookie_signer: CookieSigner::new(secret),
             observatory: Arc::default(),
+            proconnect,
             router: std::sync::OnceLock::new(),
         });
         let _ = console.router.set(routes::router(console.clone()));

@@ -158,6 +158,7 @@ struct Discovered {
 pub struct ProConnect {
     settings: Settings,
     issuer: IssuerUrl,
+    origin: String,
     redirect: RedirectUrl,
     post_logout: PostLogoutRedirectUrl,
     http: openidconnect::reqwest::Client,
@@ -206,9 +207,11 @@ impl ProConnect {
             .timeout(HTTP_TIMEOUT)
             .connect_timeout(HTTP_TIMEOUT / 2)
             .build()?;
+        let origin = issuer.url().origin().ascii_serialization();
         Ok(ProConnect {
             settings,
             issuer,
+            origin,
             redirect,
             post_logout,
             http,
@@ -230,6 +233,11 @@ impl ProConnect {
     /// The issuer, as configured.
     pub fn issuer(&self) -> &str {
         self.issuer.as_str()
+    }
+
+    /// The issuer's origin (`scheme://host[:port]`), where the browser is sent to log in and out.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// The metadata, from the cache while it is fresh; fetched otherwise (the stale one kept if
@@ -345,7 +353,7 @@ impl ProConnect {
                 (d, sub, acr)
             }
         };
-        if !self.settings.acr.is_empty() && !acr.as_ref().is_some_and(|a| self.settings.acr.contains(a)) {
+        if !acr_accepted(&self.settings.acr, acr.as_deref()) {
             return Err(Failure::Rejected(format!("acr {acr:?} is not one of those asked for")));
         }
 
@@ -378,7 +386,7 @@ impl ProConnect {
             return Err(Failure::Rejected("userinfo is not a signed JWT (application/jwt)".into()));
         }
         let claims = match self.check_userinfo(&d, body.trim(), &sub) {
-            Err(e) if matches!(e, Checked::Signature(SignatureVerificationError::NoMatchingKey)) => {
+            Err(Checked::Signature(SignatureVerificationError::NoMatchingKey)) => {
                 let d = self.refetch_keys(&d).await?;
                 self.check_userinfo(&d, body.trim(), &sub)
             }
@@ -479,6 +487,11 @@ enum Checked {
     Claims(String),
 }
 
+/// Whether the `acr` of an ID token is one of those `asked` (any, when none was asked).
+pub fn acr_accepted(asked: &[String], acr: Option<&str>) -> bool {
+    asked.is_empty() || acr.is_some_and(|a| asked.iter().any(|x| x == a))
+}
+
 /// Whether an ID token failed only because no key of the JWKS has its key id.
 fn unknown_key(e: &ClaimsVerificationError) -> bool {
     matches!(e, ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey))
@@ -535,7 +548,7 @@ pub fn verify_jws(jwt: &str, jwks: &JsonWebKeySet<CoreJsonWebKey>) -> Result<Vec
         .keys()
         .iter()
         .filter(|k| kid.is_none() || k.key_id() == kid.as_ref())
-        .filter(|k| k.key_use().map_or(true, |u| u.allows_signature()))
+        .filter(|k| k.key_use().is_none_or(|u| u.allows_signature()))
         .filter(|k| alg.key_type().as_ref() == Some(k.key_type()))
         .filter(|k| match k.signing_alg() {
             JsonWebKeyAlgorithm::Unspecified => true,
@@ -551,4 +564,151 @@ pub fn verify_jws(jwt: &str, jwks: &JsonWebKeySet<CoreJsonWebKey>) -> Result<Vec
     let signature = b64.decode(signature).map_err(|_| malformed("signature"))?;
     key.verify_signature(&alg, format!("{header}.{payload}").as_bytes(), &signature)?;
     b64.decode(payload).map_err(|_| malformed("payload"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openidconnect::core::CoreRsaPrivateSigningKey;
+    use openidconnect::PrivateSigningKey;
+
+    /// A throwaway RSA key made for these tests only.
+    const RSA_PEM: &str = "-----BEGIN RSA PRIVATE KEY-----
+MIIEowIBAAKCAQEAtoyKQkXkPUyh86/p7Q83lscEUwQJWn7szglpjBPlIBaJq+OG
+lxnOZ6VxZcU94W4KGURKJZCri3VuyIDPPF3tD7QZBvPqx4ixNup1o7NZlSl9RFgp
+GTSbiVbnxYNeygfbRCPK32ZmRzWfENvopFLMeDeU4GK0n5O66MFbapS4Gy+6MdTj
+8AsrjPSwyhZxXHEAx8TtTJBC42Ws49moesxXPW3NzUWfhJ5AWti8ryDVyOnNwjzY
+7P0GO5KPYbkQQcm2l5nu4cYSXoDhEURYdlUlufU7sU7X4r79B1+xUGcOb/V9CzlW
+YKUcc2jLlRMBg4+yphAOUJlkYZh2TGZh1cIOKwIDAQABAoIBAEJi+tbeJwJZ7525
+EEfbXFpzdvGfyq0D8qd9Scqc45sXRyrhHC2wP113D7W0lOv6AictLA/cPF6Dru2w
+1my8Nb2bv+xE4VF+NwBjJLQLQd1akMk9jHizpoq8NZ6hR2QOlmGB6MH0seZcrEPL
+zZ+Q0vY3NGejzc8owPTreIzal9eelYECirAvzdaz9R4fFmk/dsZ8L4VkxxVbKluH
+Jzq2BeJHIYoIP61HPEOvR73gEl4N8CoZLXeYOWKT462jdLxPMxHeCJZztQEkwB6n
+F93Own/+ynJSzo6QfbU4491slHHju93eAjznJ8vz5bZpyQxHo8lB7ZvyVCyzvzG5
+K99v6tECgYEA+JgJ6IGVDrIWEsmsgdGpiY+Yn1slZ3pUrBzLgjmqHyaeq6OQTebg
+pFjW0HUxHtQc817omQ3eIV3D5q+JYy6Ie+C4a99HGmTgaC7uvsuwhCsdhAEKV8gB
+Z2RxZe46hIyyFKX2kAWGHaT6Rti1aN/RthLDYUx01zjg3kXIbGu1mbECgYEAu/zL
+POFkYlWQHf+CZJ4OORZsuCKInEL1mvh1kBKZo3iJoRQ5CoO+GQD8kw6EZDtOs23p
+LkDLJ+z/anNZT2zkA2blRCsqD2BaUDay3wHhsmA9KGvhkIzzeFkrii2uskJBpLuq
+DNiNaZ2UJ2F+xrPV9dH+ViHQ4xPTj0RImlEuAJsCgYAIvkgy7kPQ1YCjPoabtkUR
+OoSyriD9p7bMquKZfO+30sLn5IPRyZoDDcDYahbFL86o3KCvqWYzpDmcpnXdkChq
+uvehi6PTkNK3t1bcTQuzSlTqbKLxfW5XNZgrbpqOSOiGg2PNovQZnNDUpxCSVLTq
+g3RtuqOtYim+h5PKBGvJsQKBgQCeOwLqxKDVMEX1KgscG/nGzXxHZTHtrWLDxVxX
+H4DYmu3lenskwY0xyKXQNgjzwQPWfa4nM3yMp6y5ckv7UaF+x4402cw2UxjRqajX
+kuLhXKY9rsiW/j000IGYdik0fBZ6zUcuNtyYyH1axHKMV/TBS7cz0pTbfeW2Eni2
+A5yf/wKBgCgnIz9uYFYD9gXYGa5/1Wtym9MJBfaMtXIvUcfGRn+nhM+pn5ZiR+eD
+zUJ0fmjDibgASxOOkrmEkcQZT/wn/k3Od9lpzMuAvZXkD1qrC4/6AYe34JKpdfaL
+Z0dsny0OvR/DzuEukEIBzK1Ue4JdWCx1NxD196l21Tss378vCRii
+-----END RSA PRIVATE KEY-----";
+
+    fn key(kid: &str) -> CoreRsaPrivateSigningKey {
+        CoreRsaPrivateSigningKey::from_pem(RSA_PEM, Some(JsonWebKeyId::new(kid.into()))).unwrap()
+    }
+
+    /// A compact JWS of `payload` with header `header`, signed RS256 by `key`.
+    fn jws(key: &CoreRsaPrivateSigningKey, header: serde_json::Value, payload: &str) -> String {
+        let b64 = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let input = format!("{}.{}", b64.encode(header.to_string()), b64.encode(payload));
+        let signature = key.sign(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, input.as_bytes()).unwrap();
+        format!("{input}.{}", b64.encode(signature))
+    }
+
+    fn jwks(keys: &[CoreJsonWebKey]) -> CoreJsonWebKeySet {
+        JsonWebKeySet::new(keys.to_vec())
+    }
+
+    #[test]
+    fn acr_is_checked_only_when_asked() {
+        assert!(acr_accepted(&[], None));
+        assert!(acr_accepted(&[], Some("eidas1")));
+        let asked = vec!["eidas2".to_string(), "eidas3".to_string()];
+        assert!(acr_accepted(&asked, Some("eidas3")));
+        assert!(!acr_accepted(&asked, Some("eidas1")));
+        assert!(!acr_accepted(&asked, None));
+    }
+
+    #[test]
+    fn a_jws_verifies_with_its_key_only() {
+        let k = key("k1");
+        let set = jwks(&[k.as_verification_key()]);
+        let token = jws(&k, serde_json::json!({ "alg": "RS256", "kid": "k1" }), r#"{"sub":"abc"}"#);
+        assert_eq!(verify_jws(&token, &set).unwrap(), br#"{"sub":"abc"}"#);
+        // Without a kid, the one usable key of the set.
+        let bare = jws(&k, serde_json::json!({ "alg": "RS256" }), "{}");
+        assert!(verify_jws(&bare, &set).is_ok());
+
+        // A key id the set does not hold: the caller fetches the keys again.
+        let other = jws(&k, serde_json::json!({ "alg": "RS256", "kid": "k2" }), "{}");
+        assert!(matches!(verify_jws(&other, &set), Err(SignatureVerificationError::NoMatchingKey)));
+        // A payload changed after signing: a bad signature.
+        let (h, rest) = token.split_once('.').unwrap();
+        let (_, sig) = rest.split_once('.').unwrap();
+        let b64 = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let tampered = format!("{h}.{}.{sig}", b64.encode(r#"{"sub":"someone else"}"#));
+        assert!(matches!(verify_jws(&tampered, &set), Err(SignatureVerificationError::CryptoError(_))));
+    }
+
+    #[test]
+    fn only_rs256_and_es256_and_signature_keys_are_used() {
+        let k = key("k1");
+        let set = jwks(&[k.as_verification_key()]);
+        for alg in ["none", "HS256", "RS512", "PS256"] {
+            let token = jws(&k, serde_json::json!({ "alg": alg, "kid": "k1" }), "{}");
+            assert!(matches!(verify_jws(&token, &set), Err(SignatureVerificationError::DisallowedAlg(_))), "{alg}");
+        }
+        // An ES256 header cannot use an RSA key.
+        let token = jws(&k, serde_json::json!({ "alg": "ES256", "kid": "k1" }), "{}");
+        assert!(matches!(verify_jws(&token, &set), Err(SignatureVerificationError::NoMatchingKey)));
+        // A key for encryption is no signature key.
+        let mut enc = serde_json::to_value(k.as_verification_key()).unwrap();
+        enc["use"] = "enc".into();
+        let enc: CoreJsonWebKey = serde_json::from_value(enc).unwrap();
+        let token = jws(&k, serde_json::json!({ "alg": "RS256", "kid": "k1" }), "{}");
+        assert!(matches!(verify_jws(&token, &jwks(&[enc])), Err(SignatureVerificationError::NoMatchingKey)));
+        // Two keys that fit and no kid to choose: refused rather than guessed.
+        let two = jwks(&[key("a").as_verification_key(), key("b").as_verification_key()]);
+        let bare = jws(&k, serde_json::json!({ "alg": "RS256" }), "{}");
+        assert!(matches!(verify_jws(&bare, &two), Err(SignatureVerificationError::AmbiguousKeyId(_))));
+        // Critical or nested headers, and malformed tokens.
+        let crit = jws(&k, serde_json::json!({ "alg": "RS256", "kid": "k1", "crit": ["exp"] }), "{}");
+        assert!(verify_jws(&crit, &set).is_err());
+        for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
+            assert!(verify_jws(bad, &set).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn issuers_are_https_or_loopback() {
+        let ok = |u: &str| acceptable_issuer(&url::Url::parse(u).unwrap());
+        assert!(ok("https://auth.agentconnect.gouv.fr/api/v2"));
+        assert!(ok("http://127.0.0.1:4000/api/v2"));
+        assert!(ok("http://localhost:4000/api/v2"));
+        assert!(!ok("http://auth.agentconnect.gouv.fr/api/v2"));
+        assert!(!ok("ftp://127.0.0.1/api/v2"));
+    }
+
+    #[test]
+    fn acr_goes_through_the_claims_parameter() {
+        let settings = |acr: &[&str]| Settings {
+            issuer: "https://auth.example.gouv.fr/api/v2".into(),
+            client_id: "id".into(),
+            client_secret: "secret".into(),
+            acr: acr.iter().map(|a| a.to_string()).collect(),
+        };
+        let pc = |acr: &[&str]| ProConnect::new(settings(acr), "https://avis.example.gouv.fr").unwrap();
+        assert_eq!(pc(&[]).acr_claims(), None);
+        assert_eq!(
+            pc(&["eidas1"]).acr_claims().unwrap(),
+            r#"{"id_token":{"acr":{"essential":true,"value":"eidas1"}}}"#
+        );
+        assert_eq!(
+            pc(&["eidas2", "eidas3"]).acr_claims().unwrap(),
+            r#"{"id_token":{"acr":{"essential":true,"values":["eidas2","eidas3"]}}}"#
+        );
+        let p = pc(&[]);
+        assert_eq!(p.redirect_uri(), "https://avis.example.gouv.fr/connexion/proconnect/retour");
+        assert_eq!(p.post_logout_redirect_uri(), "https://avis.example.gouv.fr/connexion?info=deconnecte");
+        assert_eq!(p.origin(), "https://auth.example.gouv.fr");
+        assert!(format!("{:?}", settings(&[])).find("secret").is_none(), "the secret stays out of debug output");
+    }
 }
