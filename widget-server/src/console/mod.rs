@@ -15,7 +15,9 @@
 //! - [`password`], [`secret`], [`limit`], [`mail`], [`emails`]: argon2id, random secrets stored
 //!   hashed, rate limits of the account forms, the mail backend and the French e-mails.
 //! - [`cookies`]: the cookies' names (`__Host-` behind https), the signed pre-log-in CSRF
-//!   cookie and the « appareil connu » device cookie.
+//!   cookie, the « appareil connu » device cookie and the ProConnect flow cookie.
+//! - [`proconnect`]: ProConnect's relying party (DESIGN §16): discovery, tokens, log-out URL; its
+//!   pages are [`pages::proconnect`].
 //! - [`observatory`], [`open_data`]: the public observatory's figures; its open data's columns
 //!   and their Table Schema.
 //! - [`spreadsheet`]: the cells of exports and open data, never read as formulas.
