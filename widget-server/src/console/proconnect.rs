@@ -20,6 +20,7 @@
 //! - No HTTP redirect is followed (a provider's redirect could point anywhere), and every
 //!   request to ProConnect times out after [`HTTP_TIMEOUT`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -164,8 +165,11 @@ pub struct ProConnect {
     http: openidconnect::reqwest::Client,
     discovered: ArcSwapOption<Discovered>,
     /// One discovery or JWKS fetch at a time: a burst of log-ins during a key rotation fetches
-    /// the keys once.
+    /// the keys once, and while ProConnect does not answer, those that waited for a fetch that
+    /// failed share its failure rather than each trying (and waiting) in turn.
     fetching: tokio::sync::Mutex<()>,
+    /// Fetches begun so far, to tell whether one happened while a caller waited for its turn.
+    attempts: AtomicU64,
 }
 
 impl std::fmt::Debug for ProConnect {
@@ -217,6 +221,7 @@ impl ProConnect {
             http,
             discovered: ArcSwapOption::empty(),
             fetching: tokio::sync::Mutex::new(()),
+            attempts: AtomicU64::new(0),
         })
     }
 
@@ -246,11 +251,17 @@ impl ProConnect {
         if let Some(d) = self.discovered.load_full().filter(|d| d.fetched_at.elapsed() < DISCOVERY_MAX_AGE) {
             return Ok(d);
         }
+        let before = self.attempts.load(Ordering::Acquire);
         let _one_at_a_time = self.fetching.lock().await;
         let stale = self.discovered.load_full();
         if let Some(d) = stale.clone().filter(|d| d.fetched_at.elapsed() < DISCOVERY_MAX_AGE) {
             return Ok(d);
         }
+        if self.attempts.load(Ordering::Acquire) != before {
+            // A fetch failed while this caller waited: ProConnect did not answer just now.
+            return stale.ok_or_else(|| Failure::Unavailable("discovery failed a moment ago".into()));
+        }
+        self.attempts.fetch_add(1, Ordering::AcqRel);
         match ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http).await {
             Ok(metadata) => {
                 tracing::info!(issuer = %self.issuer.as_str(), keys = metadata.jwks().keys().len(), "ProConnect: discovery done");
@@ -271,10 +282,15 @@ impl ProConnect {
     /// Fetches the JWKS again, once for everyone who found the keys of `seen` wanting: the
     /// metadata with the new keys.
     async fn refetch_keys(&self, seen: &Arc<Discovered>) -> Result<Arc<Discovered>, Failure> {
+        let before = self.attempts.load(Ordering::Acquire);
         let _one_at_a_time = self.fetching.lock().await;
         if let Some(current) = self.discovered.load_full().filter(|d| !Arc::ptr_eq(d, seen)) {
             return Ok(current);
         }
+        if self.attempts.load(Ordering::Acquire) != before {
+            return Err(Failure::Unavailable("fetching the keys failed a moment ago".into()));
+        }
+        self.attempts.fetch_add(1, Ordering::AcqRel);
         let jwks = CoreJsonWebKeySet::fetch_async(seen.metadata.jwks_uri(), &self.http)
             .await
             .map_err(|e| Failure::Unavailable(format!("JWKS: {}", error_chain(&e))))?;

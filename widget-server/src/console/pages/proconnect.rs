@@ -9,7 +9,7 @@
 //! `/connexion?erreur=…` with a French message and creates nothing. Without `--proconnect-*`
 //! both URLs are 404s and no button shows.
 
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use chrono::Utc;
 use maud::{html, Markup};
@@ -197,7 +197,6 @@ fn failed(c: &Console, f: Failure) -> Response {
     }
     let mut res = see_other(&format!("/connexion?erreur={}", f.code()));
     res.headers_mut().append(header::SET_COOKIE, clear_cookie(c, c.settings.cookies.proconnect));
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 
