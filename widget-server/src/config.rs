@@ -220,8 +220,8 @@ pub struct Config {
     /// A console session ends this long after log-in, however active.
     #[arg(long, env = "MONAVIS_SESSION_MAX_AGE", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
     pub session_max_age: Duration,
-    /// ProConnect (the State's identity federation for public agents): its issuer, e.g.
-    /// https://auth.agentconnect.gouv.fr/api/v2. With --proconnect-client-id and
+    /// ProConnect (the State's identity federation for public agents): its issuer URL, which ends
+    /// in /api/v2 (ProConnect gives it with the client id). With --proconnect-client-id and
     /// --proconnect-client-secret-file, « S'identifier avec ProConnect » is offered at log-in and
     /// sign-up; without them, nothing changes.
     #[arg(long, env = "MONAVIS_PROCONNECT_ISSUER", global = true)]
