@@ -58,7 +58,10 @@ impl OwnProvider {
             .spawn()
             .unwrap_or_else(|e| panic!("node {script}: {e}"));
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
+        // Whatever it prints later is read (and dropped), never left to fill or break the pipe.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
         let issuer = line
             .trim()
             .strip_prefix("oidc-provider listening on ")
