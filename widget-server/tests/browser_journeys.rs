@@ -3,13 +3,15 @@
 //! opens the link in that code, fills the form with the keyboard only and lands on the
 //! thank-you page; after the flush the porteur sees the vote on the dashboard, and the vote is in
 //! the store; a page of another site that posts a vote for its visitor gets the French refusal.
-//! axe-core runs on every page visited (zero violations).
+//! axe-core runs on every page visited (zero violations). A public agent also logs in and out with
+//! ProConnect, through the provider scripts/test.sh starts.
 //!
 //! With `MONAVIS_SCREENSHOTS=DIR`, screenshots of the form (360 px and desktop), the dashboard
 //! and the observatory are written there (README shows those in docs/screenshots/).
 
 mod common;
 
+use common::oidc;
 use common::webdriver::Chromium;
 use common::{wait_for_avis, Server};
 use fantoccini::key::Key;
@@ -364,5 +366,55 @@ async fn a_porteur_and_a_citizen_in_a_real_browser() {
     axe(&c, "observatory").await;
     assert!(c.client.source().await.unwrap().contains("Les chiffres vont jusqu'à hier"), "the window is said");
     screenshot(&c, "observatoire.png").await;
+    c.quit().await;
+}
+
+/// A public agent logs in with ProConnect (DESIGN §16) in a real browser: the button first on
+/// the sign-up and log-in pages, the provider's own forms (scripts/oidc/provider.js), the new
+/// account's page, then « Se déconnecter » through ProConnect's log-out and back (the browser
+/// enforces our `form-action` along those redirects); and the page of a failed return. axe runs
+/// on each of our pages.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_public_agent_logs_in_with_proconnect_in_a_real_browser() {
+    let issuer = oidc::shared_issuer();
+    let secrets = tempfile::tempdir().unwrap();
+    let flags = oidc::flags(secrets.path(), &issuer, oidc::CLIENT);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::sqlite_with(&[], &flags);
+    let c = Chromium::start(1280, 900).await;
+
+    c.goto(&server.url("/inscription")).await;
+    axe(&c, "sign-up with ProConnect").await;
+    c.goto(&server.url("/connexion")).await;
+    axe(&c, "log-in with ProConnect").await;
+    c.resize(360, 740).await;
+    axe(&c, "log-in with ProConnect at 360 px").await;
+    c.resize(1280, 900).await;
+
+    // ProConnect's own forms: its log-in, then its consent.
+    c.click("button.proconnect-bouton").await;
+    assert!(c.url().await.starts_with(&issuer), "at the provider: {}", c.url().await);
+    c.fill("input[name=login]", "camille.agent@interieur.gouv.fr").await;
+    c.fill("input[name=password]", "peu importe").await;
+    c.click("button[type=submit]").await;
+    c.click("button[type=submit]").await;
+    assert!(c.url().await.ends_with("/console/compte/profil?info=proconnect-compte-cree"), "{}", c.url().await);
+    axe(&c, "a new ProConnect account's details").await;
+    let page = c.client.source().await.unwrap();
+    assert!(page.contains("Camille Agent"), "named from the claims");
+
+    // « Se déconnecter »: our session ends, ProConnect asks, and the browser comes back.
+    c.click("form[action='/deconnexion'] button").await;
+    assert!(c.url().await.starts_with(&format!("{issuer}/session/end")), "{}", c.url().await);
+    c.click("button[name=logout]").await;
+    assert!(c.url().await.starts_with(&server.url("/connexion?info=deconnecte")), "{}", c.url().await);
+    let page = c.client.source().await.unwrap();
+    assert!(page.contains("Vous êtes déconnecté."));
+    axe(&c, "back from ProConnect's log-out").await;
+
+    // A return this browser did not start: the French message, on the log-in page.
+    c.goto(&server.url(&format!("/connexion/proconnect/retour?code=x&state={}", "a".repeat(64)))).await;
+    assert!(c.url().await.ends_with("/connexion?erreur=proconnect-session"), "{}", c.url().await);
+    axe(&c, "a failed ProConnect log-in").await;
     c.quit().await;
 }

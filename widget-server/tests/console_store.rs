@@ -15,7 +15,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use widget_server::catalogue::{Demarche, PrivacyNotice};
 use widget_server::console::store::{
     self as console, Account, AccountDetails, AccountStatus, ApiKey, AuditEntry, AvisFilter, AvisRow, Claim,
-    ConsoleStore, Criteria, DemarcheDetails, DemarcheRow, EnLigne, Merged, NewAccount, SignUp, TokenKind, TokenState,
+    ConsoleStore, Criteria, DemarcheDetails, DemarcheRow, EnLigne, Merged, NewAccount, ProConnectIdentity,
+    ProConnectLink, ProConnectLogIn, SignUp, TokenKind, TokenState,
 };
 use widget_server::stats::Counts;
 use widget_server::store::{self, Store};
@@ -1657,6 +1658,163 @@ async fn api_keys(s: &Console) {
     assert!(s.api_keys(bob.id).await.unwrap().is_empty());
 }
 
+// ---------------------------------------------------------------------------------------------
+// ProConnect (DESIGN §16): identities by (issuer, sub), first log-ins link or create.
+
+const ISSUER: &str = "https://auth.example.gouv.fr/api/v2";
+
+/// A verified ProConnect log-in of `sub` with `email`, its claims naming `name`.
+fn pc_login(email: &str, sub: &str, name: &str) -> ProConnectLogIn {
+    ProConnectLogIn {
+        issuer: ISSUER.into(),
+        sub: sub.into(),
+        idp_id: "fia1v2".into(),
+        email: email.into(),
+        details: AccountDetails { name: name.into(), administration: "SIRET 13002526500013".into() },
+        session: fresh_hash(),
+        csrf: format!("csrf-{sub}"),
+        id_token: format!("header.{sub}.signature"),
+    }
+}
+
+/// The audit actions recorded about `account`, oldest first.
+async fn audited(s: &Console, account: i64) -> Vec<(String, String)> {
+    let mut log: Vec<(String, String)> = s
+        .audit_log(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.account_id == Some(account) && e.actor_id == Some(account))
+        .map(|(_, e)| (e.action, e.detail))
+        .collect();
+    log.reverse();
+    log
+}
+
+async fn proconnect(s: &Console, other: &Console) {
+    let t0 = now();
+    let t1 = t0 + Duration::minutes(5);
+    let identity = |sub: &str, idp: &str, created: DateTime<Utc>, last: DateTime<Utc>| ProConnectIdentity {
+        issuer: ISSUER.into(),
+        sub: sub.into(),
+        idp_id: idp.into(),
+        created_at: created,
+        last_login_at: last,
+    };
+    let identities = |id: i64| async move {
+        s.proconnect_identities(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| ProConnectIdentity { created_at: ms(i.created_at), last_login_at: ms(i.last_login_at), ..i })
+            .collect::<Vec<_>>()
+    };
+
+    // A first log-in with a new address makes an active account named from the claims, without
+    // password, and opens its session with the ID token.
+    let first = pc_login("agent.un@finances.gouv.fr", "sub-un", "Agent Un");
+    let (a, how) = s.proconnect_log_in(first.clone(), t0).await.unwrap();
+    assert_eq!(how, ProConnectLink::Created);
+    assert_eq!(
+        (a.email.as_str(), a.name.as_str(), a.administration.as_str(), a.password_hash.as_str(), a.status),
+        ("agent.un@finances.gouv.fr", "Agent Un", "SIRET 13002526500013", "", AccountStatus::Active)
+    );
+    assert_eq!(a, account(s, a.id).await);
+    let row = s.session(first.session).await.unwrap().expect("the session is open");
+    assert_eq!((row.account.id, row.csrf.as_str()), (a.id, "csrf-sub-un"));
+    assert_eq!(row.id_token.as_deref(), Some("header.sub-un.signature"));
+    assert_eq!((ms(row.created_at), ms(row.last_seen_at)), (t0, t0));
+    assert_eq!(identities(a.id).await, vec![identity("sub-un", "fia1v2", t0, t0)]);
+    // A password session holds no ID token.
+    let by_password = fresh_hash();
+    s.create_session(by_password, a.id, "c".into(), t0).await.unwrap();
+    assert_eq!(s.session(by_password).await.unwrap().unwrap().id_token, None);
+
+    // The next log-in of the identity finds its account by (issuer, sub), whatever the address
+    // and names say now (from another replica too): nothing of the account changes.
+    let again = ProConnectLogIn {
+        email: "autre.adresse@finances.gouv.fr".into(),
+        details: AccountDetails { name: "Autre Nom".into(), administration: String::new() },
+        idp_id: "fia2v2".into(),
+        session: fresh_hash(),
+        ..first.clone()
+    };
+    let (found, how) = other.proconnect_log_in(again.clone(), t1).await.unwrap();
+    assert_eq!((found, how), (a.clone(), ProConnectLink::Known));
+    assert_eq!(identities(a.id).await, vec![identity("sub-un", "fia2v2", t0, t1)]);
+    assert!(s.account_by_email("autre.adresse@finances.gouv.fr".into()).await.unwrap().is_none());
+    // The same `sub` from another issuer is another identity: the address links it.
+    let elsewhere = ProConnectLogIn {
+        issuer: "https://autre.example.gouv.fr/api/v2".into(),
+        session: fresh_hash(),
+        ..first.clone()
+    };
+    assert_eq!(s.proconnect_log_in(elsewhere, t1).await.unwrap(), (a.clone(), ProConnectLink::Linked));
+    // The agent through another identity provider (another sub), same address: linked too.
+    let (found, how) = s.proconnect_log_in(pc_login("agent.un@finances.gouv.fr", "sub-deux", "X"), t1).await.unwrap();
+    assert_eq!((found.id, how), (a.id, ProConnectLink::Linked));
+    assert_eq!(s.proconnect_identities(a.id).await.unwrap().len(), 3);
+    assert_eq!(
+        audited(s, a.id).await,
+        vec![
+            ("account.proconnect.create".into(), "ProConnect, fournisseur d'identité fia1v2".into()),
+            ("account.proconnect.login".into(), "ProConnect, fournisseur d'identité fia2v2".into()),
+            ("account.proconnect.link".into(), "ProConnect, fournisseur d'identité fia1v2".into()),
+            ("account.proconnect.link".into(), "ProConnect, fournisseur d'identité fia1v2".into()),
+        ]
+    );
+
+    // A confirmed account of the address is linked: its password and details stay.
+    let owner = named(s, "deja.inscrite@culture.gouv.fr", "Déjà Inscrite", t0).await;
+    s.change_password(owner.id, phc("owner"), None, t0).await.unwrap();
+    let (found, how) =
+        s.proconnect_log_in(pc_login("deja.inscrite@culture.gouv.fr", "sub-owner", "Autre Nom"), t1).await.unwrap();
+    assert_eq!(how, ProConnectLink::Linked);
+    assert_eq!((found.id, found.name.as_str(), found.password_hash.clone()), (owner.id, "Déjà Inscrite", phc("owner")));
+    // One waiting for an administrator becomes active (ProConnect serves public agents).
+    let waiting = created(s, "prestataire@exemple.fr", t0).await;
+    assert!(s.set_status(waiting, AccountStatus::Unconfirmed, AccountStatus::Pending, t0).await.unwrap());
+    let (found, how) = s.proconnect_log_in(pc_login("prestataire@exemple.fr", "sub-wait", "P"), t1).await.unwrap();
+    assert_eq!((found.id, found.status, how), (waiting, AccountStatus::Active, ProConnectLink::Linked));
+    // An unconfirmed one (whoever signed up never proved the mailbox) is taken over: the claims'
+    // details, active, and its confirmation link no longer works.
+    let (outcome, link) = sign_up(s, new_account("usurpee@travail.gouv.fr", "Intrus"), t0).await;
+    let SignUp::Created(usurped) = outcome else { panic!("{outcome:?}") };
+    let (found, how) =
+        s.proconnect_log_in(pc_login("usurpee@travail.gouv.fr", "sub-vraie", "Vraie Titulaire"), t1).await.unwrap();
+    assert_eq!(how, ProConnectLink::Created);
+    assert_eq!((found.id, found.name.as_str(), found.status), (usurped, "Vraie Titulaire", AccountStatus::Active));
+    assert_eq!(found.administration, "SIRET 13002526500013");
+    assert_eq!(peek(s, link, TokenKind::Confirm, t1).await, TokenState::Revoked);
+
+    // The name and administration can be corrected.
+    let fixed = AccountDetails { name: "Agent Un Corrigé".into(), administration: "DGFiP".into() };
+    s.update_account_details(a.id, fixed).await.unwrap();
+    let a2 = account(s, a.id).await;
+    assert_eq!((a2.name.as_str(), a2.administration.as_str()), ("Agent Un Corrigé", "DGFiP"));
+
+    // Deleting the account deletes its identities and sessions: the next log-in starts anew.
+    s.delete_account(a.id).await.unwrap();
+    assert!(s.proconnect_identities(a.id).await.unwrap().is_empty());
+    assert!(s.session(first.session).await.unwrap().is_none());
+    let (fresh, how) =
+        s.proconnect_log_in(pc_login("agent.un@finances.gouv.fr", "sub-un", "Agent Un"), t1).await.unwrap();
+    assert_eq!(how, ProConnectLink::Created);
+    assert_ne!(fresh.id, a.id);
+
+    // Two first log-ins of one new identity at once: one account, both sessions on it.
+    let (x, y) = tokio::join!(
+        s.proconnect_log_in(pc_login("course@interieur.gouv.fr", "sub-course", "Course"), t1),
+        other.proconnect_log_in(pc_login("course@interieur.gouv.fr", "sub-course", "Course"), t1),
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x.0.id, y.0.id);
+    let mut hows = [x.1, y.1];
+    hows.sort_by_key(|h| *h as u8);
+    assert_eq!(hows, [ProConnectLink::Known, ProConnectLink::Created]);
+    assert_eq!(s.proconnect_identities(x.0.id).await.unwrap().len(), 1);
+}
+
 async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     accounts(&s).await;
     tokens(&s).await;
@@ -1665,6 +1823,7 @@ async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     outbox(&s).await;
     audit(&s).await;
     deletion(&s).await;
+    proconnect(&s, &s2).await;
     // `demarches` expects an empty démarche table: it runs before the others that create some.
     demarches(&s, &s2).await;
     porteurs(&s, &s2, &votes).await;

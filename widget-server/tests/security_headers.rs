@@ -134,6 +134,10 @@ async fn every_route_carries_the_security_headers() {
     c.get(&mut anon, "/inscription/envoyee", "/inscription/envoyee").await;
     c.get(&mut anon, "/confirmation", "/confirmation?jeton=abc").await;
     c.get(&mut anon, "/connexion", "/connexion").await;
+    // ProConnect's URLs, 404s on this server without --proconnect-* (tests/proconnect.rs walks
+    // them with a provider, and checks their CSP there).
+    c.get(&mut anon, "/connexion/proconnect", "/connexion/proconnect").await;
+    c.get(&mut anon, "/connexion/proconnect/retour", "/connexion/proconnect/retour?code=a&state=b").await;
     c.get(&mut anon, "/mot-de-passe-oublie", "/mot-de-passe-oublie").await;
     c.get(&mut anon, "/mot-de-passe", "/mot-de-passe?jeton=abc").await;
     c.get(&mut anon, "/observatoire", "/observatoire").await;
@@ -170,6 +174,7 @@ async fn every_route_carries_the_security_headers() {
     c.get(&mut p, "/console/demarches/{id}/porteurs", &format!("{d}/porteurs")).await;
     c.get(&mut p, "/console/invitation", "/console/invitation?jeton=abc").await;
     c.get(&mut p, "/console/compte", "/console/compte").await;
+    c.get(&mut p, "/console/compte/profil", "/console/compte/profil").await;
     c.get(&mut p, "/console/demarches/{id}", "/console/demarches/999999").await;
     c.get(&mut p, "/console/admin", "/console/admin").await;
     p.get(&format!("{d}/fiche")).await;

@@ -15,7 +15,9 @@
 //! - [`password`], [`secret`], [`limit`], [`mail`], [`emails`]: argon2id, random secrets stored
 //!   hashed, rate limits of the account forms, the mail backend and the French e-mails.
 //! - [`cookies`]: the cookies' names (`__Host-` behind https), the signed pre-log-in CSRF
-//!   cookie and the « appareil connu » device cookie.
+//!   cookie, the « appareil connu » device cookie and the ProConnect flow cookie.
+//! - [`proconnect`]: ProConnect's relying party (DESIGN §16): discovery, tokens, log-out URL; its
+//!   pages are [`pages::proconnect`].
 //! - [`observatory`], [`open_data`]: the public observatory's figures; its open data's columns
 //!   and their Table Schema.
 //! - [`spreadsheet`]: the cells of exports and open data, never read as formulas.
@@ -33,6 +35,7 @@ pub mod observatory;
 pub mod open_data;
 pub mod pages;
 pub mod password;
+pub mod proconnect;
 pub mod routes;
 pub mod secret;
 pub mod spreadsheet;
@@ -133,6 +136,8 @@ pub struct Console {
     pub cookie_signer: CookieSigner,
     /// The public observatory's figures, computed at most every few minutes.
     pub observatory: Arc<observatory::Cache>,
+    /// ProConnect log-in (DESIGN §16), when `--proconnect-*` are set.
+    pub proconnect: Option<Arc<proconnect::ProConnect>>,
     router: std::sync::OnceLock<axum::Router>,
 }
 
@@ -318,6 +323,19 @@ impl Console {
         } else if to_log {
             tracing::info!("e-mails are printed to this log (--log-emails)");
         }
+        let proconnect = match config.proconnect()? {
+            Some(pc) => {
+                let pc = proconnect::ProConnect::new(pc, &settings.public_url)?;
+                tracing::info!(
+                    issuer = pc.issuer(),
+                    redirect_uri = pc.redirect_uri(),
+                    post_logout_redirect_uri = pc.post_logout_redirect_uri(),
+                    "ProConnect log-in offered (declare these two URIs to ProConnect)"
+                );
+                Some(Arc::new(pc))
+            }
+            None => None,
+        };
         let console = Arc::new(Console {
             settings,
             store,
@@ -330,6 +348,7 @@ impl Console {
             signer: KeySigner::new(secret),
             cookie_signer: CookieSigner::new(secret),
             observatory: Arc::default(),
+            proconnect,
             router: std::sync::OnceLock::new(),
         });
         let _ = console.router.set(routes::router(console.clone()));

@@ -10,8 +10,8 @@ use axum::routing::{any, get, post};
 use axum::Router;
 
 use super::pages::{
-    account, admin, avis, code, demarche, demarches, fiche, home, login, observatoire, porteurs, reset, satisfaction,
-    signup,
+    account, admin, avis, code, demarche, demarches, fiche, home, login, observatoire, porteurs, proconnect, profile,
+    reset, satisfaction, signup,
 };
 use super::{api, guard, Console, Problem};
 
@@ -24,6 +24,9 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/inscription/envoyee", get(signup::sent_get))
         .route("/confirmation", get(signup::confirm_get).post(signup::confirm_post))
         .route("/connexion", get(login::login_get).post(login::login_post))
+        // ProConnect (DESIGN §16): 404 unless --proconnect-* are set.
+        .route("/connexion/proconnect", get(proconnect::start_get))
+        .route("/connexion/proconnect/retour", get(proconnect::return_get))
         .route("/mot-de-passe-oublie", get(reset::forgot_get).post(reset::forgot_post))
         .route("/mot-de-passe", get(reset::reset_get).post(reset::reset_post));
 
@@ -50,6 +53,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/demarches/{id}/quitter", post(porteurs::leave_post))
         .route("/console/invitation", get(porteurs::invitation_get).post(porteurs::invitation_post))
         .route("/console/compte", get(account::account_get))
+        .route("/console/compte/profil", get(profile::profile_get).post(profile::profile_post))
         .route("/console/compte/mot-de-passe", post(account::password_post))
         .route("/console/compte/cles", post(account::key_create_post))
         .route("/console/compte/cles/{id}/revoquer", post(account::key_revoke_post))

@@ -293,6 +293,22 @@ END
 $fn$;
 CREATE TRIGGER porteur_had AFTER INSERT ON porteur FOR EACH ROW EXECUTE FUNCTION monavis_porteur_had();
 "#,
+    r#"
+-- ProConnect (DESIGN §16): the identities an account logs in with, by (issuer, sub); an agent
+-- may have several (ProConnect's sub differs per identity provider).
+CREATE TABLE proconnect_identity (
+    issuer text NOT NULL,
+    sub text NOT NULL,
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    idp_id text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL,
+    last_login_at timestamptz NOT NULL,
+    PRIMARY KEY (issuer, sub)
+);
+CREATE INDEX proconnect_identity_account ON proconnect_identity (account_id);
+-- The ID token of a session opened through ProConnect, for its log-out there (id_token_hint).
+ALTER TABLE session ADD COLUMN id_token text;
+"#,
 ];
 
 /// The last migration before `avis` was partitioned (for the flush benchmark's comparison).

@@ -235,6 +235,22 @@ CREATE TRIGGER porteur_had AFTER INSERT ON porteur BEGIN
     UPDATE demarche SET had_porteur = 1 WHERE id = new.demarche_id AND had_porteur = 0;
 END;
 "#,
+    r#"
+-- ProConnect (DESIGN §16): the identities an account logs in with, by (issuer, sub); an agent
+-- may have several (ProConnect's sub differs per identity provider).
+CREATE TABLE proconnect_identity (
+    issuer TEXT NOT NULL,
+    sub TEXT NOT NULL,
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    idp_id TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    last_login_at TEXT NOT NULL,
+    PRIMARY KEY (issuer, sub)
+) WITHOUT ROWID;
+CREATE INDEX proconnect_identity_account ON proconnect_identity (account_id);
+-- The ID token of a session opened through ProConnect, for its log-out there (id_token_hint).
+ALTER TABLE session ADD COLUMN id_token TEXT;
+"#,
 ];
 
 /// The next démarche (by id, after `?1`) that has an avis with a comment: one probe of the

@@ -151,6 +151,7 @@ fn account_page(
                 dt { "Administration" } dd { (a.administration) }
                 dt { "Rôle" } dd { @if a.is_admin { "Administrateur" } @else { "Porteur" } }
             }
+            p { a href="/console/compte/profil" { "Modifier mon nom ou mon administration" } }
         }
         section.carte #mot-de-passe {
             h2 { "Changer de mot de passe" }

@@ -12,6 +12,8 @@ pub mod home;
 pub mod login;
 pub mod observatoire;
 pub mod porteurs;
+pub mod proconnect;
+pub mod profile;
 pub mod reset;
 pub mod satisfaction;
 pub mod signup;

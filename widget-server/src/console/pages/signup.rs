@@ -37,6 +37,12 @@ fn signup_form(ctx: &Ctx, f: &SignUpForm, errors: &Errors) -> Markup {
         h1 { "Créer un compte porteur" }
         (errors.summary("Le compte n'a pas pu être créé"))
         p { "Un compte vous permet de vous déclarer porteur de vos démarches, d'obtenir le code du bouton «\u{a0}Je donne mon avis\u{a0}» et de suivre la satisfaction des usagers." }
+        // ProConnect first (DESIGN §16): a first log-in makes the account.
+        @if ctx.console.proconnect.is_some() {
+            p { "Agent public\u{a0}? Votre compte est créé dès votre première connexion avec ProConnect, sans mot de passe à choisir." }
+            (super::proconnect::button(None))
+            h2.separateur { "Ou créez un compte avec votre adresse e-mail" }
+        }
         p.indication { "Vous recevrez un e-mail avec un lien pour confirmer votre adresse et choisir votre mot de passe. Les adresses se terminant par .gouv.fr sont actives dès qu'elles sont confirmées\u{a0}; pour les autres, un administrateur valide le compte." }
         p.mention { "Tous les champs sont obligatoires." }
         form method="post" action="/inscription" novalidate {
@@ -59,7 +65,7 @@ pub async fn signup_get(ctx: Ctx) -> Response {
 }
 
 /// Checks a name and an administration as typed, adding their French messages to `errors`.
-fn check_details(nom: &str, administration: &str, errors: &mut Errors) -> AccountDetails {
+pub(super) fn check_details(nom: &str, administration: &str, errors: &mut Errors) -> AccountDetails {
     let name = match name_field(nom, 100) {
         Ok(n) if n.is_empty() => {
             errors.add("nom", "Prénom et nom", "Indiquez votre prénom et votre nom.");

@@ -145,13 +145,90 @@ pub enum TokenState {
 }
 
 /// A signed-in session with its account.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SessionRow {
     pub account: Account,
     /// The per-session CSRF token every form of this session carries.
     pub csrf: String,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
+    /// The ID token of a session opened through ProConnect (DESIGN §16), for its log-out there.
+    pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for SessionRow {
+    // The CSRF token and the ID token stay out of debug output and therefore out of any log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRow")
+            .field("account", &self.account)
+            .field("created_at", &self.created_at)
+            .field("last_seen_at", &self.last_seen_at)
+            .field("proconnect", &self.id_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A verified ProConnect log-in (DESIGN §16), as [`ConsoleStore::proconnect_log_in`] records it.
+#[derive(Clone)]
+pub struct ProConnectLogIn {
+    /// The identity: ProConnect's issuer and the agent's `sub` there.
+    pub issuer: String,
+    pub sub: String,
+    /// The agent's identity provider (`idp_id`), for the audit.
+    pub idp_id: String,
+    /// The address of the claims, lower-cased and valid: what a first log-in links by.
+    pub email: String,
+    /// Name and administration of an account made now, from the claims (checked).
+    pub details: AccountDetails,
+    /// The new session: the hash of its token, its CSRF token, and the ID token kept for the
+    /// log-out.
+    pub session: [u8; 32],
+    pub csrf: String,
+    pub id_token: String,
+}
+
+impl std::fmt::Debug for ProConnectLogIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProConnectLogIn")
+            .field("issuer", &self.issuer)
+            .field("idp_id", &self.idp_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a ProConnect log-in found its account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProConnectLink {
+    /// The identity (issuer, `sub`) had logged in before.
+    Known,
+    /// Its first log-in: linked to the confirmed account of its address (activated if it was
+    /// waiting for an administrator: ProConnect serves public agents).
+    Linked,
+    /// Its first log-in: a new active account named from the claims, without password. An
+    /// unconfirmed account of the address (whoever signed up never proved the mailbox) is taken
+    /// over the same way: the claims' details, active, its confirmation links revoked.
+    Created,
+}
+
+impl ProConnectLink {
+    /// The audit action of a log-in found this way.
+    pub fn audit_action(self) -> &'static str {
+        match self {
+            ProConnectLink::Known => "account.proconnect.login",
+            ProConnectLink::Linked => "account.proconnect.link",
+            ProConnectLink::Created => "account.proconnect.create",
+        }
+    }
+}
+
+/// A ProConnect identity of an account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProConnectIdentity {
+    pub issuer: String,
+    pub sub: String,
+    pub idp_id: String,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: DateTime<Utc>,
 }
 
 /// A domain whose addresses are active as soon as they are confirmed.
@@ -477,6 +554,23 @@ pub trait ConsoleStore: Send + Sync + 'static {
         password_hash: String,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<(TokenState, u64), StoreError>>;
+
+    // ProConnect
+    /// A verified ProConnect log-in, in one transaction (nothing half-done): finds the account of
+    /// the identity (issuer, `sub`), or on its first log-in links it to the account of its
+    /// address or makes one ([`ProConnectLink`]); opens the session with its ID token; records
+    /// the log-in in the audit (`account.proconnect.login`, `.link` or `.create`, actor the
+    /// account). The account as it now is, and how it was found.
+    fn proconnect_log_in(
+        &self,
+        login: ProConnectLogIn,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(Account, ProConnectLink), StoreError>>;
+    /// The ProConnect identities of an account, oldest first.
+    fn proconnect_identities(&self, account_id: i64) -> BoxFuture<'_, Result<Vec<ProConnectIdentity>, StoreError>>;
+    /// Sets the name and administration of an account (« Mon compte », and after a ProConnect
+    /// log-in made it from the claims).
+    fn update_account_details(&self, id: i64, details: AccountDetails) -> BoxFuture<'_, Result<(), StoreError>>;
 
     // Sessions
     fn create_session(

@@ -21,7 +21,8 @@ use super::{keyset, like_escape, search_filter, Comment};
 use super::{
     Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter, AvisRow, CatalogueRow,
     Claim, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne, ImportCounts, Invite, Merged,
-    NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
+    NewAccount, OutboxMail, PorteurRequest, ProConnectIdentity, ProConnectLink, ProConnectLogIn, SessionRow, SignUp,
+    TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::pg_tls::{self, Tls};
@@ -858,6 +859,145 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
+    fn proconnect_log_in(
+        &self,
+        login: ProConnectLogIn,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(Account, ProConnectLink), StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            // Two first log-ins of one identity at once: the second waits on the address's
+            // account row, then finds the identity the first inserted (ON CONFLICT below).
+            let known = tx
+                .query_opt(
+                    "UPDATE proconnect_identity SET last_login_at = $3, idp_id = $4 WHERE issuer = $1 AND sub = $2 \
+                     RETURNING account_id",
+                    &[&login.issuer, &login.sub, &now, &login.idp_id],
+                )
+                .await?;
+            let (account_id, link) = match known {
+                Some(row) => (row.try_get::<_, i64>(0)?, ProConnectLink::Known),
+                None => {
+                    // No password: its owner sets one through the reset flow, if ever.
+                    let created = tx
+                        .query_opt(
+                            "INSERT INTO account (email, name, administration, password_hash, status, created_at, status_at) \
+                             VALUES ($1, $2, $3, '', 'active', $4, $4) ON CONFLICT (email) DO NOTHING RETURNING id",
+                            &[&login.email, &login.details.name, &login.details.administration, &now],
+                        )
+                        .await?;
+                    let found = match created {
+                        Some(row) => (row.try_get::<_, i64>(0)?, ProConnectLink::Created),
+                        None => {
+                            let row = tx
+                                .query_one("SELECT id, status FROM account WHERE email = $1 FOR UPDATE", &[&login.email])
+                                .await?;
+                            let id: i64 = row.try_get(0)?;
+                            match AccountStatus::parse(row.try_get(1)?) {
+                                AccountStatus::Unconfirmed => {
+                                    tx.execute(
+                                        "UPDATE account SET name = $2, administration = $3, status = 'active', \
+                                         status_at = $4 WHERE id = $1",
+                                        &[&id, &login.details.name, &login.details.administration, &now],
+                                    )
+                                    .await?;
+                                    revoke_links(&tx, id, "confirm", now).await?;
+                                    (id, ProConnectLink::Created)
+                                }
+                                AccountStatus::Pending => {
+                                    tx.execute(
+                                        "UPDATE account SET status = 'active', status_at = $2 WHERE id = $1",
+                                        &[&id, &now],
+                                    )
+                                    .await?;
+                                    (id, ProConnectLink::Linked)
+                                }
+                                AccountStatus::Active => (id, ProConnectLink::Linked),
+                            }
+                        }
+                    };
+                    let inserted = tx
+                        .execute(
+                            "INSERT INTO proconnect_identity (issuer, sub, account_id, idp_id, created_at, last_login_at) \
+                             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (issuer, sub) DO NOTHING",
+                            &[&login.issuer, &login.sub, &found.0, &login.idp_id, &now],
+                        )
+                        .await?;
+                    if inserted == 0 {
+                        // Linked by a log-in of the same identity a moment ago: its account.
+                        let row = tx
+                            .query_one(
+                                "SELECT account_id FROM proconnect_identity WHERE issuer = $1 AND sub = $2",
+                                &[&login.issuer, &login.sub],
+                            )
+                            .await?;
+                        (row.try_get(0)?, ProConnectLink::Known)
+                    } else {
+                        found
+                    }
+                }
+            };
+            tx.execute(
+                "INSERT INTO session (token_hash, account_id, csrf, created_at, last_seen_at, id_token) \
+                 VALUES ($1, $2, $3, $4, $4, $5)",
+                &[&login.session.as_slice(), &account_id, &login.csrf, &now, &login.id_token],
+            )
+            .await?;
+            let detail = format!("ProConnect, fournisseur d'identité {}", login.idp_id);
+            tx.execute(
+                "INSERT INTO audit (at, actor_id, action, account_id, demarche_id, detail) \
+                 VALUES ($1, $2, $3, $2, NULL, $4)",
+                &[&now, &account_id, &link.audit_action(), &detail],
+            )
+            .await?;
+            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE id = $1");
+            let account = read_account(&tx.query_one(sql.as_str(), &[&account_id]).await?, 0)?;
+            tx.commit().await?;
+            Ok((account, link))
+        }
+        .boxed()
+    }
+
+    fn proconnect_identities(&self, account_id: i64) -> BoxFuture<'_, Result<Vec<ProConnectIdentity>, StoreError>> {
+        async move {
+            let rows = self
+                .conn()
+                .await?
+                .query(
+                    "SELECT issuer, sub, idp_id, created_at, last_login_at FROM proconnect_identity \
+                     WHERE account_id = $1 ORDER BY created_at, issuer, sub",
+                    &[&account_id],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    Ok(ProConnectIdentity {
+                        issuer: r.try_get(0)?,
+                        sub: r.try_get(1)?,
+                        idp_id: r.try_get(2)?,
+                        created_at: r.try_get(3)?,
+                        last_login_at: r.try_get(4)?,
+                    })
+                })
+                .collect::<Result<_, tokio_postgres::Error>>()?)
+        }
+        .boxed()
+    }
+
+    fn update_account_details(&self, id: i64, details: AccountDetails) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.execute(
+                "UPDATE account SET name = $2, administration = $3 WHERE id = $1",
+                &[&id, &details.name, &details.administration],
+            )
+            .await
+            .map(drop)
+        }
+        .boxed()
+    }
+
     fn create_session(
         &self,
         hash: [u8; 32],
@@ -880,7 +1020,7 @@ impl ConsoleStore for PgConsoleStore {
     fn session(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<Option<SessionRow>, StoreError>> {
         async move {
             let sql = format!(
-                "SELECT {ACCOUNT_COLUMNS_A}, s.csrf, s.created_at, s.last_seen_at \
+                "SELECT {ACCOUNT_COLUMNS_A}, s.csrf, s.created_at, s.last_seen_at, s.id_token \
                  FROM session s JOIN account a ON a.id = s.account_id WHERE s.token_hash = $1"
             );
             let row = self.conn().await?.query_opt(sql.as_str(), &[&hash.as_slice()]).await?;
@@ -890,6 +1030,7 @@ impl ConsoleStore for PgConsoleStore {
                 csrf: row.try_get(8)?,
                 created_at: row.try_get(9)?,
                 last_seen_at: row.try_get(10)?,
+                id_token: row.try_get(11)?,
             }))
         }
         .boxed()

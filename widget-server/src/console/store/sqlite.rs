@@ -11,8 +11,8 @@ use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtensio
 use super::{
     keyset, like_escape, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry,
     AvisFilter, AvisRow, CatalogueRow, Claim, Comment, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails,
-    DemarcheRow, EnLigne, ImportCounts, Invite, Merged, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp,
-    TokenKind, TokenState,
+    DemarcheRow, EnLigne, ImportCounts, Invite, Merged, NewAccount, OutboxMail, PorteurRequest, ProConnectIdentity,
+    ProConnectLink, ProConnectLogIn, SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
@@ -580,6 +580,118 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
+    fn proconnect_log_in(
+        &self,
+        login: ProConnectLogIn,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(Account, ProConnectLink), StoreError>> {
+        self.conn.with(move |conn| {
+            let now = ts(now);
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let known: Option<i64> = tx
+                .query_row(
+                    "SELECT account_id FROM proconnect_identity WHERE issuer = ?1 AND sub = ?2",
+                    params![login.issuer, login.sub],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let (account_id, link) = match known {
+                Some(id) => {
+                    tx.execute(
+                        "UPDATE proconnect_identity SET last_login_at = ?3, idp_id = ?4 WHERE issuer = ?1 AND sub = ?2",
+                        params![login.issuer, login.sub, now, login.idp_id],
+                    )?;
+                    (id, ProConnectLink::Known)
+                }
+                None => {
+                    let existing: Option<(i64, String)> = tx
+                        .query_row("SELECT id, status FROM account WHERE email = ?1", [&login.email], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .optional()?;
+                    let found = match existing {
+                        Some((id, status)) => match AccountStatus::parse(&status) {
+                            AccountStatus::Unconfirmed => {
+                                tx.execute(
+                                    "UPDATE account SET name = ?2, administration = ?3, status = 'active', status_at = ?4 \
+                                     WHERE id = ?1",
+                                    params![id, login.details.name, login.details.administration, now],
+                                )?;
+                                revoke_links(&tx, id, TokenKind::Confirm, &now)?;
+                                (id, ProConnectLink::Created)
+                            }
+                            AccountStatus::Pending => {
+                                tx.execute(
+                                    "UPDATE account SET status = 'active', status_at = ?2 WHERE id = ?1",
+                                    params![id, now],
+                                )?;
+                                (id, ProConnectLink::Linked)
+                            }
+                            AccountStatus::Active => (id, ProConnectLink::Linked),
+                        },
+                        None => {
+                            // No password: its owner sets one through the reset flow, if ever.
+                            tx.execute(
+                                "INSERT INTO account (email, name, administration, password_hash, status, created_at, status_at) \
+                                 VALUES (?1, ?2, ?3, '', 'active', ?4, ?4)",
+                                params![login.email, login.details.name, login.details.administration, now],
+                            )?;
+                            (tx.last_insert_rowid(), ProConnectLink::Created)
+                        }
+                    };
+                    tx.execute(
+                        "INSERT INTO proconnect_identity (issuer, sub, account_id, idp_id, created_at, last_login_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                        params![login.issuer, login.sub, found.0, login.idp_id, now],
+                    )?;
+                    found
+                }
+            };
+            tx.execute(
+                "INSERT INTO session (token_hash, account_id, csrf, created_at, last_seen_at, id_token) \
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+                params![&login.session[..], account_id, login.csrf, now, login.id_token],
+            )?;
+            tx.execute(
+                "INSERT INTO audit (at, actor_id, action, account_id, demarche_id, detail) VALUES (?1, ?2, ?3, ?2, NULL, ?4)",
+                params![now, account_id, link.audit_action(), format!("ProConnect, fournisseur d'identité {}", login.idp_id)],
+            )?;
+            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account a WHERE a.id = ?1");
+            let account = tx.query_row(&sql, [account_id], |r| read_account(r, 0))?;
+            tx.commit()?;
+            Ok((account, link))
+        })
+    }
+
+    fn proconnect_identities(&self, account_id: i64) -> BoxFuture<'_, Result<Vec<ProConnectIdentity>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT issuer, sub, idp_id, created_at, last_login_at FROM proconnect_identity \
+                 WHERE account_id = ?1 ORDER BY created_at, issuer, sub",
+            )?;
+            let rows = stmt.query_map([account_id], |r| {
+                Ok(ProConnectIdentity {
+                    issuer: r.get(0)?,
+                    sub: r.get(1)?,
+                    idp_id: r.get(2)?,
+                    created_at: parse_ts(&r.get::<_, String>(3)?),
+                    last_login_at: parse_ts(&r.get::<_, String>(4)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn update_account_details(&self, id: i64, details: AccountDetails) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.conn.with(move |conn| {
+            conn.execute(
+                "UPDATE account SET name = ?2, administration = ?3 WHERE id = ?1",
+                params![id, details.name, details.administration],
+            )?;
+            Ok(())
+        })
+    }
+
     fn create_session(
         &self,
         hash: [u8; 32],
@@ -599,7 +711,7 @@ impl ConsoleStore for SqliteConsoleStore {
     fn session(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<Option<SessionRow>, StoreError>> {
         self.conn.with(move |conn| {
             let sql = format!(
-                "SELECT s.csrf, s.created_at, s.last_seen_at, {ACCOUNT_COLUMNS} \
+                "SELECT s.csrf, s.created_at, s.last_seen_at, s.id_token, {ACCOUNT_COLUMNS} \
                  FROM session s JOIN account a ON a.id = s.account_id WHERE s.token_hash = ?1"
             );
             Ok(conn
@@ -608,7 +720,8 @@ impl ConsoleStore for SqliteConsoleStore {
                         csrf: r.get(0)?,
                         created_at: parse_ts(&r.get::<_, String>(1)?),
                         last_seen_at: parse_ts(&r.get::<_, String>(2)?),
-                        account: read_account(r, 3)?,
+                        id_token: r.get(3)?,
+                        account: read_account(r, 4)?,
                     })
                 })
                 .optional()?)
