@@ -173,10 +173,8 @@ fn field(
     let err_id = format!("{id}-erreur");
     let described: Vec<&str> =
         [hint.map(|_| hint_id.as_str()), error.map(|_| err_id.as_str())].into_iter().flatten().collect();
-    let d = Described {
-        invalid: error.map(|_| "true"),
-        describedby: (!described.is_empty()).then(|| described.join(" ")),
-    };
+    let d =
+        Described { invalid: error.map(|_| "true"), describedby: (!described.is_empty()).then(|| described.join(" ")) };
     html! {
         div.champ.erreur-champ[error.is_some()] {
             label for=(id) { (label) @if required { "\u{a0}" span.requis aria-hidden="true" { "*" } } }

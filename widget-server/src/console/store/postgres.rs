@@ -432,7 +432,6 @@ fn read_request(row: &Row) -> Result<PorteurRequest, tokio_postgres::Error> {
     })
 }
 
-
 /// Uses the link `hash` of `kind` if it is valid at `now`, inside the caller's transaction:
 /// the account, or why not. Takes of one account's links queue up on its row: two sibling links
 /// posted at once cannot lock each other's rows in opposite orders (a deadlock); the second one

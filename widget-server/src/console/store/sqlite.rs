@@ -111,7 +111,6 @@ fn read_request(r: &Row) -> rusqlite::Result<PorteurRequest> {
     })
 }
 
-
 fn is_porteur(conn: &Connection, account_id: i64, demarche_id: i64) -> rusqlite::Result<bool> {
     Ok(conn
         .query_row(
