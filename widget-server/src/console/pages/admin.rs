@@ -52,10 +52,13 @@ async fn admin_page_with(
     let requests = store.pending_requests(None).await?;
     let domains = store.allowed_domains().await?;
     let audit = store.audit_log(20).await?;
+    let undelivered = super::admin_emails::undelivered(ctx).await?;
     let csrf = ctx.viewer.csrf();
     Ok(html! {
         (notice(info))
+        (super::admin_emails::notice(info))
         h1 { "Administration" }
+        (super::admin_emails::section(&undelivered, csrf))
         section.carte #comptes {
             h2 { "Comptes en attente de validation" }
             @if pending.is_empty() {
