@@ -302,10 +302,9 @@ async fn serve(mut config: Config) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let max_batch = config.flush_max_votes as usize;
-    let mut app = server::App::new(config, store.clone(), catalogue, &secret);
+    let mut app = server::App::new(config, store.clone(), catalogue, &secret, metrics);
     app.journal = journal;
     app.console = Some(console);
-    app.metrics = metrics;
     let app = Arc::new(app);
     if !old_journal.is_empty() {
         tracing::info!(files = old_journal.len(), "replaying the journal of an earlier run");

@@ -251,6 +251,8 @@ pub struct Metrics {
     votes_rejected: Family<ReasonLabel, Counter>,
     /// Votes held in memory, set at scrape time.
     pub buffered: Gauge,
+    /// `--buffer-max-votes`: past it, votes get 503 (alerts compare the buffer to it).
+    pub buffer_limit: Gauge,
     pub flush_batches: Counter,
     pub flush_rows: Counter,
     pub flush_errors: Counter,
@@ -283,6 +285,7 @@ impl Default for Metrics {
             votes_accepted: Counter::default(),
             votes_rejected: Family::default(),
             buffered: Gauge::default(),
+            buffer_limit: Gauge::default(),
             flush_batches: Counter::default(),
             flush_rows: Counter::default(),
             flush_errors: Counter::default(),
@@ -302,6 +305,11 @@ impl Default for Metrics {
         registry.register("votes_accepted", "Votes answered 303 and owned by the buffer", m.votes_accepted.clone());
         registry.register("votes_rejected", "Votes not accepted, by reason", m.votes_rejected.clone());
         registry.register("votes_buffered", "Votes held in memory (pending or being flushed)", m.buffered.clone());
+        registry.register(
+            "votes_buffer_limit",
+            "Votes the buffer may hold (--buffer-max-votes); past it, votes are refused with 503",
+            m.buffer_limit.clone(),
+        );
         registry.register("flush_batches", "Batches committed to the store", m.flush_batches.clone());
         registry.register("flush_rows", "Votes newly stored by flushes", m.flush_rows.clone());
         registry.register("flush_errors", "Failed flush attempts (retried)", m.flush_errors.clone());
