@@ -254,9 +254,50 @@ fn flush_aggregate(c: &mut Criterion) {
     g.finish();
 }
 
+/// What counting a request costs (issue 23): the two clock reads around it and the record into
+/// the route class's counter and histogram; one thread, then 2 threads recording the same class
+/// at once (their counters share cache lines: the worst case on two cores).
+fn request_metrics(c: &mut Criterion) {
+    use widget_server::metrics::{Metrics, RouteClass};
+    let mut g = c.benchmark_group("metrics");
+    g.throughput(Throughput::Elements(1));
+    let metrics = Metrics::default();
+    g.bench_function("request_record", |b| {
+        b.iter(|| {
+            let started = Instant::now();
+            metrics.request(black_box(RouteClass::vote), black_box(303), started.elapsed())
+        })
+    });
+    g.bench_function("request_record_2_threads", |b| {
+        b.iter_custom(|iters| {
+            let metrics = Arc::new(Metrics::default());
+            let per_thread = iters / 2 + 1;
+            let start = Instant::now();
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let metrics = metrics.clone();
+                    std::thread::spawn(move || {
+                        for _ in 0..per_thread {
+                            let started = Instant::now();
+                            metrics.request(black_box(RouteClass::vote), black_box(303), started.elapsed());
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                let _ = h.join();
+            }
+            // Per request, as if one thread had done them all.
+            start.elapsed().mul_f64(iters as f64 / (per_thread * 2) as f64)
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = key_verify, vote_accept, parse_validate, cross_site_check, scrub, form_render, buffer_push, flush_aggregate
+    targets = key_verify, vote_accept, parse_validate, cross_site_check, scrub, form_render, buffer_push, flush_aggregate,
+        request_metrics
 }
 criterion_main!(benches);

@@ -26,6 +26,9 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v npm >/dev/null || missing+=(nodejs npm)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+# Debian's Prometheus (the server and promtool): deploy/prometheus/'s rules are unit-tested with
+# promtool and evaluated by a real Prometheus scraping a real server (widget-server/tests/prometheus.rs).
+command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
 # systemd-analyze verify checks deploy/monavis.service (widget-server/tests/deploy_unit.rs).
 command -v systemd-analyze >/dev/null || [ -x /usr/bin/systemd-analyze ] || missing+=(systemd)
 apt_install "${missing[@]}"
@@ -119,7 +122,10 @@ scripts/loadtest-smoke.sh
 say "flushbench smoke run"
 scripts/flushbench-smoke.sh
 
-passed=$(grep -o '[0-9]* passed' "$work/test.log" | awk '{s += $1} END {print s + 2}')
+say "consolebench smoke run"
+scripts/consolebench-smoke.sh
+
+passed=$(grep -o '[0-9]* passed' "$work/test.log" | awk '{s += $1} END {print s + 3}')
 say "all tests passed"
-# One closing line for CI: cargo's tests plus the loadtest and flushbench smoke runs.
+# One closing line for CI: cargo's tests plus the loadtest, flushbench and consolebench smoke runs.
 echo "summary: $passed passed, 0 failed"

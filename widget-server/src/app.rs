@@ -38,7 +38,13 @@ pub struct App {
 
 impl App {
     /// Builds the shared state.
-    pub fn new(config: Config, store: Arc<dyn Store>, catalogue: Arc<Catalogue>, secret: &[u8]) -> App {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        catalogue: Arc<Catalogue>,
+        secret: &[u8],
+        metrics: Arc<Metrics>,
+    ) -> App {
         let assets = Assets::build();
         let chrome = form::Chrome {
             css_href: assets.css_href().to_string(),
@@ -47,13 +53,14 @@ impl App {
             privacy: PrivacyNotice { controller: config.operator_name.clone(), dpo: config.operator_dpo.clone() },
             retention_months: config.retention_months,
         };
+        metrics.buffer_limit.set(config.buffer_max_votes as i64);
         App {
             assets,
             chrome,
             signer: KeySigner::new(secret),
             limits: Limits::new(config.rate_per_minute, config.rate_per_minute_demarche),
             buffer: Arc::new(BufferedVotes::new(config.buffer_max_votes as usize, config.flush_max_votes as usize)),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             catalogue,
             store,
             config,

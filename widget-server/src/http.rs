@@ -35,6 +35,11 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connections served at once; further ones wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 16_384;
+/// Largest request head (request line and headers) read; a larger one gets 431. A browser's
+/// head with our cookies is under 2 KiB; nginx's default allows a single header line of 8 KiB.
+/// Without it hyper reads heads of over 100 kB before refusing them (its buffer limit), which
+/// thousands of connections could turn into memory.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// `Content-Security-Policy` of our HTML pages: our own stylesheet, posts to ourselves, nothing
 /// else; no framing (clickjacking a vote is pointless, but so is allowing it).
@@ -121,6 +126,7 @@ where
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .keep_alive(true)
+            .max_header_size(MAX_HEAD_BYTES)
             .max_buf_size(64 * 1024)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);

@@ -269,9 +269,19 @@ async fn serve(mut config: Config) -> anyhow::Result<ExitCode> {
         }
     }
     config.public_url = Some(public_url.clone());
-    let console = widget_server::console::Console::start(&config, addr, css, catalogue.clone(), store.clone(), &secret)
-        .await
-        .context("starting the porteurs' console")?;
+    // One set of metrics, shared by the hot path and the console (its e-mail outbox).
+    let metrics = Arc::new(widget_server::metrics::Metrics::default());
+    let console = widget_server::console::Console::start(
+        &config,
+        addr,
+        css,
+        catalogue.clone(),
+        store.clone(),
+        &secret,
+        metrics.clone(),
+    )
+    .await
+    .context("starting the porteurs' console")?;
     tracing::info!(
         %addr,
         %public_url,
@@ -292,7 +302,7 @@ async fn serve(mut config: Config) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let max_batch = config.flush_max_votes as usize;
-    let mut app = server::App::new(config, store.clone(), catalogue, &secret);
+    let mut app = server::App::new(config, store.clone(), catalogue, &secret, metrics);
     app.journal = journal;
     app.console = Some(console);
     let app = Arc::new(app);

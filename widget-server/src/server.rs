@@ -17,7 +17,7 @@ use crate::flush::{self, FlushOutcome, FlushSettings, Flusher};
 use crate::form::{self, FieldErrors, FormView};
 use crate::http::{self, html, shared_page, text, Body};
 use crate::intake::{self, Refusal};
-use crate::metrics::{Metrics, Rejection};
+use crate::metrics::{Metrics, Rejection, RouteClass};
 use crate::store::Store;
 use crate::vote::Answers;
 
@@ -76,50 +76,88 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
     res
 }
 
-/// Answers one request.
+/// Answers one request, and counts it by route class and status class (DESIGN §11).
 pub async fn route(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let (class, res) = dispatch(&app, peer, req).await;
+    app.metrics.request(class, res.status().as_u16(), started.elapsed());
+    res
+}
+
+/// The response to one request, and the class of its route.
+async fn dispatch(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> (RouteClass, Response<Body>) {
     let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
     match parse_route(req.uri().path()) {
-        Route::Static if is_read => app
-            .assets
-            .serve(req.uri().path(), req.headers())
-            .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found\n", "text/plain; charset=utf-8")),
+        Route::Static if is_read => (
+            RouteClass::button,
+            app.assets
+                .serve(req.uri().path(), req.headers())
+                .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found\n", "text/plain; charset=utf-8")),
+        ),
         Route::Form(id) if is_read => {
             let link = form::parse_form_link(req.uri().query().unwrap_or(""));
             match &app.console {
                 // No key: the démarche's public page, off the hot path (it reads the store).
-                Some(console) if !link.wants_form => console.handle(peer, req).await.map(http_body_util::Either::Right),
-                _ => form_page(&app, id, link, req.headers()),
+                Some(console) if !link.wants_form => {
+                    (RouteClass::observatory, console.handle(peer, req).await.map(http_body_util::Either::Right))
+                }
+                _ => (RouteClass::form, form_page(app, id, link, req.headers())),
             }
         }
-        Route::Vote(id) if req.method() == Method::POST => intake::post_vote(&app, peer, id, req).await,
-        Route::Merci(id) if is_read => match app.catalogue.for_citizens(id) {
-            Lookup::Open(d) => shared_page(req.headers(), form::merci_page(&app.chrome, &d), CACHE_PAGE),
-            Lookup::AwaitingApproval => Refusal::NotYetOpen.response(&app),
-            Lookup::Unknown => Refusal::InvalidLink(Rejection::not_found).response(&app),
-        },
+        Route::Vote(id) if req.method() == Method::POST => {
+            (RouteClass::vote, intake::post_vote(app, peer, id, req).await)
+        }
+        Route::Merci(id) if is_read => (
+            RouteClass::merci,
+            match app.catalogue.for_citizens(id) {
+                Lookup::Open(d) => shared_page(req.headers(), form::merci_page(&app.chrome, &d), CACHE_PAGE),
+                Lookup::AwaitingApproval => Refusal::NotYetOpen.response(app),
+                Lookup::Unknown => Refusal::InvalidLink(Rejection::not_found).response(app),
+            },
+        ),
         Route::BadDemarche if is_read || req.method() == Method::POST => {
-            if req.method() == Method::POST {
+            let class = if req.method() == Method::POST {
                 app.metrics.rejected(Rejection::not_found);
-            }
-            Refusal::InvalidLink(Rejection::not_found).response(&app)
+                RouteClass::vote
+            } else {
+                RouteClass::form
+            };
+            (class, Refusal::InvalidLink(Rejection::not_found).response(app))
         }
-        Route::Healthz if is_read => text(StatusCode::OK, "ok\n", "text/plain; charset=utf-8"),
-        Route::Readyz if is_read => readyz(&app),
+        Route::Healthz if is_read => (RouteClass::probe, text(StatusCode::OK, "ok\n", "text/plain; charset=utf-8")),
+        Route::Readyz if is_read => (RouteClass::probe, readyz(app)),
         Route::Metrics if is_read => {
             app.metrics.buffered.set(app.buffer.held() as i64);
-            text(StatusCode::OK, app.metrics.render(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
+            (
+                RouteClass::probe,
+                text(
+                    StatusCode::OK,
+                    app.metrics.render(),
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            )
         }
-        Route::Vote(_) => method_not_allowed("POST"),
-        Route::Other(_) => match &app.console {
-            Some(console) => console.handle(peer, req).await.map(http_body_util::Either::Right),
-            None => html(
-                StatusCode::NOT_FOUND,
-                form::problem_page(&app.chrome, "Page introuvable", &["Cette adresse ne correspond à aucune page."]),
-                "no-store",
-            ),
-        },
-        _ => method_not_allowed("GET, HEAD"),
+        Route::Vote(_) => (RouteClass::vote, method_not_allowed("POST")),
+        Route::Merci(_) => (RouteClass::merci, method_not_allowed("GET, HEAD")),
+        Route::Form(_) | Route::BadDemarche => (RouteClass::form, method_not_allowed("GET, HEAD")),
+        Route::Static => (RouteClass::button, method_not_allowed("GET, HEAD")),
+        Route::Healthz | Route::Readyz | Route::Metrics => (RouteClass::probe, method_not_allowed("GET, HEAD")),
+        Route::Other(path) => {
+            let class = RouteClass::of_other(path);
+            let res = match &app.console {
+                Some(console) => console.handle(peer, req).await.map(http_body_util::Either::Right),
+                None => html(
+                    StatusCode::NOT_FOUND,
+                    form::problem_page(
+                        &app.chrome,
+                        "Page introuvable",
+                        &["Cette adresse ne correspond à aucune page."],
+                    ),
+                    "no-store",
+                ),
+            };
+            (class, res)
+        }
     }
 }
 

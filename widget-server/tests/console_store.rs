@@ -15,8 +15,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use widget_server::catalogue::{Demarche, PrivacyNotice};
 use widget_server::console::store::{
     self as console, Account, AccountDetails, AccountStatus, ApiKey, AuditEntry, AvisFilter, AvisRow, Claim,
-    ConsoleStore, Criteria, DemarcheDetails, DemarcheRow, EnLigne, Merged, NewAccount, ProConnectIdentity,
-    ProConnectLink, ProConnectLogIn, SignUp, TokenKind, TokenState,
+    ConsoleStore, Criteria, DemarcheDetails, DemarcheRow, EmailRetry, EnLigne, Merged, NewAccount, OutboxStats,
+    ProConnectIdentity, ProConnectLink, ProConnectLogIn, SignUp, TokenKind, TokenState,
 };
 use widget_server::stats::Counts;
 use widget_server::store::{self, Store};
@@ -445,33 +445,33 @@ async fn outbox(s: &Console) {
 
     // Claims made at t0 or later are fresh for a `stale_before` 10 minutes earlier.
     let stale = t0 - Duration::minutes(10);
-    assert_eq!(s.unsent_emails(stale, 10).await.unwrap(), vec![m1, m2, m3]);
-    assert_eq!(s.unsent_emails(stale, 2).await.unwrap(), vec![m1, m2], "oldest first");
+    assert_eq!(s.unsent_emails(t0, stale, 10).await.unwrap(), vec![m1, m2, m3]);
+    assert_eq!(s.unsent_emails(t0, stale, 2).await.unwrap(), vec![m1, m2], "oldest first");
 
     let mail = s.claim_email(m1, t0, stale).await.unwrap().expect("unclaimed mail is claimed");
     assert_eq!((mail.id, mail.to.as_str(), mail.subject.as_str()), (m1, a.as_str(), "Confirmez"));
     assert_eq!(mail.body, "https://lien/1");
     assert_eq!((ms(mail.created_at), mail.sent_at), (t0, None));
     assert_eq!(s.claim_email(m1, t0, stale).await.unwrap(), None, "claimed already");
-    assert_eq!(s.unsent_emails(stale, 10).await.unwrap(), vec![m2, m3]);
+    assert_eq!(s.unsent_emails(t0, stale, 10).await.unwrap(), vec![m2, m3]);
 
     // Two replicas claiming one mail at once: one gets it.
     let (x, y) = tokio::join!(s.claim_email(m2, t0, stale), s.claim_email(m2, t0, stale));
     let got: Vec<_> = [x.unwrap(), y.unwrap()].into_iter().flatten().collect();
     assert_eq!(got.len(), 1, "exactly one claim wins");
     assert_eq!(got[0].subject, "Bienvenue");
-    assert_eq!(s.unsent_emails(stale, 10).await.unwrap(), vec![m3]);
+    assert_eq!(s.unsent_emails(t0, stale, 10).await.unwrap(), vec![m3]);
 
     // A claim older than `stale_before` has lapsed: the mail is listed and claimable again.
     let later = t0 + Duration::minutes(20);
     let stale_later = later - Duration::minutes(10);
-    assert_eq!(s.unsent_emails(stale_later, 10).await.unwrap(), vec![m1, m2, m3]);
+    assert_eq!(s.unsent_emails(later, stale_later, 10).await.unwrap(), vec![m1, m2, m3]);
     assert!(s.claim_email(m2, later, stale_later).await.unwrap().is_some());
     assert_eq!(s.claim_email(m2, later, stale_later).await.unwrap(), None);
 
-    // A failure releases the claim at once.
-    s.mark_email_failed(m1, "421 4.7.0 try again later".into()).await.unwrap();
-    assert_eq!(s.unsent_emails(stale, 10).await.unwrap(), vec![m1, m3]);
+    // A failure due again at once releases the claim at once.
+    s.mark_email_failed(m1, "421 4.7.0 try again later".into(), EmailRetry::At(t0)).await.unwrap();
+    assert_eq!(s.unsent_emails(t0, stale, 10).await.unwrap(), vec![m1, m3]);
     let again = s.claim_email(m1, t0 + Duration::seconds(5), stale).await.unwrap().expect("claimable after failure");
     assert_eq!(again.body, "https://lien/1", "body kept until sent");
 
@@ -479,10 +479,10 @@ async fn outbox(s: &Console) {
     let sent_at = t0 + Duration::seconds(6);
     s.mark_email_sent(m1, sent_at).await.unwrap();
     let far = t0 + Duration::days(1);
-    assert_eq!(s.unsent_emails(far, 10).await.unwrap(), vec![m2, m3]);
+    assert_eq!(s.unsent_emails(far, far, 10).await.unwrap(), vec![m2, m3]);
     assert_eq!(s.claim_email(m1, far, far).await.unwrap(), None);
-    s.mark_email_failed(m1, "late failure report".into()).await.unwrap();
-    assert_eq!(s.unsent_emails(far, 10).await.unwrap(), vec![m2, m3], "a sent mail stays sent");
+    s.mark_email_failed(m1, "late failure report".into(), EmailRetry::GiveUp(far)).await.unwrap();
+    assert_eq!(s.unsent_emails(far, far, 10).await.unwrap(), vec![m2, m3], "a sent mail stays sent");
 
     // The list: newest first, optionally to one address.
     let all = s.outbox(None, 10).await.unwrap();
@@ -499,6 +499,65 @@ async fn outbox(s: &Console) {
     assert_eq!(s.outbox(Some(b), 10).await.unwrap().len(), 1);
     assert!(s.outbox(Some("personne@exemple.gouv.fr".into()), 10).await.unwrap().is_empty());
     assert_eq!(s.outbox(None, 2).await.unwrap().len(), 2);
+    assert!(s.undelivered_emails(10).await.unwrap().is_empty(), "a sent mail is never given up");
+    retries(s).await;
+}
+
+/// Backoff and giving up (issue 23): a failed mail waits for its next attempt, a given-up one
+/// is listed for administrators until « Renvoyer » starts it again; the counts follow.
+async fn retries(s: &Console) {
+    // A fresh outbox for the counts: the mails above are sent or claimed by now.
+    let before = s.outbox_stats().await.unwrap();
+    let t0 = now() + Duration::days(30);
+    let stale = t0 - Duration::minutes(10);
+    let to = "retry@exemple.gouv.fr".to_string();
+    let m = s.queue_email(to.clone(), "Réessayez".into(), "https://lien/r".into(), t0).await.unwrap();
+    let claimed = s.claim_email(m, t0, stale).await.unwrap().expect("claimed");
+    assert_eq!((claimed.attempts, claimed.retry_since, claimed.given_up_at), (1, t0, None));
+    let stats = s.outbox_stats().await.unwrap();
+    assert_eq!(stats.waiting, before.waiting + 1);
+    assert_eq!(stats.given_up, before.given_up);
+
+    // Failed: not due until its next attempt, then due again.
+    let next = t0 + Duration::minutes(1);
+    s.mark_email_failed(m, "421 busy".into(), EmailRetry::At(next)).await.unwrap();
+    let due = |at: DateTime<Utc>| async move { s.unsent_emails(at, at - Duration::minutes(10), 100).await.unwrap() };
+    assert!(!due(t0 + Duration::seconds(59)).await.contains(&m), "not before its next attempt");
+    assert!(due(next).await.contains(&m), "due at its next attempt");
+    let mail = s.outbox(Some(to.clone()), 1).await.unwrap().remove(0);
+    assert_eq!((mail.next_attempt_at, mail.last_error.as_deref(), mail.attempts), (Some(next), Some("421 busy"), 1));
+
+    // Given up: never listed as due nor claimable, listed for administrators, counted.
+    let second = s.claim_email(m, next, next - Duration::minutes(10)).await.unwrap().expect("claimed again");
+    assert_eq!(second.attempts, 2);
+    let gave_up = t0 + Duration::days(3);
+    s.mark_email_failed(m, "550 refused".into(), EmailRetry::GiveUp(gave_up)).await.unwrap();
+    assert!(!due(gave_up + Duration::days(1)).await.contains(&m));
+    assert_eq!(s.claim_email(m, gave_up, gave_up).await.unwrap(), None, "a given-up mail is not claimed");
+    let listed = s.undelivered_emails(10).await.unwrap();
+    assert_eq!(listed.iter().map(|x| x.id).collect::<Vec<_>>(), vec![m]);
+    assert_eq!((listed[0].given_up_at, listed[0].last_error.as_deref()), (Some(gave_up), Some("550 refused")));
+    assert_eq!(listed[0].body, "https://lien/r", "kept, to be sent again");
+    let stats = s.outbox_stats().await.unwrap();
+    assert_eq!(
+        stats,
+        OutboxStats { waiting: before.waiting, oldest_waiting: before.oldest_waiting, given_up: before.given_up + 1 }
+    );
+
+    // « Renvoyer »: due at once, its retries counted from then; twice is once.
+    let resent = gave_up + Duration::hours(2);
+    assert!(s.resend_email(m, resent).await.unwrap());
+    assert!(!s.resend_email(m, resent).await.unwrap(), "not given up any more");
+    assert!(s.undelivered_emails(10).await.unwrap().is_empty());
+    assert!(due(resent).await.contains(&m));
+    let third = s.claim_email(m, resent, resent - Duration::minutes(10)).await.unwrap().expect("claimable again");
+    assert_eq!(
+        (third.retry_since, third.created_at, third.given_up_at, third.next_attempt_at),
+        (resent, t0, None, None)
+    );
+    s.mark_email_sent(m, resent).await.unwrap();
+    assert!(!s.resend_email(m, resent).await.unwrap(), "a sent mail is not resent");
+    assert_eq!(s.outbox_stats().await.unwrap(), before);
 }
 
 async fn audit(s: &Console) {

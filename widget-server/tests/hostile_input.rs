@@ -153,8 +153,8 @@ async fn hostile_input_gets_the_right_answers_and_loses_nothing() {
         assert!(!answer.contains("root:") && !answer.contains("[workspace]"), "{path} leaked a file");
     }
 
-    // A huge query string, a header flood, a one-megabyte header (hyper bounds the head it
-    // buffers; a head of about 100 kB is still read whole).
+    // A huge query string, a header flood, a one-megabyte header: refused (the head is capped
+    // at 16 KiB, below).
     let huge_query = format!(
         "GET /Demarches/{ID}?view-mode=formulaire-avis&key={} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
         "a".repeat(200_000)
@@ -171,6 +171,35 @@ async fn hostile_input_gets_the_right_answers_and_loses_nothing() {
     let huge_header = format!("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "b".repeat(1_000_000));
     let answer = raw(addr, huge_header.as_bytes());
     assert!(answer.is_empty() || [400, 431].contains(&status_of(&answer)), "huge header: {answer}");
+
+    // The head is capped at 16 KiB (http::MAX_HEAD_BYTES), start line included: one byte under
+    // is answered, one over gets 431, whether in one header or in many.
+    let head = |total: usize, headers: usize| {
+        let start = "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n";
+        let mut h = String::from(start);
+        // Each header line "X-Pad-NN: …\r\n"; the last pads to the exact total, the final CRLF counted.
+        for i in 0..headers {
+            let name = format!("X-Pad-{i:02}: ");
+            let left = total - h.len() - 2;
+            let share = if i + 1 == headers {
+                left - name.len() - 2
+            } else {
+                (left / (headers - i)).saturating_sub(name.len() + 2)
+            };
+            h += &format!("{name}{}\r\n", "p".repeat(share));
+        }
+        h += "\r\n";
+        assert_eq!(h.len(), total);
+        h
+    };
+    for headers in [1, 40] {
+        let answer = raw(addr, head(16 * 1024, headers).as_bytes());
+        assert_eq!(status_of(&answer), 200, "a head of 16 KiB ({headers} headers): {answer}");
+        let answer = raw(addr, head(16 * 1024 + 1, headers).as_bytes());
+        assert_eq!(status_of(&answer), 431, "a head of 16 KiB + 1 ({headers} headers): {answer}");
+    }
+    let answer = raw(addr, head(20_000, 1).replace("/healthz", &format!("/Demarches/{ID}/avis")).as_bytes());
+    assert_eq!(status_of(&answer), 431, "a vote's head too");
 
     // Forged keys: tampered, another démarche's, none; a right key upper-cased is the same key.
     let mut tampered = key.clone().into_bytes();

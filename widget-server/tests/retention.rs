@@ -171,10 +171,17 @@ async fn sqlite_comments_from_before_migration_6_are_erased_from_search() {
     let (tmp, url) = common::Server::sqlite_dir();
     let store = store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
-    // Back to schema version 5: migrations 8 and 7 undone, then the triggers of migration 4.
+    // Back to schema version 5: migrations 9, 8 and 7 undone, then the triggers of migration 4.
     common::exec_sql(
         &url,
-        "DROP TABLE proconnect_identity;
+        "DROP INDEX email_outbox_given_up;
+         DROP INDEX email_outbox_unsent;
+         ALTER TABLE email_outbox DROP COLUMN next_attempt_at;
+         ALTER TABLE email_outbox DROP COLUMN given_up_at;
+         ALTER TABLE email_outbox DROP COLUMN resent_at;
+         CREATE INDEX email_outbox_unsent ON email_outbox (id) WHERE sent_at IS NULL;
+         DELETE FROM schema_migrations WHERE version = 9;
+         DROP TABLE proconnect_identity;
          ALTER TABLE session DROP COLUMN id_token;
          DELETE FROM schema_migrations WHERE version = 8;
          DROP TRIGGER porteur_had;

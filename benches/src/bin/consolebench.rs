@@ -3,8 +3,10 @@
 //!
 //! 1. Loads a fresh PostgreSQL database (after `widget-server migrate`): démarche 1 with `--avis`
 //!    avis spread uniformly over the last three years, démarche 2 with 100, démarche 3 empty (for
-//!    votes); binary COPY with the `avis` indexes dropped and rebuilt from their own definitions,
-//!    `avis_daily` by one `INSERT … SELECT … GROUP BY` on the Paris day, then `VACUUM ANALYZE`.
+//!    votes); the monthly partitions of `avis` created first, then binary COPY with the `avis`
+//!    indexes dropped and rebuilt from their own definitions on every partition, `avis_daily` by
+//!    one `INSERT … SELECT … GROUP BY` on the Paris day, then `VACUUM ANALYZE`. Sizes are summed
+//!    over the partitions.
 //!    An active administrator, porteur of the three démarches, with a session and an API key,
 //!    written directly in SQL.
 //! 2. Starts the real server and times each console page and the API stats call, sequentially on
@@ -15,7 +17,8 @@
 //! 5. The same pages on SQLite with `--sqlite-avis` avis.
 //!
 //! Prints a Markdown section on stdout (`## Console at scale`), and JSON with `--json FILE`.
-//! Loopback only; every phase is bounded in time.
+//! Loopback only; every phase is bounded in time. `scripts/consolebench-smoke.sh` runs it small in
+//! CI and checks the JSON, so it cannot rot unnoticed again.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -336,24 +339,52 @@ async fn load_postgres(args: &Args) -> anyhow::Result<(Value, Credentials)> {
         );
         insert_demarches(&client).await?;
         let total = Instant::now();
-        // The indexes of `avis`, as the migrations made them, dropped for the load.
+        let end = now_ms() - 60_000;
+        let start = end - THREE_YEARS_MS;
+        // `avis` is partitioned by month (migration 7): every month of the history needs its
+        // partition before COPY, or COPY fails (« no partition of relation "avis" found »).
+        let t = Instant::now();
+        client
+            .execute(
+                "SELECT monavis_avis_partition(m AT TIME ZONE 'UTC') \
+                 FROM generate_series(date_trunc('month', to_timestamp($1::float8 / 1000) AT TIME ZONE 'UTC'), \
+                                      date_trunc('month', to_timestamp($2::float8 / 1000) AT TIME ZONE 'UTC'), \
+                                      interval '1 month') AS m",
+                &[&(start as f64), &(end as f64)],
+            )
+            .await?;
+        let partitions: i64 =
+            client.query_one("SELECT count(*) FROM pg_inherits WHERE inhparent = 'avis'::regclass", &[]).await?.get(0);
+        steps.insert("partitions".into(), json!(partitions));
+        steps.insert("partitions_s".into(), json!(t.elapsed().as_secs_f64()));
+        // The indexes of `avis`, as the migrations made them, dropped for the load. On a
+        // partitioned table `pg_indexes` reads `CREATE INDEX … ON ONLY avis`, which makes an
+        // invalid parent index and builds nothing on the partitions: without `ONLY`, the same
+        // statement builds the index on every partition and attaches each.
         let defs: Vec<(String, String)> = client
             .query(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'avis' \
-                 AND indexname <> 'avis_pkey' ORDER BY indexname",
+                "SELECT indexname, replace(indexdef, ' ON ONLY ', ' ON ') FROM pg_indexes \
+                 WHERE schemaname = current_schema() AND tablename = 'avis' AND indexname <> 'avis_pkey' ORDER BY indexname",
                 &[],
             )
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
+        // The primary key as the migrations made it: (id, received_at) once partitioned, since
+        // a unique index must hold the partition key.
+        let pkey_def: String = client
+            .query_one(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'avis'::regclass AND conname = 'avis_pkey'",
+                &[],
+            )
+            .await?
+            .get(0);
         client.batch_execute("ALTER TABLE avis DROP CONSTRAINT avis_pkey").await?;
         for (name, _) in &defs {
             client.batch_execute(&format!("DROP INDEX {name}")).await?;
         }
-        let end = now_ms() - 60_000;
-        let start = end - THREE_YEARS_MS;
-        eprintln!("consolebench: COPY of {} avis ({} streams)", args.avis, args.load_parallel);
+        eprintln!("consolebench: COPY of {} avis ({} streams, {partitions} partitions)", args.avis, args.load_parallel);
         let t = Instant::now();
         let parts = args.load_parallel.max(1);
         let mut tasks = Vec::new();
@@ -370,7 +401,8 @@ async fn load_postgres(args: &Args) -> anyhow::Result<(Value, Credentials)> {
         steps.insert("copy_rows_per_s".into(), json!((args.avis + 100) as f64 / copy_s));
         client.batch_execute("SET maintenance_work_mem = '1GB'").await?;
         let t = Instant::now();
-        client.batch_execute("ALTER TABLE avis ADD CONSTRAINT avis_pkey PRIMARY KEY (id)").await?;
+        eprintln!("consolebench: ALTER TABLE avis ADD CONSTRAINT avis_pkey {pkey_def}");
+        client.batch_execute(&format!("ALTER TABLE avis ADD CONSTRAINT avis_pkey {pkey_def}")).await?;
         let mut index_s = vec![json!({"index": "avis_pkey", "s": t.elapsed().as_secs_f64()})];
         for (name, def) in &defs {
             eprintln!("consolebench: {def}");
@@ -395,12 +427,17 @@ async fn load_postgres(args: &Args) -> anyhow::Result<(Value, Credentials)> {
         steps.insert("vacuum_analyze_s".into(), json!(t.elapsed().as_secs_f64()));
         steps.insert("total_s".into(), json!(total.elapsed().as_secs_f64()));
     }
-    // Sizes.
+    // Sizes. A partitioned table and its indexes hold no storage of their own (their sizes
+    // read 0): each figure sums the partitions' relations, found through `pg_partition_tree`
+    // (the table itself when unpartitioned).
     let row = client
         .query_one(
-            "SELECT pg_total_relation_size('avis'), pg_relation_size('avis'), pg_indexes_size('avis'), \
+            "SELECT (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::int8 FROM pg_partition_tree('avis')), \
+             (SELECT coalesce(sum(pg_relation_size(relid)), 0)::int8 FROM pg_partition_tree('avis')), \
+             (SELECT coalesce(sum(pg_indexes_size(relid)), 0)::int8 FROM pg_partition_tree('avis')), \
              pg_total_relation_size('avis_daily'), (SELECT count(*) FROM avis_daily), \
-             (SELECT count(*) FROM avis WHERE commentaire IS NOT NULL AND demarche_id = 1)",
+             (SELECT count(*) FROM avis WHERE commentaire IS NOT NULL AND demarche_id = 1), \
+             (SELECT count(*) FROM pg_partition_tree('avis') WHERE isleaf)",
             &[],
         )
         .await?;
@@ -410,11 +447,14 @@ async fn load_postgres(args: &Args) -> anyhow::Result<(Value, Credentials)> {
     steps.insert("avis_daily_bytes".into(), json!(row.get::<_, i64>(3)));
     steps.insert("avis_daily_rows".into(), json!(row.get::<_, i64>(4)));
     steps.insert("comments_d1".into(), json!(row.get::<_, i64>(5)));
+    steps.insert("partitions".into(), json!(row.get::<_, i64>(6)));
+    // Each index of `avis`, its partitions' indexes summed.
     let mut sizes = Vec::new();
     for r in client
         .query(
-            "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index \
-             WHERE indrelid = 'avis'::regclass ORDER BY 1",
+            "SELECT i.indexrelid::regclass::text, \
+             (SELECT coalesce(sum(pg_relation_size(t.relid)), 0)::int8 FROM pg_partition_tree(i.indexrelid) t) \
+             FROM pg_index i WHERE i.indrelid = 'avis'::regclass ORDER BY 1",
             &[],
         )
         .await?
@@ -1137,6 +1177,11 @@ fn markdown(r: &Value, args: &Args) -> String {
         l.push("- Database loaded by an earlier run (reused).".into());
     } else {
         l.push(format!(
+            "- Monthly partitions of `avis` created first ({} partitions, {:.1} s).",
+            load["partitions"],
+            f(&load["partitions_s"])
+        ));
+        l.push(format!(
             "- Binary COPY of {} avis ({} streams, `avis` indexes dropped): **{:.0} s**, {} rows/s.",
             thousands((args.avis + 100) as f64),
             args.load_parallel,
@@ -1149,7 +1194,7 @@ fn markdown(r: &Value, args: &Args) -> String {
                 a.iter().map(|i| format!("`{}` {:.0} s", i["index"].as_str().unwrap_or("?"), f(&i["s"]))).collect()
             })
             .unwrap_or_default();
-        l.push(format!("- Indexes rebuilt from the migrations' definitions: {}.", idx.join(", ")));
+        l.push(format!("- Indexes rebuilt from the migrations' definitions, on every partition: {}.", idx.join(", ")));
         l.push(format!(
             "- `avis_daily` by one `INSERT … SELECT … GROUP BY` on the Paris day: {:.0} s ({} rows); `VACUUM ANALYZE`: {:.0} s.",
             f(&load["avis_daily_s"]),
@@ -1167,7 +1212,8 @@ fn markdown(r: &Value, args: &Args) -> String {
         })
         .unwrap_or_default();
     l.push(format!(
-        "- Sizes: `avis` {:.2} GiB in all (heap {:.2} GiB, indexes {:.2} GiB: {}); `avis_daily` {:.1} MiB. {} comments on démarche 1.\n",
+        "- Sizes, summed over the {} partitions: `avis` {:.2} GiB in all (heap {:.2} GiB, indexes {:.2} GiB: {}); `avis_daily` {:.1} MiB. {} comments on démarche 1.\n",
+        load["partitions"],
         f(&load["avis_total_bytes"]) / 1073741824.0,
         f(&load["avis_heap_bytes"]) / 1073741824.0,
         f(&load["avis_indexes_bytes"]) / 1073741824.0,
@@ -1277,7 +1323,26 @@ fn markdown(r: &Value, args: &Args) -> String {
 // ---------------------------------------------------------------- main
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // `tokio_postgres::Error` displays as « db error » alone: the server's message,
+            // SQLSTATE and detail are what tell an operator what broke.
+            eprintln!("consolebench: error: {e}");
+            for cause in e.chain() {
+                if let Some(pg) = cause.downcast_ref::<tokio_postgres::Error>() {
+                    eprintln!("  PostgreSQL: {}", widget_server::store::postgres_text(pg));
+                } else if !std::ptr::eq(cause, e.as_ref()) {
+                    eprintln!("  caused by: {cause}");
+                }
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let mut args = Args::parse();
     ensure!(args.bin.exists(), "{} not found: cargo build --release -p widget-server", args.bin.display());
     // The server runs in its own working directory.

@@ -24,8 +24,9 @@ struct Args {
     /// Address to listen on (loopback).
     #[arg(long, default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
-    /// Diagnosis: send the same headers as widget-server's button and use its 10 s
-    /// header-read timeout, to measure what those cost on their own.
+    /// Diagnosis: send the same headers as widget-server's button and use its connection
+    /// settings (10 s header-read timeout, 16 KiB head, 64 KiB buffer), to measure what those
+    /// cost on their own.
     #[arg(long)]
     like_widget_server: bool,
 }
@@ -67,7 +68,10 @@ async fn main() -> anyhow::Result<()> {
             let mut builder = http1::Builder::new();
             builder.timer(TokioTimer::new()).keep_alive(true);
             if like {
-                builder.header_read_timeout(std::time::Duration::from_secs(10));
+                builder
+                    .header_read_timeout(widget_server::http::HEADER_READ_TIMEOUT)
+                    .max_header_size(widget_server::http::MAX_HEAD_BYTES)
+                    .max_buf_size(64 * 1024);
             }
             let _ = builder.serve_connection(TokioIo::new(stream), service).await;
         });

@@ -5,6 +5,12 @@
 //!
 //! Once SMTP has taken a message, its body (which may hold a single-use link) is emptied in the
 //! outbox. Logs name the outbox id and the kind of message, never the recipient or the body.
+//!
+//! A failed attempt is tried again after a wait that doubles from a minute to at most an hour
+//! ([`after_failure`]); [`GIVE_UP_AFTER`] (3 days) after the mail was queued (or resent) the
+//! next failure gives it up: it stays in the outbox, is counted in
+//! `monavis_emails_given_up_total`, and administrators see it on `/console/admin` with
+//! « Renvoyer », which starts its retries again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +20,8 @@ use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::store::ConsoleStore;
+use super::store::{ConsoleStore, EmailRetry};
+use crate::metrics::Metrics;
 use crate::store::StoreError;
 
 /// A message to send: plain French text.
@@ -30,10 +37,33 @@ const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 pub const RETRY_EVERY: Duration = Duration::from_secs(30);
 /// A mail claimed by a sender for this long without an outcome (the sender died) is retried.
 const CLAIM_STALE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+/// The first wait after a failed attempt; each further failure doubles it, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+/// The longest wait between two attempts.
+const MAX_BACKOFF: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+/// How long a mail is tried before it is given up.
+pub const GIVE_UP_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(3);
+/// How often the outbox's counts are read for the metrics.
+const STATS_EVERY: Duration = Duration::from_secs(15);
+
+/// What follows the failure, at `now`, of attempt number `attempts` of a mail whose retries
+/// began at `since`: the next attempt after a wait that doubles from [`FIRST_BACKOFF`] to
+/// [`MAX_BACKOFF`] (the last one at `since` + [`GIVE_UP_AFTER`] at the latest), or, once that
+/// time has come, giving up.
+pub fn after_failure(attempts: i32, since: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> EmailRetry {
+    let deadline = since + GIVE_UP_AFTER;
+    if now >= deadline {
+        return EmailRetry::GiveUp(now);
+    }
+    let doublings = attempts.saturating_sub(1).clamp(0, 16) as u32;
+    let wait = (FIRST_BACKOFF * 2i32.pow(doublings)).min(MAX_BACKOFF);
+    EmailRetry::At((now + wait).min(deadline))
+}
 
 /// The mail backend, chosen at start.
 pub struct Mailer {
     store: Arc<dyn ConsoleStore>,
+    metrics: Arc<Metrics>,
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: Mailbox,
     /// Print every mail, body included, to the log (`--log-emails`: a laptop without SMTP).
@@ -46,6 +76,7 @@ impl Mailer {
     /// With `to_log`, each mail is also printed whole to the log (see [`crate::config::LogEmails`]).
     pub fn new(
         store: Arc<dyn ConsoleStore>,
+        metrics: Arc<Metrics>,
         smtp_url: Option<&str>,
         from: &str,
         to_log: bool,
@@ -60,7 +91,7 @@ impl Mailer {
             ),
             None => None,
         };
-        Ok(Mailer { store, smtp, from, to_log })
+        Ok(Mailer { store, metrics, smtp, from, to_log })
     }
 
     /// Whether messages leave through SMTP.
@@ -103,6 +134,7 @@ impl Mailer {
                 return;
             }
         };
+        let (attempts, since) = (mail.attempts, mail.retry_since);
         let message = match mail.to.parse::<Mailbox>().map_err(|e| e.to_string()).and_then(|to| {
             Message::builder()
                 .from(self.from.clone())
@@ -114,8 +146,9 @@ impl Mailer {
         }) {
             Ok(m) => m,
             Err(e) => {
-                // Addresses are validated before they are stored; this cannot be retried anyway.
-                tracing::error!(mail_id = id, error = %e, "e-mail cannot be built; left unsent");
+                // Addresses are validated before they are stored; no retry could change this.
+                tracing::error!(mail_id = id, error = %e, "e-mail cannot be built; given up");
+                self.failed(id, format!("message not built: {e}"), EmailRetry::GiveUp(Utc::now())).await;
                 return;
             }
         };
@@ -126,18 +159,52 @@ impl Mailer {
                 }
                 tracing::info!(mail_id = id, "e-mail sent");
             }
-            Err(e) if e.is_permanent() => {
-                // Left claimed: retried only once the claim is stale, not every few seconds.
-                tracing::warn!(mail_id = id, error = %e, "SMTP refused the e-mail; retrying later");
-            }
             Err(e) => {
-                tracing::warn!(mail_id = id, error = %e, "SMTP delivery failed; will retry");
-                let _ = self.store.mark_email_failed(id, e.to_string()).await;
+                // Permanent refusals (5xx) are tried again too: a mail server misconfigured for
+                // an hour answers 5xx as well, and the mail may be a password reset.
+                let now = Utc::now();
+                let retry = after_failure(attempts, since, now);
+                match retry {
+                    EmailRetry::At(at) => tracing::warn!(
+                        mail_id = id, attempts, error = %e, permanent = e.is_permanent(),
+                        next_attempt = %at.format("%Y-%m-%dT%H:%M:%SZ"), "SMTP delivery failed; will retry"
+                    ),
+                    EmailRetry::GiveUp(_) => tracing::error!(
+                        mail_id = id, attempts, error = %e,
+                        "SMTP delivery failed for 3 days; e-mail given up (administrators can send it again from /console/admin)"
+                    ),
+                }
+                self.failed(id, e.to_string(), retry).await;
             }
         }
     }
 
-    /// Retries unsent mail every [`RETRY_EVERY`], for ever (with SMTP only).
+    /// Records a failed attempt, in the outbox and the metrics.
+    async fn failed(&self, id: i64, error: String, retry: EmailRetry) {
+        self.metrics.email_send_failures.inc();
+        if matches!(retry, EmailRetry::GiveUp(_)) {
+            self.metrics.emails_given_up.inc();
+        }
+        if let Err(e) = self.store.mark_email_failed(id, error, retry).await {
+            tracing::warn!(mail_id = id, error = %e, "cannot record a failed e-mail attempt");
+        }
+    }
+
+    /// « Renvoyer »: tries a given-up mail again now, and from now on as a new one. False if
+    /// it was not given up.
+    pub async fn resend(self: &Arc<Self>, id: i64) -> Result<bool, StoreError> {
+        if !self.store.resend_email(id, Utc::now()).await? {
+            return Ok(false);
+        }
+        if self.smtp.is_some() {
+            let me = self.clone();
+            tokio::spawn(async move { me.deliver(id).await });
+        }
+        Ok(true)
+    }
+
+    /// Retries unsent mail every [`RETRY_EVERY`], for ever (with SMTP only): those due, oldest
+    /// first.
     pub async fn retry_unsent(self: Arc<Self>) {
         if self.smtp.is_none() {
             return;
@@ -145,7 +212,8 @@ impl Mailer {
         let mut tick = tokio::time::interval(RETRY_EVERY);
         loop {
             tick.tick().await;
-            match self.store.unsent_emails(Utc::now() - CLAIM_STALE, 100).await {
+            let now = Utc::now();
+            match self.store.unsent_emails(now, now - CLAIM_STALE, 100).await {
                 Ok(ids) => {
                     for id in ids {
                         self.deliver(id).await;
@@ -154,5 +222,65 @@ impl Mailer {
                 Err(e) => tracing::warn!(error = %e, "cannot list unsent e-mail"),
             }
         }
+    }
+
+    /// Keeps the outbox's gauges current (with SMTP only: without it every mail stays in the
+    /// outbox by design, and nothing waits to be sent).
+    pub async fn outbox_metrics(self: Arc<Self>) {
+        if self.smtp.is_none() {
+            return;
+        }
+        let mut tick = tokio::time::interval(STATS_EVERY);
+        loop {
+            tick.tick().await;
+            match self.store.outbox_stats().await {
+                Ok(stats) => {
+                    let age = stats.oldest_waiting.map_or(0, |t| (Utc::now() - t).num_seconds().max(0));
+                    self.metrics.emails_waiting.set(stats.waiting);
+                    self.metrics.emails_oldest_waiting_seconds.set(age);
+                    self.metrics.emails_undelivered.set(stats.given_up);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot count the e-mail outbox"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeDelta, TimeZone};
+
+    #[test]
+    fn retries_back_off_then_give_up_after_three_days() {
+        let since = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+        let waits: Vec<TimeDelta> = (1..=9)
+            .map(|attempt| match after_failure(attempt, since, since) {
+                EmailRetry::At(t) => t - since,
+                EmailRetry::GiveUp(_) => panic!("given up at once"),
+            })
+            .collect();
+        let minutes: Vec<i64> = waits.iter().map(|w| w.num_minutes()).collect();
+        assert_eq!(minutes, [1, 2, 4, 8, 16, 32, 60, 60, 60], "doubling from a minute, at most an hour");
+        assert_eq!(after_failure(1000, since, since), EmailRetry::At(since + TimeDelta::hours(1)));
+
+        // The last attempt falls on the deadline itself; a failure from then on gives up.
+        let deadline = since + TimeDelta::days(3);
+        let late = deadline - TimeDelta::minutes(10);
+        assert_eq!(after_failure(80, since, late), EmailRetry::At(deadline));
+        assert_eq!(after_failure(81, since, deadline), EmailRetry::GiveUp(deadline));
+        let later = deadline + TimeDelta::hours(5);
+        assert_eq!(after_failure(2, since, later), EmailRetry::GiveUp(later));
+
+        // Attempts over 3 days, failing every time: about one an hour once the backoff is at
+        // its cap, so some 75, not the 8,640 of a retry every 30 seconds.
+        let (mut now, mut attempts) = (since, 1);
+        while let EmailRetry::At(next) = after_failure(attempts, since, now) {
+            assert!(next > now);
+            now = next;
+            attempts += 1;
+        }
+        assert_eq!(now, deadline);
+        assert!((70..=80).contains(&attempts), "{attempts} attempts");
     }
 }

@@ -309,12 +309,13 @@ impl Console {
         catalogue: Arc<Catalogue>,
         votes: Arc<dyn Store>,
         secret: &[u8],
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> anyhow::Result<Arc<Console>> {
         let settings = Settings::from_config(config);
         let store = store::open_with_reads(&config.database_url(), config.database_read_url.as_deref()).await?;
         let from = config.smtp_from.clone().unwrap_or_else(|| default_from(&settings));
         let to_log = config.emails_to_log(listening);
-        let mailer = Arc::new(Mailer::new(store.clone(), config.smtp_url.as_deref(), &from, to_log)?);
+        let mailer = Arc::new(Mailer::new(store.clone(), metrics.clone(), config.smtp_url.as_deref(), &from, to_log)?);
         if config.smtp_url.is_none() && !to_log {
             tracing::warn!(
                 "no --smtp-url: the console's e-mails (confirmation and reset links, invitations) are NOT sent; \
@@ -391,7 +392,8 @@ impl Console {
         Ok(())
     }
 
-    /// Background work: mail retries, expired sessions and links, limiter pruning.
+    /// Background work: mail retries and the outbox's metrics, expired sessions and links,
+    /// limiter pruning.
     pub fn spawn_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let purge = {
             let me = self.clone();
@@ -412,7 +414,11 @@ impl Console {
                 }
             }
         };
-        vec![tokio::spawn(self.mailer.clone().retry_unsent()), tokio::spawn(purge)]
+        vec![
+            tokio::spawn(self.mailer.clone().retry_unsent()),
+            tokio::spawn(self.mailer.clone().outbox_metrics()),
+            tokio::spawn(purge),
+        ]
     }
 }
 

@@ -10,8 +10,8 @@ use axum::routing::{any, get, post};
 use axum::Router;
 
 use super::pages::{
-    account, admin, avis, code, demarche, demarches, fiche, home, login, observatoire, porteurs, proconnect, profile,
-    reset, satisfaction, signup,
+    account, admin, admin_emails, avis, code, demarche, demarches, fiche, home, login, observatoire, porteurs,
+    proconnect, profile, reset, satisfaction, signup,
 };
 use super::{api, guard, Console, Problem};
 
@@ -71,6 +71,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/admin/demarches/activation", post(admin::activation_post))
         .route("/console/admin/demarches/fusion", post(admin::merge_post))
         .route("/console/admin/demarches/{id}/porteurs/{account}/retirer", post(porteurs::remove_post))
+        .route("/console/admin/courriels/{id}/renvoyer", post(admin_emails::resend_post))
         .route_layer(from_fn(guard::require_admin));
 
     // Programs holding an API key (`Authorization: Bearer mav_…`): JSON only, no session, no

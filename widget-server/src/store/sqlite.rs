@@ -251,6 +251,17 @@ CREATE INDEX proconnect_identity_account ON proconnect_identity (account_id);
 -- The ID token of a session opened through ProConnect, for its log-out there (id_token_hint).
 ALTER TABLE session ADD COLUMN id_token TEXT;
 "#,
+    r#"
+-- E-mail retries back off and end (issue 23): after a failed attempt a mail waits until
+-- next_attempt_at (1 minute, doubling, at most an hour); 3 days after retry_since (its creation,
+-- or an administrator's « Renvoyer », resent_at) it is given up and shown on /console/admin.
+ALTER TABLE email_outbox ADD COLUMN next_attempt_at TEXT;
+ALTER TABLE email_outbox ADD COLUMN given_up_at TEXT;
+ALTER TABLE email_outbox ADD COLUMN resent_at TEXT;
+DROP INDEX email_outbox_unsent;
+CREATE INDEX email_outbox_unsent ON email_outbox (id) WHERE sent_at IS NULL AND given_up_at IS NULL;
+CREATE INDEX email_outbox_given_up ON email_outbox (id) WHERE sent_at IS NULL AND given_up_at IS NOT NULL;
+"#,
 ];
 
 /// The next démarche (by id, after `?1`) that has an avis with a comment: one probe of the

@@ -52,6 +52,7 @@ async fn admin_page_with(
     let requests = store.pending_requests(None).await?;
     let domains = store.allowed_domains().await?;
     let audit = store.audit_log(20).await?;
+    let undelivered = super::admin_emails::undelivered(ctx).await?;
     // Names rather than numbers: each account and démarche of the page, read once.
     let mut people = std::collections::HashMap::new();
     let mut demarches = std::collections::HashMap::new();
@@ -75,7 +76,9 @@ async fn admin_page_with(
     let csrf = ctx.viewer.csrf();
     Ok(html! {
         (notice(info))
+        (super::admin_emails::notice(info))
         h1 { "Administration" }
+        (super::admin_emails::section(&undelivered, csrf))
         section.carte #comptes {
             h2 { "Comptes en attente de validation" }
             @if pending.is_empty() {

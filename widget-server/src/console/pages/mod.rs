@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_emails;
 pub mod avis;
 pub mod code;
 pub mod demarche;

@@ -248,6 +248,37 @@ pub struct OutboxMail {
     pub body: String,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// Delivery attempts so far (a claim counts as one).
+    pub attempts: i32,
+    /// The SMTP server's answer to the last failed attempt.
+    pub last_error: Option<String>,
+    /// When the retries started: the mail's creation, or the last « Renvoyer ».
+    pub retry_since: DateTime<Utc>,
+    /// Not tried again before then (after a failure).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Retries ended (`mail::GIVE_UP_AFTER` after `retry_since`): shown to administrators, who
+    /// may send it again.
+    pub given_up_at: Option<DateTime<Utc>>,
+}
+
+/// What happens to a mail after a failed delivery attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmailRetry {
+    /// Tried again from then on.
+    At(DateTime<Utc>),
+    /// No more tries: the mail waits for an administrator's « Renvoyer ».
+    GiveUp(DateTime<Utc>),
+}
+
+/// The outbox at a glance, for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Unsent mails still being tried.
+    pub waiting: i64,
+    /// The creation of the oldest of them.
+    pub oldest_waiting: Option<DateTime<Utc>>,
+    /// Unsent mails whose retries ended.
+    pub given_up: i64,
 }
 
 /// One line of the audit trail: who did what to which account or démarche.
@@ -611,12 +642,26 @@ pub trait ConsoleStore: Send + Sync + 'static {
         now: DateTime<Utc>,
         stale_before: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<Option<OutboxMail>, StoreError>>;
-    /// Ids of unsent mails not claimed since `stale_before`, oldest first.
-    fn unsent_emails(&self, stale_before: DateTime<Utc>, limit: i64) -> BoxFuture<'_, Result<Vec<i64>, StoreError>>;
+    /// Ids of unsent mails due at `now` (not given up, next attempt not later) and not claimed
+    /// since `stale_before`, oldest first.
+    fn unsent_emails(
+        &self,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<i64>, StoreError>>;
     /// Marks a mail sent and empties its body.
     fn mark_email_sent(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Records a failed attempt (the error is the SMTP server's, never the mail's content).
-    fn mark_email_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Records a failed attempt (the error is the SMTP server's, never the mail's content) and
+    /// releases the claim: tried again from a given time, or given up.
+    fn mark_email_failed(&self, id: i64, error: String, retry: EmailRetry) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Unsent mails whose retries ended, newest first.
+    fn undelivered_emails(&self, limit: i64) -> BoxFuture<'_, Result<Vec<OutboxMail>, StoreError>>;
+    /// « Renvoyer »: a given-up mail is tried again at once, with `now` as the start of its
+    /// retries. False if it was not given up (sent meanwhile, or resent by someone else).
+    fn resend_email(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Counts of unsent mails, for the metrics.
+    fn outbox_stats(&self) -> BoxFuture<'_, Result<OutboxStats, StoreError>>;
     /// The latest mails, newest first, optionally only those to `to`.
     fn outbox(&self, to: Option<String>, limit: i64) -> BoxFuture<'_, Result<Vec<OutboxMail>, StoreError>>;
 

@@ -20,9 +20,9 @@ use tokio_postgres::{GenericClient, Row};
 use super::{keyset, like_escape, search_filter, Comment};
 use super::{
     Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter, AvisRow, CatalogueRow,
-    Claim, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne, ImportCounts, Invite, Merged,
-    NewAccount, OutboxMail, PorteurRequest, ProConnectIdentity, ProConnectLink, ProConnectLogIn, SessionRow, SignUp,
-    TokenKind, TokenState,
+    Claim, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EmailRetry, EnLigne, ImportCounts,
+    Invite, Merged, NewAccount, OutboxMail, OutboxStats, PorteurRequest, ProConnectIdentity, ProConnectLink,
+    ProConnectLogIn, SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::pg_tls::{self, Tls};
@@ -36,7 +36,8 @@ const ACCOUNT_COLUMNS: &str = "id, email, name, administration, password_hash, s
 const ACCOUNT_COLUMNS_A: &str =
     "a.id, a.email, a.name, a.administration, a.password_hash, a.status, a.is_admin, a.created_at";
 /// The columns [`read_mail`] reads, in its order.
-const MAIL_COLUMNS: &str = "id, to_address, subject, body, created_at, sent_at";
+const MAIL_COLUMNS: &str = "id, to_address, subject, body, created_at, sent_at, attempts, last_error, \
+     coalesce(resent_at, created_at), next_attempt_at, given_up_at";
 
 /// The columns [`read_demarche`] reads, in its order, for `demarche d`.
 const DEMARCHE_COLUMNS: &str = "d.id, d.name, d.administration, d.url, d.volume_annuel, d.en_ligne, d.franceconnect, \
@@ -391,6 +392,11 @@ fn read_mail(row: &Row) -> Result<OutboxMail, tokio_postgres::Error> {
         body: row.try_get(3)?,
         created_at: row.try_get(4)?,
         sent_at: row.try_get(5)?,
+        attempts: row.try_get(6)?,
+        last_error: row.try_get(7)?,
+        retry_since: row.try_get(8)?,
+        next_attempt_at: row.try_get(9)?,
+        given_up_at: row.try_get(10)?,
     })
 }
 
@@ -1122,7 +1128,8 @@ impl ConsoleStore for PgConsoleStore {
             // row lock, re-reads `claimed_at` and gets nothing.
             let sql = format!(
                 "UPDATE email_outbox SET claimed_at = $2, attempts = attempts + 1 \
-                 WHERE id = $1 AND sent_at IS NULL AND (claimed_at IS NULL OR claimed_at < $3) RETURNING {MAIL_COLUMNS}"
+                 WHERE id = $1 AND sent_at IS NULL AND given_up_at IS NULL AND (claimed_at IS NULL OR claimed_at < $3) \
+                 RETURNING {MAIL_COLUMNS}"
             );
             let row = self.conn().await?.query_opt(sql.as_str(), &[&id, &now, &stale_before]).await?;
             Ok(row.as_ref().map(read_mail).transpose()?)
@@ -1130,15 +1137,21 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
-    fn unsent_emails(&self, stale_before: DateTime<Utc>, limit: i64) -> BoxFuture<'_, Result<Vec<i64>, StoreError>> {
+    fn unsent_emails(
+        &self,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<i64>, StoreError>> {
         async move {
             let rows = self
                 .conn()
                 .await?
                 .query(
-                    "SELECT id FROM email_outbox WHERE sent_at IS NULL AND (claimed_at IS NULL OR claimed_at < $1) \
+                    "SELECT id FROM email_outbox WHERE sent_at IS NULL AND given_up_at IS NULL \
+                     AND (claimed_at IS NULL OR claimed_at < $1) AND (next_attempt_at IS NULL OR next_attempt_at <= $3) \
                      ORDER BY id LIMIT $2",
-                    &[&stale_before, &limit],
+                    &[&stale_before, &limit, &now],
                 )
                 .await?;
             Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
@@ -1153,14 +1166,61 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
-    fn mark_email_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn mark_email_failed(&self, id: i64, error: String, retry: EmailRetry) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
+            let (next, given_up) = match retry {
+                EmailRetry::At(t) => (Some(t), None),
+                EmailRetry::GiveUp(t) => (None, Some(t)),
+            };
             self.execute(
-                "UPDATE email_outbox SET last_error = $2, claimed_at = NULL WHERE id = $1 AND sent_at IS NULL",
-                &[&id, &error],
+                "UPDATE email_outbox SET last_error = $2, claimed_at = NULL, next_attempt_at = $3, given_up_at = $4 \
+                 WHERE id = $1 AND sent_at IS NULL",
+                &[&id, &error, &next, &given_up],
             )
             .await
             .map(drop)
+        }
+        .boxed()
+    }
+
+    fn undelivered_emails(&self, limit: i64) -> BoxFuture<'_, Result<Vec<OutboxMail>, StoreError>> {
+        async move {
+            let sql = format!(
+                "SELECT {MAIL_COLUMNS} FROM email_outbox WHERE given_up_at IS NOT NULL AND sent_at IS NULL \
+                 ORDER BY id DESC LIMIT $1"
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&limit]).await?;
+            Ok(rows.iter().map(read_mail).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn resend_email(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let n = self
+                .execute(
+                    "UPDATE email_outbox SET given_up_at = NULL, resent_at = $2, next_attempt_at = NULL, claimed_at = NULL \
+                     WHERE id = $1 AND given_up_at IS NOT NULL AND sent_at IS NULL",
+                    &[&id, &now],
+                )
+                .await?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn outbox_stats(&self) -> BoxFuture<'_, Result<OutboxStats, StoreError>> {
+        async move {
+            let row = self
+                .conn()
+                .await?
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE given_up_at IS NULL), min(created_at) FILTER (WHERE given_up_at IS NULL), \
+                     count(*) FILTER (WHERE given_up_at IS NOT NULL) FROM email_outbox WHERE sent_at IS NULL",
+                    &[],
+                )
+                .await?;
+            Ok(OutboxStats { waiting: row.try_get(0)?, oldest_waiting: row.try_get(1)?, given_up: row.try_get(2)? })
         }
         .boxed()
     }

@@ -11,8 +11,8 @@ use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtensio
 use super::{
     keyset, like_escape, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry,
     AvisFilter, AvisRow, CatalogueRow, Claim, Comment, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails,
-    DemarcheRow, EnLigne, ImportCounts, Invite, Merged, NewAccount, OutboxMail, PorteurRequest, ProConnectIdentity,
-    ProConnectLink, ProConnectLogIn, SessionRow, SignUp, TokenKind, TokenState,
+    DemarcheRow, EmailRetry, EnLigne, ImportCounts, Invite, Merged, NewAccount, OutboxMail, OutboxStats,
+    PorteurRequest, ProConnectIdentity, ProConnectLink, ProConnectLogIn, SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
@@ -59,10 +59,16 @@ fn read_mail(r: &Row) -> rusqlite::Result<OutboxMail> {
         body: r.get(3)?,
         created_at: parse_ts(&r.get::<_, String>(4)?),
         sent_at: r.get::<_, Option<String>>(5)?.as_deref().map(parse_ts),
+        attempts: r.get(6)?,
+        last_error: r.get(7)?,
+        retry_since: parse_ts(&r.get::<_, String>(8)?),
+        next_attempt_at: r.get::<_, Option<String>>(9)?.as_deref().map(parse_ts),
+        given_up_at: r.get::<_, Option<String>>(10)?.as_deref().map(parse_ts),
     })
 }
 
-const MAIL_COLUMNS: &str = "id, to_address, subject, body, created_at, sent_at";
+const MAIL_COLUMNS: &str = "id, to_address, subject, body, created_at, sent_at, attempts, last_error, \
+     coalesce(resent_at, created_at), next_attempt_at, given_up_at";
 
 /// The columns [`read_demarche`] reads, in its order, for `demarche d`.
 const DEMARCHE_COLUMNS: &str = "d.id, d.name, d.administration, d.url, d.volume_annuel, d.en_ligne, d.franceconnect, \
@@ -796,19 +802,26 @@ impl ConsoleStore for SqliteConsoleStore {
         self.conn.with(move |conn| {
             let sql = format!(
                 "UPDATE email_outbox SET claimed_at = ?2, attempts = attempts + 1 \
-                 WHERE id = ?1 AND sent_at IS NULL AND (claimed_at IS NULL OR claimed_at < ?3) RETURNING {MAIL_COLUMNS}"
+                 WHERE id = ?1 AND sent_at IS NULL AND given_up_at IS NULL AND (claimed_at IS NULL OR claimed_at < ?3) \
+                 RETURNING {MAIL_COLUMNS}"
             );
             Ok(conn.query_row(&sql, params![id, ts(now), ts(stale_before)], read_mail).optional()?)
         })
     }
 
-    fn unsent_emails(&self, stale_before: DateTime<Utc>, limit: i64) -> BoxFuture<'_, Result<Vec<i64>, StoreError>> {
+    fn unsent_emails(
+        &self,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<i64>, StoreError>> {
         self.conn.with(move |conn| {
             let mut st = conn.prepare(
-                "SELECT id FROM email_outbox WHERE sent_at IS NULL AND (claimed_at IS NULL OR claimed_at < ?1) \
+                "SELECT id FROM email_outbox WHERE sent_at IS NULL AND given_up_at IS NULL \
+                 AND (claimed_at IS NULL OR claimed_at < ?1) AND (next_attempt_at IS NULL OR next_attempt_at <= ?3) \
                  ORDER BY id LIMIT ?2",
             )?;
-            let rows = st.query_map(params![ts(stale_before), limit], |r| r.get(0))?;
+            let rows = st.query_map(params![ts(stale_before), limit, ts(now)], |r| r.get(0))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
@@ -820,13 +833,58 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
-    fn mark_email_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn mark_email_failed(&self, id: i64, error: String, retry: EmailRetry) -> BoxFuture<'_, Result<(), StoreError>> {
         self.conn.with(move |conn| {
+            let (next, given_up) = match retry {
+                EmailRetry::At(t) => (Some(ts(t)), None),
+                EmailRetry::GiveUp(t) => (None, Some(ts(t))),
+            };
             conn.execute(
-                "UPDATE email_outbox SET last_error = ?2, claimed_at = NULL WHERE id = ?1 AND sent_at IS NULL",
-                params![id, error],
+                "UPDATE email_outbox SET last_error = ?2, claimed_at = NULL, next_attempt_at = ?3, given_up_at = ?4 \
+                 WHERE id = ?1 AND sent_at IS NULL",
+                params![id, error, next, given_up],
             )?;
             Ok(())
+        })
+    }
+
+    fn undelivered_emails(&self, limit: i64) -> BoxFuture<'_, Result<Vec<OutboxMail>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sql = format!(
+                "SELECT {MAIL_COLUMNS} FROM email_outbox WHERE given_up_at IS NOT NULL AND sent_at IS NULL \
+                 ORDER BY id DESC LIMIT ?1"
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map(params![limit], read_mail)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn resend_email(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.conn.with(move |conn| {
+            let n = conn.execute(
+                "UPDATE email_outbox SET given_up_at = NULL, resent_at = ?2, next_attempt_at = NULL, claimed_at = NULL \
+                 WHERE id = ?1 AND given_up_at IS NOT NULL AND sent_at IS NULL",
+                params![id, ts(now)],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn outbox_stats(&self) -> BoxFuture<'_, Result<OutboxStats, StoreError>> {
+        self.conn.with(move |conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FILTER (WHERE given_up_at IS NULL), min(created_at) FILTER (WHERE given_up_at IS NULL), \
+                 count(*) FILTER (WHERE given_up_at IS NOT NULL) FROM email_outbox WHERE sent_at IS NULL",
+                [],
+                |r| {
+                    Ok(OutboxStats {
+                        waiting: r.get(0)?,
+                        oldest_waiting: r.get::<_, Option<String>>(1)?.as_deref().map(parse_ts),
+                        given_up: r.get(2)?,
+                    })
+                },
+            )?)
         })
     }
 
