@@ -36,6 +36,20 @@ pub enum Command {
     /// Read the e-mail outbox (where e-mails stay when no --smtp-url is set).
     #[command(subcommand)]
     Email(EmailCommand),
+    /// Porteurs' notifications (digests and alerts; `serve` runs them every minute).
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
+}
+
+/// `notifications …` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum NotificationsCommand {
+    /// Send what is due, once, as if at `--at` (default: now); what was sent is never sent again.
+    Run {
+        /// The instant to run at, RFC 3339 (e.g. 2026-12-07T08:00:00+01:00).
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 /// `account …` subcommands.

@@ -1674,6 +1674,7 @@ async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     every_avis(&s, &votes).await;
     big_export(&s, &votes).await;
     api_keys(&s).await;
+    notifications(&s, &s2, &votes).await;
 }
 
 /// The vote store migrates (the console's tables are among its migrations) and writes the votes;
@@ -1695,4 +1696,98 @@ async fn sqlite_console_conformance() {
 async fn postgres_console_conformance() {
     let url = common::fresh_pg_database("console_conformance").await;
     conformance(open(&url).await).await;
+}
+
+/// Notifications (DESIGN §15): settings with their defaults, the digest's figures read in one
+/// statement, the comments quoted, and each notification recorded once with its mail.
+async fn notifications(s: &Console, other: &Console, votes: &Arc<dyn Store>) {
+    use console::{DigestFrequency, DueNotification, Switches};
+    let t0 = now();
+    let alice = named(s, "alice.notif@exemple.gouv.fr", "Alice", t0).await;
+    let bob = named(s, "bob.notif@exemple.gouv.fr", "Bob", t0).await;
+    let (a, b) =
+        (catalogue_only(votes, 920_001, "Allocation A").await, catalogue_only(votes, 920_002, "Bourse B").await);
+    assert!(s.add_porteur(a, alice.id, t0).await.unwrap());
+    assert!(s.add_porteur(b, alice.id, t0).await.unwrap());
+    assert!(s.add_porteur(a, bob.id, t0).await.unwrap());
+
+    // Defaults, for whoever joins: a weekly digest; comments off, drops and silences on.
+    let settings = s.notification_settings(alice.id).await.unwrap();
+    assert_eq!(settings.digest, DigestFrequency::Hebdomadaire);
+    let defaults = Switches { comments: false, drop_alert: true, silent: true };
+    assert_eq!(settings.demarches, vec![(a, "Allocation A".into(), defaults), (b, "Bourse B".into(), defaults)]);
+    s.set_digest(alice.id, DigestFrequency::Quotidienne).await.unwrap();
+    let chosen = Switches { comments: true, drop_alert: false, silent: true };
+    assert!(s.set_switches(alice.id, b, chosen).await.unwrap());
+    assert!(!s.set_switches(bob.id, b, chosen).await.unwrap(), "Bob does not carry B");
+    let settings = s.notification_settings(alice.id).await.unwrap();
+    assert_eq!(settings.digest, DigestFrequency::Quotidienne);
+    assert_eq!(settings.demarches[1], (b, "Bourse B".into(), chosen));
+    assert_eq!(s.notification_settings(bob.id).await.unwrap().demarches, vec![(a, "Allocation A".into(), defaults)]);
+
+    // Avis on A: 3 on 10 March (4 comments among 5 votes there), 2 on the 9th; none on B.
+    let (d9, d10) = (day(2025, 3, 9), day(2025, 3, 10));
+    let mut batch: Vec<Vote> = (0..2).map(|k| vote(a, "button", noon(d9), k)).collect();
+    for k in 0..3 {
+        batch.push(vote(a, "button", noon(d10) + Duration::minutes(k as i64), k));
+    }
+    for k in 0..4 {
+        let mut v = vote(a, "footer", noon(d10) + Duration::minutes(10 + k as i64), k);
+        v.commentaire = Some(format!("commentaire {k}").into());
+        batch.push(v);
+    }
+    let day10 = sum(&batch[2..]);
+    votes.store_batch(&batch).await.unwrap();
+    let mine = |lines: Vec<console::DigestLine>| -> Vec<console::DigestLine> {
+        lines.into_iter().filter(|l| l.account_id == alice.id || l.account_id == bob.id).collect()
+    };
+    let daily = mine(s.digest_lines(DigestFrequency::Quotidienne, d9, d10, d10).await.unwrap());
+    assert_eq!(daily.len(), 1, "Alice alone is daily, and B had no avis: {daily:?}");
+    assert_eq!(
+        (daily[0].account_id, daily[0].demarche_id, daily[0].email.as_str()),
+        (alice.id, a, alice.email.as_str())
+    );
+    assert_eq!(daily[0].counts, day10);
+    assert_eq!(daily[0].previous, sum(&batch[..2]));
+    let weekly = mine(s.digest_lines(DigestFrequency::Hebdomadaire, d9, d10, d10).await.unwrap());
+    assert_eq!(weekly.iter().map(|l| (l.account_id, l.demarche_id)).collect::<Vec<_>>(), vec![(bob.id, a)]);
+    assert!(
+        mine(
+            s.digest_lines(DigestFrequency::Quotidienne, day(2025, 3, 10), day(2025, 3, 11), day(2025, 3, 11))
+                .await
+                .unwrap()
+        )
+        .is_empty(),
+        "nothing arrived on the 11th"
+    );
+
+    let comments =
+        s.comments_in(vec![a, b], noon(d10) - Duration::hours(12), noon(d10) + Duration::hours(12), 3).await.unwrap();
+    let texts: Vec<(i64, i64, &str)> = comments.iter().map(|(d, n, c)| (*d, *n, c.text.as_str())).collect();
+    assert_eq!(texts, vec![(a, 4, "commentaire 3"), (a, 4, "commentaire 2"), (a, 4, "commentaire 1")]);
+
+    // Exactly once: two replicas record the same notification at once; one queues its mail.
+    let due = DueNotification {
+        account_id: alice.id,
+        kind: "synthese".into(),
+        demarche_id: 0,
+        period: "2025-03-10/2025-03-10".into(),
+        to: alice.email.clone(),
+        subject: "Synthèse".into(),
+        body: "texte".into(),
+        html: "<p>html</p>".into(),
+        unsubscribe: "https://avis.exemple.fr/desabonnement?jeton=x".into(),
+    };
+    let (x, y) = tokio::join!(s.record_notification(due.clone(), t0), other.record_notification(due.clone(), t0));
+    let ids: Vec<i64> = [x.unwrap(), y.unwrap()].into_iter().flatten().collect();
+    assert_eq!(ids.len(), 1, "recorded once");
+    assert_eq!(s.record_notification(due.clone(), t0).await.unwrap(), None, "a later run finds it sent");
+    let next_day = DueNotification { period: "2025-03-11/2025-03-11".into(), ..due.clone() };
+    assert!(s.record_notification(next_day, t0).await.unwrap().is_some(), "another period is another mail");
+    let mail = s.claim_email(ids[0], t0, t0 - Duration::minutes(10)).await.unwrap().expect("queued");
+    assert_eq!((mail.body.as_str(), mail.html.as_deref()), ("texte", Some("<p>html</p>")));
+    assert_eq!(mail.unsubscribe.as_deref(), Some("https://avis.exemple.fr/desabonnement?jeton=x"));
+    s.mark_email_sent(ids[0], t0).await.unwrap();
+    let sent = s.outbox(Some(alice.email.clone()), 10).await.unwrap();
+    assert!(sent.iter().any(|m| m.id == ids[0] && m.body.is_empty() && m.html.is_none()), "emptied once sent");
 }

@@ -19,6 +19,7 @@
 //! - [`observatory`], [`open_data`]: the public observatory's figures; its open data's columns
 //!   and their Table Schema.
 //! - [`spreadsheet`]: the cells of exports and open data, never read as formulas.
+//! - [`notifications`]: digests and alerts mailed to porteurs, once each, and unsubscribe links.
 
 pub mod api;
 pub mod chart;
@@ -29,6 +30,7 @@ pub mod import;
 pub mod layout;
 pub mod limit;
 pub mod mail;
+pub mod notifications;
 pub mod observatory;
 pub mod open_data;
 pub mod pages;
@@ -133,6 +135,8 @@ pub struct Console {
     pub cookie_signer: CookieSigner,
     /// The public observatory's figures, computed at most every few minutes.
     pub observatory: Arc<observatory::Cache>,
+    /// Sends the notifications due (every minute, from [`Console::spawn_background`]).
+    pub notifier: Arc<notifications::Notifier>,
     router: std::sync::OnceLock<axum::Router>,
 }
 
@@ -318,7 +322,15 @@ impl Console {
         } else if to_log {
             tracing::info!("e-mails are printed to this log (--log-emails)");
         }
+        let notifier = Arc::new(notifications::Notifier::new(
+            store.clone(),
+            mailer.clone(),
+            &settings.public_url,
+            &settings.operator_name,
+            secret,
+        ));
         let console = Arc::new(Console {
+            notifier,
             settings,
             store,
             mailer,
@@ -393,13 +405,18 @@ impl Console {
                 }
             }
         };
-        vec![tokio::spawn(self.mailer.clone().retry_unsent()), tokio::spawn(purge)]
+        let notifier = self.notifier.clone();
+        vec![
+            tokio::spawn(self.mailer.clone().retry_unsent()),
+            tokio::spawn(purge),
+            tokio::spawn(notifier.every_minute()),
+        ]
     }
 }
 
 /// `"{operator}" <ne-pas-repondre@{host of --public-url}>`, or `@localhost` when that host is
 /// an address rather than a name.
-fn default_from(s: &Settings) -> String {
+pub(crate) fn default_from(s: &Settings) -> String {
     let host = s.public_origin.split("://").nth(1).unwrap_or("localhost");
     let host =
         host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });

@@ -293,6 +293,37 @@ END
 $fn$;
 CREATE TRIGGER porteur_had AFTER INSERT ON porteur FOR EACH ROW EXECUTE FUNCTION monavis_porteur_had();
 "#,
+    r#"
+-- Notifications (DESIGN §15). No row in notify_account: the default digest, weekly; no row in
+-- notify_demarche: the defaults (comments off, drop and silent alerts on), so whoever joins a
+-- démarche has them without a write.
+CREATE TABLE notify_account (
+    account_id bigint PRIMARY KEY,
+    digest text NOT NULL CHECK (digest IN ('aucune', 'quotidienne', 'hebdomadaire', 'mensuelle'))
+);
+CREATE TABLE notify_demarche (
+    account_id bigint NOT NULL,
+    demarche_id bigint NOT NULL,
+    comments boolean NOT NULL,
+    drop_alert boolean NOT NULL,
+    silent boolean NOT NULL,
+    PRIMARY KEY (account_id, demarche_id)
+);
+-- Every notification due, exactly once: inserted in the transaction that queues its mail.
+-- demarche_id 0: a mail about every carried démarche (the digest).
+CREATE TABLE notification (
+    account_id bigint NOT NULL,
+    kind text NOT NULL,
+    demarche_id bigint NOT NULL,
+    period text NOT NULL,
+    email_id bigint,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (account_id, kind, demarche_id, period)
+);
+-- A notification's HTML part and its one-click unsubscribe link (RFC 8058).
+ALTER TABLE email_outbox ADD COLUMN html text;
+ALTER TABLE email_outbox ADD COLUMN unsubscribe text;
+"#,
 ];
 
 /// The last migration before `avis` was partitioned (for the flush benchmark's comparison).

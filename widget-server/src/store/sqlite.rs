@@ -235,6 +235,37 @@ CREATE TRIGGER porteur_had AFTER INSERT ON porteur BEGIN
     UPDATE demarche SET had_porteur = 1 WHERE id = new.demarche_id AND had_porteur = 0;
 END;
 "#,
+    r#"
+-- Notifications (DESIGN §15). No row in notify_account: the default digest, weekly; no row in
+-- notify_demarche: the defaults (comments off, drop and silent alerts on), so whoever joins a
+-- démarche has them without a write.
+CREATE TABLE notify_account (
+    account_id INTEGER PRIMARY KEY,
+    digest TEXT NOT NULL CHECK (digest IN ('aucune', 'quotidienne', 'hebdomadaire', 'mensuelle'))
+);
+CREATE TABLE notify_demarche (
+    account_id INTEGER NOT NULL,
+    demarche_id INTEGER NOT NULL,
+    comments INTEGER NOT NULL,
+    drop_alert INTEGER NOT NULL,
+    silent INTEGER NOT NULL,
+    PRIMARY KEY (account_id, demarche_id)
+) WITHOUT ROWID;
+-- Every notification due, exactly once: inserted in the transaction that queues its mail.
+-- demarche_id 0: a mail about every carried démarche (the digest).
+CREATE TABLE notification (
+    account_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    demarche_id INTEGER NOT NULL,
+    period TEXT NOT NULL,
+    email_id INTEGER,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (account_id, kind, demarche_id, period)
+) WITHOUT ROWID;
+-- A notification's HTML part and its one-click unsubscribe link (RFC 8058).
+ALTER TABLE email_outbox ADD COLUMN html TEXT;
+ALTER TABLE email_outbox ADD COLUMN unsubscribe TEXT;
+"#,
 ];
 
 /// The next démarche (by id, after `?1`) that has an avis with a comment: one probe of the

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 
+use crate::stats::Counts;
 use crate::store::StoreError;
 
 /// Where an account stands.
@@ -171,6 +172,97 @@ pub struct OutboxMail {
     pub body: String,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The HTML part of a notification (emptied with the body once sent).
+    pub html: Option<String>,
+    /// A notification's one-click unsubscribe link (`List-Unsubscribe`, RFC 8058).
+    pub unsubscribe: Option<String>,
+}
+
+/// How often an account gets its digest (DESIGN §15).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DigestFrequency {
+    Aucune,
+    Quotidienne,
+    #[default]
+    Hebdomadaire,
+    Mensuelle,
+}
+
+impl DigestFrequency {
+    pub const ALL: [DigestFrequency; 4] = [
+        DigestFrequency::Aucune,
+        DigestFrequency::Quotidienne,
+        DigestFrequency::Hebdomadaire,
+        DigestFrequency::Mensuelle,
+    ];
+
+    /// The value stored in `notify_account.digest` (and posted by the settings form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestFrequency::Aucune => "aucune",
+            DigestFrequency::Quotidienne => "quotidienne",
+            DigestFrequency::Hebdomadaire => "hebdomadaire",
+            DigestFrequency::Mensuelle => "mensuelle",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DigestFrequency> {
+        DigestFrequency::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// An account's switches on one démarche it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Switches {
+    /// « Nouveaux commentaires ».
+    pub comments: bool,
+    /// « Baisse de satisfaction ».
+    pub drop_alert: bool,
+    /// « Bouton silencieux ».
+    pub silent: bool,
+}
+
+impl Default for Switches {
+    /// What a porteur who joins a démarche gets.
+    fn default() -> Switches {
+        Switches { comments: false, drop_alert: true, silent: true }
+    }
+}
+
+/// « Notifications » of one account: its digest and its switches per carried démarche (by name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotificationSettings {
+    pub digest: DigestFrequency,
+    pub demarches: Vec<(i64, String, Switches)>,
+}
+
+/// One démarche of one account's digest: its figures over the period and the one before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestLine {
+    pub account_id: i64,
+    pub email: String,
+    pub demarche_id: i64,
+    pub demarche_name: String,
+    pub counts: Counts,
+    pub previous: Counts,
+}
+
+/// (démarche, how many comments it received in the period, one of the latest of them).
+pub type PeriodComment = (i64, i64, Comment);
+
+/// A notification due: its unique key (account, kind, démarche, period) and its mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueNotification {
+    pub account_id: i64,
+    pub kind: String,
+    /// 0 for a mail about every carried démarche (the digest).
+    pub demarche_id: i64,
+    pub period: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub html: String,
+    pub unsubscribe: String,
 }
 
 /// One line of the audit trail: who did what to which account or démarche.
@@ -754,6 +846,44 @@ pub trait ConsoleStore: Send + Sync + 'static {
     fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The latest audit entries, newest first.
     fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<Dated<AuditEntry>>, StoreError>>;
+    // Notifications (DESIGN §15)
+    /// The account's digest frequency and its switches on every démarche it carries.
+    fn notification_settings(&self, account_id: i64) -> BoxFuture<'_, Result<NotificationSettings, StoreError>>;
+    fn set_digest(&self, account_id: i64, digest: DigestFrequency) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Sets the switches on a démarche; `false` when the account does not carry it.
+    fn set_switches(
+        &self,
+        account_id: i64,
+        demarche_id: i64,
+        switches: Switches,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Every (active account at `digest`, carried démarche) with avis between `from` and `to`
+    /// (Paris days, inclusive), with its counts there and over `previous_from` to the day before
+    /// `from`: one statement over `avis_daily`.
+    fn digest_lines(
+        &self,
+        digest: DigestFrequency,
+        previous_from: chrono::NaiveDate,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<DigestLine>, StoreError>>;
+    /// For every démarche in `demarche_ids`: how many comments arrived in `[from, until)` and the
+    /// `latest` newest of them: one statement.
+    fn comments_in(
+        &self,
+        demarche_ids: Vec<i64>,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        latest: i64,
+    ) -> BoxFuture<'_, Result<Vec<PeriodComment>, StoreError>>;
+    /// Records `due` under its unique key and queues its mail, in one transaction; the mail's
+    /// outbox id when this call recorded it, `None` when it was already recorded (by another
+    /// replica, or an earlier run).
+    fn record_notification(
+        &self,
+        due: DueNotification,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
 }
 
 /// The words of a comment search, each with whether it is searched as a prefix (3 letters or

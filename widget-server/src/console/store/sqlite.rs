@@ -14,6 +14,7 @@ use super::{
     DemarcheRow, EnLigne, ImportCounts, Invite, Merged, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp,
     TokenKind, TokenState,
 };
+use super::{DigestFrequency, DigestLine, DueNotification, NotificationSettings, PeriodComment, Switches};
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
 use crate::store::{StoreError, DAILY_COLUMNS};
@@ -59,10 +60,12 @@ fn read_mail(r: &Row) -> rusqlite::Result<OutboxMail> {
         body: r.get(3)?,
         created_at: parse_ts(&r.get::<_, String>(4)?),
         sent_at: r.get::<_, Option<String>>(5)?.as_deref().map(parse_ts),
+        html: r.get(6)?,
+        unsubscribe: r.get(7)?,
     })
 }
 
-const MAIL_COLUMNS: &str = "id, to_address, subject, body, created_at, sent_at";
+const MAIL_COLUMNS: &str = "id, to_address, subject, body, created_at, sent_at, html, unsubscribe";
 
 /// The columns [`read_demarche`] reads, in its order, for `demarche d`.
 const DEMARCHE_COLUMNS: &str = "d.id, d.name, d.administration, d.url, d.volume_annuel, d.en_ligne, d.franceconnect, \
@@ -713,7 +716,10 @@ impl ConsoleStore for SqliteConsoleStore {
 
     fn mark_email_sent(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
         self.conn.with(move |conn| {
-            conn.execute("UPDATE email_outbox SET sent_at = ?2, body = '' WHERE id = ?1", params![id, ts(now)])?;
+            conn.execute(
+                "UPDATE email_outbox SET sent_at = ?2, body = '', html = NULL WHERE id = ?1",
+                params![id, ts(now)],
+            )?;
             Ok(())
         })
     }
@@ -1489,6 +1495,167 @@ impl ConsoleStore for SqliteConsoleStore {
                 ))
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+    // Notifications (DESIGN §15)
+    fn notification_settings(&self, account_id: i64) -> BoxFuture<'_, Result<NotificationSettings, StoreError>> {
+        self.conn.with(move |conn| {
+            let digest: Option<String> = conn
+                .query_row("SELECT digest FROM notify_account WHERE account_id = ?1", params![account_id], |r| r.get(0))
+                .optional()?;
+            let d = Switches::default();
+            let mut st = conn.prepare(
+                "SELECT d.id, d.name, coalesce(s.comments, ?2), coalesce(s.drop_alert, ?3), coalesce(s.silent, ?4) \
+                 FROM porteur p JOIN demarche d ON d.id = p.demarche_id \
+                 LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
+                 WHERE p.account_id = ?1 ORDER BY d.name, d.id",
+            )?;
+            let rows = st.query_map(params![account_id, d.comments, d.drop_alert, d.silent], |r| {
+                Ok((r.get(0)?, r.get(1)?, Switches { comments: r.get(2)?, drop_alert: r.get(3)?, silent: r.get(4)? }))
+            })?;
+            Ok(NotificationSettings {
+                digest: digest.as_deref().and_then(DigestFrequency::parse).unwrap_or_default(),
+                demarches: rows.collect::<Result<_, _>>()?,
+            })
+        })
+    }
+
+    fn set_digest(&self, account_id: i64, digest: DigestFrequency) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.conn.with(move |conn| {
+            conn.execute(
+                "INSERT INTO notify_account (account_id, digest) VALUES (?1, ?2) \
+                 ON CONFLICT (account_id) DO UPDATE SET digest = excluded.digest",
+                params![account_id, digest.as_str()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn set_switches(
+        &self,
+        account_id: i64,
+        demarche_id: i64,
+        switches: Switches,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.conn.with(move |conn| {
+            let n = conn.execute(
+                "INSERT INTO notify_demarche (account_id, demarche_id, comments, drop_alert, silent) \
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS \
+                 (SELECT 1 FROM porteur WHERE account_id = ?1 AND demarche_id = ?2) \
+                 ON CONFLICT (account_id, demarche_id) DO UPDATE SET comments = excluded.comments, \
+                 drop_alert = excluded.drop_alert, silent = excluded.silent",
+                params![account_id, demarche_id, switches.comments, switches.drop_alert, switches.silent],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn digest_lines(
+        &self,
+        digest: DigestFrequency,
+        previous_from: NaiveDate,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<DigestLine>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sums = |cmp: &str| {
+                DAILY_COLUMNS
+                    .iter()
+                    .map(|c| format!("sum(CASE WHEN x.day {cmp} ?3 THEN x.{c} ELSE 0 END)"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let sql = format!(
+                "SELECT a.id, a.email, d.id, d.name, {}, {} \
+                 FROM account a JOIN porteur p ON p.account_id = a.id JOIN demarche d ON d.id = p.demarche_id \
+                 JOIN avis_daily x ON x.demarche_id = p.demarche_id AND x.day BETWEEN ?2 AND ?4 \
+                 LEFT JOIN notify_account s ON s.account_id = a.id \
+                 WHERE a.status = 'active' AND coalesce(s.digest, '{}') = ?1 \
+                 GROUP BY a.id, a.email, d.id, d.name HAVING sum(CASE WHEN x.day >= ?3 THEN x.n ELSE 0 END) > 0 \
+                 ORDER BY a.id, d.name, d.id",
+                sums(">="),
+                sums("<"),
+                DigestFrequency::default().as_str()
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map(params![digest.as_str(), day(previous_from), day(from), day(to)], |r| {
+                Ok(DigestLine {
+                    account_id: r.get(0)?,
+                    email: r.get(1)?,
+                    demarche_id: r.get(2)?,
+                    demarche_name: r.get(3)?,
+                    counts: counts_from(r, 4)?,
+                    previous: counts_from(r, 4 + DAILY_COLUMNS.len())?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn comments_in(
+        &self,
+        demarche_ids: Vec<i64>,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        latest: i64,
+    ) -> BoxFuture<'_, Result<Vec<PeriodComment>, StoreError>> {
+        self.conn.with(move |conn| {
+            let ids = format!("[{}]", demarche_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+            let mut st = conn.prepare(
+                "SELECT demarche_id, total, received_at, source, satisfaction, commentaire FROM ( \
+                 SELECT demarche_id, count(*) OVER (PARTITION BY demarche_id) AS total, \
+                 row_number() OVER (PARTITION BY demarche_id ORDER BY received_at DESC, id DESC) AS rank, \
+                 received_at, source, satisfaction, commentaire FROM avis \
+                 WHERE demarche_id IN (SELECT value FROM json_each(?1)) AND received_at >= ?2 AND received_at < ?3 \
+                 AND commentaire IS NOT NULL) WHERE rank <= ?4 ORDER BY demarche_id, received_at DESC",
+            )?;
+            let rows = st.query_map(params![ids, ts(from), ts(until), latest], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    Comment {
+                        received_at: parse_ts(&r.get::<_, String>(2)?),
+                        source: r.get(3)?,
+                        satisfaction: r.get(4)?,
+                        text: r.get(5)?,
+                    },
+                ))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn record_notification(
+        &self,
+        due: DueNotification,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        self.conn.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let key = params![due.account_id, due.kind, due.demarche_id, due.period];
+            let n = tx.execute(
+                "INSERT INTO notification (account_id, kind, demarche_id, period, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                params![due.account_id, due.kind, due.demarche_id, due.period, ts(now)],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT INTO email_outbox (to_address, subject, body, html, unsubscribe, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![due.to, due.subject, due.body, due.html, due.unsubscribe, ts(now)],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                &format!(
+                    "UPDATE notification SET email_id = {id} \
+                     WHERE account_id = ?1 AND kind = ?2 AND demarche_id = ?3 AND period = ?4"
+                ),
+                key,
+            )?;
+            tx.commit()?;
+            Ok(Some(id))
         })
     }
 }
