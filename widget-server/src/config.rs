@@ -305,6 +305,20 @@ const COMMAND_FLAGS: &[(&str, &[&str])] = &[
     ("snippet", &["public_url", "listen", "secret_file", "log"]),
     ("account", &["database_url", "public_url", "listen", "operator_name", "log"]),
     ("email", &["database_url", "log"]),
+    (
+        "notifications",
+        &[
+            "database_url",
+            "public_url",
+            "listen",
+            "secret_file",
+            "smtp_url",
+            "smtp_from",
+            "log_emails",
+            "operator_name",
+            "log",
+        ],
+    ),
 ];
 
 /// The help of a command other than `serve` (or of one of its subcommands) when `args` ask for

@@ -181,6 +181,11 @@ impl Notifier {
         }
     }
 
+    /// The key of the unsubscribe links.
+    pub fn unsubscribe_key(&self) -> &UnsubscribeKey {
+        &self.unsubscribe
+    }
+
     /// Turns `kind` off for `account_id`: the digest, or that switch on every démarche it carries.
     pub async fn turn_off(&self, account_id: i64, kind: Kind) -> Result<(), StoreError> {
         if kind == Kind::Synthese {
