@@ -1777,6 +1777,7 @@ async fn notifications(s: &Console, other: &Console, votes: &Arc<dyn Store>) {
         body: "texte".into(),
         html: "<p>html</p>".into(),
         unsubscribe: "https://avis.exemple.fr/desabonnement?jeton=x".into(),
+        disarm: None,
     };
     let (x, y) = tokio::join!(s.record_notification(due.clone(), t0), other.record_notification(due.clone(), t0));
     let ids: Vec<i64> = [x.unwrap(), y.unwrap()].into_iter().flatten().collect();
@@ -1790,4 +1791,38 @@ async fn notifications(s: &Console, other: &Console, votes: &Arc<dyn Store>) {
     s.mark_email_sent(ids[0], t0).await.unwrap();
     let sent = s.outbox(Some(alice.email.clone()), 10).await.unwrap();
     assert!(sent.iter().any(|m| m.id == ids[0] && m.body.is_empty() && m.html.is_none()), "emptied once sent");
+
+    // Alerts: subscriptions with their switches, per-source windows, disarmed until re-armed.
+    let subs: Vec<(i64, i64, Switches)> = s
+        .subscriptions()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.account_id == alice.id || x.account_id == bob.id)
+        .map(|x| (x.account_id, x.demarche_id, x.switches))
+        .collect();
+    assert_eq!(subs, vec![(alice.id, a, defaults), (alice.id, b, chosen), (bob.id, a, defaults)]);
+    let windows: Vec<(String, i64, i64, NaiveDate)> = s
+        .source_windows(d9, d10, d10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.demarche_id == a)
+        .map(|w| (w.source, w.before.n, w.after.n, w.last_day))
+        .collect();
+    assert_eq!(windows, vec![("button".into(), 2, 3, d10), ("footer".into(), 0, 4, d10)]);
+    let silent = DueNotification {
+        kind: "silencieux".into(),
+        demarche_id: a,
+        period: format!("button@{d10}"),
+        disarm: Some(("button".into(), d10)),
+        ..due.clone()
+    };
+    assert!(s.record_notification(silent.clone(), t0).await.unwrap().is_some());
+    let mine =
+        |v: Vec<(i64, i64, String)>| -> Vec<(i64, i64, String)> { v.into_iter().filter(|x| x.0 == alice.id).collect() };
+    assert_eq!(mine(s.disarmed_alerts("silencieux".into()).await.unwrap()), vec![(alice.id, a, "button".into())]);
+    assert!(mine(s.disarmed_alerts("baisse".into()).await.unwrap()).is_empty());
+    s.rearm_alert(alice.id, "silencieux".into(), a, "button".into()).await.unwrap();
+    assert!(mine(s.disarmed_alerts("silencieux".into()).await.unwrap()).is_empty());
 }

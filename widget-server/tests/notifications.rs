@@ -272,3 +272,89 @@ async fn postgres_notifications() {
     let tmp = tempfile::tempdir().unwrap();
     journey(&url, tmp.path(), "postgres").await;
 }
+
+/// `per_day` votes on `d` from `source` on each of `days` Paris days from `first` (10:00 UTC),
+/// satisfaction from `level(k)`.
+fn spread(d: i64, source: &str, first: &str, days: i64, per_day: usize, level: fn(usize) -> Level) -> Vec<Vote> {
+    let start = at(&format!("{first}T10:00:00Z"));
+    let mut out = Vec::new();
+    for day in 0..days {
+        for k in 0..per_day {
+            let answers = Answers { satisfaction: None, facilite: None, clarte: None, aide: 0, commentaire: None };
+            let mut v = Vote::accept(d, Source::new(source).unwrap(), level(k), answers);
+            v.received_at_ms = (start + Duration::days(day) + Duration::minutes(k as i64)).timestamp_millis();
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// « Bouton silencieux » from votes spread over the previous weeks, once, re-armed when avis
+/// return; « Baisse de satisfaction » once.
+async fn alerts(db_url: &str, dir: &Path, store_name: &str) {
+    let (mailbox, smtp) = Mailbox::smtp();
+    let Mailbox::Smtp(maildir) = mailbox.clone() else { unreachable!() };
+    let server = Server::start_in(dir, db_url, &["--smtp-url", &smtp]);
+    let email = format!("bob.{store_name}.{}@exemple.gouv.fr", Utc::now().timestamp_millis());
+    porteur(&server, &mailbox, "Bob", &email, PW).await;
+    let votes_store: Arc<dyn Store> = common::open_store(db_url).await;
+    let store: Arc<dyn ConsoleStore> = console::open(db_url).await.unwrap();
+    let account = store.account_by_email(email.clone()).await.unwrap().unwrap();
+    for (id, name) in [(4343, "Démarche au bouton muet"), (4344, "Démarche qui déçoit")] {
+        let d = Demarche {
+            id,
+            name: name.into(),
+            administration: "Ministère".into(),
+            volume_annuel: None,
+            high_volume_approved: false,
+            active: true,
+            merged_into: None,
+            privacy: PrivacyNotice::default(),
+        };
+        votes_store.upsert_demarche(&d).await.unwrap();
+        assert!(store.add_porteur(id, account.id, Utc::now()).await.unwrap());
+    }
+    // 4343, source « site »: 4 avis a day from 21 October to 14 November, then nothing.
+    votes_store.store_batch(&spread(4343, "site", "2026-10-21", 25, 4, |_| Level::Good)).await.unwrap();
+    // 4344: 200 « très bien » from 16 October to 12 November, then 126 mixed from 13 to 19 November.
+    votes_store.store_batch(&spread(4344, "button", "2026-10-16", 25, 8, |_| Level::Good)).await.unwrap();
+    votes_store.store_batch(&spread(4344, "button", "2026-11-13", 7, 18, |k| Level::ALL[k % 3])).await.unwrap();
+
+    assert_eq!(run_at(&server, &smtp, "2026-11-20T09:05:00Z"), 0, "checked at the start of an hour");
+    assert_eq!(run_at(&server, &smtp, "2026-11-20T09:00:00Z"), 2);
+    let silent = sent(&maildir, &email, "Bouton silencieux");
+    assert_eq!(silent.len(), 1, "{silent:?}");
+    assert_eq!(silent[0].subject, "Bouton silencieux : « Démarche au bouton muet » (n°\u{a0}4343)");
+    assert!(silent[0].text.contains("« site »") && silent[0].text.contains("14 novembre 2026"), "{}", silent[0].text);
+    assert!(silent[0].unsubscribe.as_deref().unwrap_or_default().contains("silencieux"));
+    let drop = sent(&maildir, &email, "Baisse de satisfaction");
+    assert_eq!(drop.len(), 1, "{drop:?}");
+    assert!(drop[0].subject.contains("4344"), "{}", drop[0].subject);
+    assert!(drop[0].text.contains("5,0 /10 sur les 7 derniers jours (126 avis), contre 10,0 /10"), "{}", drop[0].text);
+    // Once: the next hours and days send nothing more while nothing changes.
+    assert_eq!(run_at(&server, &smtp, "2026-11-20T10:00:00Z"), 0);
+    assert_eq!(run_at(&server, &smtp, "2026-11-21T09:00:00Z"), 0);
+
+    // Avis come back on the 22nd (re-armed), then stop again: a new alert naming the 22nd.
+    votes_store.store_batch(&spread(4343, "site", "2026-11-22", 1, 1, |_| Level::Good)).await.unwrap();
+    assert_eq!(run_at(&server, &smtp, "2026-11-22T12:00:00Z"), 0);
+    // (4344's button stopped on the 19th too: its own first alert.)
+    assert_eq!(run_at(&server, &smtp, "2026-11-26T09:00:00Z"), 2);
+    assert_eq!(sent(&maildir, &email, "Bouton silencieux : « Démarche qui déçoit »").len(), 1);
+    let silent = sent(&maildir, &email, "Bouton silencieux : « Démarche au bouton muet »");
+    assert_eq!(silent.len(), 2, "{silent:?}");
+    assert!(silent.iter().any(|m| m.text.contains("22 novembre 2026")), "{silent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_alerts() {
+    let (tmp, url) = Server::sqlite_dir();
+    alerts(&url, tmp.path(), "sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_alerts() {
+    let url = common::fresh_pg_database("notification_alerts").await;
+    let tmp = tempfile::tempdir().unwrap();
+    alerts(&url, tmp.path(), "postgres").await;
+}

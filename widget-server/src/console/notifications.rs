@@ -20,7 +20,7 @@ use sha2::Sha256;
 
 use super::emails;
 use super::mail::Mailer;
-use super::store::{Comment, ConsoleStore, DigestFrequency, DigestLine, DueNotification, Switches};
+use super::store::{Comment, ConsoleStore, DigestFrequency, DigestLine, DueNotification, Subscription, Switches};
 use crate::stats::{index_text, indicative, Counts};
 use crate::store::StoreError;
 use crate::vote::paris_midnight;
@@ -29,6 +29,8 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Digests are sent from this hour, Europe/Paris.
 pub const DIGEST_HOUR: u32 = 8;
+/// A source averaging this many avis a week over 4 weeks is expected to keep receiving some.
+const SILENT_WEEKLY_AVIS: i64 = 20;
 /// How many of the latest comments a digest quotes per démarche.
 const LATEST_COMMENTS: i64 = 3;
 
@@ -237,7 +239,169 @@ impl Notifier {
                 *report.sent.entry(Kind::Synthese.as_str()).or_default() += n;
             }
         }
+        if at.minute() == 0 {
+            let (drops, silences) = self.day_alerts(at).await?;
+            *report.sent.entry(Kind::Baisse.as_str()).or_default() += drops;
+            *report.sent.entry(Kind::Silencieux.as_str()).or_default() += silences;
+        }
+        report.sent.retain(|_, n| *n > 0);
         Ok(report)
+    }
+
+    /// « Baisse de satisfaction » and « Bouton silencieux », checked at the start of every hour
+    /// (they are about days): two statements over `avis_daily` for every carried démarche, one
+    /// for the subscriptions, one per kind for the alerts disarmed; then one transaction per mail.
+    async fn day_alerts(&self, at: DateTime<Utc>) -> Result<(u64, u64), StoreError> {
+        let today = at.with_timezone(&chrono_tz::Europe::Paris).date_naive();
+        let days = |n: u64| today.checked_sub_days(Days::new(n)).unwrap_or(today);
+        let subscriptions = self.store.subscriptions().await?;
+        if subscriptions.is_empty() {
+            return Ok((0, 0));
+        }
+        // Drop: the last 7 days (ending yesterday) against the 28 before.
+        let mut windows: BTreeMap<i64, (Counts, Counts)> = BTreeMap::new();
+        for w in self.store.source_windows(days(35), days(7), days(1)).await? {
+            let e = windows.entry(w.demarche_id).or_default();
+            e.0.add(&w.before);
+            e.1.add(&w.after);
+        }
+        let dropped = |d: i64| -> Option<bool> {
+            let (before, last) = windows.get(&d)?;
+            let (before, last) = (before.satisfaction_index()?, last.satisfaction_index()?);
+            let n = windows.get(&d)?.1.n;
+            (!indicative(n)).then_some(last <= before - 1.0)
+        };
+        let mut drops = 0;
+        let disarmed: Vec<(i64, i64, String)> = self.store.disarmed_alerts(Kind::Baisse.as_str().into()).await?;
+        for (account, d, source) in &disarmed {
+            if dropped(*d) == Some(false) {
+                self.store.rearm_alert(*account, Kind::Baisse.as_str().into(), *d, source.clone()).await?;
+            }
+        }
+        for sub in subscriptions.iter().filter(|s| s.switches.drop_alert) {
+            if dropped(sub.demarche_id) != Some(true)
+                || disarmed.iter().any(|(a, d, _)| (*a, *d) == (sub.account_id, sub.demarche_id))
+            {
+                continue;
+            }
+            let Some((before, last)) = windows.get(&sub.demarche_id) else { continue };
+            let name = emails::demarche(&sub.demarche_name, sub.demarche_id);
+            let text = format!(
+                "L'indice de satisfaction de {name} est de {} /10 sur les 7 derniers jours ({} avis), contre {} /10 sur les 28 jours précédents ({} avis).",
+                last.satisfaction_index().map(index_text).unwrap_or_default(),
+                last.n,
+                before.satisfaction_index().map(index_text).unwrap_or_default(),
+                before.n
+            );
+            let link = format!("{}/console/demarches/{}/satisfaction", self.public_url, sub.demarche_id);
+            let due = self.alert(
+                sub,
+                Kind::Baisse,
+                format!("Baisse de satisfaction : {name}"),
+                text,
+                ("Voir le tableau de bord", link),
+                today.to_string(),
+                String::new(),
+                today,
+            );
+            if let Some(id) = self.store.record_notification(due, at).await? {
+                self.mailer.deliver(id).await;
+                drops += 1;
+            }
+        }
+
+        // Silent: a source with ≥ 20 avis a week over the 4 weeks before the last 3 days, and
+        // none in those 3 days and today.
+        let silent_windows = self.store.source_windows(days(31), days(3), today).await?;
+        let disarmed = self.store.disarmed_alerts(Kind::Silencieux.as_str().into()).await?;
+        for (account, d, source) in &disarmed {
+            if silent_windows.iter().any(|w| w.demarche_id == *d && &w.source == source && w.after.n > 0) {
+                self.store.rearm_alert(*account, Kind::Silencieux.as_str().into(), *d, source.clone()).await?;
+            }
+        }
+        let mut silences = 0;
+        for w in silent_windows.iter().filter(|w| w.after.n == 0 && w.before.n >= 4 * SILENT_WEEKLY_AVIS) {
+            for sub in subscriptions.iter().filter(|s| s.demarche_id == w.demarche_id && s.switches.silent) {
+                if disarmed
+                    .iter()
+                    .any(|(a, d, s)| (*a, *d, s.as_str()) == (sub.account_id, w.demarche_id, w.source.as_str()))
+                {
+                    continue;
+                }
+                let name = emails::demarche(&sub.demarche_name, sub.demarche_id);
+                let text = format!(
+                    "Le bouton de {name} de provenance « {} » ne reçoit plus d'avis : le dernier date du {}, alors qu'il en recevait en moyenne {} par semaine les 4 semaines précédentes. Vérifiez que le code du bouton est toujours en place sur la page.",
+                    w.source,
+                    french_day(w.last_day),
+                    w.before.n / 4
+                );
+                let link = format!("{}/console/demarches/{}/code", self.public_url, sub.demarche_id);
+                let due = self.alert(
+                    sub,
+                    Kind::Silencieux,
+                    format!("Bouton silencieux : {name}"),
+                    text,
+                    ("Voir le code à intégrer", link),
+                    format!("{}@{today}", w.source),
+                    w.source.clone(),
+                    today,
+                );
+                if let Some(id) = self.store.record_notification(due, at).await? {
+                    self.mailer.deliver(id).await;
+                    silences += 1;
+                }
+            }
+        }
+        Ok((drops, silences))
+    }
+
+    /// An alert's mail, recorded under (account, kind, démarche, `period`), disarming `source`.
+    #[allow(clippy::too_many_arguments)]
+    fn alert(
+        &self,
+        sub: &Subscription,
+        kind: Kind,
+        subject: String,
+        text: String,
+        (link_text, link): (&str, String),
+        period: String,
+        source: String,
+        today: NaiveDate,
+    ) -> DueNotification {
+        let unsubscribe =
+            format!("{}/desabonnement?jeton={}", self.public_url, self.unsubscribe.token(sub.account_id, kind));
+        let settings = format!("{}/console/compte/notifications", self.public_url);
+        let body = format!(
+            "Bonjour,\n\n{text}\n\n{link_text} : {link}\n\nChoisir vos notifications : {settings}\nNe plus recevoir ces alertes : {unsubscribe}\n\n-- \nL'équipe {}\nCe message est envoyé automatiquement, merci de ne pas y répondre.\n",
+            self.operator
+        );
+        let html = html! {
+            (DOCTYPE)
+            html lang="fr" {
+                head { meta charset="utf-8"; title { (subject) } }
+                body style="font-family: Marianne, Arial, sans-serif; color: #161616; line-height: 1.5" {
+                    h1 style="font-size: 1.4em" { (subject) }
+                    p { "Bonjour," }
+                    p { (text) }
+                    p { a href=(link) { (link_text) } }
+                    hr;
+                    p { a href=(settings) { "Choisir vos notifications" } " · " a href=(unsubscribe) { "Ne plus recevoir ces alertes" } }
+                    p { "L'équipe " (self.operator) ". Ce message est envoyé automatiquement, merci de ne pas y répondre." }
+                }
+            }
+        };
+        DueNotification {
+            account_id: sub.account_id,
+            kind: kind.as_str().to_string(),
+            demarche_id: sub.demarche_id,
+            period,
+            to: sub.email.clone(),
+            subject,
+            body,
+            html: html.into_string(),
+            unsubscribe,
+            disarm: Some((source, today)),
+        }
     }
 
     /// The digests of every account at `frequency` for `period`: two statements, then one
@@ -290,6 +454,7 @@ impl Notifier {
                 body: mail.body,
                 html: mail.html.into_string(),
                 unsubscribe,
+                disarm: None,
             };
             if let Some(id) = self.store.record_notification(due, at).await? {
                 self.mailer.deliver(id).await;

@@ -320,6 +320,16 @@ CREATE TABLE notification (
     created_at timestamptz NOT NULL,
     PRIMARY KEY (account_id, kind, demarche_id, period)
 );
+-- A drop or silent-button alert that fired and has not recovered since: none is sent again
+-- until the row is gone (re-armed). source '' for a démarche-wide alert.
+CREATE TABLE notify_alert (
+    account_id bigint NOT NULL,
+    kind text NOT NULL,
+    demarche_id bigint NOT NULL,
+    source text NOT NULL,
+    fired_on date NOT NULL,
+    PRIMARY KEY (account_id, kind, demarche_id, source)
+);
 -- A notification's HTML part and its one-click unsubscribe link (RFC 8058).
 ALTER TABLE email_outbox ADD COLUMN html text;
 ALTER TABLE email_outbox ADD COLUMN unsubscribe text;

@@ -262,6 +262,16 @@ CREATE TABLE notification (
     created_at TEXT NOT NULL,
     PRIMARY KEY (account_id, kind, demarche_id, period)
 ) WITHOUT ROWID;
+-- A drop or silent-button alert that fired and has not recovered since: none is sent again
+-- until the row is gone (re-armed). source '' for a démarche-wide alert.
+CREATE TABLE notify_alert (
+    account_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    demarche_id INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    fired_on TEXT NOT NULL,
+    PRIMARY KEY (account_id, kind, demarche_id, source)
+);
 -- A notification's HTML part and its one-click unsubscribe link (RFC 8058).
 ALTER TABLE email_outbox ADD COLUMN html TEXT;
 ALTER TABLE email_outbox ADD COLUMN unsubscribe TEXT;

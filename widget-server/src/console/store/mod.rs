@@ -263,6 +263,35 @@ pub struct DueNotification {
     pub body: String,
     pub html: String,
     pub unsubscribe: String,
+    /// For a drop or silent alert: the source (`""` for the whole démarche) whose alert is
+    /// disarmed, in the same transaction, until [`ConsoleStore::rearm_alert`].
+    pub disarm: Option<(String, chrono::NaiveDate)>,
+}
+
+/// An alert fired and not re-armed: (account, démarche, source, `""` for the démarche).
+pub type DisarmedAlert = (i64, i64, String);
+
+/// A porteur's switches on one démarche, with where to write (active accounts only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub account_id: i64,
+    pub email: String,
+    pub demarche_id: i64,
+    pub demarche_name: String,
+    pub switches: Switches,
+}
+
+/// One source of one démarche over two adjacent windows of days, from `avis_daily`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceWindow {
+    pub demarche_id: i64,
+    pub source: String,
+    /// Days before the split.
+    pub before: Counts,
+    /// Days from the split on.
+    pub after: Counts,
+    /// The last day with avis in the whole window.
+    pub last_day: chrono::NaiveDate,
 }
 
 /// One line of the audit trail: who did what to which account or démarche.
@@ -876,6 +905,26 @@ pub trait ConsoleStore: Send + Sync + 'static {
         until: DateTime<Utc>,
         latest: i64,
     ) -> BoxFuture<'_, Result<Vec<PeriodComment>, StoreError>>;
+    /// Every (active account, carried démarche) with its switches.
+    fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<Subscription>, StoreError>>;
+    /// Per (carried démarche, source), its counts over `from ..= to`, split at `split`: one
+    /// statement over `avis_daily`.
+    fn source_windows(
+        &self,
+        from: chrono::NaiveDate,
+        split: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<SourceWindow>, StoreError>>;
+    /// The alerts of `kind` disarmed: (account, démarche, source).
+    fn disarmed_alerts(&self, kind: String) -> BoxFuture<'_, Result<Vec<DisarmedAlert>, StoreError>>;
+    /// Re-arms an alert (its cause is gone).
+    fn rearm_alert(
+        &self,
+        account_id: i64,
+        kind: String,
+        demarche_id: i64,
+        source: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Records `due` under its unique key and queues its mail, in one transaction; the mail's
     /// outbox id when this call recorded it, `None` when it was already recorded (by another
     /// replica, or an earlier run).

@@ -23,7 +23,10 @@ use super::{
     Claim, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne, ImportCounts, Invite, Merged,
     NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
 };
-use super::{DigestFrequency, DigestLine, DueNotification, NotificationSettings, PeriodComment, Switches};
+use super::{
+    DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings, PeriodComment, SourceWindow,
+    Subscription, Switches,
+};
 use crate::stats::Counts;
 use crate::store::pg_tls::{self, Tls};
 use crate::store::{StoreError, DAILY_COLUMNS};
@@ -2122,6 +2125,108 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
+    fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<Subscription>, StoreError>> {
+        async move {
+            let d = Switches::default();
+            let rows = self
+                .conn()
+                .await?
+                .query(
+                    "SELECT a.id, a.email, d.id, d.name, coalesce(s.comments, $1), coalesce(s.drop_alert, $2), \
+                     coalesce(s.silent, $3) FROM porteur p JOIN account a ON a.id = p.account_id \
+                     JOIN demarche d ON d.id = p.demarche_id \
+                     LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
+                     WHERE a.status = 'active' ORDER BY a.id, d.id",
+                    &[&d.comments, &d.drop_alert, &d.silent],
+                )
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(Subscription {
+                    account_id: r.try_get(0)?,
+                    email: r.try_get(1)?,
+                    demarche_id: r.try_get(2)?,
+                    demarche_name: r.try_get(3)?,
+                    switches: Switches { comments: r.try_get(4)?, drop_alert: r.try_get(5)?, silent: r.try_get(6)? },
+                });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn source_windows(
+        &self,
+        from: chrono::NaiveDate,
+        split: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<SourceWindow>, StoreError>> {
+        async move {
+            let sums = |cmp: &str| {
+                DAILY_COLUMNS
+                    .iter()
+                    .map(|c| format!("sum(CASE WHEN x.day {cmp} $2 THEN x.{c} ELSE 0 END)::bigint"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let sql = format!(
+                "SELECT x.demarche_id, x.source, {}, {}, max(x.day) FROM avis_daily x \
+                 WHERE x.day BETWEEN $1 AND $3 AND x.demarche_id IN (SELECT demarche_id FROM porteur) \
+                 GROUP BY x.demarche_id, x.source ORDER BY x.demarche_id, x.source",
+                sums("<"),
+                sums(">=")
+            );
+            let rows = self.read_conn().await?.query(sql.as_str(), &[&from, &split, &to]).await?;
+            let n = DAILY_COLUMNS.len();
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(SourceWindow {
+                    demarche_id: r.try_get(0)?,
+                    source: r.try_get(1)?,
+                    before: counts_from(r, 2)?,
+                    after: counts_from(r, 2 + n)?,
+                    last_day: r.try_get(2 + 2 * n)?,
+                });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn disarmed_alerts(&self, kind: String) -> BoxFuture<'_, Result<Vec<DisarmedAlert>, StoreError>> {
+        async move {
+            let rows = self
+                .conn()
+                .await?
+                .query("SELECT account_id, demarche_id, source FROM notify_alert WHERE kind = $1", &[&kind])
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn rearm_alert(
+        &self,
+        account_id: i64,
+        kind: String,
+        demarche_id: i64,
+        source: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.execute(
+                "DELETE FROM notify_alert WHERE account_id = $1 AND kind = $2 AND demarche_id = $3 AND source = $4",
+                &[&account_id, &kind, &demarche_id, &source],
+            )
+            .await
+            .map(drop)
+        }
+        .boxed()
+    }
+
     fn record_notification(
         &self,
         due: DueNotification,
@@ -2150,6 +2255,14 @@ impl ConsoleStore for PgConsoleStore {
                 )
                 .await?
                 .try_get(0)?;
+            if let Some((source, day)) = &due.disarm {
+                tx.execute(
+                    "INSERT INTO notify_alert (account_id, kind, demarche_id, source, fired_on) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[&due.account_id, &due.kind, &due.demarche_id, source, day],
+                )
+                .await?;
+            }
             tx.execute(
                 "UPDATE notification SET email_id = $5 \
                  WHERE account_id = $1 AND kind = $2 AND demarche_id = $3 AND period = $4",

@@ -14,7 +14,10 @@ use super::{
     DemarcheRow, EnLigne, ImportCounts, Invite, Merged, NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp,
     TokenKind, TokenState,
 };
-use super::{DigestFrequency, DigestLine, DueNotification, NotificationSettings, PeriodComment, Switches};
+use super::{
+    DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings, PeriodComment, SourceWindow,
+    Subscription, Switches,
+};
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
 use crate::store::{StoreError, DAILY_COLUMNS};
@@ -1625,6 +1628,90 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
+    fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<Subscription>, StoreError>> {
+        self.conn.with(move |conn| {
+            let d = Switches::default();
+            let mut st = conn.prepare(
+                "SELECT a.id, a.email, d.id, d.name, coalesce(s.comments, ?1), coalesce(s.drop_alert, ?2), \
+                 coalesce(s.silent, ?3) FROM porteur p JOIN account a ON a.id = p.account_id \
+                 JOIN demarche d ON d.id = p.demarche_id \
+                 LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
+                 WHERE a.status = 'active' ORDER BY a.id, d.id",
+            )?;
+            let rows = st.query_map(params![d.comments, d.drop_alert, d.silent], |r| {
+                Ok(Subscription {
+                    account_id: r.get(0)?,
+                    email: r.get(1)?,
+                    demarche_id: r.get(2)?,
+                    demarche_name: r.get(3)?,
+                    switches: Switches { comments: r.get(4)?, drop_alert: r.get(5)?, silent: r.get(6)? },
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn source_windows(
+        &self,
+        from: NaiveDate,
+        split: NaiveDate,
+        to: NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<SourceWindow>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sums = |cmp: &str| {
+                DAILY_COLUMNS
+                    .iter()
+                    .map(|c| format!("sum(CASE WHEN x.day {cmp} ?2 THEN x.{c} ELSE 0 END)"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let sql = format!(
+                "SELECT x.demarche_id, x.source, {}, {}, max(x.day) FROM avis_daily x \
+                 WHERE x.day BETWEEN ?1 AND ?3 AND x.demarche_id IN (SELECT demarche_id FROM porteur) \
+                 GROUP BY x.demarche_id, x.source ORDER BY x.demarche_id, x.source",
+                sums("<"),
+                sums(">=")
+            );
+            let mut st = conn.prepare(&sql)?;
+            let n = DAILY_COLUMNS.len();
+            let rows = st.query_map(params![day(from), day(split), day(to)], |r| {
+                let last: String = r.get(2 + 2 * n)?;
+                Ok(SourceWindow {
+                    demarche_id: r.get(0)?,
+                    source: r.get(1)?,
+                    before: counts_from(r, 2)?,
+                    after: counts_from(r, 2 + n)?,
+                    last_day: NaiveDate::parse_from_str(&last, "%Y-%m-%d").unwrap_or_default(),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn disarmed_alerts(&self, kind: String) -> BoxFuture<'_, Result<Vec<DisarmedAlert>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut st = conn.prepare("SELECT account_id, demarche_id, source FROM notify_alert WHERE kind = ?1")?;
+            let rows = st.query_map(params![kind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn rearm_alert(
+        &self,
+        account_id: i64,
+        kind: String,
+        demarche_id: i64,
+        source: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.conn.with(move |conn| {
+            conn.execute(
+                "DELETE FROM notify_alert WHERE account_id = ?1 AND kind = ?2 AND demarche_id = ?3 AND source = ?4",
+                params![account_id, kind, demarche_id, source],
+            )?;
+            Ok(())
+        })
+    }
+
     fn record_notification(
         &self,
         due: DueNotification,
@@ -1647,6 +1734,13 @@ impl ConsoleStore for SqliteConsoleStore {
                 params![due.to, due.subject, due.body, due.html, due.unsubscribe, ts(now)],
             )?;
             let id = tx.last_insert_rowid();
+            if let Some((source, day)) = &due.disarm {
+                tx.execute(
+                    "INSERT INTO notify_alert (account_id, kind, demarche_id, source, fired_on) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                    params![due.account_id, due.kind, due.demarche_id, source, self::day(*day)],
+                )?;
+            }
             tx.execute(
                 &format!(
                     "UPDATE notification SET email_id = {id} \
