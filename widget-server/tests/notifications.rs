@@ -183,7 +183,15 @@ async fn journey(db_url: &str, dir: &Path, store_name: &str) {
     let page = b.get("/console/compte/notifications").await;
     assert!(page.body.contains("value=\"quotidienne\" checked"), "{}", page.body);
     assert!(page.body.contains("name=\"d4242-commentaires\" value=\"oui\" checked"), "{}", page.body);
-    assert_eq!(run_at(&server, &smtp, "2026-10-26T07:00:00Z"), 1);
+    // With « Nouveaux commentaires » now on: the Sunday's comments in an alert too.
+    assert_eq!(run_at(&server, &smtp, "2026-10-26T07:00:00Z"), 2);
+    let alert = sent(&maildir, &email, "Nouveaux commentaires");
+    assert_eq!(alert.len(), 1);
+    assert!(
+        alert[0].text.contains("5 nouveaux commentaires") && alert[0].text.contains("« Très pratique 0 »"),
+        "{}",
+        alert[0].text
+    );
     let daily = sent(&maildir, &email, "Synthèse des avis du 25 octobre 2026");
     assert_eq!(daily.len(), 1);
     assert_eq!(daily[0].subject, "Synthèse des avis du 25 octobre 2026 : 5 avis");
@@ -334,6 +342,34 @@ async fn alerts(db_url: &str, dir: &Path, store_name: &str) {
     // Once: the next hours and days send nothing more while nothing changes.
     assert_eq!(run_at(&server, &smtp, "2026-11-20T10:00:00Z"), 0);
     assert_eq!(run_at(&server, &smtp, "2026-11-21T09:00:00Z"), 0);
+
+    // « Nouveaux commentaires » on 4343: 5 quiet minutes, then at most one mail per 2 hours with
+    // the comments since the previous one.
+    let mut on = store.notification_settings(account.id).await.unwrap().demarches[0].2;
+    on.comments = true;
+    assert!(store.set_switches(account.id, 4343, on).await.unwrap());
+    let comment = |t: &str, text: &str| {
+        let mut v = spread(4343, "site", "2026-12-01", 1, 1, |_| Level::Good).remove(0);
+        v.received_at_ms = at(t).timestamp_millis();
+        v.commentaire = Some(text.into());
+        v
+    };
+    votes_store
+        .store_batch(&[comment("2026-12-01T10:00:00Z", "premier"), comment("2026-12-01T10:01:00Z", "deuxième")])
+        .await
+        .unwrap();
+    assert_eq!(run_at(&server, &smtp, "2026-12-01T10:04:00Z"), 0, "not quiet yet");
+    assert_eq!(run_at(&server, &smtp, "2026-12-01T10:06:00Z"), 1);
+    votes_store.store_batch(&[comment("2026-12-01T10:30:00Z", "troisième")]).await.unwrap();
+    assert_eq!(run_at(&server, &smtp, "2026-12-01T10:40:00Z"), 0, "2 hours between alerts");
+    assert_eq!(run_at(&server, &smtp, "2026-12-01T12:06:00Z"), 1);
+    assert_eq!(run_at(&server, &smtp, "2026-12-01T14:10:00Z"), 0, "nothing new");
+    let alerts = sent(&maildir, &email, "Nouveaux commentaires");
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert!(alerts.iter().any(|m| m.text.contains("2 nouveaux commentaires") && m.text.contains("« premier »")));
+    assert!(alerts.iter().any(|m| m.text.contains("1 nouveau commentaire ")
+        && m.text.contains("« troisième »")
+        && !m.text.contains("« premier »")));
 
     // Avis come back on the 22nd (re-armed), then stop again: a new alert naming the 22nd.
     votes_store.store_batch(&spread(4343, "site", "2026-11-22", 1, 1, |_| Level::Good)).await.unwrap();

@@ -31,6 +31,14 @@ type HmacSha256 = Hmac<Sha256>;
 pub const DIGEST_HOUR: u32 = 8;
 /// A source averaging this many avis a week over 4 weeks is expected to keep receiving some.
 const SILENT_WEEKLY_AVIS: i64 = 20;
+/// « Nouveaux commentaires » waits this long after the newest comment…
+const COMMENT_QUIET: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// …and this long after the previous alert.
+const COMMENT_EVERY: chrono::TimeDelta = chrono::TimeDelta::hours(2);
+/// The first alert lists the comments of this last while at most.
+const COMMENT_FIRST_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+/// At most this many comments in one alert (the console has the rest).
+const COMMENT_LIST: i64 = 20;
 /// How many of the latest comments a digest quotes per démarche.
 const LATEST_COMMENTS: i64 = 3;
 
@@ -239,6 +247,8 @@ impl Notifier {
                 *report.sent.entry(Kind::Synthese.as_str()).or_default() += n;
             }
         }
+        let comments = self.comment_alerts(at).await?;
+        *report.sent.entry(Kind::Commentaires.as_str()).or_default() += comments;
         if at.minute() == 0 {
             let (drops, silences) = self.day_alerts(at).await?;
             *report.sent.entry(Kind::Baisse.as_str()).or_default() += drops;
@@ -353,6 +363,57 @@ impl Notifier {
             }
         }
         Ok((drops, silences))
+    }
+
+    /// « Nouveaux commentaires »: for every switch on, the comments since the last alert, once
+    /// the newest is [`COMMENT_QUIET`] old and the last alert [`COMMENT_EVERY`] old. The key is
+    /// the newest comment's instant: the next alert starts after it.
+    async fn comment_alerts(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut sent = 0;
+        for watch in self.store.comment_watches().await? {
+            if watch.last_sent.is_some_and(|t| t > at - COMMENT_EVERY) {
+                continue;
+            }
+            let since = match watch.last_until.as_deref().and_then(|p| DateTime::parse_from_rfc3339(p).ok()) {
+                Some(t) => t.with_timezone(&Utc) + chrono::TimeDelta::milliseconds(1),
+                None => at - COMMENT_FIRST_WINDOW,
+            };
+            let sub = &watch.subscription;
+            let until = at + chrono::TimeDelta::milliseconds(1);
+            let comments = self.store.latest_comments(sub.demarche_id, since, until, None, COMMENT_LIST).await?;
+            let Some(newest) = comments.first() else { continue };
+            if newest.received_at > at - COMMENT_QUIET {
+                continue;
+            }
+            let name = emails::demarche(&sub.demarche_name, sub.demarche_id);
+            let n = comments.len();
+            let mut text = format!(
+                "{n} nouveau{} commentaire{} sur {name} :",
+                if n > 1 { "x" } else { "" },
+                if n > 1 { "s" } else { "" }
+            );
+            for c in &comments {
+                text.push_str(&format!("\n« {} »", one_line(&c.text)));
+            }
+            let link = format!("{}/console/demarches/{}/avis?commentaire=oui", self.public_url, sub.demarche_id);
+            let period = newest.received_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            let mut due = self.alert(
+                sub,
+                Kind::Commentaires,
+                format!("Nouveaux commentaires : {name}"),
+                text,
+                ("Voir tous les avis", link),
+                period,
+                String::new(),
+                at.date_naive(),
+            );
+            due.disarm = None;
+            if let Some(id) = self.store.record_notification(due, at).await? {
+                self.mailer.deliver(id).await;
+                sent += 1;
+            }
+        }
+        Ok(sent)
     }
 
     /// An alert's mail, recorded under (account, kind, démarche, `period`), disarming `source`.

@@ -281,6 +281,16 @@ pub struct Subscription {
     pub switches: Switches,
 }
 
+/// A « Nouveaux commentaires » subscription and its last alert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommentWatch {
+    pub subscription: Subscription,
+    /// The `period` of the last alert: the instant of the newest comment it listed.
+    pub last_until: Option<String>,
+    /// When the last alert was queued.
+    pub last_sent: Option<DateTime<Utc>>,
+}
+
 /// One source of one démarche over two adjacent windows of days, from `avis_daily`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceWindow {
@@ -907,6 +917,9 @@ pub trait ConsoleStore: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Vec<PeriodComment>, StoreError>>;
     /// Every (active account, carried démarche) with its switches.
     fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<Subscription>, StoreError>>;
+    /// Every « Nouveaux commentaires » switched on (active accounts, carried démarches), with
+    /// the last alert sent: one statement.
+    fn comment_watches(&self) -> BoxFuture<'_, Result<Vec<CommentWatch>, StoreError>>;
     /// Per (carried démarche, source), its counts over `from ..= to`, split at `split`: one
     /// statement over `avis_daily`.
     fn source_windows(

@@ -24,8 +24,8 @@ use super::{
     NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
 };
 use super::{
-    DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings, PeriodComment, SourceWindow,
-    Subscription, Switches,
+    CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings, PeriodComment,
+    SourceWindow, Subscription, Switches,
 };
 use crate::stats::Counts;
 use crate::store::pg_tls::{self, Tls};
@@ -2148,6 +2148,42 @@ impl ConsoleStore for PgConsoleStore {
                     demarche_id: r.try_get(2)?,
                     demarche_name: r.try_get(3)?,
                     switches: Switches { comments: r.try_get(4)?, drop_alert: r.try_get(5)?, silent: r.try_get(6)? },
+                });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn comment_watches(&self) -> BoxFuture<'_, Result<Vec<CommentWatch>, StoreError>> {
+        async move {
+            let rows = self
+                .conn()
+                .await?
+                .query(
+                    "SELECT s.account_id, a.email, s.demarche_id, d.name, \
+                 (SELECT max(n.period) FROM notification n WHERE n.account_id = s.account_id \
+                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id), \
+                 (SELECT max(n.created_at) FROM notification n WHERE n.account_id = s.account_id \
+                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id) \
+                 FROM notify_demarche s JOIN porteur p ON p.account_id = s.account_id AND p.demarche_id = s.demarche_id \
+                 JOIN account a ON a.id = s.account_id JOIN demarche d ON d.id = s.demarche_id \
+                 WHERE s.comments AND a.status = 'active' ORDER BY s.account_id, s.demarche_id",
+                    &[],
+                )
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(CommentWatch {
+                    subscription: Subscription {
+                        account_id: r.try_get(0)?,
+                        email: r.try_get(1)?,
+                        demarche_id: r.try_get(2)?,
+                        demarche_name: r.try_get(3)?,
+                        switches: Switches { comments: true, ..Switches::default() },
+                    },
+                    last_until: r.try_get(4)?,
+                    last_sent: r.try_get(5)?,
                 });
             }
             Ok(out)

@@ -15,8 +15,8 @@ use super::{
     TokenKind, TokenState,
 };
 use super::{
-    DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings, PeriodComment, SourceWindow,
-    Subscription, Switches,
+    CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings, PeriodComment,
+    SourceWindow, Subscription, Switches,
 };
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
@@ -1645,6 +1645,35 @@ impl ConsoleStore for SqliteConsoleStore {
                     demarche_id: r.get(2)?,
                     demarche_name: r.get(3)?,
                     switches: Switches { comments: r.get(4)?, drop_alert: r.get(5)?, silent: r.get(6)? },
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn comment_watches(&self) -> BoxFuture<'_, Result<Vec<CommentWatch>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut st = conn.prepare(
+                "SELECT s.account_id, a.email, s.demarche_id, d.name, \
+                 (SELECT max(n.period) FROM notification n WHERE n.account_id = s.account_id \
+                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id), \
+                 (SELECT max(n.created_at) FROM notification n WHERE n.account_id = s.account_id \
+                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id) \
+                 FROM notify_demarche s JOIN porteur p ON p.account_id = s.account_id AND p.demarche_id = s.demarche_id \
+                 JOIN account a ON a.id = s.account_id JOIN demarche d ON d.id = s.demarche_id \
+                 WHERE s.comments AND a.status = 'active' ORDER BY s.account_id, s.demarche_id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(CommentWatch {
+                    subscription: Subscription {
+                        account_id: r.get(0)?,
+                        email: r.get(1)?,
+                        demarche_id: r.get(2)?,
+                        demarche_name: r.get(3)?,
+                        switches: Switches { comments: true, ..Switches::default() },
+                    },
+                    last_until: r.get(4)?,
+                    last_sent: r.get::<_, Option<String>>(5)?.as_deref().map(parse_ts),
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
