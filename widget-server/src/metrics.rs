@@ -41,6 +41,11 @@ struct ReasonLabel {
     reason: Rejection,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -59,6 +64,10 @@ pub struct Metrics {
     /// 1 if the last check found or made the partitions of `avis` for this month and the next
     /// ones (always 1 on SQLite, which has none); -1 until the first check, just after start.
     pub partitions_ready: Gauge,
+    /// Notifications queued for porteurs, by kind (DESIGN §15).
+    notifications_sent: Family<KindLabel, Counter>,
+    /// Time of one notifications run (digests and alerts).
+    notifications_run_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -76,6 +85,9 @@ impl Default for Metrics {
             store_reachable: Gauge::default(),
             comments_erased: Counter::default(),
             partitions_ready: Gauge::default(),
+            notifications_sent: Family::default(),
+            // 1 ms to ~33 s.
+            notifications_run_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             registry: Registry::default(),
         };
         registry.register("votes_accepted", "Votes answered 303 and owned by the buffer", m.votes_accepted.clone());
@@ -96,6 +108,16 @@ impl Default for Metrics {
             "1 if avis has its partitions for this month and the next 3 at the last hourly check, 0 if not, -1 before the first",
             m.partitions_ready.clone(),
         );
+        registry.register(
+            "notifications_sent",
+            "Notifications queued for porteurs, by kind",
+            m.notifications_sent.clone(),
+        );
+        registry.register(
+            "notifications_run_duration_seconds",
+            "Time of one notifications run (digests and alerts)",
+            m.notifications_run_seconds.clone(),
+        );
         // Not checked yet: neither ready nor missing, so that no alert fires at start.
         m.partitions_ready.set(-1);
         Metrics { registry, ..m }
@@ -111,6 +133,14 @@ impl Metrics {
     /// One more rejected vote.
     pub fn rejected(&self, reason: Rejection) {
         self.votes_rejected.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// A notifications run: what it queued, by kind, and how long it took.
+    pub fn notifications_run(&self, sent: &std::collections::BTreeMap<&'static str, u64>, seconds: f64) {
+        for (kind, n) in sent {
+            self.notifications_sent.get_or_create(&KindLabel { kind: (*kind).to_string() }).inc_by(*n);
+        }
+        self.notifications_run_seconds.observe(seconds);
     }
 
     /// Accepted votes so far.

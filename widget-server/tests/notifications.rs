@@ -120,6 +120,9 @@ async fn journey(db_url: &str, dir: &Path, store_name: &str) {
     let account = store.account_by_email(email.clone()).await.unwrap().unwrap();
     assert!(store.add_porteur(DEMARCHE, account.id, Utc::now()).await.unwrap());
 
+    // `serve` ran the scheduler once at start (then every minute): its duration is exported.
+    assert!(server.metric("monavis_notifications_run_duration_seconds_count").await >= 1.0);
+
     // « Mon compte » links to the settings; they show the defaults.
     let page = b.get("/console/compte").await;
     assert!(page.body.contains("href=\"/console/compte/notifications\""), "{}", page.body);

@@ -135,7 +135,7 @@ pub struct Console {
     pub cookie_signer: CookieSigner,
     /// The public observatory's figures, computed at most every few minutes.
     pub observatory: Arc<observatory::Cache>,
-    /// Sends the notifications due (every minute, from [`Console::spawn_background`]).
+    /// Sends the notifications due (every minute: `server` spawns [`notifications::Notifier::every_minute`]).
     pub notifier: Arc<notifications::Notifier>,
     router: std::sync::OnceLock<axum::Router>,
 }
@@ -405,12 +405,7 @@ impl Console {
                 }
             }
         };
-        let notifier = self.notifier.clone();
-        vec![
-            tokio::spawn(self.mailer.clone().retry_unsent()),
-            tokio::spawn(purge),
-            tokio::spawn(notifier.every_minute()),
-        ]
+        vec![tokio::spawn(self.mailer.clone().retry_unsent()), tokio::spawn(purge)]
     }
 }
 

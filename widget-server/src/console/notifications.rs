@@ -224,14 +224,19 @@ impl Notifier {
 
     /// `serve`'s scheduler: a run at the start of every minute, for ever. Replicas all run it;
     /// the store's unique keys make each mail go once.
-    pub async fn every_minute(self: Arc<Self>) {
+    pub async fn every_minute(self: Arc<Self>, metrics: Arc<crate::metrics::Metrics>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            let started = std::time::Instant::now();
             match self.run(Utc::now()).await {
-                Ok(report) if !report.sent.is_empty() => tracing::info!(sent = ?report.sent, "notifications sent"),
-                Ok(_) => {}
+                Ok(report) => {
+                    metrics.notifications_run(&report.sent, started.elapsed().as_secs_f64());
+                    if !report.sent.is_empty() {
+                        tracing::info!(sent = ?report.sent, "notifications sent");
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "notifications: run failed; retried next minute"),
             }
         }
@@ -680,6 +685,18 @@ mod tests {
         let day = digest_period(DigestFrequency::Quotidienne, at("2026-12-07T07:00:00Z"));
         assert_eq!(day, Some(Period { previous_from: d("2026-12-05"), from: d("2026-12-06"), to: d("2026-12-06") }));
         assert_eq!(digest_period(DigestFrequency::Aucune, Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap()), None);
+    }
+
+    #[test]
+    fn runs_are_measured_by_kind() {
+        let metrics = crate::metrics::Metrics::default();
+        let sent = BTreeMap::from([(Kind::Synthese.as_str(), 2), (Kind::Silencieux.as_str(), 1)]);
+        metrics.notifications_run(&sent, 0.25);
+        metrics.notifications_run(&BTreeMap::from([(Kind::Synthese.as_str(), 1)]), 0.5);
+        let text = metrics.render();
+        assert!(text.contains("monavis_notifications_sent_total{kind=\"synthese\"} 3"), "{text}");
+        assert!(text.contains("monavis_notifications_sent_total{kind=\"silencieux\"} 1"), "{text}");
+        assert!(text.contains("monavis_notifications_run_duration_seconds_count 2"), "{text}");
     }
 
     #[test]
