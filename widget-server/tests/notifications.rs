@@ -307,7 +307,7 @@ async fn alerts(db_url: &str, dir: &Path, store_name: &str) {
     let Mailbox::Smtp(maildir) = mailbox.clone() else { unreachable!() };
     let server = Server::start_in(dir, db_url, &["--smtp-url", &smtp]);
     let email = format!("bob.{store_name}.{}@exemple.gouv.fr", Utc::now().timestamp_millis());
-    porteur(&server, &mailbox, "Bob", &email, PW).await;
+    let mut b = porteur(&server, &mailbox, "Bob", &email, PW).await;
     let votes_store: Arc<dyn Store> = common::open_store(db_url).await;
     let store: Arc<dyn ConsoleStore> = console::open(db_url).await.unwrap();
     let account = store.account_by_email(email.clone()).await.unwrap().unwrap();
@@ -383,6 +383,16 @@ async fn alerts(db_url: &str, dir: &Path, store_name: &str) {
     let silent = sent(&maildir, &email, "Bouton silencieux : « Démarche au bouton muet »");
     assert_eq!(silent.len(), 2, "{silent:?}");
     assert!(silent.iter().any(|m| m.text.contains("22 novembre 2026")), "{silent:?}");
+
+    // « Code à intégrer » shows the same state beside each source, as of today: « vitrine »
+    // received 4 avis a day until 5 days ago.
+    let today = Utc::now().with_timezone(&chrono_tz::Europe::Paris).date_naive();
+    let first = today - Duration::days(30);
+    votes_store.store_batch(&spread(4343, "vitrine", &first.to_string(), 26, 4, |_| Level::Good)).await.unwrap();
+    let page = b.get("/console/demarches/4343/code").await;
+    let since = (today - Duration::days(4)).format("%d/%m/%Y").to_string();
+    assert!(page.body.contains(&format!("silencieux depuis le {since}")), "{}", page.body);
+    assert_eq!(page.body.matches("silencieux depuis le").count(), 1, "only « vitrine »");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

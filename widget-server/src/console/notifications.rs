@@ -20,7 +20,9 @@ use sha2::Sha256;
 
 use super::emails;
 use super::mail::Mailer;
-use super::store::{Comment, ConsoleStore, DigestFrequency, DigestLine, DueNotification, Subscription, Switches};
+use super::store::{
+    Comment, ConsoleStore, DigestFrequency, DigestLine, DueNotification, SourceWindow, Subscription, Switches,
+};
 use crate::stats::{index_text, indicative, Counts};
 use crate::store::StoreError;
 use crate::vote::paris_midnight;
@@ -124,6 +126,19 @@ pub fn digest_period(frequency: DigestFrequency, at: DateTime<Utc>) -> Option<Pe
             Some(Period { previous_from: from.pred_opt()?.with_day(1)?, from, to })
         }
     }
+}
+
+/// The days of the silent-button check on `today` (Paris): the 4 weeks before, from `from` to
+/// the day before `split`, and the last 3 days and today, from `split` to `today`.
+pub fn silent_window(today: NaiveDate) -> (NaiveDate, NaiveDate, NaiveDate) {
+    let days = |n: u64| today.checked_sub_days(Days::new(n)).unwrap_or(today);
+    (days(31), days(3), today)
+}
+
+/// Whether a source is silent (≥ 20 avis a week over the 4 weeks before, none since): the
+/// day of its last avis then.
+pub fn silent_since(window: &SourceWindow) -> Option<NaiveDate> {
+    (window.after.n == 0 && window.before.n >= 4 * SILENT_WEEKLY_AVIS).then_some(window.last_day)
 }
 
 /// What one run sent.
@@ -327,7 +342,8 @@ impl Notifier {
 
         // Silent: a source with ≥ 20 avis a week over the 4 weeks before the last 3 days, and
         // none in those 3 days and today.
-        let silent_windows = self.store.source_windows(days(31), days(3), today).await?;
+        let (from, split, to) = silent_window(today);
+        let silent_windows = self.store.source_windows(from, split, to).await?;
         let disarmed = self.store.disarmed_alerts(Kind::Silencieux.as_str().into()).await?;
         for (account, d, source) in &disarmed {
             if silent_windows.iter().any(|w| w.demarche_id == *d && &w.source == source && w.after.n > 0) {
@@ -335,7 +351,7 @@ impl Notifier {
             }
         }
         let mut silences = 0;
-        for w in silent_windows.iter().filter(|w| w.after.n == 0 && w.before.n >= 4 * SILENT_WEEKLY_AVIS) {
+        for w in silent_windows.iter().filter(|w| silent_since(w).is_some()) {
             for sub in subscriptions.iter().filter(|s| s.demarche_id == w.demarche_id && s.switches.silent) {
                 if disarmed
                     .iter()
