@@ -171,10 +171,15 @@ async fn sqlite_comments_from_before_migration_6_are_erased_from_search() {
     let (tmp, url) = common::Server::sqlite_dir();
     let store = store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
-    // Back to schema version 5: migration 7 undone, then the triggers of migration 4.
+    // Back to schema version 5: migrations 8 (notifications) and 7 undone, then the triggers of
+    // migration 4.
     common::exec_sql(
         &url,
-        "DROP TRIGGER porteur_had;
+        "DROP TABLE notify_account; DROP TABLE notify_demarche; DROP TABLE notification; DROP TABLE notify_alert;
+         ALTER TABLE email_outbox DROP COLUMN html;
+         ALTER TABLE email_outbox DROP COLUMN unsubscribe;
+         DELETE FROM schema_migrations WHERE version = 8;
+         DROP TRIGGER porteur_had;
          ALTER TABLE demarche DROP COLUMN had_porteur;
          ALTER TABLE porteur_request DROP COLUMN reason;
          ALTER TABLE porteur_invite DROP COLUMN cancelled_at;
