@@ -1825,4 +1825,10 @@ async fn notifications(s: &Console, other: &Console, votes: &Arc<dyn Store>) {
     assert!(mine(s.disarmed_alerts("baisse".into()).await.unwrap()).is_empty());
     s.rearm_alert(alice.id, "silencieux".into(), a, "button".into()).await.unwrap();
     assert!(mine(s.disarmed_alerts("silencieux".into()).await.unwrap()).is_empty());
+
+    // Everything of an account goes with it.
+    assert!(s.record_notification(silent, t0).await.unwrap().is_none());
+    s.delete_account(alice.id).await.unwrap();
+    assert_eq!(s.notification_settings(alice.id).await.unwrap().digest, DigestFrequency::Hebdomadaire);
+    assert!(s.record_notification(due, t0).await.is_err(), "no account, no notification");
 }

@@ -294,15 +294,15 @@ $fn$;
 CREATE TRIGGER porteur_had AFTER INSERT ON porteur FOR EACH ROW EXECUTE FUNCTION monavis_porteur_had();
 "#,
     r#"
--- Notifications (DESIGN §15). No row in notify_account: the default digest, weekly; no row in
+-- Notifications (DESIGN §15). Every row goes with its account. No row in notify_account: the default digest, weekly; no row in
 -- notify_demarche: the defaults (comments off, drop and silent alerts on), so whoever joins a
 -- démarche has them without a write.
 CREATE TABLE notify_account (
-    account_id bigint PRIMARY KEY,
+    account_id bigint PRIMARY KEY REFERENCES account (id) ON DELETE CASCADE,
     digest text NOT NULL CHECK (digest IN ('aucune', 'quotidienne', 'hebdomadaire', 'mensuelle'))
 );
 CREATE TABLE notify_demarche (
-    account_id bigint NOT NULL,
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
     demarche_id bigint NOT NULL,
     comments boolean NOT NULL,
     drop_alert boolean NOT NULL,
@@ -312,7 +312,7 @@ CREATE TABLE notify_demarche (
 -- Every notification due, exactly once: inserted in the transaction that queues its mail.
 -- demarche_id 0: a mail about every carried démarche (the digest).
 CREATE TABLE notification (
-    account_id bigint NOT NULL,
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
     kind text NOT NULL,
     demarche_id bigint NOT NULL,
     period text NOT NULL,
@@ -323,7 +323,7 @@ CREATE TABLE notification (
 -- A drop or silent-button alert that fired and has not recovered since: none is sent again
 -- until the row is gone (re-armed). source '' for a démarche-wide alert.
 CREATE TABLE notify_alert (
-    account_id bigint NOT NULL,
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
     kind text NOT NULL,
     demarche_id bigint NOT NULL,
     source text NOT NULL,

@@ -236,15 +236,15 @@ CREATE TRIGGER porteur_had AFTER INSERT ON porteur BEGIN
 END;
 "#,
     r#"
--- Notifications (DESIGN §15). No row in notify_account: the default digest, weekly; no row in
+-- Notifications (DESIGN §15). Every row goes with its account. No row in notify_account: the default digest, weekly; no row in
 -- notify_demarche: the defaults (comments off, drop and silent alerts on), so whoever joins a
 -- démarche has them without a write.
 CREATE TABLE notify_account (
-    account_id INTEGER PRIMARY KEY,
+    account_id INTEGER PRIMARY KEY REFERENCES account (id) ON DELETE CASCADE,
     digest TEXT NOT NULL CHECK (digest IN ('aucune', 'quotidienne', 'hebdomadaire', 'mensuelle'))
 );
 CREATE TABLE notify_demarche (
-    account_id INTEGER NOT NULL,
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
     demarche_id INTEGER NOT NULL,
     comments INTEGER NOT NULL,
     drop_alert INTEGER NOT NULL,
@@ -254,7 +254,7 @@ CREATE TABLE notify_demarche (
 -- Every notification due, exactly once: inserted in the transaction that queues its mail.
 -- demarche_id 0: a mail about every carried démarche (the digest).
 CREATE TABLE notification (
-    account_id INTEGER NOT NULL,
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
     kind TEXT NOT NULL,
     demarche_id INTEGER NOT NULL,
     period TEXT NOT NULL,
@@ -265,7 +265,7 @@ CREATE TABLE notification (
 -- A drop or silent-button alert that fired and has not recovered since: none is sent again
 -- until the row is gone (re-armed). source '' for a démarche-wide alert.
 CREATE TABLE notify_alert (
-    account_id INTEGER NOT NULL,
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
     kind TEXT NOT NULL,
     demarche_id INTEGER NOT NULL,
     source TEXT NOT NULL,

@@ -159,6 +159,8 @@ pub async fn unsubscribe_post(ctx: Ctx, Params(q): Params<TokenQuery>, body: Byt
     let form: UnsubscribeForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let token = if form.jeton.is_empty() { q.jeton } else { form.jeton };
     let (account_id, kind) = key(&ctx).verify(&token).ok_or_else(invalid_link)?;
+    // A link of a deleted account: nothing left to turn off.
+    ctx.console.store.account_by_id(account_id).await?.ok_or_else(invalid_link)?;
     ctx.console.notifier.turn_off(account_id, kind).await?;
     Ok(ctx.render(StatusCode::OK, "Désabonnement enregistré", done(kind)))
 }
