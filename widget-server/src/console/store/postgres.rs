@@ -19,13 +19,13 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::{keyset, like_escape, search_filter, Comment};
 use super::{
+    notify_counts, CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings,
+    PeriodComment, SourceWindow, Subscription, Switches, NOTIFY_COLUMNS,
+};
+use super::{
     Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter, AvisRow, CatalogueRow,
     Claim, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EnLigne, ImportCounts, Invite, Merged,
     NewAccount, OutboxMail, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
-};
-use super::{
-    CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings, PeriodComment,
-    SourceWindow, Subscription, Switches,
 };
 use crate::stats::Counts;
 use crate::store::pg_tls::{self, Tls};
@@ -2050,7 +2050,7 @@ impl ConsoleStore for PgConsoleStore {
     ) -> BoxFuture<'_, Result<Vec<DigestLine>, StoreError>> {
         async move {
             let sums = |cmp: &str| {
-                DAILY_COLUMNS
+                DAILY_COLUMNS[..NOTIFY_COLUMNS]
                     .iter()
                     .map(|c| format!("sum(CASE WHEN x.day {cmp} $3 THEN x.{c} ELSE 0 END)::bigint"))
                     .collect::<Vec<_>>()
@@ -2077,8 +2077,8 @@ impl ConsoleStore for PgConsoleStore {
                     email: r.try_get(1)?,
                     demarche_id: r.try_get(2)?,
                     demarche_name: r.try_get(3)?,
-                    counts: counts_from(r, 4)?,
-                    previous: counts_from(r, 4 + DAILY_COLUMNS.len())?,
+                    counts: narrow(r, 4)?,
+                    previous: narrow(r, 4 + NOTIFY_COLUMNS)?,
                 });
             }
             Ok(out)
@@ -2199,7 +2199,7 @@ impl ConsoleStore for PgConsoleStore {
     ) -> BoxFuture<'_, Result<Vec<SourceWindow>, StoreError>> {
         async move {
             let sums = |cmp: &str| {
-                DAILY_COLUMNS
+                DAILY_COLUMNS[..NOTIFY_COLUMNS]
                     .iter()
                     .map(|c| format!("sum(CASE WHEN x.day {cmp} $2 THEN x.{c} ELSE 0 END)::bigint"))
                     .collect::<Vec<_>>()
@@ -2213,14 +2213,14 @@ impl ConsoleStore for PgConsoleStore {
                 sums(">=")
             );
             let rows = self.read_conn().await?.query(sql.as_str(), &[&from, &split, &to]).await?;
-            let n = DAILY_COLUMNS.len();
+            let n = NOTIFY_COLUMNS;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 out.push(SourceWindow {
                     demarche_id: r.try_get(0)?,
                     source: r.try_get(1)?,
-                    before: counts_from(r, 2)?,
-                    after: counts_from(r, 2 + n)?,
+                    before: narrow(r, 2)?,
+                    after: narrow(r, 2 + n)?,
                     last_day: r.try_get(2 + 2 * n)?,
                 });
             }
@@ -2352,4 +2352,13 @@ async fn write_details(
         )
         .await?;
     Ok(())
+}
+
+/// The [`NOTIFY_COLUMNS`] sums starting at column `at`.
+fn narrow(r: &Row, at: usize) -> Result<Counts, StoreError> {
+    let mut c = [0i64; NOTIFY_COLUMNS];
+    for (i, slot) in c.iter_mut().enumerate() {
+        *slot = r.try_get(at + i)?;
+    }
+    Ok(notify_counts(&c))
 }

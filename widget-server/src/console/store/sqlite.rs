@@ -15,8 +15,8 @@ use super::{
     TokenKind, TokenState,
 };
 use super::{
-    CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings, PeriodComment,
-    SourceWindow, Subscription, Switches,
+    notify_counts, CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings,
+    PeriodComment, SourceWindow, Subscription, Switches, NOTIFY_COLUMNS,
 };
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
@@ -1562,7 +1562,7 @@ impl ConsoleStore for SqliteConsoleStore {
     ) -> BoxFuture<'_, Result<Vec<DigestLine>, StoreError>> {
         self.conn.with(move |conn| {
             let sums = |cmp: &str| {
-                DAILY_COLUMNS
+                DAILY_COLUMNS[..NOTIFY_COLUMNS]
                     .iter()
                     .map(|c| format!("sum(CASE WHEN x.day {cmp} ?3 THEN x.{c} ELSE 0 END)"))
                     .collect::<Vec<_>>()
@@ -1587,8 +1587,8 @@ impl ConsoleStore for SqliteConsoleStore {
                     email: r.get(1)?,
                     demarche_id: r.get(2)?,
                     demarche_name: r.get(3)?,
-                    counts: counts_from(r, 4)?,
-                    previous: counts_from(r, 4 + DAILY_COLUMNS.len())?,
+                    counts: narrow(r, 4)?,
+                    previous: narrow(r, 4 + NOTIFY_COLUMNS)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -1688,7 +1688,7 @@ impl ConsoleStore for SqliteConsoleStore {
     ) -> BoxFuture<'_, Result<Vec<SourceWindow>, StoreError>> {
         self.conn.with(move |conn| {
             let sums = |cmp: &str| {
-                DAILY_COLUMNS
+                DAILY_COLUMNS[..NOTIFY_COLUMNS]
                     .iter()
                     .map(|c| format!("sum(CASE WHEN x.day {cmp} ?2 THEN x.{c} ELSE 0 END)"))
                     .collect::<Vec<_>>()
@@ -1702,14 +1702,14 @@ impl ConsoleStore for SqliteConsoleStore {
                 sums(">=")
             );
             let mut st = conn.prepare(&sql)?;
-            let n = DAILY_COLUMNS.len();
+            let n = NOTIFY_COLUMNS;
             let rows = st.query_map(params![day(from), day(split), day(to)], |r| {
                 let last: String = r.get(2 + 2 * n)?;
                 Ok(SourceWindow {
                     demarche_id: r.get(0)?,
                     source: r.get(1)?,
-                    before: counts_from(r, 2)?,
-                    after: counts_from(r, 2 + n)?,
+                    before: narrow(r, 2)?,
+                    after: narrow(r, 2 + n)?,
                     last_day: NaiveDate::parse_from_str(&last, "%Y-%m-%d").unwrap_or_default(),
                 })
             })?;
@@ -1816,4 +1816,13 @@ fn write_details(conn: &Connection, id: i64, details: &DemarcheDetails, search: 
         ],
     )?;
     Ok(())
+}
+
+/// The [`NOTIFY_COLUMNS`] sums starting at column `at`.
+fn narrow(r: &Row, at: usize) -> rusqlite::Result<Counts> {
+    let mut c = [0i64; NOTIFY_COLUMNS];
+    for (i, slot) in c.iter_mut().enumerate() {
+        *slot = r.get(at + i)?;
+    }
+    Ok(notify_counts(&c))
 }
