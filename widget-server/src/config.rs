@@ -36,6 +36,20 @@ pub enum Command {
     /// Read the e-mail outbox (where e-mails stay when no --smtp-url is set).
     #[command(subcommand)]
     Email(EmailCommand),
+    /// Porteurs' notifications (digests and alerts; `serve` runs them every minute).
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
+}
+
+/// `notifications …` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum NotificationsCommand {
+    /// Send what is due, once, as if at `--at` (default: now); what was sent is never sent again.
+    Run {
+        /// The instant to run at, RFC 3339 (e.g. 2026-12-07T08:00:00+01:00).
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 /// `account …` subcommands.
@@ -341,6 +355,20 @@ const COMMAND_FLAGS: &[(&str, &[&str])] = &[
     ("snippet", &["public_url", "listen", "secret_file", "log"]),
     ("account", &["database_url", "public_url", "listen", "operator_name", "log"]),
     ("email", &["database_url", "log"]),
+    (
+        "notifications",
+        &[
+            "database_url",
+            "public_url",
+            "listen",
+            "secret_file",
+            "smtp_url",
+            "smtp_from",
+            "log_emails",
+            "operator_name",
+            "log",
+        ],
+    ),
 ];
 
 /// The help of a command other than `serve` (or of one of its subcommands) when `args` ask for

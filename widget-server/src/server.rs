@@ -247,6 +247,7 @@ pub async fn serve(
     ];
     if let Some(console) = &app.console {
         background.extend(console.spawn_background());
+        background.push(tokio::spawn(console.notifier.clone().every_minute(app.metrics.clone())));
     }
     let signalled = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let shutdown = {

@@ -1892,6 +1892,7 @@ async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     every_avis(&s, &votes).await;
     big_export(&s, &votes).await;
     api_keys(&s).await;
+    notifications(&s, &s2, &votes).await;
 }
 
 /// The vote store migrates (the console's tables are among its migrations) and writes the votes;
@@ -1913,4 +1914,141 @@ async fn sqlite_console_conformance() {
 async fn postgres_console_conformance() {
     let url = common::fresh_pg_database("console_conformance").await;
     conformance(open(&url).await).await;
+}
+
+/// Notifications (DESIGN §15): settings with their defaults, the digest's figures read in one
+/// statement, the comments quoted, and each notification recorded once with its mail.
+async fn notifications(s: &Console, other: &Console, votes: &Arc<dyn Store>) {
+    use console::{DigestFrequency, DueNotification, Switches};
+    let t0 = now();
+    let alice = named(s, "alice.notif@exemple.gouv.fr", "Alice", t0).await;
+    let bob = named(s, "bob.notif@exemple.gouv.fr", "Bob", t0).await;
+    let (a, b) =
+        (catalogue_only(votes, 920_001, "Allocation A").await, catalogue_only(votes, 920_002, "Bourse B").await);
+    assert!(s.add_porteur(a, alice.id, t0).await.unwrap());
+    assert!(s.add_porteur(b, alice.id, t0).await.unwrap());
+    assert!(s.add_porteur(a, bob.id, t0).await.unwrap());
+
+    // Defaults, for whoever joins: a weekly digest; comments off, drops and silences on.
+    let settings = s.notification_settings(alice.id).await.unwrap();
+    assert_eq!(settings.digest, DigestFrequency::Hebdomadaire);
+    let defaults = Switches { comments: false, drop_alert: true, silent: true };
+    assert_eq!(settings.demarches, vec![(a, "Allocation A".into(), defaults), (b, "Bourse B".into(), defaults)]);
+    s.set_digest(alice.id, DigestFrequency::Quotidienne).await.unwrap();
+    let chosen = Switches { comments: true, drop_alert: false, silent: true };
+    assert!(s.set_switches(alice.id, b, chosen).await.unwrap());
+    assert!(!s.set_switches(bob.id, b, chosen).await.unwrap(), "Bob does not carry B");
+    let settings = s.notification_settings(alice.id).await.unwrap();
+    assert_eq!(settings.digest, DigestFrequency::Quotidienne);
+    assert_eq!(settings.demarches[1], (b, "Bourse B".into(), chosen));
+    assert_eq!(s.notification_settings(bob.id).await.unwrap().demarches, vec![(a, "Allocation A".into(), defaults)]);
+
+    // Avis on A: 3 on 10 March (4 comments among 5 votes there), 2 on the 9th; none on B.
+    let (d9, d10) = (day(2025, 3, 9), day(2025, 3, 10));
+    let mut batch: Vec<Vote> = (0..2).map(|k| vote(a, "button", noon(d9), k)).collect();
+    for k in 0..3 {
+        batch.push(vote(a, "button", noon(d10) + Duration::minutes(k as i64), k));
+    }
+    for k in 0..4 {
+        let mut v = vote(a, "footer", noon(d10) + Duration::minutes(10 + k as i64), k);
+        v.commentaire = Some(format!("commentaire {k}").into());
+        batch.push(v);
+    }
+    let day10 = sum(&batch[2..]);
+    votes.store_batch(&batch).await.unwrap();
+    let mine = |lines: Vec<console::DigestLine>| -> Vec<console::DigestLine> {
+        lines.into_iter().filter(|l| l.account_id == alice.id || l.account_id == bob.id).collect()
+    };
+    let daily = mine(s.digest_lines(DigestFrequency::Quotidienne, d9, d10, d10).await.unwrap());
+    assert_eq!(daily.len(), 1, "Alice alone is daily, and B had no avis: {daily:?}");
+    assert_eq!(
+        (daily[0].account_id, daily[0].demarche_id, daily[0].email.as_str()),
+        (alice.id, a, alice.email.as_str())
+    );
+    // Notifications read the count and the satisfaction answers only.
+    let narrow = |c: Counts| Counts { n: c.n, satisfaction: c.satisfaction, ..Counts::default() };
+    assert_eq!(daily[0].counts, narrow(day10));
+    assert_eq!(daily[0].previous, narrow(sum(&batch[..2])));
+    let weekly = mine(s.digest_lines(DigestFrequency::Hebdomadaire, d9, d10, d10).await.unwrap());
+    assert_eq!(weekly.iter().map(|l| (l.account_id, l.demarche_id)).collect::<Vec<_>>(), vec![(bob.id, a)]);
+    assert!(
+        mine(
+            s.digest_lines(DigestFrequency::Quotidienne, day(2025, 3, 10), day(2025, 3, 11), day(2025, 3, 11))
+                .await
+                .unwrap()
+        )
+        .is_empty(),
+        "nothing arrived on the 11th"
+    );
+
+    let comments =
+        s.comments_in(vec![a, b], noon(d10) - Duration::hours(12), noon(d10) + Duration::hours(12), 3).await.unwrap();
+    let texts: Vec<(i64, i64, &str)> = comments.iter().map(|(d, n, c)| (*d, *n, c.text.as_str())).collect();
+    assert_eq!(texts, vec![(a, 4, "commentaire 3"), (a, 4, "commentaire 2"), (a, 4, "commentaire 1")]);
+
+    // Exactly once: two replicas record the same notification at once; one queues its mail.
+    let due = DueNotification {
+        account_id: alice.id,
+        kind: "synthese".into(),
+        demarche_id: 0,
+        period: "2025-03-10/2025-03-10".into(),
+        to: alice.email.clone(),
+        subject: "Synthèse".into(),
+        body: "texte".into(),
+        html: "<p>html</p>".into(),
+        unsubscribe: "https://avis.exemple.fr/desabonnement?jeton=x".into(),
+        disarm: None,
+    };
+    let (x, y) = tokio::join!(s.record_notification(due.clone(), t0), other.record_notification(due.clone(), t0));
+    let ids: Vec<i64> = [x.unwrap(), y.unwrap()].into_iter().flatten().collect();
+    assert_eq!(ids.len(), 1, "recorded once");
+    assert_eq!(s.record_notification(due.clone(), t0).await.unwrap(), None, "a later run finds it sent");
+    let next_day = DueNotification { period: "2025-03-11/2025-03-11".into(), ..due.clone() };
+    assert!(s.record_notification(next_day, t0).await.unwrap().is_some(), "another period is another mail");
+    let mail = s.claim_email(ids[0], t0, t0 - Duration::minutes(10)).await.unwrap().expect("queued");
+    assert_eq!((mail.body.as_str(), mail.html.as_deref()), ("texte", Some("<p>html</p>")));
+    assert_eq!(mail.unsubscribe.as_deref(), Some("https://avis.exemple.fr/desabonnement?jeton=x"));
+    s.mark_email_sent(ids[0], t0).await.unwrap();
+    let sent = s.outbox(Some(alice.email.clone()), 10).await.unwrap();
+    assert!(sent.iter().any(|m| m.id == ids[0] && m.body.is_empty() && m.html.is_none()), "emptied once sent");
+
+    // Alerts: subscriptions with their switches, per-source windows, disarmed until re-armed.
+    let subs: Vec<(i64, i64, Switches)> = s
+        .subscriptions()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.account_id == alice.id || x.account_id == bob.id)
+        .map(|x| (x.account_id, x.demarche_id, x.switches))
+        .collect();
+    assert_eq!(subs, vec![(alice.id, a, defaults), (alice.id, b, chosen), (bob.id, a, defaults)]);
+    let windows: Vec<(String, i64, i64, NaiveDate)> = s
+        .source_windows(d9, d10, d10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.demarche_id == a)
+        .map(|w| (w.source, w.before.n, w.after.n, w.last_day))
+        .collect();
+    assert_eq!(windows, vec![("button".into(), 2, 3, d10), ("footer".into(), 0, 4, d10)]);
+    let silent = DueNotification {
+        kind: "silencieux".into(),
+        demarche_id: a,
+        period: format!("button@{d10}"),
+        disarm: Some(("button".into(), d10)),
+        ..due.clone()
+    };
+    assert!(s.record_notification(silent.clone(), t0).await.unwrap().is_some());
+    let mine =
+        |v: Vec<(i64, i64, String)>| -> Vec<(i64, i64, String)> { v.into_iter().filter(|x| x.0 == alice.id).collect() };
+    assert_eq!(mine(s.disarmed_alerts("silencieux".into()).await.unwrap()), vec![(alice.id, a, "button".into())]);
+    assert!(mine(s.disarmed_alerts("baisse".into()).await.unwrap()).is_empty());
+    s.rearm_alert(alice.id, "silencieux".into(), a, "button".into()).await.unwrap();
+    assert!(mine(s.disarmed_alerts("silencieux".into()).await.unwrap()).is_empty());
+
+    // Everything of an account goes with it.
+    assert!(s.record_notification(silent, t0).await.unwrap().is_none());
+    s.delete_account(alice.id).await.unwrap();
+    assert_eq!(s.notification_settings(alice.id).await.unwrap().digest, DigestFrequency::Hebdomadaire);
+    assert!(s.record_notification(due, t0).await.is_err(), "no account, no notification");
 }

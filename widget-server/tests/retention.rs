@@ -171,10 +171,15 @@ async fn sqlite_comments_from_before_migration_6_are_erased_from_search() {
     let (tmp, url) = common::Server::sqlite_dir();
     let store = store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
-    // Back to schema version 5: migrations 9, 8 and 7 undone, then the triggers of migration 4.
+    // Back to schema version 5: migrations 10 (notifications), 9 (e-mail retries), 8 (ProConnect)
+    // and 7 (trust) undone, then the triggers of migration 4.
     common::exec_sql(
         &url,
-        "DROP INDEX email_outbox_given_up;
+        "DROP TABLE notify_account; DROP TABLE notify_demarche; DROP TABLE notification; DROP TABLE notify_alert;
+         ALTER TABLE email_outbox DROP COLUMN html;
+         ALTER TABLE email_outbox DROP COLUMN unsubscribe;
+         DELETE FROM schema_migrations WHERE version = 10;
+         DROP INDEX email_outbox_given_up;
          DROP INDEX email_outbox_unsent;
          ALTER TABLE email_outbox DROP COLUMN next_attempt_at;
          ALTER TABLE email_outbox DROP COLUMN given_up_at;

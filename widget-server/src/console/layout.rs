@@ -270,6 +270,7 @@ pub fn notice(code: Option<&str>) -> Markup {
         "invitation-envoyee" => Some(("succes", "L'invitation a été envoyée.")),
         "porteur-retire" => Some(("succes", "Le porteur a été retiré de la démarche.")),
         "demarche-quittee" => Some(("succes", "Vous ne portez plus cette démarche.")),
+        "notifications-enregistrees" => Some(("succes", "Vos choix de notifications sont enregistrés.")),
         "fiche-enregistree" => Some(("succes", "La fiche a été enregistrée.")),
         "volume-valide" => Some(("succes", "La démarche à fort volume est validée\u{a0}: son bouton est ouvert.")),
         "demarche-desactivee" => Some(("succes", "La démarche est désactivée\u{a0}: son formulaire n'accepte plus d'avis.")),

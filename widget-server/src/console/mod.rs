@@ -21,6 +21,7 @@
 //! - [`observatory`], [`open_data`]: the public observatory's figures; its open data's columns
 //!   and their Table Schema.
 //! - [`spreadsheet`]: the cells of exports and open data, never read as formulas.
+//! - [`notifications`]: digests and alerts mailed to porteurs, once each, and unsubscribe links.
 
 pub mod api;
 pub mod chart;
@@ -31,6 +32,7 @@ pub mod import;
 pub mod layout;
 pub mod limit;
 pub mod mail;
+pub mod notifications;
 pub mod observatory;
 pub mod open_data;
 pub mod pages;
@@ -138,6 +140,8 @@ pub struct Console {
     pub observatory: Arc<observatory::Cache>,
     /// ProConnect log-in (DESIGN §16), when `--proconnect-*` are set.
     pub proconnect: Option<Arc<proconnect::ProConnect>>,
+    /// Sends the notifications due (every minute: `server` spawns [`notifications::Notifier::every_minute`]).
+    pub notifier: Arc<notifications::Notifier>,
     router: std::sync::OnceLock<axum::Router>,
 }
 
@@ -337,7 +341,15 @@ impl Console {
             }
             None => None,
         };
+        let notifier = Arc::new(notifications::Notifier::new(
+            store.clone(),
+            mailer.clone(),
+            &settings.public_url,
+            &settings.operator_name,
+            secret,
+        ));
         let console = Arc::new(Console {
+            notifier,
             settings,
             store,
             mailer,
@@ -424,7 +436,7 @@ impl Console {
 
 /// `"{operator}" <ne-pas-repondre@{host of --public-url}>`, or `@localhost` when that host is
 /// an address rather than a name.
-fn default_from(s: &Settings) -> String {
+pub(crate) fn default_from(s: &Settings) -> String {
     let host = s.public_origin.split("://").nth(1).unwrap_or("localhost");
     let host =
         host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });

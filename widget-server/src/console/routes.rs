@@ -10,8 +10,8 @@ use axum::routing::{any, get, post};
 use axum::Router;
 
 use super::pages::{
-    account, admin, admin_emails, avis, code, demarche, demarches, fiche, home, login, observatoire, porteurs,
-    proconnect, profile, reset, satisfaction, signup,
+    account, admin, admin_emails, avis, code, demarche, demarches, fiche, home, login, notifications, observatoire,
+    porteurs, proconnect, profile, reset, satisfaction, signup,
 };
 use super::{api, guard, Console, Problem};
 
@@ -58,6 +58,10 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/compte/cles", post(account::key_create_post))
         .route("/console/compte/cles/{id}/revoquer", post(account::key_revoke_post))
         .route("/console/compte/suppression", post(account::delete_post))
+        .route(
+            "/console/compte/notifications",
+            get(notifications::notifications_get).post(notifications::notifications_post),
+        )
         .route_layer(from_fn(guard::require_account));
 
     // Administrators only.
@@ -95,6 +99,13 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/Demarches/{id}", get(observatoire::public_get))
         .layer(from_fn_with_state(console.clone(), guard::public_problems));
 
+    // Anyone holding a notification's unsubscribe link, and mail clients posting to it
+    // cross-site (RFC 8058 one-click): no session, and deliberately no Origin/CSRF check; the
+    // token in the link is the authority, and it can only turn one kind of mail off.
+    let unsubscribe = Router::new()
+        .route("/desabonnement", get(notifications::unsubscribe_get).post(notifications::unsubscribe_post))
+        .layer(from_fn_with_state(console.clone(), guard::public_problems));
+
     let with_session = Router::new()
         .merge(public)
         .merge(signed_in)
@@ -117,6 +128,7 @@ pub fn router(console: Arc<Console>) -> Router {
 
     Router::new()
         .merge(observatory)
+        .merge(unsubscribe)
         .merge(with_session)
         .layer(from_fn_with_state(console.clone(), guard::security_headers))
         .with_state(console)

@@ -320,6 +320,47 @@ DROP INDEX email_outbox_unsent;
 CREATE INDEX email_outbox_unsent ON email_outbox (id) WHERE sent_at IS NULL AND given_up_at IS NULL;
 CREATE INDEX email_outbox_given_up ON email_outbox (id) WHERE sent_at IS NULL AND given_up_at IS NOT NULL;
 "#,
+    r#"
+-- Notifications (DESIGN §15). Every row goes with its account. No row in notify_account: the default digest, weekly; no row in
+-- notify_demarche: the defaults (comments off, drop and silent alerts on), so whoever joins a
+-- démarche has them without a write.
+CREATE TABLE notify_account (
+    account_id bigint PRIMARY KEY REFERENCES account (id) ON DELETE CASCADE,
+    digest text NOT NULL CHECK (digest IN ('aucune', 'quotidienne', 'hebdomadaire', 'mensuelle'))
+);
+CREATE TABLE notify_demarche (
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    demarche_id bigint NOT NULL,
+    comments boolean NOT NULL,
+    drop_alert boolean NOT NULL,
+    silent boolean NOT NULL,
+    PRIMARY KEY (account_id, demarche_id)
+);
+-- Every notification due, exactly once: inserted in the transaction that queues its mail.
+-- demarche_id 0: a mail about every carried démarche (the digest).
+CREATE TABLE notification (
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    kind text NOT NULL,
+    demarche_id bigint NOT NULL,
+    period text NOT NULL,
+    email_id bigint,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (account_id, kind, demarche_id, period)
+);
+-- A drop or silent-button alert that fired and has not recovered since: none is sent again
+-- until the row is gone (re-armed). source '' for a démarche-wide alert.
+CREATE TABLE notify_alert (
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    kind text NOT NULL,
+    demarche_id bigint NOT NULL,
+    source text NOT NULL,
+    fired_on date NOT NULL,
+    PRIMARY KEY (account_id, kind, demarche_id, source)
+);
+-- A notification's HTML part and its one-click unsubscribe link (RFC 8058).
+ALTER TABLE email_outbox ADD COLUMN html text;
+ALTER TABLE email_outbox ADD COLUMN unsubscribe text;
+"#,
 ];
 
 /// The last migration before `avis` was partitioned (for the flush benchmark's comparison).

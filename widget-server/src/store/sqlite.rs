@@ -262,6 +262,47 @@ DROP INDEX email_outbox_unsent;
 CREATE INDEX email_outbox_unsent ON email_outbox (id) WHERE sent_at IS NULL AND given_up_at IS NULL;
 CREATE INDEX email_outbox_given_up ON email_outbox (id) WHERE sent_at IS NULL AND given_up_at IS NOT NULL;
 "#,
+    r#"
+-- Notifications (DESIGN §15). Every row goes with its account. No row in notify_account: the default digest, weekly; no row in
+-- notify_demarche: the defaults (comments off, drop and silent alerts on), so whoever joins a
+-- démarche has them without a write.
+CREATE TABLE notify_account (
+    account_id INTEGER PRIMARY KEY REFERENCES account (id) ON DELETE CASCADE,
+    digest TEXT NOT NULL CHECK (digest IN ('aucune', 'quotidienne', 'hebdomadaire', 'mensuelle'))
+);
+CREATE TABLE notify_demarche (
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    demarche_id INTEGER NOT NULL,
+    comments INTEGER NOT NULL,
+    drop_alert INTEGER NOT NULL,
+    silent INTEGER NOT NULL,
+    PRIMARY KEY (account_id, demarche_id)
+) WITHOUT ROWID;
+-- Every notification due, exactly once: inserted in the transaction that queues its mail.
+-- demarche_id 0: a mail about every carried démarche (the digest).
+CREATE TABLE notification (
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    demarche_id INTEGER NOT NULL,
+    period TEXT NOT NULL,
+    email_id INTEGER,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (account_id, kind, demarche_id, period)
+) WITHOUT ROWID;
+-- A drop or silent-button alert that fired and has not recovered since: none is sent again
+-- until the row is gone (re-armed). source '' for a démarche-wide alert.
+CREATE TABLE notify_alert (
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    demarche_id INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    fired_on TEXT NOT NULL,
+    PRIMARY KEY (account_id, kind, demarche_id, source)
+);
+-- A notification's HTML part and its one-click unsubscribe link (RFC 8058).
+ALTER TABLE email_outbox ADD COLUMN html TEXT;
+ALTER TABLE email_outbox ADD COLUMN unsubscribe TEXT;
+"#,
 ];
 
 /// The next démarche (by id, after `?1`) that has an avis with a comment: one probe of the

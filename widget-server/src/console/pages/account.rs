@@ -166,6 +166,11 @@ fn account_page(
                 button.bouton type="submit" { "Changer mon mot de passe" }
             }
         }
+        section.carte #notifications {
+            h2 { "Notifications" }
+            p { "La synthèse des avis par e-mail et les alertes de vos démarches (nouveaux commentaires, baisse de satisfaction, bouton silencieux)." }
+            p { a href="/console/compte/notifications" { "Choisir mes notifications" } }
+        }
         (keys_section(csrf, keys))
         section.carte #suppression {
             h2 { "Supprimer mon compte" }

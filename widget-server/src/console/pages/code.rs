@@ -11,7 +11,10 @@ use super::demarche::{carried, header, Tab};
 use super::{Id, Params};
 use crate::catalogue::HIGH_VOLUME;
 use crate::console::layout::{notice, source_label, Errors, Input};
+use crate::console::store::SourceWindow;
 use crate::console::{Answer, Ctx};
+use crate::stats::Counts;
+use chrono::Utc;
 
 #[derive(Deserialize, Default)]
 pub struct CodeQuery {
@@ -50,6 +53,30 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
         _ => None,
     };
     let sources = c.store.sources(id).await?;
+    // « Bouton silencieux » (DESIGN §15): the same rule as the alert, from this démarche's days.
+    let (from, split, today) =
+        crate::console::notifications::silent_window(Utc::now().with_timezone(&chrono_tz::Europe::Paris).date_naive());
+    let mut silent = std::collections::HashMap::new();
+    for (s, last) in &sources {
+        let mut w = SourceWindow {
+            demarche_id: id,
+            source: s.clone(),
+            before: Counts::default(),
+            after: Counts::default(),
+            last_day: *last,
+        };
+        for (day, counts) in c.store.day_counts(id, from, today, Some(s.clone())).await? {
+            if day < split {
+                w.before.add(&counts)
+            } else {
+                w.after.add(&counts)
+            }
+        }
+        if let Some(day) = crate::console::notifications::silent_since(&w) {
+            // Silent from the day after its last avis.
+            silent.insert(s.clone(), day.succ_opt().unwrap_or(day));
+        }
+    }
     let checked = |s: snippet::Style| style.unwrap_or(snippet::Style::Bleu) == s;
     let button_src = |s: &str| format!("{}/static/bouton-{s}.svg", c.settings.public_url);
     let main = html! {
@@ -109,7 +136,15 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
                 div.tableau-defilant role="region" tabindex="0" aria-label="Provenances déjà vues" {
                     table.tableau {
                         thead { tr { th scope="col" { "Provenance" } th scope="col" { "Dernier avis reçu le" } } }
-                        tbody { @for (s, day) in &sources { tr { td { (source_label(s)) } td { (day.format("%d/%m/%Y")) } } } }
+                        tbody { @for (s, day) in &sources { tr {
+                            td { (source_label(s)) }
+                            td {
+                                (day.format("%d/%m/%Y"))
+                                @if let Some(since) = silent.get(s) {
+                                    " " strong.silencieux { "silencieux depuis le " (since.format("%d/%m/%Y")) }
+                                }
+                            }
+                        } } }
                     }
                 }
             }

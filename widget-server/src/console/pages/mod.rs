@@ -11,6 +11,7 @@ pub mod demarches;
 pub mod fiche;
 pub mod home;
 pub mod login;
+pub mod notifications;
 pub mod observatoire;
 pub mod porteurs;
 pub mod proconnect;

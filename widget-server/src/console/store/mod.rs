@@ -18,6 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 
+use crate::stats::Counts;
 use crate::store::StoreError;
 
 /// Where an account stands.
@@ -259,6 +260,10 @@ pub struct OutboxMail {
     /// Retries ended (`mail::GIVE_UP_AFTER` after `retry_since`): shown to administrators, who
     /// may send it again.
     pub given_up_at: Option<DateTime<Utc>>,
+    /// The HTML part of a notification (emptied with the body once sent).
+    pub html: Option<String>,
+    /// A notification's one-click unsubscribe link (`List-Unsubscribe`, RFC 8058).
+    pub unsubscribe: Option<String>,
 }
 
 /// What happens to a mail after a failed delivery attempt.
@@ -279,6 +284,144 @@ pub struct OutboxStats {
     pub oldest_waiting: Option<DateTime<Utc>>,
     /// Unsent mails whose retries ended.
     pub given_up: i64,
+}
+
+/// How often an account gets its digest (DESIGN §15).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DigestFrequency {
+    Aucune,
+    Quotidienne,
+    #[default]
+    Hebdomadaire,
+    Mensuelle,
+}
+
+impl DigestFrequency {
+    pub const ALL: [DigestFrequency; 4] = [
+        DigestFrequency::Aucune,
+        DigestFrequency::Quotidienne,
+        DigestFrequency::Hebdomadaire,
+        DigestFrequency::Mensuelle,
+    ];
+
+    /// The value stored in `notify_account.digest` (and posted by the settings form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestFrequency::Aucune => "aucune",
+            DigestFrequency::Quotidienne => "quotidienne",
+            DigestFrequency::Hebdomadaire => "hebdomadaire",
+            DigestFrequency::Mensuelle => "mensuelle",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DigestFrequency> {
+        DigestFrequency::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// An account's switches on one démarche it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Switches {
+    /// « Nouveaux commentaires ».
+    pub comments: bool,
+    /// « Baisse de satisfaction ».
+    pub drop_alert: bool,
+    /// « Bouton silencieux ».
+    pub silent: bool,
+}
+
+impl Default for Switches {
+    /// What a porteur who joins a démarche gets.
+    fn default() -> Switches {
+        Switches { comments: false, drop_alert: true, silent: true }
+    }
+}
+
+/// « Notifications » of one account: its digest and its switches per carried démarche (by name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotificationSettings {
+    pub digest: DigestFrequency,
+    pub demarches: Vec<(i64, String, Switches)>,
+}
+
+/// One démarche of one account's digest: its figures over the period and the one before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestLine {
+    pub account_id: i64,
+    pub email: String,
+    pub demarche_id: i64,
+    pub demarche_name: String,
+    pub counts: Counts,
+    pub previous: Counts,
+}
+
+/// What notifications read of `avis_daily`: the count and the satisfaction answers (the first
+/// columns of [`crate::store::DAILY_COLUMNS`]); their [`Counts`] hold only these. Summing the
+/// other twelve too made the hourly checks several times slower at 50,000 démarches.
+pub const NOTIFY_COLUMNS: usize = 4;
+
+/// [`Counts`] from the [`NOTIFY_COLUMNS`] first daily columns.
+pub fn notify_counts(c: &[i64]) -> Counts {
+    let mut all = [0i64; 16];
+    all[..NOTIFY_COLUMNS].copy_from_slice(&c[..NOTIFY_COLUMNS]);
+    Counts::from_columns(all)
+}
+
+/// (démarche, how many comments it received in the period, one of the latest of them).
+pub type PeriodComment = (i64, i64, Comment);
+
+/// A notification due: its unique key (account, kind, démarche, period) and its mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueNotification {
+    pub account_id: i64,
+    pub kind: String,
+    /// 0 for a mail about every carried démarche (the digest).
+    pub demarche_id: i64,
+    pub period: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub html: String,
+    pub unsubscribe: String,
+    /// For a drop or silent alert: the source (`""` for the whole démarche) whose alert is
+    /// disarmed, in the same transaction, until [`ConsoleStore::rearm_alert`].
+    pub disarm: Option<(String, chrono::NaiveDate)>,
+}
+
+/// An alert fired and not re-armed: (account, démarche, source, `""` for the démarche).
+pub type DisarmedAlert = (i64, i64, String);
+
+/// A porteur's switches on one démarche, with where to write (active accounts only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub account_id: i64,
+    pub email: String,
+    pub demarche_id: i64,
+    pub demarche_name: String,
+    pub switches: Switches,
+}
+
+/// A « Nouveaux commentaires » subscription and its last alert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommentWatch {
+    pub subscription: Subscription,
+    /// The `period` of the last alert: the instant of the newest comment it listed.
+    pub last_until: Option<String>,
+    /// When the last alert was queued.
+    pub last_sent: Option<DateTime<Utc>>,
+}
+
+/// One source of one démarche over two adjacent windows of days, from `avis_daily`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceWindow {
+    pub demarche_id: i64,
+    pub source: String,
+    /// Days before the split.
+    pub before: Counts,
+    /// Days from the split on.
+    pub after: Counts,
+    /// The last day with avis in the whole window.
+    pub last_day: chrono::NaiveDate,
 }
 
 /// One line of the audit trail: who did what to which account or démarche.
@@ -893,6 +1036,67 @@ pub trait ConsoleStore: Send + Sync + 'static {
     fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The latest audit entries, newest first.
     fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<Dated<AuditEntry>>, StoreError>>;
+    // Notifications (DESIGN §15)
+    /// The account's digest frequency and its switches on every démarche it carries.
+    fn notification_settings(&self, account_id: i64) -> BoxFuture<'_, Result<NotificationSettings, StoreError>>;
+    fn set_digest(&self, account_id: i64, digest: DigestFrequency) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Sets the switches on a démarche; `false` when the account does not carry it.
+    fn set_switches(
+        &self,
+        account_id: i64,
+        demarche_id: i64,
+        switches: Switches,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Every (active account at `digest`, carried démarche) with avis between `from` and `to`
+    /// (Paris days, inclusive), with its counts there and over `previous_from` to the day before
+    /// `from`: one statement over `avis_daily`.
+    fn digest_lines(
+        &self,
+        digest: DigestFrequency,
+        previous_from: chrono::NaiveDate,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<DigestLine>, StoreError>>;
+    /// For every démarche in `demarche_ids`: how many comments arrived in `[from, until)` and the
+    /// `latest` newest of them: one statement.
+    fn comments_in(
+        &self,
+        demarche_ids: Vec<i64>,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        latest: i64,
+    ) -> BoxFuture<'_, Result<Vec<PeriodComment>, StoreError>>;
+    /// Every (active account, carried démarche) with its switches.
+    fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<Subscription>, StoreError>>;
+    /// Every « Nouveaux commentaires » switched on (active accounts, carried démarches), with
+    /// the last alert sent: one statement.
+    fn comment_watches(&self) -> BoxFuture<'_, Result<Vec<CommentWatch>, StoreError>>;
+    /// Per (carried démarche, source), its counts over `from ..= to`, split at `split`: one
+    /// statement over `avis_daily`.
+    fn source_windows(
+        &self,
+        from: chrono::NaiveDate,
+        split: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<SourceWindow>, StoreError>>;
+    /// The alerts of `kind` disarmed: (account, démarche, source).
+    fn disarmed_alerts(&self, kind: String) -> BoxFuture<'_, Result<Vec<DisarmedAlert>, StoreError>>;
+    /// Re-arms an alert (its cause is gone).
+    fn rearm_alert(
+        &self,
+        account_id: i64,
+        kind: String,
+        demarche_id: i64,
+        source: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Records `due` under its unique key and queues its mail, in one transaction; the mail's
+    /// outbox id when this call recorded it, `None` when it was already recorded (by another
+    /// replica, or an earlier run).
+    fn record_notification(
+        &self,
+        due: DueNotification,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
 }
 
 /// The words of a comment search, each with whether it is searched as a prefix (3 letters or

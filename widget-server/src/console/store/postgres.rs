@@ -19,6 +19,10 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::{keyset, like_escape, search_filter, Comment};
 use super::{
+    notify_counts, CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings,
+    PeriodComment, SourceWindow, Subscription, Switches, NOTIFY_COLUMNS,
+};
+use super::{
     Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter, AvisRow, CatalogueRow,
     Claim, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EmailRetry, EnLigne, ImportCounts,
     Invite, Merged, NewAccount, OutboxMail, OutboxStats, PorteurRequest, ProConnectIdentity, ProConnectLink,
@@ -37,7 +41,7 @@ const ACCOUNT_COLUMNS_A: &str =
     "a.id, a.email, a.name, a.administration, a.password_hash, a.status, a.is_admin, a.created_at";
 /// The columns [`read_mail`] reads, in its order.
 const MAIL_COLUMNS: &str = "id, to_address, subject, body, created_at, sent_at, attempts, last_error, \
-     coalesce(resent_at, created_at), next_attempt_at, given_up_at";
+     coalesce(resent_at, created_at), next_attempt_at, given_up_at, html, unsubscribe";
 
 /// The columns [`read_demarche`] reads, in its order, for `demarche d`.
 const DEMARCHE_COLUMNS: &str = "d.id, d.name, d.administration, d.url, d.volume_annuel, d.en_ligne, d.franceconnect, \
@@ -397,6 +401,8 @@ fn read_mail(row: &Row) -> Result<OutboxMail, tokio_postgres::Error> {
         retry_since: row.try_get(8)?,
         next_attempt_at: row.try_get(9)?,
         given_up_at: row.try_get(10)?,
+        html: row.try_get(11)?,
+        unsubscribe: row.try_get(12)?,
     })
 }
 
@@ -1161,7 +1167,9 @@ impl ConsoleStore for PgConsoleStore {
 
     fn mark_email_sent(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            self.execute("UPDATE email_outbox SET sent_at = $2, body = '' WHERE id = $1", &[&id, &now]).await.map(drop)
+            self.execute("UPDATE email_outbox SET sent_at = $2, body = '', html = NULL WHERE id = $1", &[&id, &now])
+                .await
+                .map(drop)
         }
         .boxed()
     }
@@ -2153,6 +2161,345 @@ impl ConsoleStore for PgConsoleStore {
         }
         .boxed()
     }
+    // Notifications (DESIGN §15)
+    fn notification_settings(&self, account_id: i64) -> BoxFuture<'_, Result<NotificationSettings, StoreError>> {
+        async move {
+            let conn = self.conn().await?;
+            let digest: Option<String> = conn
+                .query_opt("SELECT digest FROM notify_account WHERE account_id = $1", &[&account_id])
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+            let d = Switches::default();
+            let rows = conn
+                .query(
+                    "SELECT d.id, d.name, coalesce(s.comments, $2), coalesce(s.drop_alert, $3), coalesce(s.silent, $4) \
+                     FROM porteur p JOIN demarche d ON d.id = p.demarche_id \
+                     LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
+                     WHERE p.account_id = $1 ORDER BY d.name, d.id",
+                    &[&account_id, &d.comments, &d.drop_alert, &d.silent],
+                )
+                .await?;
+            let mut demarches = Vec::with_capacity(rows.len());
+            for r in &rows {
+                demarches.push((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    Switches { comments: r.try_get(2)?, drop_alert: r.try_get(3)?, silent: r.try_get(4)? },
+                ));
+            }
+            Ok(NotificationSettings {
+                digest: digest.as_deref().and_then(DigestFrequency::parse).unwrap_or_default(),
+                demarches,
+            })
+        }
+        .boxed()
+    }
+
+    fn set_digest(&self, account_id: i64, digest: DigestFrequency) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.execute(
+                "INSERT INTO notify_account (account_id, digest) VALUES ($1, $2) \
+                 ON CONFLICT (account_id) DO UPDATE SET digest = excluded.digest",
+                &[&account_id, &digest.as_str()],
+            )
+            .await
+            .map(drop)
+        }
+        .boxed()
+    }
+
+    fn set_switches(
+        &self,
+        account_id: i64,
+        demarche_id: i64,
+        switches: Switches,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let n = self
+                .execute(
+                    "INSERT INTO notify_demarche (account_id, demarche_id, comments, drop_alert, silent) \
+                     SELECT $1, $2, $3, $4, $5 WHERE EXISTS \
+                     (SELECT 1 FROM porteur WHERE account_id = $1 AND demarche_id = $2) \
+                     ON CONFLICT (account_id, demarche_id) DO UPDATE SET comments = excluded.comments, \
+                     drop_alert = excluded.drop_alert, silent = excluded.silent",
+                    &[&account_id, &demarche_id, &switches.comments, &switches.drop_alert, &switches.silent],
+                )
+                .await?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn digest_lines(
+        &self,
+        digest: DigestFrequency,
+        previous_from: chrono::NaiveDate,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<DigestLine>, StoreError>> {
+        async move {
+            let sums = |cmp: &str| {
+                DAILY_COLUMNS[..NOTIFY_COLUMNS]
+                    .iter()
+                    .map(|c| format!("sum(CASE WHEN x.day {cmp} $3 THEN x.{c} ELSE 0 END)::bigint"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let sql = format!(
+                "SELECT a.id, a.email, d.id, d.name, {}, {} \
+                 FROM account a JOIN porteur p ON p.account_id = a.id JOIN demarche d ON d.id = p.demarche_id \
+                 JOIN avis_daily x ON x.demarche_id = p.demarche_id AND x.day BETWEEN $2 AND $4 \
+                 LEFT JOIN notify_account s ON s.account_id = a.id \
+                 WHERE a.status = 'active' AND coalesce(s.digest, '{}') = $1 \
+                 GROUP BY a.id, a.email, d.id, d.name HAVING sum(CASE WHEN x.day >= $3 THEN x.n ELSE 0 END) > 0 \
+                 ORDER BY a.id, d.name, d.id",
+                sums(">="),
+                sums("<"),
+                DigestFrequency::default().as_str()
+            );
+            let rows =
+                self.read_conn().await?.query(sql.as_str(), &[&digest.as_str(), &previous_from, &from, &to]).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(DigestLine {
+                    account_id: r.try_get(0)?,
+                    email: r.try_get(1)?,
+                    demarche_id: r.try_get(2)?,
+                    demarche_name: r.try_get(3)?,
+                    counts: narrow(r, 4)?,
+                    previous: narrow(r, 4 + NOTIFY_COLUMNS)?,
+                });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn comments_in(
+        &self,
+        demarche_ids: Vec<i64>,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        latest: i64,
+    ) -> BoxFuture<'_, Result<Vec<PeriodComment>, StoreError>> {
+        async move {
+            let rows = self
+                .read_conn()
+                .await?
+                .query(
+                    "SELECT demarche_id, total, received_at, source, satisfaction, commentaire FROM ( \
+                     SELECT demarche_id, count(*) OVER (PARTITION BY demarche_id) AS total, \
+                     row_number() OVER (PARTITION BY demarche_id ORDER BY received_at DESC, id DESC) AS rank, \
+                     received_at, source, satisfaction, commentaire FROM avis \
+                     WHERE demarche_id = ANY($1) AND received_at >= $2 AND received_at < $3 \
+                     AND commentaire IS NOT NULL) t WHERE rank <= $4 ORDER BY demarche_id, received_at DESC",
+                    &[&demarche_ids, &from, &until, &latest],
+                )
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    Comment {
+                        received_at: r.try_get(2)?,
+                        source: r.try_get(3)?,
+                        satisfaction: r.try_get(4)?,
+                        text: r.try_get(5)?,
+                    },
+                ));
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<Subscription>, StoreError>> {
+        async move {
+            let d = Switches::default();
+            let rows = self
+                .conn()
+                .await?
+                .query(
+                    "SELECT a.id, a.email, d.id, d.name, coalesce(s.comments, $1), coalesce(s.drop_alert, $2), \
+                     coalesce(s.silent, $3) FROM porteur p JOIN account a ON a.id = p.account_id \
+                     JOIN demarche d ON d.id = p.demarche_id \
+                     LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
+                     WHERE a.status = 'active' ORDER BY a.id, d.id",
+                    &[&d.comments, &d.drop_alert, &d.silent],
+                )
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(Subscription {
+                    account_id: r.try_get(0)?,
+                    email: r.try_get(1)?,
+                    demarche_id: r.try_get(2)?,
+                    demarche_name: r.try_get(3)?,
+                    switches: Switches { comments: r.try_get(4)?, drop_alert: r.try_get(5)?, silent: r.try_get(6)? },
+                });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn comment_watches(&self) -> BoxFuture<'_, Result<Vec<CommentWatch>, StoreError>> {
+        async move {
+            let rows = self
+                .conn()
+                .await?
+                .query(
+                    "SELECT s.account_id, a.email, s.demarche_id, d.name, \
+                 (SELECT max(n.period) FROM notification n WHERE n.account_id = s.account_id \
+                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id), \
+                 (SELECT max(n.created_at) FROM notification n WHERE n.account_id = s.account_id \
+                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id) \
+                 FROM notify_demarche s JOIN porteur p ON p.account_id = s.account_id AND p.demarche_id = s.demarche_id \
+                 JOIN account a ON a.id = s.account_id JOIN demarche d ON d.id = s.demarche_id \
+                 WHERE s.comments AND a.status = 'active' ORDER BY s.account_id, s.demarche_id",
+                    &[],
+                )
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(CommentWatch {
+                    subscription: Subscription {
+                        account_id: r.try_get(0)?,
+                        email: r.try_get(1)?,
+                        demarche_id: r.try_get(2)?,
+                        demarche_name: r.try_get(3)?,
+                        switches: Switches { comments: true, ..Switches::default() },
+                    },
+                    last_until: r.try_get(4)?,
+                    last_sent: r.try_get(5)?,
+                });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn source_windows(
+        &self,
+        from: chrono::NaiveDate,
+        split: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<SourceWindow>, StoreError>> {
+        async move {
+            let sums = |cmp: &str| {
+                DAILY_COLUMNS[..NOTIFY_COLUMNS]
+                    .iter()
+                    .map(|c| format!("sum(CASE WHEN x.day {cmp} $2 THEN x.{c} ELSE 0 END)::bigint"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let sql = format!(
+                "SELECT x.demarche_id, x.source, {}, {}, max(x.day) FROM avis_daily x \
+                 WHERE x.day BETWEEN $1 AND $3 AND x.demarche_id IN (SELECT demarche_id FROM porteur) \
+                 GROUP BY x.demarche_id, x.source ORDER BY x.demarche_id, x.source",
+                sums("<"),
+                sums(">=")
+            );
+            let rows = self.read_conn().await?.query(sql.as_str(), &[&from, &split, &to]).await?;
+            let n = NOTIFY_COLUMNS;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(SourceWindow {
+                    demarche_id: r.try_get(0)?,
+                    source: r.try_get(1)?,
+                    before: narrow(r, 2)?,
+                    after: narrow(r, 2 + n)?,
+                    last_day: r.try_get(2 + 2 * n)?,
+                });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn disarmed_alerts(&self, kind: String) -> BoxFuture<'_, Result<Vec<DisarmedAlert>, StoreError>> {
+        async move {
+            let rows = self
+                .conn()
+                .await?
+                .query("SELECT account_id, demarche_id, source FROM notify_alert WHERE kind = $1", &[&kind])
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn rearm_alert(
+        &self,
+        account_id: i64,
+        kind: String,
+        demarche_id: i64,
+        source: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.execute(
+                "DELETE FROM notify_alert WHERE account_id = $1 AND kind = $2 AND demarche_id = $3 AND source = $4",
+                &[&account_id, &kind, &demarche_id, &source],
+            )
+            .await
+            .map(drop)
+        }
+        .boxed()
+    }
+
+    fn record_notification(
+        &self,
+        due: DueNotification,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            // A second replica inserting the same key waits for the first's transaction, then
+            // inserts nothing: the mail is queued once.
+            let n = tx
+                .execute(
+                    "INSERT INTO notification (account_id, kind, demarche_id, period, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[&due.account_id, &due.kind, &due.demarche_id, &due.period, &now],
+                )
+                .await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO email_outbox (to_address, subject, body, html, unsubscribe, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    &[&due.to, &due.subject, &due.body, &due.html, &due.unsubscribe, &now],
+                )
+                .await?
+                .try_get(0)?;
+            if let Some((source, day)) = &due.disarm {
+                tx.execute(
+                    "INSERT INTO notify_alert (account_id, kind, demarche_id, source, fired_on) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[&due.account_id, &due.kind, &due.demarche_id, source, day],
+                )
+                .await?;
+            }
+            tx.execute(
+                "UPDATE notification SET email_id = $5 \
+                 WHERE account_id = $1 AND kind = $2 AND demarche_id = $3 AND period = $4",
+                &[&due.account_id, &due.kind, &due.demarche_id, &due.period, &id],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Some(id))
+        }
+        .boxed()
+    }
 }
 
 /// The 16 counters of [`DAILY_COLUMNS`] read from column `at` on.
@@ -2195,4 +2542,13 @@ async fn write_details(
         )
         .await?;
     Ok(())
+}
+
+/// The [`NOTIFY_COLUMNS`] sums starting at column `at`.
+fn narrow(r: &Row, at: usize) -> Result<Counts, StoreError> {
+    let mut c = [0i64; NOTIFY_COLUMNS];
+    for (i, slot) in c.iter_mut().enumerate() {
+        *slot = r.try_get(at + i)?;
+    }
+    Ok(notify_counts(&c))
 }
