@@ -143,6 +143,7 @@ async fn every_route_carries_the_security_headers() {
     c.get(&mut anon, "/observatoire", "/observatoire").await;
     c.get(&mut anon, "/observatoire.csv", "/observatoire.csv").await;
     c.get(&mut anon, "/observatoire.xlsx", "/observatoire.xlsx").await;
+    c.get(&mut anon, "/desabonnement", "/desabonnement?jeton=1.synthese.0").await;
     c.get(&mut anon, "/observatoire.json", "/observatoire.json").await;
     c.get(&mut anon, "/observatoire.schema.json", "/observatoire.schema.json").await;
     c.get(&mut anon, "/Demarches/{id}", &format!("/Demarches/{ID}")).await;
@@ -174,6 +175,7 @@ async fn every_route_carries_the_security_headers() {
     c.get(&mut p, "/console/demarches/{id}/porteurs", &format!("{d}/porteurs")).await;
     c.get(&mut p, "/console/invitation", "/console/invitation?jeton=abc").await;
     c.get(&mut p, "/console/compte", "/console/compte").await;
+    c.get(&mut p, "/console/compte/notifications", "/console/compte/notifications").await;
     c.get(&mut p, "/console/compte/profil", "/console/compte/profil").await;
     c.get(&mut p, "/console/demarches/{id}", "/console/demarches/999999").await;
     c.get(&mut p, "/console/admin", "/console/admin").await;
