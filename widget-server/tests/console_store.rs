@@ -1561,6 +1561,82 @@ async fn every_avis(s: &Console, votes: &Arc<dyn Store>) {
     assert_eq!(s.avis_after(d, Some(before_all), 100).await.unwrap(), oldest_first);
 }
 
+/// Searches of words in thousands of comments (issue 23): SQLite walks the démarche's comments
+/// for a frequent word instead of listing every match first, and falls back past a bound; the
+/// pages are the same as for a rare word, on both stores: every match, in order, once.
+async fn frequent_words(s: &Console, votes: &Arc<dyn Store>) {
+    let t0 = now();
+    let owner = named(s, "frequent@dgfip.finances.gouv.fr", "Owner", t0).await;
+    let d = create(s, "Mots fréquents", "mots frequents", None, owner.id, t0).await;
+    let elsewhere = create(s, "Ailleurs", "ailleurs", None, owner.id, t0).await;
+    let base = noon(day(2024, 3, 1));
+    // Every avis of `d` has a comment: « agent » in one in three (frequent), « mairie » in one
+    // in 97 (rare), « guichet » in the newest and the second oldest only, though in 3,000
+    // comments of `elsewhere`: a page of two walks past SQLite's bound and falls back.
+    let mut all: Vec<Vote> = (0..20_000usize)
+        .map(|k| {
+            let mut v = vote(d, ["site", "button"][k % 2], base + Duration::seconds(k as i64 * 7), k);
+            let mut text = format!("Avis numéro {k}.");
+            if k.is_multiple_of(3) {
+                text.push_str(" Un agent aimable.");
+            }
+            if k.is_multiple_of(97) {
+                text.push_str(" La mairie était fermée.");
+            }
+            if [1, 19_998].contains(&k) {
+                text.push_str(" Le guichet aussi.");
+            }
+            v.commentaire = Some(text.into());
+            v
+        })
+        .collect();
+    all.extend((0..3_000usize).map(|k| {
+        let mut v = vote(elsewhere, "site", base + Duration::seconds(k as i64 * 11 + 3), k);
+        v.commentaire = Some("Guichet lent, agent pressé.".into());
+        v
+    }));
+    // Stored out of time order in part (the newest first), as replayed spill files would be.
+    let (older, newer) = all.split_at(12_000);
+    for chunk in newer.chunks(4_000).rev().chain(older.chunks(4_000)) {
+        assert_eq!(votes.store_batch(chunk).await.unwrap(), chunk.len() as u64);
+    }
+    let rows: Vec<AvisRow> = all.iter().filter(|v| v.demarche_id == d).map(avis_row).collect();
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect()
+    };
+    let window = AvisFilter {
+        from: Some(base + Duration::hours(6)),
+        until: Some(base + Duration::hours(30)),
+        ..AvisFilter::default()
+    };
+    for (text, filter, size, expected_n) in [
+        ("agent", AvisFilter::default(), 51, Some(6_667)),
+        ("AGENT aimable", AvisFilter { source: Some("site".into()), ..AvisFilter::default() }, 50, Some(3_334)),
+        ("agent", window.clone(), 13, Some(4_114)),
+        ("mairie", AvisFilter::default(), 7, Some(207)),
+        ("mairie", window, 5, Some(128)),
+        ("guichet", AvisFilter::default(), 2, Some(2)),
+    ] {
+        let filter = AvisFilter { text: Some(text.into()), ..filter };
+        let wanted = words(text);
+        let expected: Vec<AvisRow> = selected(&rows, &filter)
+            .into_iter()
+            .filter(|r| {
+                let have = words(r.commentaire.as_deref().unwrap_or(""));
+                wanted.iter().all(|w| have.contains(w))
+            })
+            .collect();
+        if let Some(n) = expected_n {
+            assert_eq!(expected.len(), n, "{text}: the test's own count");
+        }
+        assert!(!expected.is_empty(), "{text} {filter:?}");
+        let got = walk(s, d, &filter, size).await;
+        assert_eq!(got.len(), expected.len(), "{text} {filter:?}: pages of {size}");
+        assert!(got == expected, "{text} {filter:?}: the same avis, in order");
+        assert_eq!(export(s, d, &filter).await, expected, "{text}: the export too");
+    }
+}
+
 /// An export of many rows: the same rows as one unlimited page, and one abandoned halfway
 /// leaves the store usable.
 async fn big_export(s: &Console, votes: &Arc<dyn Store>) {
@@ -1733,6 +1809,7 @@ async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     merging(&s, &votes).await;
     every_avis(&s, &votes).await;
     big_export(&s, &votes).await;
+    frequent_words(&s, &votes).await;
     api_keys(&s).await;
 }
 
