@@ -1338,8 +1338,13 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     assert_eq!(site_d1.counts, sum(&[t_d1_site.clone(), dup_d1_site.clone()].concat()));
     assert_eq!(site_d1.counts.n, 5);
     assert_eq!(daily.len(), 4, "site and button on day 1, email and site on day 2: {daily:?}");
-    // The avis rows moved too: a recount agrees with the counts.
+    // The avis rows moved too: a recount agrees with the counts, and the observatory's rollup
+    // moved with avis_daily.
     assert_eq!(votes.recount(target).await.unwrap(), daily);
+    for id in [target, duplicate, older, bystander] {
+        common::assert_rollup(votes, id).await;
+    }
+    assert!(votes.monthly(duplicate).await.unwrap().is_empty(), "no empty month left behind");
     assert!(votes.recount(duplicate).await.unwrap().is_empty());
     assert!(votes.daily(duplicate, far_from, far_to).await.unwrap().is_empty());
     assert_eq!(s.last_avis(target).await.unwrap().map(ms), Some(last_at));
@@ -1363,6 +1368,9 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     }
     assert_eq!(s.counts(bystander, far_from, far_to).await.unwrap(), sum(&[everything, side].concat()));
     assert_eq!(porteur_ids(s, bystander).await, vec![p1.id, p2.id, p3.id, p4.id]);
+    for id in [target, duplicate, older, bystander] {
+        common::assert_rollup(votes, id).await;
+    }
 }
 
 /// The row `v` becomes in `avis`.
@@ -1559,6 +1567,79 @@ async fn every_avis(s: &Console, votes: &Arc<dyn Store>) {
     assert!(s.avis_after(d, Some((page[0].received_at, page[0].id)), 5).await.unwrap().is_empty());
     let before_all = (base - Duration::days(1), uuid::Uuid::nil());
     assert_eq!(s.avis_after(d, Some(before_all), 100).await.unwrap(), oldest_first);
+}
+
+/// The observatory's counts (issue 23) read whole months from the rollup and the days around
+/// them from avis_daily: over periods with and without whole months, ending on month ends or
+/// not, they equal the votes of those days; and they stay so as votes come in (some replayed)
+/// and as a démarche is merged into another.
+async fn observatory_rollup(s: &Console, votes: &Arc<dyn Store>) {
+    let t0 = now();
+    let owner = named(s, "rollup@insee.fr", "Owner", t0).await;
+    let a = create(s, "Recensement", "recensement insee", None, owner.id, t0).await;
+    let b = create(s, "Recensement bis", "recensement bis insee", None, owner.id, t0).await;
+    // Two or three votes a day over 15 months, at noon, one just after Paris midnight on the
+    // first of each month (still the last day of the month before in UTC).
+    let first = day(2025, 1, 1);
+    let mut all: Vec<Vote> = Vec::new();
+    for i in 0..456u32 {
+        let d = first + chrono::Days::new(i as u64);
+        for (k, (demarche, source)) in [(a, "site"), (a, "button"), (b, "site")].into_iter().enumerate() {
+            if (i as usize + k).is_multiple_of(3) || demarche == a {
+                all.push(vote(demarche, source, noon(d), i as usize * 3 + k));
+            }
+        }
+        if d.format("%d").to_string() == "01" {
+            all.push(vote(
+                a,
+                "email",
+                d.and_hms_opt(0, 30, 0)
+                    .unwrap()
+                    .and_local_timezone(chrono_tz::Europe::Paris)
+                    .unwrap()
+                    .with_timezone(&Utc),
+                i as usize,
+            ));
+        }
+    }
+    let (early, late) = all.split_at(all.len() / 2);
+    votes.store_batch(early).await.unwrap();
+    let check = |stored: Vec<Vote>, merged: bool| async move {
+        for (from, to) in [
+            (day(2025, 3, 7), day(2026, 3, 6)),    // the observatory's year: 11 whole months
+            (day(2025, 2, 1), day(2026, 1, 31)),   // months only
+            (day(2025, 4, 30), day(2025, 5, 31)),  // a day, then May
+            (day(2025, 6, 2), day(2025, 6, 29)),   // inside one month
+            (day(2024, 12, 1), day(2026, 12, 31)), // beyond the votes
+        ] {
+            let rows = s.observatory(from, to).await.unwrap();
+            for id in [a, b] {
+                let expected = sum(&stored
+                    .iter()
+                    .filter(|v| (if merged { a } else { v.demarche_id }) == id)
+                    .filter(|v| (from..=to).contains(&v.day()))
+                    .cloned()
+                    .collect::<Vec<_>>());
+                let got = rows.iter().find(|(d, _)| d.id == id).map(|(_, c)| *c);
+                if merged && id == b {
+                    assert_eq!(got, None, "a merged démarche is not listed");
+                } else {
+                    assert_eq!(got, Some(expected), "démarche {id}, {from} to {to}");
+                }
+            }
+        }
+        for id in [a, b] {
+            common::assert_rollup(votes, id).await;
+        }
+    };
+    check(early.to_vec(), false).await;
+    // The rest, with some of the first half again (a replayed spill file).
+    let mut again = late.to_vec();
+    again.extend_from_slice(&early[..100]);
+    assert_eq!(votes.store_batch(&again).await.unwrap(), late.len() as u64);
+    check(all.clone(), false).await;
+    assert!(s.merge_demarche(b, a).await.unwrap().is_some());
+    check(all, true).await;
 }
 
 /// Searches of words in thousands of comments (issue 23): SQLite walks the démarche's comments
@@ -1810,6 +1891,7 @@ async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     every_avis(&s, &votes).await;
     big_export(&s, &votes).await;
     frequent_words(&s, &votes).await;
+    observatory_rollup(&s, &votes).await;
     api_keys(&s).await;
 }
 

@@ -15,7 +15,7 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::future::BoxFuture;
 
 use crate::store::StoreError;
@@ -717,7 +717,8 @@ pub trait ConsoleStore: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Vec<(chrono::NaiveDate, crate::stats::Counts)>, StoreError>>;
     /// Every démarche open to citizens (active, not merged) with its counts summed over
     /// `from..=to` (zero when it has none), in id order: the observatory's rows (DESIGN §12), in
-    /// one statement over `avis_daily`.
+    /// one statement: the whole months of the period from `avis_monthly`, the days before and
+    /// after them from `avis_daily` (see [`whole_months`]).
     fn observatory(
         &self,
         from: chrono::NaiveDate,
@@ -806,6 +807,19 @@ pub(crate) fn keyset(newest_first: bool, cursor: Option<(String, String)>) -> (S
     (condition, order)
 }
 
+/// The whole calendar months inside `from..=to`, as `[first day, first day after)`, or `None`
+/// when the period holds none. The observatory reads those months from `avis_monthly` and the
+/// days of `from..=to` outside them from `avis_daily`: for its 365 days, 11 or 12 months and
+/// fewer than 62 days.
+pub fn whole_months(from: NaiveDate, to: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
+    use chrono::Datelike;
+    let first_of = |d: NaiveDate| d.with_day(1);
+    let start = if from.day() == 1 { Some(from) } else { first_of(from)?.checked_add_months(chrono::Months::new(1)) }?;
+    let after_to = to.succ_opt()?;
+    let end = if after_to.day() == 1 { after_to } else { first_of(to)? };
+    (start < end).then_some((start, end))
+}
+
 /// `term` as a `LIKE` pattern piece that matches itself: `\`, `%` and `_` escaped with `\`
 /// (every `LIKE` here says `ESCAPE '\'`).
 pub(crate) fn like_escape(term: &str) -> String {
@@ -869,5 +883,28 @@ pub async fn open_with_reads(url: &str, read_url: Option<&str>) -> Result<Arc<dy
         Ok(Arc::new(sqlite::SqliteConsoleStore::open(path).await?))
     } else {
         Err(StoreError::BadUrl(crate::store::redact(url)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_months;
+    use chrono::NaiveDate;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn whole_months_inside_a_period() {
+        // The observatory's year ending 6 December: January to November whole.
+        assert_eq!(whole_months(d("2025-12-07"), d("2026-12-06")), Some((d("2026-01-01"), d("2026-12-01"))));
+        // Starting on a 1st, ending on a month's last day: every month whole.
+        assert_eq!(whole_months(d("2025-01-01"), d("2025-12-31")), Some((d("2025-01-01"), d("2026-01-01"))));
+        assert_eq!(whole_months(d("2024-02-01"), d("2024-02-29")), Some((d("2024-02-01"), d("2024-03-01"))));
+        assert_eq!(whole_months(d("2024-02-01"), d("2024-02-28")), None, "a leap February is not whole on the 28th");
+        assert_eq!(whole_months(d("2026-03-02"), d("2026-04-30")), Some((d("2026-04-01"), d("2026-05-01"))));
+        assert_eq!(whole_months(d("2026-03-02"), d("2026-04-29")), None);
+        assert_eq!(whole_months(d("2026-12-05"), d("2026-12-06")), None);
     }
 }

@@ -17,7 +17,7 @@ use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 
-use super::{keyset, like_escape, search_filter, Comment};
+use super::{keyset, like_escape, search_filter, whole_months, Comment};
 use super::{
     Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter, AvisRow, CatalogueRow,
     Claim, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EmailRetry, EnLigne, ImportCounts,
@@ -1756,12 +1756,20 @@ impl ConsoleStore for PgConsoleStore {
             // sum(bigint) is numeric: back to bigint.
             let sums = DAILY_COLUMNS.iter().map(|c| format!("sum({c})::bigint AS {c}")).collect::<Vec<_>>().join(", ");
             let totals = DAILY_COLUMNS.iter().map(|c| format!("coalesce(a.{c}, 0)")).collect::<Vec<_>>().join(", ");
+            let cols = DAILY_COLUMNS.join(", ");
+            // The whole months from the rollup, the days around them from avis_daily ($3..$4 is
+            // empty when the period holds no whole month).
+            let (start, end) = whole_months(from, to).unwrap_or((from, from));
             let sql = format!(
                 "SELECT {DEMARCHE_COLUMNS}, {totals} FROM demarche d LEFT JOIN \
-                 (SELECT demarche_id, {sums} FROM avis_daily WHERE day BETWEEN $1 AND $2 GROUP BY demarche_id) a \
+                 (SELECT demarche_id, {sums} FROM ( \
+                    SELECT demarche_id, {cols} FROM avis_monthly WHERE month >= $3 AND month < $4 \
+                    UNION ALL \
+                    SELECT demarche_id, {cols} FROM avis_daily WHERE day BETWEEN $1 AND $2 AND (day < $3 OR day >= $4) \
+                 ) x GROUP BY demarche_id) a \
                  ON a.demarche_id = d.id WHERE d.active AND d.merged_into IS NULL ORDER BY d.id"
             );
-            let rows = self.read_conn().await?.query(sql.as_str(), &[&from, &to]).await?;
+            let rows = self.read_conn().await?.query(sql.as_str(), &[&from, &to, &start, &end]).await?;
             rows.iter().map(|r| Ok((read_demarche(r, 0)?, counts_from(r, 16)?))).collect()
         }
         .boxed()
