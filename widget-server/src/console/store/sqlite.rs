@@ -9,7 +9,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    keyset, like_escape, search_filter, whole_months, Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey,
+    keyset, like_escape, period_plan, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey,
     AuditEntry, AvisFilter, AvisRow, CatalogueRow, Claim, Comment, ConsoleStore, Criteria, Cursor, Dated,
     DemarcheDetails, DemarcheRow, EmailRetry, EnLigne, ImportCounts, Invite, Merged, NewAccount, OutboxMail,
     OutboxStats, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
@@ -1481,21 +1481,14 @@ impl ConsoleStore for SqliteConsoleStore {
         self.conn.with(move |conn| {
             let sums = DAILY_COLUMNS.iter().map(|c| format!("sum({c}) AS {c}")).collect::<Vec<_>>().join(", ");
             let totals = DAILY_COLUMNS.iter().map(|c| format!("coalesce(a.{c}, 0)")).collect::<Vec<_>>().join(", ");
-            let cols = DAILY_COLUMNS.join(", ");
-            // The whole months from the rollup, the days around them from avis_daily (see the
-            // PostgreSQL store).
-            let (start, end) = whole_months(from, to).unwrap_or((from, from));
+            let (rows_sql, dates) = period_plan(from, to).union_sql(&DAILY_COLUMNS, "{c}", |i| format!("?{i}"));
             let sql = format!(
                 "SELECT {DEMARCHE_COLUMNS}, {totals} FROM demarche d LEFT JOIN \
-                 (SELECT demarche_id, {sums} FROM ( \
-                    SELECT demarche_id, {cols} FROM avis_monthly WHERE month >= ?3 AND month < ?4 \
-                    UNION ALL \
-                    SELECT demarche_id, {cols} FROM avis_daily WHERE day BETWEEN ?1 AND ?2 AND (day < ?3 OR day >= ?4) \
-                 ) GROUP BY demarche_id) a \
+                 (SELECT demarche_id, {sums} FROM ({rows_sql}) GROUP BY demarche_id) a \
                  ON a.demarche_id = d.id WHERE d.active AND d.merged_into IS NULL ORDER BY d.id"
             );
             let mut st = conn.prepare(&sql)?;
-            let rows = st.query_map(params![day(from), day(to), day(start), day(end)], |r| {
+            let rows = st.query_map(params_from_iter(dates.into_iter().map(day)), |r| {
                 Ok((read_demarche(r, 0)?, counts_from(r, 16)?))
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
