@@ -1338,8 +1338,13 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     assert_eq!(site_d1.counts, sum(&[t_d1_site.clone(), dup_d1_site.clone()].concat()));
     assert_eq!(site_d1.counts.n, 5);
     assert_eq!(daily.len(), 4, "site and button on day 1, email and site on day 2: {daily:?}");
-    // The avis rows moved too: a recount agrees with the counts.
+    // The avis rows moved too: a recount agrees with the counts, and the observatory's rollup
+    // moved with avis_daily.
     assert_eq!(votes.recount(target).await.unwrap(), daily);
+    for id in [target, duplicate, older, bystander] {
+        common::assert_rollup(votes, id).await;
+    }
+    assert!(votes.monthly(duplicate).await.unwrap().is_empty(), "no empty month left behind");
     assert!(votes.recount(duplicate).await.unwrap().is_empty());
     assert!(votes.daily(duplicate, far_from, far_to).await.unwrap().is_empty());
     assert_eq!(s.last_avis(target).await.unwrap().map(ms), Some(last_at));
@@ -1363,6 +1368,9 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     }
     assert_eq!(s.counts(bystander, far_from, far_to).await.unwrap(), sum(&[everything, side].concat()));
     assert_eq!(porteur_ids(s, bystander).await, vec![p1.id, p2.id, p3.id, p4.id]);
+    for id in [target, duplicate, older, bystander] {
+        common::assert_rollup(votes, id).await;
+    }
 }
 
 /// The row `v` becomes in `avis`.
@@ -1559,6 +1567,155 @@ async fn every_avis(s: &Console, votes: &Arc<dyn Store>) {
     assert!(s.avis_after(d, Some((page[0].received_at, page[0].id)), 5).await.unwrap().is_empty());
     let before_all = (base - Duration::days(1), uuid::Uuid::nil());
     assert_eq!(s.avis_after(d, Some(before_all), 100).await.unwrap(), oldest_first);
+}
+
+/// The observatory's counts (issue 23) read whole months from the rollup and the days around
+/// them from avis_daily: over periods with and without whole months, ending on month ends or
+/// not, they equal the votes of those days; and they stay so as votes come in (some replayed)
+/// and as a démarche is merged into another.
+async fn observatory_rollup(s: &Console, votes: &Arc<dyn Store>) {
+    let t0 = now();
+    let owner = named(s, "rollup@insee.fr", "Owner", t0).await;
+    let a = create(s, "Recensement", "recensement insee", None, owner.id, t0).await;
+    let b = create(s, "Recensement bis", "recensement bis insee", None, owner.id, t0).await;
+    // Two or three votes a day over 15 months, at noon, one just after Paris midnight on the
+    // first of each month (still the last day of the month before in UTC).
+    let first = day(2025, 1, 1);
+    let mut all: Vec<Vote> = Vec::new();
+    for i in 0..456u32 {
+        let d = first + chrono::Days::new(i as u64);
+        for (k, (demarche, source)) in [(a, "site"), (a, "button"), (b, "site")].into_iter().enumerate() {
+            if (i as usize + k).is_multiple_of(3) || demarche == a {
+                all.push(vote(demarche, source, noon(d), i as usize * 3 + k));
+            }
+        }
+        if d.format("%d").to_string() == "01" {
+            all.push(vote(
+                a,
+                "email",
+                d.and_hms_opt(0, 30, 0)
+                    .unwrap()
+                    .and_local_timezone(chrono_tz::Europe::Paris)
+                    .unwrap()
+                    .with_timezone(&Utc),
+                i as usize,
+            ));
+        }
+    }
+    let (early, late) = all.split_at(all.len() / 2);
+    votes.store_batch(early).await.unwrap();
+    let check = |stored: Vec<Vote>, merged: bool| async move {
+        for (from, to) in [
+            (day(2025, 3, 7), day(2026, 3, 6)),    // the observatory's year: 11 whole months
+            (day(2025, 2, 1), day(2026, 1, 31)),   // months only
+            (day(2025, 4, 30), day(2025, 5, 31)),  // a day, then May
+            (day(2025, 6, 2), day(2025, 6, 29)),   // inside one month
+            (day(2024, 12, 1), day(2026, 12, 31)), // beyond the votes
+        ] {
+            let rows = s.observatory(from, to).await.unwrap();
+            for id in [a, b] {
+                let expected = sum(&stored
+                    .iter()
+                    .filter(|v| (if merged { a } else { v.demarche_id }) == id)
+                    .filter(|v| (from..=to).contains(&v.day()))
+                    .cloned()
+                    .collect::<Vec<_>>());
+                let got = rows.iter().find(|(d, _)| d.id == id).map(|(_, c)| *c);
+                if merged && id == b {
+                    assert_eq!(got, None, "a merged démarche is not listed");
+                } else {
+                    assert_eq!(got, Some(expected), "démarche {id}, {from} to {to}");
+                }
+            }
+        }
+        for id in [a, b] {
+            common::assert_rollup(votes, id).await;
+        }
+    };
+    check(early.to_vec(), false).await;
+    // The rest, with some of the first half again (a replayed spill file).
+    let mut again = late.to_vec();
+    again.extend_from_slice(&early[..100]);
+    assert_eq!(votes.store_batch(&again).await.unwrap(), late.len() as u64);
+    check(all.clone(), false).await;
+    assert!(s.merge_demarche(b, a).await.unwrap().is_some());
+    check(all, true).await;
+}
+
+/// Searches of words in thousands of comments (issue 23): SQLite walks the démarche's comments
+/// for a frequent word instead of listing every match first, and falls back past a bound; the
+/// pages are the same as for a rare word, on both stores: every match, in order, once.
+async fn frequent_words(s: &Console, votes: &Arc<dyn Store>) {
+    let t0 = now();
+    let owner = named(s, "frequent@dgfip.finances.gouv.fr", "Owner", t0).await;
+    let d = create(s, "Mots fréquents", "mots frequents", None, owner.id, t0).await;
+    let elsewhere = create(s, "Ailleurs", "ailleurs", None, owner.id, t0).await;
+    let base = noon(day(2024, 3, 1));
+    // Every avis of `d` has a comment: « agent » in one in three (frequent), « mairie » in one
+    // in 97 (rare), « guichet » in the newest and the second oldest only, though in 3,000
+    // comments of `elsewhere`: a page of two walks past SQLite's bound and falls back.
+    let mut all: Vec<Vote> = (0..20_000usize)
+        .map(|k| {
+            let mut v = vote(d, ["site", "button"][k % 2], base + Duration::seconds(k as i64 * 7), k);
+            let mut text = format!("Avis numéro {k}.");
+            if k.is_multiple_of(3) {
+                text.push_str(" Un agent aimable.");
+            }
+            if k.is_multiple_of(97) {
+                text.push_str(" La mairie était fermée.");
+            }
+            if [1, 19_998].contains(&k) {
+                text.push_str(" Le guichet aussi.");
+            }
+            v.commentaire = Some(text.into());
+            v
+        })
+        .collect();
+    all.extend((0..3_000usize).map(|k| {
+        let mut v = vote(elsewhere, "site", base + Duration::seconds(k as i64 * 11 + 3), k);
+        v.commentaire = Some("Guichet lent, agent pressé.".into());
+        v
+    }));
+    // Stored out of time order in part (the newest first), as replayed spill files would be.
+    let (older, newer) = all.split_at(12_000);
+    for chunk in newer.chunks(4_000).rev().chain(older.chunks(4_000)) {
+        assert_eq!(votes.store_batch(chunk).await.unwrap(), chunk.len() as u64);
+    }
+    let rows: Vec<AvisRow> = all.iter().filter(|v| v.demarche_id == d).map(avis_row).collect();
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect()
+    };
+    let window = AvisFilter {
+        from: Some(base + Duration::hours(6)),
+        until: Some(base + Duration::hours(30)),
+        ..AvisFilter::default()
+    };
+    for (text, filter, size, expected_n) in [
+        ("agent", AvisFilter::default(), 51, Some(6_667)),
+        ("AGENT aimable", AvisFilter { source: Some("site".into()), ..AvisFilter::default() }, 50, Some(3_334)),
+        ("agent", window.clone(), 13, Some(4_114)),
+        ("mairie", AvisFilter::default(), 7, Some(207)),
+        ("mairie", window, 5, Some(128)),
+        ("guichet", AvisFilter::default(), 2, Some(2)),
+    ] {
+        let filter = AvisFilter { text: Some(text.into()), ..filter };
+        let wanted = words(text);
+        let expected: Vec<AvisRow> = selected(&rows, &filter)
+            .into_iter()
+            .filter(|r| {
+                let have = words(r.commentaire.as_deref().unwrap_or(""));
+                wanted.iter().all(|w| have.contains(w))
+            })
+            .collect();
+        if let Some(n) = expected_n {
+            assert_eq!(expected.len(), n, "{text}: the test's own count");
+        }
+        assert!(!expected.is_empty(), "{text} {filter:?}");
+        let got = walk(s, d, &filter, size).await;
+        assert_eq!(got.len(), expected.len(), "{text} {filter:?}: pages of {size}");
+        assert!(got == expected, "{text} {filter:?}: the same avis, in order");
+        assert_eq!(export(s, d, &filter).await, expected, "{text}: the export too");
+    }
 }
 
 /// An export of many rows: the same rows as one unlimited page, and one abandoned halfway
@@ -1891,6 +2048,8 @@ async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     merging(&s, &votes).await;
     every_avis(&s, &votes).await;
     big_export(&s, &votes).await;
+    frequent_words(&s, &votes).await;
+    observatory_rollup(&s, &votes).await;
     api_keys(&s).await;
     notifications(&s, &s2, &votes).await;
 }

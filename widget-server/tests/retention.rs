@@ -109,6 +109,7 @@ async fn erase_and_check(url: &str) {
             .collect();
         assert_eq!(every_avis(&console, d).await, kept, "démarche {d}: every avis and answer stays, old comments go");
         assert_eq!(daily_and_recount(&store, d).await, daily, "démarche {d}: avis_daily unchanged");
+        common::assert_rollup(&store, d).await;
     }
     assert_eq!(store.count_avis().await.unwrap(), all.len() as i64);
     assert_eq!(found(&console, 1, "perdu").await, 0, "erased words are not found any more");
@@ -171,11 +172,17 @@ async fn sqlite_comments_from_before_migration_6_are_erased_from_search() {
     let (tmp, url) = common::Server::sqlite_dir();
     let store = store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
-    // Back to schema version 5: migrations 10 (notifications), 9 (e-mail retries), 8 (ProConnect)
-    // and 7 (trust) undone, then the triggers of migration 4.
+    // Back to schema version 5: migrations 11 (observatory rollup), 10 (notifications), 9 (e-mail
+    // retries), 8 (ProConnect) and 7 (trust) undone, then the triggers of migration 4.
     common::exec_sql(
         &url,
-        "DROP TABLE notify_account; DROP TABLE notify_demarche; DROP TABLE notification; DROP TABLE notify_alert;
+        "DROP INDEX avis_daily_day;
+         DROP TRIGGER avis_daily_monthly_insert;
+         DROP TRIGGER avis_daily_monthly_update;
+         DROP TRIGGER avis_daily_monthly_delete;
+         DROP TABLE avis_monthly;
+         DELETE FROM schema_migrations WHERE version = 11;
+         DROP TABLE notify_account; DROP TABLE notify_demarche; DROP TABLE notification; DROP TABLE notify_alert;
          ALTER TABLE email_outbox DROP COLUMN html;
          ALTER TABLE email_outbox DROP COLUMN unsubscribe;
          DELETE FROM schema_migrations WHERE version = 10;
@@ -215,6 +222,9 @@ async fn sqlite_comments_from_before_migration_6_are_erased_from_search() {
     store.store_batch(early).await.unwrap();
     store.migrate().await.unwrap();
     assert_fts_consistent(&url);
+    for d in [1, 2, 3] {
+        common::assert_rollup(&store, d).await; // migration 9 rolled up what was there
+    }
     store.store_batch(late).await.unwrap();
     assert_fts_consistent(&url);
     let console = console::open(&url).await.unwrap();

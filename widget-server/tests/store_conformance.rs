@@ -44,10 +44,10 @@ fn votes(n: usize, last_ms: i64, seed: u64) -> Vec<Vote> {
         .collect()
 }
 
+/// `avis_daily` equals a recount from `avis`, and the observatory's rollup `avis_monthly`
+/// equals `avis_daily` by month.
 async fn check_aggregates(store: &Arc<dyn Store>, demarche: i64) -> Vec<DailyRow> {
-    let from = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
-    let to = NaiveDate::from_ymd_opt(2100, 1, 1).unwrap();
-    let daily = store.daily(demarche, from, to).await.unwrap();
+    let daily = common::assert_rollup(store, demarche).await;
     let recount = store.recount(demarche).await.unwrap();
     assert_eq!(daily, recount, "avis_daily equals a recount from avis");
     daily
@@ -87,6 +87,8 @@ async fn conformance(store: Arc<dyn Store>) {
     let daily2 = check_aggregates(&store, 2).await;
     assert_eq!(stats::total(&daily1).n + stats::total(&daily2).n, 3_000);
     assert!(stats::per_day(&daily1).len() >= 3, "spread over several Paris days");
+    let months: Vec<NaiveDate> = store.monthly(1).await.unwrap().into_iter().map(|(m, _)| m).collect();
+    assert_eq!(months, [NaiveDate::from_ymd_opt(2025, 12, 1).unwrap(), NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()]);
 
     // The same batch again: nothing changes.
     assert_eq!(store.store_batch(&batch).await.unwrap(), 0);

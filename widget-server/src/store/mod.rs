@@ -127,6 +127,11 @@ pub trait Store: Send + Sync + 'static {
     /// tests: it reads every row.
     fn recount(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<DailyRow>, StoreError>>;
 
+    /// The `avis_monthly` rows of a démarche (the observatory's rollup: every source together, by
+    /// first day of the month), in month order. For checks and tests: the rollup must equal
+    /// [`Store::daily`] summed by month.
+    fn monthly(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<(NaiveDate, Counts)>, StoreError>>;
+
     /// Number of rows in `avis` (for checks and tests).
     fn count_avis(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
 
@@ -163,6 +168,17 @@ pub fn aggregate(votes: &[&Vote]) -> Vec<DailyRow> {
         .collect();
     rows.sort_by(|a, b| (a.demarche_id, a.day, &a.source).cmp(&(b.demarche_id, b.day, &b.source)));
     rows
+}
+
+/// `rows` summed by démarche and calendar month (first day), what `avis_monthly` holds.
+pub fn by_month(rows: &[DailyRow]) -> Vec<(i64, NaiveDate, Counts)> {
+    use chrono::Datelike;
+    let mut map: std::collections::BTreeMap<(i64, NaiveDate), Counts> = std::collections::BTreeMap::new();
+    for r in rows {
+        let month = r.day.with_day(1).unwrap_or(r.day);
+        map.entry((r.demarche_id, month)).or_default().add(&r.counts);
+    }
+    map.into_iter().map(|((d, m), c)| (d, m, c)).collect()
 }
 
 /// The `avis_daily` counter columns, in [`Counts::columns`] order.

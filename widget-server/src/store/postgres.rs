@@ -361,6 +361,65 @@ CREATE TABLE notify_alert (
 ALTER TABLE email_outbox ADD COLUMN html text;
 ALTER TABLE email_outbox ADD COLUMN unsubscribe text;
 "#,
+    r#"
+-- The observatory's rollup (issue 23): avis_daily summed by démarche and calendar month, every
+-- source together. The observatory's year reads the whole months inside it here and only the
+-- days of the two months at its ends from avis_daily: a few hundred thousand rows instead of
+-- millions at 20,000 démarches. Kept by triggers on avis_daily, in the transaction that changes
+-- it, so whatever writes avis_daily (a flush, a merge, an operator's SQL, a TRUNCATE) keeps the
+-- rollup exact. A flush upserts its daily rows in (démarche, day, source) order, so its monthly
+-- rows are locked in (démarche, month) order too: two flushers cannot deadlock on them.
+CREATE TABLE avis_monthly (
+    demarche_id bigint NOT NULL,
+    month date NOT NULL,
+    n bigint NOT NULL DEFAULT 0, sat_bien bigint NOT NULL DEFAULT 0,
+    sat_moyen bigint NOT NULL DEFAULT 0, sat_pas_bien bigint NOT NULL DEFAULT 0,
+    fac_facile bigint NOT NULL DEFAULT 0, fac_moyen bigint NOT NULL DEFAULT 0,
+    fac_difficile bigint NOT NULL DEFAULT 0, cla_clair bigint NOT NULL DEFAULT 0,
+    cla_moyen bigint NOT NULL DEFAULT 0, cla_pas_clair bigint NOT NULL DEFAULT 0,
+    aide_aucune bigint NOT NULL DEFAULT 0, aide_proche bigint NOT NULL DEFAULT 0,
+    aide_association bigint NOT NULL DEFAULT 0, aide_agent bigint NOT NULL DEFAULT 0,
+    aide_internet bigint NOT NULL DEFAULT 0, aide_autre bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (demarche_id, month)
+);
+INSERT INTO avis_monthly (demarche_id, month, n, sat_bien, sat_moyen, sat_pas_bien, fac_facile, fac_moyen, fac_difficile, cla_clair, cla_moyen, cla_pas_clair, aide_aucune, aide_proche, aide_association, aide_agent, aide_internet, aide_autre)
+SELECT demarche_id, date_trunc('month', day)::date, sum(n), sum(sat_bien), sum(sat_moyen), sum(sat_pas_bien), sum(fac_facile), sum(fac_moyen), sum(fac_difficile), sum(cla_clair), sum(cla_moyen), sum(cla_pas_clair), sum(aide_aucune), sum(aide_proche), sum(aide_association), sum(aide_agent), sum(aide_internet), sum(aide_autre)
+FROM avis_daily GROUP BY 1, 2;
+CREATE FUNCTION monavis_avis_monthly() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP = 'UPDATE' AND OLD.demarche_id = NEW.demarche_id
+       AND date_trunc('month', OLD.day) = date_trunc('month', NEW.day) THEN
+        UPDATE avis_monthly SET n = n + NEW.n - OLD.n, sat_bien = sat_bien + NEW.sat_bien - OLD.sat_bien, sat_moyen = sat_moyen + NEW.sat_moyen - OLD.sat_moyen, sat_pas_bien = sat_pas_bien + NEW.sat_pas_bien - OLD.sat_pas_bien, fac_facile = fac_facile + NEW.fac_facile - OLD.fac_facile, fac_moyen = fac_moyen + NEW.fac_moyen - OLD.fac_moyen, fac_difficile = fac_difficile + NEW.fac_difficile - OLD.fac_difficile, cla_clair = cla_clair + NEW.cla_clair - OLD.cla_clair, cla_moyen = cla_moyen + NEW.cla_moyen - OLD.cla_moyen, cla_pas_clair = cla_pas_clair + NEW.cla_pas_clair - OLD.cla_pas_clair, aide_aucune = aide_aucune + NEW.aide_aucune - OLD.aide_aucune, aide_proche = aide_proche + NEW.aide_proche - OLD.aide_proche, aide_association = aide_association + NEW.aide_association - OLD.aide_association, aide_agent = aide_agent + NEW.aide_agent - OLD.aide_agent, aide_internet = aide_internet + NEW.aide_internet - OLD.aide_internet, aide_autre = aide_autre + NEW.aide_autre - OLD.aide_autre
+        WHERE demarche_id = NEW.demarche_id AND month = date_trunc('month', NEW.day)::date;
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        UPDATE avis_monthly SET n = n - OLD.n, sat_bien = sat_bien - OLD.sat_bien, sat_moyen = sat_moyen - OLD.sat_moyen, sat_pas_bien = sat_pas_bien - OLD.sat_pas_bien, fac_facile = fac_facile - OLD.fac_facile, fac_moyen = fac_moyen - OLD.fac_moyen, fac_difficile = fac_difficile - OLD.fac_difficile, cla_clair = cla_clair - OLD.cla_clair, cla_moyen = cla_moyen - OLD.cla_moyen, cla_pas_clair = cla_pas_clair - OLD.cla_pas_clair, aide_aucune = aide_aucune - OLD.aide_aucune, aide_proche = aide_proche - OLD.aide_proche, aide_association = aide_association - OLD.aide_association, aide_agent = aide_agent - OLD.aide_agent, aide_internet = aide_internet - OLD.aide_internet, aide_autre = aide_autre - OLD.aide_autre
+        WHERE demarche_id = OLD.demarche_id AND month = date_trunc('month', OLD.day)::date;
+        DELETE FROM avis_monthly
+        WHERE demarche_id = OLD.demarche_id AND month = date_trunc('month', OLD.day)::date AND n = 0;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO avis_monthly (demarche_id, month, n, sat_bien, sat_moyen, sat_pas_bien, fac_facile, fac_moyen, fac_difficile, cla_clair, cla_moyen, cla_pas_clair, aide_aucune, aide_proche, aide_association, aide_agent, aide_internet, aide_autre)
+        VALUES (NEW.demarche_id, date_trunc('month', NEW.day)::date, NEW.n, NEW.sat_bien, NEW.sat_moyen, NEW.sat_pas_bien, NEW.fac_facile, NEW.fac_moyen, NEW.fac_difficile, NEW.cla_clair, NEW.cla_moyen, NEW.cla_pas_clair, NEW.aide_aucune, NEW.aide_proche, NEW.aide_association, NEW.aide_agent, NEW.aide_internet, NEW.aide_autre)
+        ON CONFLICT (demarche_id, month) DO UPDATE SET n = avis_monthly.n + excluded.n, sat_bien = avis_monthly.sat_bien + excluded.sat_bien, sat_moyen = avis_monthly.sat_moyen + excluded.sat_moyen, sat_pas_bien = avis_monthly.sat_pas_bien + excluded.sat_pas_bien, fac_facile = avis_monthly.fac_facile + excluded.fac_facile, fac_moyen = avis_monthly.fac_moyen + excluded.fac_moyen, fac_difficile = avis_monthly.fac_difficile + excluded.fac_difficile, cla_clair = avis_monthly.cla_clair + excluded.cla_clair, cla_moyen = avis_monthly.cla_moyen + excluded.cla_moyen, cla_pas_clair = avis_monthly.cla_pas_clair + excluded.cla_pas_clair, aide_aucune = avis_monthly.aide_aucune + excluded.aide_aucune, aide_proche = avis_monthly.aide_proche + excluded.aide_proche, aide_association = avis_monthly.aide_association + excluded.aide_association, aide_agent = avis_monthly.aide_agent + excluded.aide_agent, aide_internet = avis_monthly.aide_internet + excluded.aide_internet, aide_autre = avis_monthly.aide_autre + excluded.aide_autre;
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER avis_daily_monthly AFTER INSERT OR UPDATE OR DELETE ON avis_daily
+    FOR EACH ROW EXECUTE FUNCTION monavis_avis_monthly();
+CREATE FUNCTION monavis_avis_monthly_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    TRUNCATE avis_monthly;
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER avis_daily_monthly_truncate AFTER TRUNCATE ON avis_daily
+    FOR EACH STATEMENT EXECUTE FUNCTION monavis_avis_monthly_truncate();
+-- The days at the ends of the observatory's year, across démarches.
+CREATE INDEX avis_daily_day ON avis_daily (day);
+"#,
 ];
 
 /// The last migration before `avis` was partitioned (for the flush benchmark's comparison).
@@ -787,6 +846,26 @@ impl Store for PgStore {
             );
             let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id]).await?;
             Ok(rows.iter().map(read_daily).collect())
+        }
+        .boxed()
+    }
+
+    fn monthly(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<(NaiveDate, Counts)>, StoreError>> {
+        async move {
+            let sql = format!(
+                "SELECT month, {} FROM avis_monthly WHERE demarche_id = $1 ORDER BY month",
+                DAILY_COLUMNS.join(", ")
+            );
+            let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id]).await?;
+            rows.iter()
+                .map(|r| {
+                    let mut c = [0i64; 16];
+                    for (i, slot) in c.iter_mut().enumerate() {
+                        *slot = r.try_get(1 + i)?;
+                    }
+                    Ok((r.try_get(0)?, Counts::from_columns(c)))
+                })
+                .collect()
         }
         .boxed()
     }

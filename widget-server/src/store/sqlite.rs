@@ -303,6 +303,47 @@ CREATE TABLE notify_alert (
 ALTER TABLE email_outbox ADD COLUMN html TEXT;
 ALTER TABLE email_outbox ADD COLUMN unsubscribe TEXT;
 "#,
+    r#"
+-- The observatory's rollup (issue 23): avis_daily summed by démarche and calendar month
+-- ('YYYY-MM-01'), every source together, kept by triggers on avis_daily in the transaction that
+-- changes it (see the PostgreSQL migration).
+CREATE TABLE avis_monthly (
+    demarche_id INTEGER NOT NULL,
+    month TEXT NOT NULL,
+    n INTEGER NOT NULL DEFAULT 0, sat_bien INTEGER NOT NULL DEFAULT 0,
+    sat_moyen INTEGER NOT NULL DEFAULT 0, sat_pas_bien INTEGER NOT NULL DEFAULT 0,
+    fac_facile INTEGER NOT NULL DEFAULT 0, fac_moyen INTEGER NOT NULL DEFAULT 0,
+    fac_difficile INTEGER NOT NULL DEFAULT 0, cla_clair INTEGER NOT NULL DEFAULT 0,
+    cla_moyen INTEGER NOT NULL DEFAULT 0, cla_pas_clair INTEGER NOT NULL DEFAULT 0,
+    aide_aucune INTEGER NOT NULL DEFAULT 0, aide_proche INTEGER NOT NULL DEFAULT 0,
+    aide_association INTEGER NOT NULL DEFAULT 0, aide_agent INTEGER NOT NULL DEFAULT 0,
+    aide_internet INTEGER NOT NULL DEFAULT 0, aide_autre INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (demarche_id, month)
+) WITHOUT ROWID;
+INSERT INTO avis_monthly (demarche_id, month, n, sat_bien, sat_moyen, sat_pas_bien, fac_facile, fac_moyen, fac_difficile, cla_clair, cla_moyen, cla_pas_clair, aide_aucune, aide_proche, aide_association, aide_agent, aide_internet, aide_autre)
+SELECT demarche_id, strftime('%Y-%m-01', day), sum(n), sum(sat_bien), sum(sat_moyen), sum(sat_pas_bien), sum(fac_facile), sum(fac_moyen), sum(fac_difficile), sum(cla_clair), sum(cla_moyen), sum(cla_pas_clair), sum(aide_aucune), sum(aide_proche), sum(aide_association), sum(aide_agent), sum(aide_internet), sum(aide_autre)
+FROM avis_daily GROUP BY 1, 2;
+CREATE TRIGGER avis_daily_monthly_insert AFTER INSERT ON avis_daily BEGIN
+    INSERT INTO avis_monthly (demarche_id, month, n, sat_bien, sat_moyen, sat_pas_bien, fac_facile, fac_moyen, fac_difficile, cla_clair, cla_moyen, cla_pas_clair, aide_aucune, aide_proche, aide_association, aide_agent, aide_internet, aide_autre)
+    VALUES (new.demarche_id, strftime('%Y-%m-01', new.day), new.n, new.sat_bien, new.sat_moyen, new.sat_pas_bien, new.fac_facile, new.fac_moyen, new.fac_difficile, new.cla_clair, new.cla_moyen, new.cla_pas_clair, new.aide_aucune, new.aide_proche, new.aide_association, new.aide_agent, new.aide_internet, new.aide_autre)
+    ON CONFLICT (demarche_id, month) DO UPDATE SET n = n + excluded.n, sat_bien = sat_bien + excluded.sat_bien, sat_moyen = sat_moyen + excluded.sat_moyen, sat_pas_bien = sat_pas_bien + excluded.sat_pas_bien, fac_facile = fac_facile + excluded.fac_facile, fac_moyen = fac_moyen + excluded.fac_moyen, fac_difficile = fac_difficile + excluded.fac_difficile, cla_clair = cla_clair + excluded.cla_clair, cla_moyen = cla_moyen + excluded.cla_moyen, cla_pas_clair = cla_pas_clair + excluded.cla_pas_clair, aide_aucune = aide_aucune + excluded.aide_aucune, aide_proche = aide_proche + excluded.aide_proche, aide_association = aide_association + excluded.aide_association, aide_agent = aide_agent + excluded.aide_agent, aide_internet = aide_internet + excluded.aide_internet, aide_autre = aide_autre + excluded.aide_autre;
+END;
+CREATE TRIGGER avis_daily_monthly_update AFTER UPDATE ON avis_daily BEGIN
+    UPDATE avis_monthly SET n = n - old.n, sat_bien = sat_bien - old.sat_bien, sat_moyen = sat_moyen - old.sat_moyen, sat_pas_bien = sat_pas_bien - old.sat_pas_bien, fac_facile = fac_facile - old.fac_facile, fac_moyen = fac_moyen - old.fac_moyen, fac_difficile = fac_difficile - old.fac_difficile, cla_clair = cla_clair - old.cla_clair, cla_moyen = cla_moyen - old.cla_moyen, cla_pas_clair = cla_pas_clair - old.cla_pas_clair, aide_aucune = aide_aucune - old.aide_aucune, aide_proche = aide_proche - old.aide_proche, aide_association = aide_association - old.aide_association, aide_agent = aide_agent - old.aide_agent, aide_internet = aide_internet - old.aide_internet, aide_autre = aide_autre - old.aide_autre
+    WHERE demarche_id = old.demarche_id AND month = strftime('%Y-%m-01', old.day);
+    INSERT INTO avis_monthly (demarche_id, month, n, sat_bien, sat_moyen, sat_pas_bien, fac_facile, fac_moyen, fac_difficile, cla_clair, cla_moyen, cla_pas_clair, aide_aucune, aide_proche, aide_association, aide_agent, aide_internet, aide_autre)
+    VALUES (new.demarche_id, strftime('%Y-%m-01', new.day), new.n, new.sat_bien, new.sat_moyen, new.sat_pas_bien, new.fac_facile, new.fac_moyen, new.fac_difficile, new.cla_clair, new.cla_moyen, new.cla_pas_clair, new.aide_aucune, new.aide_proche, new.aide_association, new.aide_agent, new.aide_internet, new.aide_autre)
+    ON CONFLICT (demarche_id, month) DO UPDATE SET n = n + excluded.n, sat_bien = sat_bien + excluded.sat_bien, sat_moyen = sat_moyen + excluded.sat_moyen, sat_pas_bien = sat_pas_bien + excluded.sat_pas_bien, fac_facile = fac_facile + excluded.fac_facile, fac_moyen = fac_moyen + excluded.fac_moyen, fac_difficile = fac_difficile + excluded.fac_difficile, cla_clair = cla_clair + excluded.cla_clair, cla_moyen = cla_moyen + excluded.cla_moyen, cla_pas_clair = cla_pas_clair + excluded.cla_pas_clair, aide_aucune = aide_aucune + excluded.aide_aucune, aide_proche = aide_proche + excluded.aide_proche, aide_association = aide_association + excluded.aide_association, aide_agent = aide_agent + excluded.aide_agent, aide_internet = aide_internet + excluded.aide_internet, aide_autre = aide_autre + excluded.aide_autre;
+    DELETE FROM avis_monthly WHERE demarche_id = old.demarche_id AND month = strftime('%Y-%m-01', old.day) AND n = 0;
+END;
+CREATE TRIGGER avis_daily_monthly_delete AFTER DELETE ON avis_daily BEGIN
+    UPDATE avis_monthly SET n = n - old.n, sat_bien = sat_bien - old.sat_bien, sat_moyen = sat_moyen - old.sat_moyen, sat_pas_bien = sat_pas_bien - old.sat_pas_bien, fac_facile = fac_facile - old.fac_facile, fac_moyen = fac_moyen - old.fac_moyen, fac_difficile = fac_difficile - old.fac_difficile, cla_clair = cla_clair - old.cla_clair, cla_moyen = cla_moyen - old.cla_moyen, cla_pas_clair = cla_pas_clair - old.cla_pas_clair, aide_aucune = aide_aucune - old.aide_aucune, aide_proche = aide_proche - old.aide_proche, aide_association = aide_association - old.aide_association, aide_agent = aide_agent - old.aide_agent, aide_internet = aide_internet - old.aide_internet, aide_autre = aide_autre - old.aide_autre
+    WHERE demarche_id = old.demarche_id AND month = strftime('%Y-%m-01', old.day);
+    DELETE FROM avis_monthly WHERE demarche_id = old.demarche_id AND month = strftime('%Y-%m-01', old.day) AND n = 0;
+END;
+-- The days at the ends of the observatory's year, across démarches.
+CREATE INDEX avis_daily_day ON avis_daily (day);
+"#,
 ];
 
 /// The next démarche (by id, after `?1`) that has an avis with a comment: one probe of the
@@ -572,6 +613,28 @@ impl Store for SqliteStore {
                 map.entry((paris_day(ms), r.get(1)?)).or_default().add(&Counts::from_columns(c));
             }
             Ok(map.into_iter().map(|((day, source), counts)| DailyRow { demarche_id, day, source, counts }).collect())
+        })
+    }
+
+    fn monthly(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<(NaiveDate, Counts)>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sql = format!(
+                "SELECT month, {} FROM avis_monthly WHERE demarche_id = ?1 ORDER BY month",
+                DAILY_COLUMNS.join(", ")
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map([demarche_id], |r| {
+                let mut c = [0i64; 16];
+                for (i, slot) in c.iter_mut().enumerate() {
+                    *slot = r.get(1 + i)?;
+                }
+                let month: String = r.get(0)?;
+                let month = NaiveDate::parse_from_str(&month, "%Y-%m-%d").map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+                })?;
+                Ok((month, Counts::from_columns(c)))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
 

@@ -394,17 +394,31 @@ pub async fn open_store(url: &str) -> std::sync::Arc<dyn widget_server::store::S
     widget_server::store::open(url).await.unwrap()
 }
 
-/// Asserts `avis_daily` equals a recount from `avis` for each démarche; returns the total n.
+/// Asserts `avis_daily` equals a recount from `avis` for each démarche, and the observatory's
+/// rollup `avis_monthly` equals `avis_daily` summed by month; returns the total n.
 pub async fn assert_aggregates(store: &std::sync::Arc<dyn widget_server::store::Store>, demarches: &[i64]) -> i64 {
-    let from = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
-    let to = chrono::NaiveDate::from_ymd_opt(2100, 1, 1).unwrap();
     let mut n = 0;
     for &d in demarches {
-        let daily = store.daily(d, from, to).await.unwrap();
+        let daily = assert_rollup(store, d).await;
         assert_eq!(daily, store.recount(d).await.unwrap(), "aggregates of démarche {d} equal a recount");
         n += widget_server::stats::total(&daily).n;
     }
     n
+}
+
+/// Asserts `avis_monthly` of démarche `d` equals its `avis_daily` summed by month (no month
+/// left over, none missing, none empty); returns its `avis_daily` rows.
+pub async fn assert_rollup(
+    store: &std::sync::Arc<dyn widget_server::store::Store>,
+    d: i64,
+) -> Vec<widget_server::stats::DailyRow> {
+    let from = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+    let to = chrono::NaiveDate::from_ymd_opt(2100, 1, 1).unwrap();
+    let daily = store.daily(d, from, to).await.unwrap();
+    let expected: Vec<_> =
+        widget_server::store::by_month(&daily).into_iter().map(|(_, month, counts)| (month, counts)).collect();
+    assert_eq!(store.monthly(d).await.unwrap(), expected, "avis_monthly of démarche {d} equals avis_daily by month");
+    daily
 }
 
 /// Posts a form body to `url` on `client`; transport errors returned.

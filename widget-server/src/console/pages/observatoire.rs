@@ -90,13 +90,23 @@ async fn snapshot(ctx: &Ctx) -> Result<std::sync::Arc<Snapshot>, Problem> {
     Ok(ctx.console.observatory.get(&ctx.console.store, today).await?)
 }
 
+/// The strong `ETag` hash of `body` (hex, without quotes).
+fn etag_of(body: &[u8]) -> String {
+    hex::encode(&Sha256::digest(body)[..16])
+}
+
 /// A cacheable answer: strong `ETag` over the bytes, 304 when the client (or the CDN
 /// revalidating) already holds them.
 fn cacheable(req: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Response {
-    let hash = hex::encode(&Sha256::digest(&body)[..16]);
+    let hash = etag_of(&body);
+    cacheable_tagged(req, content_type, body.into(), &hash)
+}
+
+/// [`cacheable`] for bytes whose `ETag` hash is known already.
+fn cacheable_tagged(req: &HeaderMap, content_type: &'static str, body: bytes::Bytes, hash: &str) -> Response {
     let etag = format!("\"{hash}\"");
     let matches =
-        req.get_all(header::IF_NONE_MATCH).iter().any(|v| crate::http::if_none_match_hits(v.as_bytes(), &hash));
+        req.get_all(header::IF_NONE_MATCH).iter().any(|v| crate::http::if_none_match_hits(v.as_bytes(), hash));
     let mut res =
         if matches { StatusCode::NOT_MODIFIED.into_response() } else { (StatusCode::OK, body).into_response() };
     let h = res.headers_mut();
@@ -471,22 +481,51 @@ fn open_data_xlsx(
     workbook.save_to_buffer()
 }
 
+/// The CSV of `entries`: one header line, then a line per entry.
+fn csv_body(ctx: &Ctx, snap: &Snapshot, entries: &[&Entry]) -> Result<Vec<u8>, Problem> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(CSV_COLUMNS).map_err(|e| anyhow::anyhow!("observatoire.csv: {e}"))?;
+    for row in data_rows(ctx, snap, entries) {
+        w.write_record(csv_cells(&row)).map_err(|e| anyhow::anyhow!("observatoire.csv: {e}"))?;
+    }
+    Ok(w.into_inner().map_err(|e| anyhow::anyhow!("observatoire.csv: {e}"))?)
+}
+
+/// The entries of the open data for `q`'s filters, by id.
+fn data_entries<'a>(snap: &'a Snapshot, q: &ObsQuery) -> Vec<&'a Entry> {
+    let mut v = snap.select(&q.filter(), Sort::default());
+    v.sort_by_key(|e| e.id);
+    v
+}
+
+/// The body of the open data and its `ETag` hash: without filters, made once per snapshot and
+/// kept in `slot`; with filters, made for this request.
+fn open_data(
+    snap: &Snapshot,
+    slot: &std::sync::OnceLock<(bytes::Bytes, String)>,
+    q: &ObsQuery,
+    make: impl Fn(&[&Entry]) -> Result<Vec<u8>, Problem>,
+) -> Result<(bytes::Bytes, String), Problem> {
+    if q.filter() != Filter::default() {
+        let body = make(&data_entries(snap, q))?;
+        let hash = etag_of(&body);
+        return Ok((body.into(), hash));
+    }
+    if let Some(done) = slot.get() {
+        return Ok(done.clone());
+    }
+    let body = make(&data_entries(snap, q))?;
+    let hash = etag_of(&body);
+    // Two first requests at once both make it; either result is the same bytes.
+    Ok(slot.get_or_init(|| (body.into(), hash)).clone())
+}
+
 /// `GET /observatoire.csv`: UTF-8, comma-separated, one header line (the same filters as the
 /// page; sorted by id).
 pub async fn csv_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<ObsQuery>) -> Answer {
     let snap = snapshot(&ctx).await?;
-    let entries: Vec<&Entry> = {
-        let mut v = snap.select(&q.filter(), Sort::default());
-        v.sort_by_key(|e| e.id);
-        v
-    };
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(CSV_COLUMNS).map_err(|e| anyhow::anyhow!("observatoire.csv: {e}"))?;
-    for row in data_rows(&ctx, &snap, &entries) {
-        w.write_record(csv_cells(&row)).map_err(|e| anyhow::anyhow!("observatoire.csv: {e}"))?;
-    }
-    let body = w.into_inner().map_err(|e| anyhow::anyhow!("observatoire.csv: {e}"))?;
-    let mut res = cacheable(&headers, "text/csv; charset=utf-8", body);
+    let (body, hash) = open_data(&snap, &snap.csv, &q, |entries| csv_body(&ctx, &snap, entries))?;
+    let mut res = cacheable_tagged(&headers, "text/csv; charset=utf-8", body, &hash);
     res.headers_mut()
         .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline; filename=\"observatoire.csv\""));
     Ok(res)
@@ -506,11 +545,8 @@ pub async fn schema_get(headers: HeaderMap) -> Response {
     res
 }
 
-/// `GET /observatoire.json`: `{periode_debut, periode_fin, seuil_avis, demarches: [...]}`.
-pub async fn json_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<ObsQuery>) -> Answer {
-    let snap = snapshot(&ctx).await?;
-    let mut entries = snap.select(&q.filter(), Sort::default());
-    entries.sort_by_key(|e| e.id);
+/// The JSON of `entries`: `{periode_debut, periode_fin, seuil_avis, demarches: [...]}`.
+fn json_body(ctx: &Ctx, snap: &Snapshot, entries: &[&Entry]) -> Result<Vec<u8>, Problem> {
     #[derive(Serialize)]
     struct Doc<'a> {
         periode_debut: String,
@@ -522,10 +558,16 @@ pub async fn json_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<ObsQuery>)
         periode_debut: snap.window.from.to_string(),
         periode_fin: snap.window.to.to_string(),
         seuil_avis: MIN_AVIS_FOR_SCORE,
-        demarches: data_rows(&ctx, &snap, &entries),
+        demarches: data_rows(ctx, snap, entries),
     };
-    let body = serde_json::to_vec_pretty(&doc).map_err(|e| anyhow::anyhow!("observatoire.json: {e}"))?;
-    let mut res = cacheable(&headers, "application/json", body);
+    Ok(serde_json::to_vec_pretty(&doc).map_err(|e| anyhow::anyhow!("observatoire.json: {e}"))?)
+}
+
+/// `GET /observatoire.json`: `{periode_debut, periode_fin, seuil_avis, demarches: [...]}`.
+pub async fn json_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<ObsQuery>) -> Answer {
+    let snap = snapshot(&ctx).await?;
+    let (body, hash) = open_data(&snap, &snap.json, &q, |entries| json_body(&ctx, &snap, entries))?;
+    let mut res = cacheable_tagged(&headers, "application/json", body, &hash);
     res.headers_mut().insert("access-control-allow-origin", HeaderValue::from_static("*"));
     Ok(res)
 }

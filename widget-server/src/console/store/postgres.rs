@@ -17,7 +17,7 @@ use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 
-use super::{keyset, like_escape, search_filter, Comment};
+use super::{keyset, like_escape, period_plan, search_filter, Comment};
 use super::{
     notify_counts, CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings,
     PeriodComment, SourceWindow, Subscription, Switches, NOTIFY_COLUMNS,
@@ -1905,15 +1905,26 @@ impl ConsoleStore for PgConsoleStore {
         to: chrono::NaiveDate,
     ) -> BoxFuture<'_, Result<Vec<(DemarcheRow, Counts)>, StoreError>> {
         async move {
-            // sum(bigint) is numeric: back to bigint.
-            let sums = DAILY_COLUMNS.iter().map(|c| format!("sum({c})::bigint AS {c}")).collect::<Vec<_>>().join(", ");
+            let sums = DAILY_COLUMNS.iter().map(|c| format!("sum({c}) AS {c}")).collect::<Vec<_>>().join(", ");
             let totals = DAILY_COLUMNS.iter().map(|c| format!("coalesce(a.{c}, 0)")).collect::<Vec<_>>().join(", ");
+            // Summed as int4 (sum(int4) is bigint, with a plain 64-bit accumulator, where
+            // sum(bigint) accumulates in 128 bits: 1.5 to 1.9 times slower over these rows). A
+            // démarche's count for one month fits in 31 bits by far.
+            let (rows_sql, dates) = period_plan(from, to).union_sql(&DAILY_COLUMNS, "{c}::int4", |i| format!("${i}"));
             let sql = format!(
                 "SELECT {DEMARCHE_COLUMNS}, {totals} FROM demarche d LEFT JOIN \
-                 (SELECT demarche_id, {sums} FROM avis_daily WHERE day BETWEEN $1 AND $2 GROUP BY demarche_id) a \
+                 (SELECT demarche_id, {sums} FROM ({rows_sql}) x GROUP BY demarche_id) a \
                  ON a.demarche_id = d.id WHERE d.active AND d.merged_into IS NULL ORDER BY d.id"
             );
-            let rows = self.read_conn().await?.query(sql.as_str(), &[&from, &to]).await?;
+            let params: Vec<&(dyn ToSql + Sync)> = dates.iter().map(|d| d as &(dyn ToSql + Sync)).collect();
+            // One statement over a few hundred thousand rows: JIT compilation would cost more
+            // (about 100 ms) than it saves, and the aggregate of 20,000 démarches wants more
+            // than the default 4 MB not to spill to disk.
+            let mut conn = self.read_conn().await?;
+            let tx = conn.build_transaction().read_only(true).start().await?;
+            tx.batch_execute("SET LOCAL jit = off; SET LOCAL work_mem = '64MB'").await?;
+            let rows = tx.query(sql.as_str(), &params).await?;
+            tx.commit().await?;
             rows.iter().map(|r| Ok((read_demarche(r, 0)?, counts_from(r, 16)?))).collect()
         }
         .boxed()

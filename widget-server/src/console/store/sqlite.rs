@@ -9,10 +9,11 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    keyset, like_escape, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry,
-    AvisFilter, AvisRow, CatalogueRow, Claim, Comment, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails,
-    DemarcheRow, EmailRetry, EnLigne, ImportCounts, Invite, Merged, NewAccount, OutboxMail, OutboxStats,
-    PorteurRequest, ProConnectIdentity, ProConnectLink, ProConnectLogIn, SessionRow, SignUp, TokenKind, TokenState,
+    keyset, like_escape, period_plan, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey,
+    AuditEntry, AvisFilter, AvisRow, CatalogueRow, Claim, Comment, ConsoleStore, Criteria, Cursor, Dated,
+    DemarcheDetails, DemarcheRow, EmailRetry, EnLigne, ImportCounts, Invite, Merged, NewAccount, OutboxMail,
+    OutboxStats, PorteurRequest, ProConnectIdentity, ProConnectLink, ProConnectLogIn, SessionRow, SignUp, TokenKind,
+    TokenState,
 };
 use super::{
     notify_counts, CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings,
@@ -254,10 +255,57 @@ fn fts_query(text: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
+/// A text search matching at least this many comments (in the whole store) is "frequent".
+const FREQUENT_MATCHES: i64 = 1_000;
+/// Commented avis read at a time by [`frequent_text_page`].
+const WALK_CHUNK: i64 = 256;
+/// The most commented avis [`frequent_text_page`] walks before it lets [`TextPlan::Ids`] finish
+/// the page (a word frequent elsewhere and rare in this démarche).
+const WALK_MAX: usize = 16 * 1024;
+
+/// How the comment search of a list or an export is joined to `avis`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TextPlan {
+    /// `id IN (SELECT id FROM avis_fts …)`: the matching avis ids first, each read from the
+    /// index's content (about 1.5 µs a match), then the démarche's avis checked against them.
+    /// Cheap for a rare word; for a word in one comment in eight at 1,000,000 avis it cost
+    /// 45–110 ms a page, growing with the matches.
+    Ids,
+    /// For a frequent word: the démarche's commented avis walked newest first, checked against
+    /// the matching rowids of the index (read from its lists, never its content): a page of
+    /// [`frequent_text_page`], or, for an export that reads them all anyway,
+    /// `(SELECT fts_rowid …) IN (SELECT rowid FROM avis_fts …)`. A rare word would walk every
+    /// commented avis of the démarche for nothing, hence [`text_plan`].
+    Rowids,
+}
+
+/// The plan for `filter`'s text: [`TextPlan::Rowids`] when the words match at least
+/// [`FREQUENT_MATCHES`] comments, counted only that far (under a millisecond).
+fn text_plan(conn: &Connection, filter: &AvisFilter) -> rusqlite::Result<TextPlan> {
+    let Some(q) = filter.text.as_deref().and_then(fts_query) else { return Ok(TextPlan::Ids) };
+    let matches: i64 = conn.query_row(
+        "SELECT count(*) FROM (SELECT rowid FROM avis_fts WHERE avis_fts MATCH ?1 LIMIT ?2)",
+        params![q, FREQUENT_MATCHES],
+        |r| r.get(0),
+    )?;
+    Ok(if matches >= FREQUENT_MATCHES { TextPlan::Rowids } else { TextPlan::Ids })
+}
+
 /// `SELECT … FROM avis WHERE` the démarche and every condition of `filter`, values bound in
-/// `params`; the caller adds its cursor, order and limit.
-fn avis_select(demarche_id: i64, filter: &AvisFilter, params: &mut Vec<Value>) -> String {
-    let mut sql = format!("SELECT {AVIS_COLUMNS} FROM avis WHERE demarche_id = {}", bind(params, demarche_id));
+/// `params`, the text searched as `plan` says; the caller adds its cursor, order and limit.
+fn avis_select(demarche_id: i64, filter: &AvisFilter, plan: TextPlan, params: &mut Vec<Value>) -> String {
+    avis_select_columns(AVIS_COLUMNS, demarche_id, filter, plan, params)
+}
+
+/// [`avis_select`] with the given select list.
+fn avis_select_columns(
+    columns: &str,
+    demarche_id: i64,
+    filter: &AvisFilter,
+    plan: TextPlan,
+    params: &mut Vec<Value>,
+) -> String {
+    let mut sql = format!("SELECT {columns} FROM avis WHERE demarche_id = {}", bind(params, demarche_id));
     if let Some(from) = filter.from {
         sql.push_str(&format!(" AND received_at >= {}", bind(params, ts(from))));
     }
@@ -280,7 +328,14 @@ fn avis_select(demarche_id: i64, filter: &AvisFilter, params: &mut Vec<Value>) -
     if let Some(text) = &filter.text {
         match fts_query(text) {
             Some(q) => {
-                sql.push_str(&format!(" AND id IN (SELECT id FROM avis_fts WHERE avis_fts MATCH {})", bind(params, q)))
+                let q = bind(params, q);
+                sql.push_str(&match plan {
+                    TextPlan::Ids => format!(" AND id IN (SELECT id FROM avis_fts WHERE avis_fts MATCH {q})"),
+                    TextPlan::Rowids => format!(
+                        " AND (SELECT fts_rowid FROM avis_fts_rowid m WHERE m.id = avis.id) \
+                         IN (SELECT rowid FROM avis_fts WHERE avis_fts MATCH {q})"
+                    ),
+                })
             }
             None => sql.push_str(" AND 0"),
         }
@@ -288,17 +343,114 @@ fn avis_select(demarche_id: i64, filter: &AvisFilter, params: &mut Vec<Value>) -
     sql
 }
 
-/// Sends every row of `sql` through `tx`, read on a read-only connection of its own to `path`;
-/// stops early when the receiver is gone.
+/// A page (newest first) of the avis of `demarche_id` that `filter` keeps, `filter.text` being
+/// frequent ([`TextPlan::Rowids`]). The démarche's commented avis that the other filters keep are
+/// read [`WALK_CHUNK`] at a time, newest first, with the rowid of their comment in `avis_fts`;
+/// the index gives the matching rowids between the chunk's smallest and largest only (comments
+/// are indexed as they are flushed, so those span about the chunk's time: a few hundred rowids,
+/// whatever the size of the store); the chunk's avis among them go to the page. A page of a word
+/// in one comment in ten reads about 500 avis, where listing every match first read all of them
+/// (12,690 at 1,000,000 avis, 45–110 ms). Past [`WALK_MAX`] avis read, [`TextPlan::Ids`] finishes
+/// the page from where the walk stopped.
+fn frequent_text_page(
+    conn: &Connection,
+    demarche_id: i64,
+    filter: &AvisFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> Result<Vec<AvisRow>, StoreError> {
+    let Some(q) = filter.text.as_deref().and_then(fts_query) else { return Ok(Vec::new()) };
+    let others = AvisFilter { text: None, with_comment: true, ..filter.clone() };
+    let limit = limit.max(0) as usize;
+    let (mut page, mut after, mut walked) = (Vec::new(), cursor, 0usize);
+    let mut matching =
+        conn.prepare_cached("SELECT rowid FROM avis_fts WHERE avis_fts MATCH ?1 AND rowid >= ?2 AND rowid <= ?3")?;
+    while page.len() < limit {
+        if walked >= WALK_MAX {
+            let rest = keyset_rows(conn, demarche_id, filter, TextPlan::Ids, after, (limit - page.len()) as i64, true)?;
+            page.extend(rest);
+            break;
+        }
+        // The walk reads keys only; the page's rows are read once found.
+        let mut params = Vec::new();
+        let columns = "received_at, id, (SELECT fts_rowid FROM avis_fts_rowid m WHERE m.id = avis.id)";
+        let mut sql = avis_select_columns(columns, demarche_id, &others, TextPlan::Ids, &mut params);
+        let bound = after.map(|(at, id)| (bind(&mut params, ts(at)), bind(&mut params, id.hyphenated().to_string())));
+        let (condition, order) = keyset(true, bound);
+        sql.push_str(&format!("{condition} ORDER BY {order} LIMIT {WALK_CHUNK}"));
+        let mut st = conn.prepare_cached(&sql)?;
+        let chunk: Vec<(String, String, Option<i64>)> = st
+            .query_map(params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let Some(last) = chunk.last() else { break };
+        let last_id =
+            uuid::Uuid::parse_str(&last.1).map_err(|e| StoreError::Task(format!("avis id {}: {e}", last.1)))?;
+        after = Some((parse_ts(&last.0), last_id));
+        walked += chunk.len();
+        let (lo, hi) =
+            chunk.iter().filter_map(|c| c.2).fold((i64::MAX, i64::MIN), |(lo, hi), r| (lo.min(r), hi.max(r)));
+        let hits: std::collections::HashSet<i64> = if lo <= hi {
+            matching.query_map(params![q, lo, hi], |r| r.get(0))?.collect::<Result<_, _>>()?
+        } else {
+            Default::default()
+        };
+        let full = chunk.len() as i64 == WALK_CHUNK;
+        let found: Vec<&String> = chunk
+            .iter()
+            .filter(|c| c.2.is_some_and(|r| hits.contains(&r)))
+            .map(|c| &c.1)
+            .take(limit - page.len())
+            .collect();
+        if !found.is_empty() {
+            let marks = (1..=found.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+            let mut st = conn.prepare_cached(&format!(
+                "SELECT {AVIS_COLUMNS} FROM avis WHERE id IN ({marks}) ORDER BY received_at DESC, id DESC"
+            ))?;
+            let rows = st.query_map(params_from_iter(found), read_avis)?;
+            page.extend(rows.collect::<Result<Vec<_>, _>>()?);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(page)
+}
+
+/// A keyset page of the avis `filter` keeps, its text searched as `plan` says.
+fn keyset_rows(
+    conn: &Connection,
+    demarche_id: i64,
+    filter: &AvisFilter,
+    plan: TextPlan,
+    cursor: Option<Cursor>,
+    limit: i64,
+    newest_first: bool,
+) -> Result<Vec<AvisRow>, StoreError> {
+    let mut params = Vec::new();
+    let mut sql = avis_select(demarche_id, filter, plan, &mut params);
+    let cursor = cursor.map(|(at, id)| (bind(&mut params, ts(at)), bind(&mut params, id.hyphenated().to_string())));
+    let (condition, order) = keyset(newest_first, cursor);
+    let limit = bind(&mut params, limit);
+    sql.push_str(&format!("{condition} ORDER BY {order} LIMIT {limit}"));
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(params_from_iter(params), read_avis)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Sends every avis of `demarche_id` that `filter` keeps through `tx`, newest first, read on a
+/// read-only connection of its own to `path`; stops early when the receiver is gone.
 fn export_rows(
     path: &str,
-    sql: &str,
-    params: Vec<Value>,
+    demarche_id: i64,
+    filter: &AvisFilter,
     tx: &tokio::sync::mpsc::Sender<Result<AvisRow, StoreError>>,
 ) -> Result<(), StoreError> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let mut st = conn.prepare(sql)?;
+    let mut params = Vec::new();
+    let mut sql = avis_select(demarche_id, filter, text_plan(&conn, filter)?, &mut params);
+    sql.push_str(" ORDER BY received_at DESC, id DESC");
+    let mut st = conn.prepare(&sql)?;
     let mut rows = st.query(params_from_iter(params))?;
     while let Some(r) = rows.next()? {
         if tx.blocking_send(Ok(read_avis(r)?)).is_err() {
@@ -318,17 +470,9 @@ impl SqliteConsoleStore {
         limit: i64,
         newest_first: bool,
     ) -> BoxFuture<'static, Result<Vec<AvisRow>, StoreError>> {
-        self.conn.with(move |conn| {
-            let mut params = Vec::new();
-            let mut sql = avis_select(demarche_id, &filter, &mut params);
-            let cursor =
-                cursor.map(|(at, id)| (bind(&mut params, ts(at)), bind(&mut params, id.hyphenated().to_string())));
-            let (condition, order) = keyset(newest_first, cursor);
-            let limit = bind(&mut params, limit);
-            sql.push_str(&format!("{condition} ORDER BY {order} LIMIT {limit}"));
-            let mut st = conn.prepare(&sql)?;
-            let rows = st.query_map(params_from_iter(params), read_avis)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        self.conn.with(move |conn| match text_plan(conn, &filter)? {
+            TextPlan::Rowids if newest_first => frequent_text_page(conn, demarche_id, &filter, cursor, limit),
+            plan => keyset_rows(conn, demarche_id, &filter, plan, cursor, limit, newest_first),
         })
     }
 
@@ -1449,14 +1593,16 @@ impl ConsoleStore for SqliteConsoleStore {
         self.conn.with(move |conn| {
             let sums = DAILY_COLUMNS.iter().map(|c| format!("sum({c}) AS {c}")).collect::<Vec<_>>().join(", ");
             let totals = DAILY_COLUMNS.iter().map(|c| format!("coalesce(a.{c}, 0)")).collect::<Vec<_>>().join(", ");
+            let (rows_sql, dates) = period_plan(from, to).union_sql(&DAILY_COLUMNS, "{c}", |i| format!("?{i}"));
             let sql = format!(
                 "SELECT {DEMARCHE_COLUMNS}, {totals} FROM demarche d LEFT JOIN \
-                 (SELECT demarche_id, {sums} FROM avis_daily WHERE day BETWEEN ?1 AND ?2 GROUP BY demarche_id) a \
+                 (SELECT demarche_id, {sums} FROM ({rows_sql}) GROUP BY demarche_id) a \
                  ON a.demarche_id = d.id WHERE d.active AND d.merged_into IS NULL ORDER BY d.id"
             );
             let mut st = conn.prepare(&sql)?;
-            let rows =
-                st.query_map(params![day(from), day(to)], |r| Ok((read_demarche(r, 0)?, counts_from(r, 16)?)))?;
+            let rows = st.query_map(params_from_iter(dates.into_iter().map(day)), |r| {
+                Ok((read_demarche(r, 0)?, counts_from(r, 16)?))
+            })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
@@ -1520,7 +1666,8 @@ impl ConsoleStore for SqliteConsoleStore {
     fn count_avis(&self, demarche_id: i64, filter: AvisFilter, cap: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
         self.conn.with(move |conn| {
             let mut params = Vec::new();
-            let select = avis_select(demarche_id, &filter, &mut params);
+            let plan = text_plan(conn, &filter)?;
+            let select = avis_select(demarche_id, &filter, plan, &mut params);
             let limit = bind(&mut params, cap.saturating_add(1));
             let sql = format!("SELECT count(*) FROM ({select} LIMIT {limit})");
             Ok(conn.query_row(&sql, params_from_iter(params), |r| r.get(0))?)
@@ -1541,16 +1688,13 @@ impl ConsoleStore for SqliteConsoleStore {
         demarche_id: i64,
         filter: AvisFilter,
     ) -> futures_util::stream::BoxStream<'static, Result<AvisRow, StoreError>> {
-        let mut params = Vec::new();
-        let mut sql = avis_select(demarche_id, &filter, &mut params);
-        sql.push_str(" ORDER BY received_at DESC, id DESC");
         let path = self.path.clone();
         // The thread starts when the stream is first polled (inside the runtime), on a read-only
         // connection of its own: the console's connection (and its mutex) stays free meanwhile.
         futures_util::stream::once(async move {
             let (tx, rx) = tokio::sync::mpsc::channel(1024);
             tokio::task::spawn_blocking(move || {
-                if let Err(e) = export_rows(&path, &sql, params, &tx) {
+                if let Err(e) = export_rows(&path, demarche_id, &filter, &tx) {
                     // The receiver may be gone already: nobody to tell then.
                     let _ = tx.blocking_send(Err(e));
                 }
