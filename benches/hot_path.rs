@@ -175,19 +175,23 @@ fn form_render(c: &mut Criterion) {
     let answers = Answers::default();
     let errors = FieldErrors::default();
     let chrome = form::Chrome::plain("/static/avis.0123456789ab.css");
-    c.bench_function("form_render", |b| {
-        b.iter(|| {
-            let view = FormView {
-                chrome: &chrome,
-                demarche: &d,
-                key: &key,
-                source: Source::default(),
-                answers: &answers,
-                errors: &errors,
-            };
-            form::form_page(black_box(&view)).into_string().len()
-        })
-    });
+    // French, and Arabic (right to left, two bytes a letter): the heaviest page.
+    for (name, lang) in [("form_render", snippet::Lang::Fr), ("form_render/ar", snippet::Lang::Ar)] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let view = FormView {
+                    chrome: &chrome,
+                    demarche: &d,
+                    key: &key,
+                    source: Source::default(),
+                    lang,
+                    answers: &answers,
+                    errors: &errors,
+                };
+                form::form_page(black_box(&view)).into_string().len()
+            })
+        });
+    }
 }
 
 fn vote(demarche: i64) -> Vote {

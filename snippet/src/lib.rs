@@ -117,6 +117,77 @@ impl std::str::FromStr for Style {
     }
 }
 
+/// The languages of the avis form (DESIGN §17), named in links by `lang` (`fr` by default).
+///
+/// French is the default and the only language of the rest of the service; the others let
+/// citizens who do not read French well answer. The stored answers are the same values whatever
+/// the language; each avis records its `langue` ([`Lang::code`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lang {
+    #[default]
+    Fr,
+    En,
+    Es,
+    De,
+    Pt,
+    Ar,
+    Uk,
+}
+
+impl Lang {
+    /// Every language, in the order of the form's language links and of the console's lists.
+    pub const ALL: [Lang; 7] = [Lang::Fr, Lang::En, Lang::Es, Lang::De, Lang::Pt, Lang::Ar, Lang::Uk];
+
+    /// The ISO 639-1 code: the `lang` of links and pages, the stored `langue`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Fr => "fr",
+            Lang::En => "en",
+            Lang::Es => "es",
+            Lang::De => "de",
+            Lang::Pt => "pt",
+            Lang::Ar => "ar",
+            Lang::Uk => "uk",
+        }
+    }
+
+    /// The language of `code` (exact, lower case), if the form speaks it.
+    pub fn from_code(code: &str) -> Option<Lang> {
+        Lang::ALL.into_iter().find(|l| l.code() == code)
+    }
+
+    /// The language named in itself, as the form's language links show it.
+    pub fn native_name(self) -> &'static str {
+        match self {
+            Lang::Fr => "Français",
+            Lang::En => "English",
+            Lang::Es => "Español",
+            Lang::De => "Deutsch",
+            Lang::Pt => "Português",
+            Lang::Ar => "العربية",
+            Lang::Uk => "Українська",
+        }
+    }
+
+    /// The language named in French, as porteurs read it in the console.
+    pub fn french_name(self) -> &'static str {
+        match self {
+            Lang::Fr => "Français",
+            Lang::En => "Anglais",
+            Lang::Es => "Espagnol",
+            Lang::De => "Allemand",
+            Lang::Pt => "Portugais",
+            Lang::Ar => "Arabe",
+            Lang::Uk => "Ukrainien",
+        }
+    }
+
+    /// Written right to left.
+    pub fn is_rtl(self) -> bool {
+        self == Lang::Ar
+    }
+}
+
 /// The default `nd_source` label. demarches-simplifiees.fr rewrites the literal
 /// `nd_source=button` into `site` or `email` depending on where it shows the button, so the
 /// default must stay exactly this word.
@@ -135,12 +206,13 @@ pub struct Snippet<'a> {
     style: Style,
     source: &'a str,
     new_window: bool,
+    lang: Lang,
 }
 
 impl<'a> Snippet<'a> {
     /// A snippet for `demarche_id` served from `public_url` (e.g. `https://avis.example.fr`).
     pub fn new(public_url: &'a str, demarche_id: u64, style: Style) -> Self {
-        Snippet { public_url, demarche_id, style, source: DEFAULT_SOURCE, new_window: false }
+        Snippet { public_url, demarche_id, style, source: DEFAULT_SOURCE, new_window: false, lang: Lang::Fr }
     }
 
     /// Sets the `nd_source` label (callers validate it with [`is_valid_source`]; it is escaped
@@ -157,15 +229,28 @@ impl<'a> Snippet<'a> {
         self
     }
 
-    /// The form link carried by the button.
+    /// The language of the form the button opens (French by default: no `lang` in the link).
+    pub fn lang(mut self, lang: Lang) -> Self {
+        self.lang = lang;
+        self
+    }
+
+    /// The form link carried by the button. `lang` goes last and only when not French, so a
+    /// French link is byte for byte the legacy one (demarches-simplifiees.fr rewrites its
+    /// `nd_source=button` and checks the rest).
     pub fn form_url(&self, signer: &KeySigner) -> String {
-        format!(
+        let mut url = format!(
             "{}/Demarches/{}?view-mode=formulaire-avis&nd_source={}&key={}",
             self.public_url.trim_end_matches('/'),
             self.demarche_id,
             self.source,
             signer.sign(self.demarche_id)
-        )
+        );
+        if self.lang != Lang::Fr {
+            url.push_str("&lang=");
+            url.push_str(self.lang.code());
+        }
+        url
     }
 
     /// The button image URL.
@@ -292,6 +377,26 @@ mod tests {
         assert!(!html.contains("<script>"));
         assert!(html.contains("&quot;&gt;&lt;script&gt;"));
         assert!(html.contains("x&quot;&#39;&lt;&gt;&amp;"));
+    }
+
+    #[test]
+    fn snippet_lang_goes_last_and_only_when_not_french() {
+        let s = signer();
+        let fr = Snippet::new("https://a.fr", 7, Style::Bleu).lang(Lang::Fr).form_url(&s);
+        assert!(!fr.contains("lang="), "{fr}");
+        let ar = Snippet::new("https://a.fr", 7, Style::Bleu).lang(Lang::Ar).form_url(&s);
+        assert_eq!(ar, format!("{fr}&lang=ar"));
+    }
+
+    #[test]
+    fn lang_codes_round_trip() {
+        for l in Lang::ALL {
+            assert_eq!(Lang::from_code(l.code()), Some(l));
+        }
+        assert_eq!(Lang::from_code("EN"), None);
+        assert_eq!(Lang::from_code("zz"), None);
+        assert_eq!(Lang::default(), Lang::Fr);
+        assert!(Lang::Ar.is_rtl() && !Lang::Uk.is_rtl());
     }
 
     #[test]

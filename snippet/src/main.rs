@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use snippet::{KeySigner, Snippet, Style};
+use snippet::{KeySigner, Lang, Snippet, Style};
 
 /// Prints the « Je donne mon avis » button code for a démarche.
 #[derive(Parser)]
@@ -26,6 +26,9 @@ struct Args {
     /// `nd_source` label stored with each avis, [a-z0-9-]{1,32}.
     #[arg(long, default_value = snippet::DEFAULT_SOURCE, value_parser = parse_source)]
     source: String,
+    /// Language of the form: fr (default), en, es, de, pt, ar, uk.
+    #[arg(long, default_value = "fr", value_parser = parse_lang)]
+    lang: Lang,
     /// Open the form in a new window (adds target/rel and says so in the title).
     #[arg(long)]
     new_window: bool,
@@ -37,6 +40,10 @@ fn parse_source(s: &str) -> Result<String, String> {
     } else {
         Err("expected 1 to 32 characters among a-z, 0-9 and -".into())
     }
+}
+
+fn parse_lang(s: &str) -> Result<Lang, String> {
+    Lang::from_code(s).ok_or_else(|| "expected one of fr, en, es, de, pt, ar, uk".into())
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +59,7 @@ fn main() -> std::process::ExitCode {
     let html = Snippet::new(&args.public_url, args.demarche, args.style)
         .source(&args.source)
         .new_window(args.new_window)
+        .lang(args.lang)
         .html(&signer);
     println!("{html}");
     std::process::ExitCode::SUCCESS

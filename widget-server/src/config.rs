@@ -133,6 +133,13 @@ pub struct SnippetArgs {
     /// Open the form in a new window (for sites other than demarches-simplifiees.fr).
     #[arg(long)]
     pub new_window: bool,
+    /// Language of the form: fr (default), en, es, de, pt, ar, uk.
+    #[arg(long, default_value = "fr", value_parser = parse_lang)]
+    pub lang: snippet::Lang,
+}
+
+fn parse_lang(s: &str) -> Result<snippet::Lang, String> {
+    snippet::Lang::from_code(s).ok_or_else(|| format!("{s:?}: expected one of fr, en, es, de, pt, ar, uk"))
 }
 
 /// Everything the server is configured with.

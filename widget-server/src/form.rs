@@ -1,14 +1,18 @@
 //! The avis form: parsing and validation of a posted vote (pure functions, benchable), and the
-//! French pages citizens see (form, thank-you, problems), rendered with maud.
+//! pages citizens see (form, thank-you, problems), rendered with maud in the citizen's language
+//! (DESIGN §17; every text in [`crate::form_text`]).
 //!
-//! Pages hold no per-visitor data except a re-rendered form, so they are cacheable; none has
-//! JavaScript or an external reference, and the form with its CSS stays under 10 kB.
+//! Pages hold no per-visitor data except a re-rendered form, so they are cacheable (each language
+//! on its own URL); none has JavaScript or an external reference, and each language's form with
+//! its CSS stays under 10 kB.
 
 use std::borrow::Cow;
 
 use maud::{html, Markup, DOCTYPE};
+use snippet::Lang;
 
 use crate::catalogue::{Demarche, PrivacyNotice};
+use crate::form_text::{self, texts, Problem, Texts};
 use crate::vote::{aide_bit, Answers, Level, Question, Source, AIDE, MAX_COMMENT_CHARS};
 
 /// Name of the honeypot field: hidden from people, tempting for bots.
@@ -43,14 +47,8 @@ impl Field {
     }
 
     /// How the error summary names the question.
-    fn label(self) -> &'static str {
-        match self {
-            Field::Satisfaction => "Votre avis général",
-            Field::Facilite => "Facilité de la démarche",
-            Field::Clarte => "Clarté du langage",
-            Field::Aide => "Aide reçue",
-            Field::Commentaire => "Commentaire",
-        }
+    fn label(self, t: &Texts) -> &'static str {
+        t.fields[self as usize]
     }
 
     fn question(q: Question) -> Field {
@@ -62,9 +60,42 @@ impl Field {
     }
 }
 
-/// Messages per field, in the order of the form.
+/// What is wrong with a field; the page says it in the citizen's language ([`Flaw::message`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flaw {
+    /// The required question has no answer.
+    Missing,
+    /// Two answers to a single-choice question.
+    OneOnly,
+    /// A value the question does not offer.
+    NotOffered,
+    /// A value « aide » does not offer.
+    AideNotOffered,
+    CommentTwice,
+    /// The comment's length in characters.
+    CommentTooLong(usize),
+    /// The body was not UTF-8.
+    Unreadable,
+}
+
+impl Flaw {
+    /// The message in the language of `t`.
+    pub fn message(self, t: &Texts) -> Cow<'static, str> {
+        match self {
+            Flaw::Missing => t.err_missing.into(),
+            Flaw::OneOnly => t.err_one_only.into(),
+            Flaw::NotOffered => t.err_not_offered.into(),
+            Flaw::AideNotOffered => t.err_aide_not_offered.into(),
+            Flaw::CommentTwice => t.err_comment_twice.into(),
+            Flaw::CommentTooLong(n) => form_text::fill(t.err_comment_too_long, "{n}", &n.to_string()).into(),
+            Flaw::Unreadable => t.err_unreadable.into(),
+        }
+    }
+}
+
+/// What is wrong, per field, in the order of the form.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FieldErrors(Vec<(Field, Cow<'static, str>)>);
+pub struct FieldErrors(Vec<(Field, Flaw)>);
 
 impl FieldErrors {
     /// No error at all.
@@ -72,14 +103,14 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
-    /// The message for `field`, if any.
-    pub fn get(&self, field: Field) -> Option<&str> {
-        self.0.iter().find(|(f, _)| *f == field).map(|(_, m)| m.as_ref())
+    /// The flaw of `field`, if any.
+    pub fn get(&self, field: Field) -> Option<Flaw> {
+        self.0.iter().find(|(f, _)| *f == field).map(|(_, m)| *m)
     }
 
-    fn add(&mut self, field: Field, msg: impl Into<Cow<'static, str>>) {
+    fn add(&mut self, field: Field, flaw: Flaw) {
         if self.get(field).is_none() {
-            self.0.push((field, msg.into()));
+            self.0.push((field, flaw));
         }
     }
 
@@ -88,9 +119,9 @@ impl FieldErrors {
         self
     }
 
-    /// Iterates over (field, message).
-    pub fn iter(&self) -> impl Iterator<Item = (Field, &str)> {
-        self.0.iter().map(|(f, m)| (*f, m.as_ref()))
+    /// Iterates over (field, flaw).
+    pub fn iter(&self) -> impl Iterator<Item = (Field, Flaw)> + '_ {
+        self.0.iter().copied()
     }
 }
 
@@ -111,7 +142,7 @@ pub struct Posted {
 
 /// Parses and validates a posted vote body (`application/x-www-form-urlencoded`).
 ///
-/// Never fails: every problem becomes a French message tied to a field, and whatever could be
+/// Never fails: every problem becomes a [`Flaw`] tied to a field, and whatever could be
 /// understood is kept so the citizen does not answer again. Unknown fields are ignored.
 pub fn parse_vote(body: &[u8]) -> Posted {
     let mut posted = Posted::default();
@@ -128,24 +159,18 @@ pub fn parse_vote(body: &[u8]) -> Posted {
             HONEYPOT => posted.honeypot |= !value.trim().is_empty(),
             "aide" => match aide_bit(value) {
                 Some(bit) => posted.answers.aide |= bit,
-                None => posted.errors.add(Field::Aide, "Choisissez parmi les réponses proposées."),
+                None => posted.errors.add(Field::Aide, Flaw::AideNotOffered),
             },
             "commentaire" => {
                 if comment_seen {
-                    posted.errors.add(Field::Commentaire, "Le commentaire a été envoyé deux fois.");
+                    posted.errors.add(Field::Commentaire, Flaw::CommentTwice);
                     continue;
                 }
                 comment_seen = true;
                 let text = clean_comment(value);
                 let chars = text.chars().count();
                 if chars > MAX_COMMENT_CHARS {
-                    posted.errors.add(
-                        Field::Commentaire,
-                        format!(
-                            "Votre commentaire compte {chars} caractères\u{a0}: raccourcissez-le à {} caractères au maximum.",
-                            "2 000"
-                        ),
-                    );
+                    posted.errors.add(Field::Commentaire, Flaw::CommentTooLong(chars));
                 }
                 posted.answers.commentaire = (!text.is_empty()).then(|| text.into_boxed_str());
             }
@@ -167,25 +192,22 @@ pub fn parse_vote(body: &[u8]) -> Posted {
                     Question::Clarte => &mut posted.answers.clarte,
                 };
                 if seen_single[i] {
-                    posted.errors.add(Field::question(q), "Choisissez une seule réponse.");
+                    posted.errors.add(Field::question(q), Flaw::OneOnly);
                     continue;
                 }
                 seen_single[i] = true;
                 match q.parse(value) {
                     Some(level) => *slot = Some(level),
-                    None => posted.errors.add(Field::question(q), "Choisissez une des réponses proposées."),
+                    None => posted.errors.add(Field::question(q), Flaw::NotOffered),
                 }
             }
         }
     }
     if posted.answers.satisfaction.is_none() && !seen_single[0] {
-        posted.errors.add(Field::Satisfaction, "Indiquez comment s'est passée la démarche.");
+        posted.errors.add(Field::Satisfaction, Flaw::Missing);
     }
     if !utf8_ok {
-        posted.errors.add(
-            Field::Commentaire,
-            "Le texte reçu contient des caractères illisibles\u{a0}: vérifiez votre commentaire et envoyez-le à nouveau.",
-        );
+        posted.errors.add(Field::Commentaire, Flaw::Unreadable);
     }
     posted.errors = std::mem::take(&mut posted.errors).sorted();
     posted
@@ -216,8 +238,8 @@ fn clean_comment(raw: &str) -> String {
     }
 }
 
-/// The query of a form link: `key` and `nd_source` matter, `view-mode` only tells a form link
-/// from the public page; `nd_mode` and anything else are ignored.
+/// The query of a form link: `key`, `nd_source` and `lang` matter, `view-mode` only tells a form
+/// link from the public page; `nd_mode` and anything else are ignored.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct FormLink {
     /// Whether the link asks for the form: it has a `key` (even empty) or
@@ -226,6 +248,20 @@ pub struct FormLink {
     pub wants_form: bool,
     pub key: String,
     pub source: Source,
+    /// The form's language; French when missing or unknown.
+    pub lang: Lang,
+}
+
+/// The language a citizen page's query asks for (`lang=…`); French when missing or unknown.
+/// Cheap: no allocation unless the query is percent-encoded.
+pub fn query_lang(query: Option<&str>) -> Lang {
+    let Some(query) = query else { return Lang::Fr };
+    query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("lang="))
+        .last()
+        .and_then(Lang::from_code)
+        .unwrap_or_default()
 }
 
 /// Parses a form link's query string (never fails: missing parts stay empty).
@@ -240,6 +276,7 @@ pub fn parse_form_link(query: &str) -> FormLink {
             }
             "nd_source" => link.source = Source::new(&value).unwrap_or_default(),
             "view-mode" => link.wants_form |= value == "formulaire-avis",
+            "lang" => link.lang = Lang::from_code(&value).unwrap_or_default(),
             _ => {}
         }
     }
@@ -248,8 +285,6 @@ pub fn parse_form_link(query: &str) -> FormLink {
 
 // ---------------------------------------------------------------------------------------------
 // Pages
-
-const SITE: &str = "Je donne mon avis";
 
 /// What every citizen page shows around its content, the same for every démarche: the
 /// operator's identity (DESIGN §13) and the stylesheet. Built once at start.
@@ -280,10 +315,25 @@ impl Chrome {
     }
 }
 
-fn layout(chrome: &Chrome, title: &str, main: Markup) -> Markup {
+/// `lang="fr"` on French words inside a page in another language (the démarche's name, the
+/// administration, the controller), so screen readers pronounce them as French.
+fn french_inside(lang: Lang) -> Option<&'static str> {
+    (lang != Lang::Fr).then_some("fr")
+}
+
+/// French text written by people (a démarche's name, a controller): as is on a French page;
+/// elsewhere isolated (`bdi`, so it reads right inside Arabic) and marked French.
+fn french_words(lang: Lang, text: &str) -> Markup {
+    html! {
+        @if lang == Lang::Fr { (text) } @else { bdi lang="fr" { (text) } }
+    }
+}
+
+fn layout(chrome: &Chrome, lang: Lang, title: &str, main: Markup) -> Markup {
+    let t = texts(lang);
     html! {
         (DOCTYPE)
-        html lang="fr" {
+        html lang=(lang.code()) dir=[lang.is_rtl().then_some("rtl")] {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -292,17 +342,17 @@ fn layout(chrome: &Chrome, title: &str, main: Markup) -> Markup {
                 link rel="stylesheet" href=(chrome.css_href);
             }
             body {
-                a.evitement href="#contenu" { "Aller au contenu" }
+                a.evitement href="#contenu" { (t.skip) }
                 header.entete {
                     div.conteneur {
-                        @if chrome.marianne { p.marque { "République" br; "Française" } }
-                        p.service { (chrome.operator) span.sous-titre { (SITE) } }
+                        @if chrome.marianne { p.marque lang=[french_inside(lang)] { "République" br; "Française" } }
+                        p.service { (chrome.operator) span.sous-titre { (t.site) } }
                     }
                 }
                 main #contenu .conteneur { (main) }
                 footer.pied {
                     div.conteneur {
-                        p { "Vos réponses sont anonymes\u{a0}: elles servent à améliorer cette démarche." }
+                        p { (t.footer) }
                     }
                 }
             }
@@ -311,35 +361,27 @@ fn layout(chrome: &Chrome, title: &str, main: Markup) -> Markup {
 }
 
 /// The privacy notice of a form (DESIGN §13): the démarche's when its porteurs filled it in,
-/// else the operator's.
-fn privacy_notice(chrome: &Chrome, d: &Demarche) -> Markup {
+/// else the operator's. Its fixed text in the citizen's language; the names as written.
+fn privacy_notice(chrome: &Chrome, d: &Demarche, lang: Lang) -> Markup {
+    let t = texts(lang);
     let notice = if d.privacy.controller.trim().is_empty() { &chrome.privacy } else { &d.privacy };
     html! {
         section.donnees aria-labelledby="donnees" {
-            h2 #donnees { "Vos données" }
+            h2 #donnees { (t.privacy_title) }
             p {
-                "Responsable du traitement\u{a0}: " (notice.controller) "."
-                @if !notice.dpo.trim().is_empty() { " Délégué à la protection des données\u{a0}: " (notice.dpo) "." }
+                (t.privacy_controller) (french_words(lang, &notice.controller)) "."
+                @if !notice.dpo.trim().is_empty() { " " (t.privacy_dpo) (french_words(lang, &notice.dpo)) "." }
             }
-            p {
-                "Ni nom, ni adresse IP, ni cookie ne sont enregistrés. Adresses e-mail, numéros de téléphone, de sécurité sociale et IBAN écrits dans le commentaire en sont retirés. Les commentaires sont effacés après "
-                (chrome.retention_months) "\u{a0}mois."
-            }
+            p { (form_text::fill(t.privacy_text, "{months}", &chrome.retention_months.to_string())) }
         }
     }
 }
 
-pub const LABELS_SATISFACTION: [&str; 3] = ["Très bien", "Moyen", "Pas bien"];
-pub const LABELS_FACILITE: [&str; 3] = ["Facile", "Ni facile ni difficile", "Difficile"];
-pub const LABELS_CLARTE: [&str; 3] = ["Clair", "Moyennement clair", "Pas clair"];
-pub const LABELS_AIDE: [&str; 6] = [
-    "Je n'ai pas eu besoin d'aide",
-    "Un proche",
-    "Une association",
-    "Un agent (guichet, téléphone, e-mail)",
-    "Internet",
-    "Autre",
-];
+/// The French answers, as the console shows them.
+pub const LABELS_SATISFACTION: [&str; 3] = form_text::FR.satisfaction;
+pub const LABELS_FACILITE: [&str; 3] = form_text::FR.facilite;
+pub const LABELS_CLARTE: [&str; 3] = form_text::FR.clarte;
+pub const LABELS_AIDE: [&str; 6] = form_text::FR.aide;
 
 /// What the form page needs to know beyond the démarche.
 pub struct FormView<'a> {
@@ -347,17 +389,53 @@ pub struct FormView<'a> {
     pub demarche: &'a Demarche,
     pub key: &'a str,
     pub source: Source,
+    pub lang: Lang,
     pub answers: &'a Answers,
     pub errors: &'a FieldErrors,
+}
+
+/// `?lang=xx` for a citizen page's URL, empty in French (the URLs French links always had).
+pub fn lang_query(lang: Lang, first: bool) -> String {
+    match (lang, first) {
+        (Lang::Fr, _) => String::new(),
+        (l, true) => format!("?lang={}", l.code()),
+        (l, false) => format!("&lang={}", l.code()),
+    }
+}
+
+/// A text with the démarche's name in it (see [`french_words`]).
+fn with_name(template: &str, name: &str, lang: Lang) -> Markup {
+    let (before, after) = form_text::split(template, "{name}");
+    html! { (before) (french_words(lang, name)) (after) }
+}
+
+/// The row of language links at the top of the form: plain links to the same form in each
+/// language (each its own cacheable URL), each language named in itself.
+fn language_links(v: &FormView) -> Markup {
+    let d = v.demarche;
+    let source = v.source.as_str();
+    html! {
+        nav.langues aria-label=(texts(v.lang).languages) {
+            ul {
+                @for l in Lang::ALL {
+                    li {
+                        a lang=(l.code()) aria-current=[(l == v.lang).then_some("page")]
+                            href={ "/Demarches/" (d.id) "?key=" (v.key) "&nd_source=" (source) (lang_query(l, false)) } { (l.native_name()) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The avis form, blank or re-rendered with the citizen's answers and messages.
 pub fn form_page(v: &FormView) -> Markup {
     let d = v.demarche;
+    let t = texts(v.lang);
     let title = if v.errors.is_empty() {
-        format!("{SITE} – {}", d.name)
+        format!("{} – {}", t.site, d.name)
     } else {
-        format!("Erreur – {SITE} – {}", d.name)
+        format!("{} – {} – {}", t.error_prefix, t.site, d.name)
     };
     let single = |q: Question, legend: &str, labels: [&str; 3], required: bool| {
         let field = Field::question(q);
@@ -371,7 +449,7 @@ pub fn form_page(v: &FormView) -> Markup {
         html! {
             fieldset.question.erreur-champ[error.is_some()] aria-describedby=[error.map(|_| &err_id)] {
                 legend { (legend) @if required { "\u{a0}" span.requis aria-hidden="true" { "*" } } }
-                @if let Some(msg) = error { p.message-erreur id=(err_id) { (msg) } }
+                @if let Some(flaw) = error { p.message-erreur id=(err_id) { (flaw.message(t)) } }
                 @for level in Level::ALL {
                     @let value = q.value(level);
                     @let id = format!("{}-{}", q.field(), value);
@@ -387,39 +465,40 @@ pub fn form_page(v: &FormView) -> Markup {
     };
     let aide_error = v.errors.get(Field::Aide);
     let comment_error = v.errors.get(Field::Commentaire);
+    let (required_before, required_after) = form_text::split(t.required, "{*}");
+    let colon = form_text::colon(v.lang);
     let main = html! {
-        h1 { "Votre avis sur la démarche «\u{a0}" (d.name) "\u{a0}»" }
-        @if !d.administration.is_empty() { p.administration { (d.administration) } }
+        (language_links(v))
+        h1 { (with_name(t.heading, &d.name, v.lang)) }
+        @if !d.administration.is_empty() { p.administration lang=[french_inside(v.lang)] { (d.administration) } }
         @if !v.errors.is_empty() {
             div.alerte role="alert" tabindex="-1" id="erreurs" {
-                h2 { "Votre avis n'a pas pu être envoyé" }
-                ul { @for (field, msg) in v.errors.iter() { li { a href={ "#" (field.anchor()) } { (field.label()) "\u{a0}: " (msg) } } } }
+                h2 { (t.summary_title) }
+                ul { @for (field, flaw) in v.errors.iter() { li { a href={ "#" (field.anchor()) } { (field.label(t)) (colon) (flaw.message(t)) } } } }
             }
         }
-        p.mention { "Les champs marqués d'un astérisque (" span.requis { "*" } ") sont obligatoires." }
-        form method="post" action={ "/Demarches/" (d.id) "/avis" } {
+        p.mention { (required_before) span.requis { "*" } (required_after) }
+        form method="post" action={ "/Demarches/" (d.id) "/avis" (lang_query(v.lang, true)) } {
             input type="hidden" name="key" value=(v.key);
             input type="hidden" name="nd_source" value=(v.source.as_str());
-            (single(Question::Satisfaction, "De façon générale, comment s'est passée cette démarche\u{a0}?", LABELS_SATISFACTION, true))
-            (single(Question::Facilite, "La démarche était-elle facile\u{a0}?", LABELS_FACILITE, false))
-            (single(Question::Clarte, "Le langage employé était-il clair\u{a0}?", LABELS_CLARTE, false))
+            (single(Question::Satisfaction, t.q_satisfaction, t.satisfaction, true))
+            (single(Question::Facilite, t.q_facilite, t.facilite, false))
+            (single(Question::Clarte, t.q_clarte, t.clarte, false))
             fieldset.question.erreur-champ[aide_error.is_some()] aria-describedby=[aide_error.map(|_| "aide-erreur")] {
-                legend { "Avez-vous eu besoin d'aide\u{a0}? " span.indication { "Plusieurs réponses possibles." } }
-                @if let Some(msg) = aide_error { p.message-erreur id="aide-erreur" { (msg) } }
+                legend { (t.q_aide) " " span.indication { (t.aide_hint) } }
+                @if let Some(flaw) = aide_error { p.message-erreur id="aide-erreur" { (flaw.message(t)) } }
                 @for (i, value) in AIDE.iter().enumerate() {
                     @let id = format!("aide-{value}");
                     div.choix {
                         input type="checkbox" id=(id) name="aide" value=(value) checked[v.answers.aide & (1 << i) != 0];
-                        label for=(id) { (LABELS_AIDE[i]) }
+                        label for=(id) { (t.aide[i]) }
                     }
                 }
             }
             div.question.erreur-champ[comment_error.is_some()] {
-                label for="commentaire" { "Souhaitez-vous nous en dire plus\u{a0}?" }
-                p.indication id="commentaire-aide" {
-                    "Ne donnez aucune information personnelle (nom, adresse, numéro de dossier…). 2 000 caractères au maximum."
-                }
-                @if let Some(msg) = comment_error { p.message-erreur id="commentaire-erreur" { (msg) } }
+                label for="commentaire" { (t.q_commentaire) }
+                p.indication id="commentaire-aide" { (t.commentaire_hint) }
+                @if let Some(flaw) = comment_error { p.message-erreur id="commentaire-erreur" { (flaw.message(t)) } }
                 textarea id="commentaire" name="commentaire" rows="5" maxlength="2000"
                     aria-describedby=(if comment_error.is_some() { "commentaire-aide commentaire-erreur" } else { "commentaire-aide" })
                     aria-invalid=[comment_error.map(|_| "true")] {
@@ -427,37 +506,38 @@ pub fn form_page(v: &FormView) -> Markup {
                 }
             }
             div.pot aria-hidden="true" {
-                label for=(HONEYPOT) { "Ne pas remplir ce champ" }
+                label for=(HONEYPOT) { (t.honeypot) }
                 input type="text" id=(HONEYPOT) name=(HONEYPOT) tabindex="-1" autocomplete="off";
             }
-            button.bouton type="submit" { "Envoyer mon avis" }
+            button.bouton type="submit" { (t.submit) }
         }
-        (privacy_notice(v.chrome, d))
+        (privacy_notice(v.chrome, d, v.lang))
     };
-    layout(v.chrome, &title, main)
+    layout(v.chrome, v.lang, &title, main)
 }
 
 /// The thank-you page.
-pub fn merci_page(chrome: &Chrome, d: &Demarche) -> Markup {
+pub fn merci_page(chrome: &Chrome, d: &Demarche, lang: Lang) -> Markup {
+    let t = texts(lang);
     let main = html! {
         div.merci {
-            h1 { "Merci pour votre avis\u{a0}!" }
-            p { "Votre avis sur la démarche «\u{a0}" (d.name) "\u{a0}» a bien été enregistré." }
-            p { "Il aide l'administration à simplifier ses démarches. Vous pouvez maintenant fermer cette page." }
+            h1 { (t.merci_title) }
+            p { (with_name(t.merci_saved, &d.name, lang)) }
+            p { (t.merci_close) }
         }
     };
-    layout(chrome, &format!("Merci – {SITE}"), main)
+    layout(chrome, lang, &format!("{} – {}", t.merci_title_short, t.site), main)
 }
 
 /// Something went wrong that the citizen should know about: 404, 413, 429, 503…
-pub fn problem_page(chrome: &Chrome, title: &str, paragraphs: &[&str]) -> Markup {
+pub fn problem_page(chrome: &Chrome, lang: Lang, problem: &Problem) -> Markup {
     let main = html! {
         div.probleme {
-            h1 { (title) }
-            @for para in paragraphs { p { (para) } }
+            h1 { (problem.title) }
+            @for para in problem.paragraphs { p { (para) } }
         }
     };
-    layout(chrome, &format!("{title} – {SITE}"), main)
+    layout(chrome, lang, &format!("{} – {}", problem.title, texts(lang).site), main)
 }
 
 #[cfg(test)]
@@ -487,7 +567,9 @@ mod tests {
         assert!(p.errors.is_empty());
         assert_eq!((p.answers.facilite, p.answers.clarte, p.answers.commentaire), (None, None, None));
         let p = parse_vote(b"key=k&satisfaction=");
-        assert_eq!(p.errors.get(Field::Satisfaction), Some("Indiquez comment s'est passée la démarche."));
+        assert_eq!(p.errors.get(Field::Satisfaction), Some(Flaw::Missing));
+        assert_eq!(Flaw::Missing.message(texts(Lang::Fr)), "Indiquez comment s'est passée la démarche.");
+        assert_eq!(Flaw::CommentTooLong(2345).message(texts(Lang::En)), "Your comment has 2345 characters. Make it 2,000 characters at most.");
     }
 
     #[test]
@@ -525,5 +607,18 @@ mod tests {
         assert!(parse_form_link("view-mode=formulaire-avis").wants_form, "a form link that lost its key");
         assert!(!parse_form_link("nd_source=email&view-mode=autre").wants_form);
         assert_eq!(parse_form_link("%%%&&=="), FormLink::default());
+        assert_eq!(parse_form_link("key=k&lang=ar").lang, Lang::Ar);
+        assert_eq!(parse_form_link("key=k&lang=xx").lang, Lang::Fr, "an unknown lang gives the French form");
+        assert_eq!(parse_form_link("key=k&lang=EN").lang, Lang::Fr);
+    }
+
+    #[test]
+    fn query_lang_reads_the_last_lang() {
+        assert_eq!(query_lang(None), Lang::Fr);
+        assert_eq!(query_lang(Some("lang=uk")), Lang::Uk);
+        assert_eq!(query_lang(Some("a=1&lang=es&b=2")), Lang::Es);
+        assert_eq!(query_lang(Some("lang=de&lang=pt")), Lang::Pt);
+        assert_eq!(query_lang(Some("xlang=de")), Lang::Fr);
+        assert_eq!(query_lang(Some("lang=zz")), Lang::Fr);
     }
 }

@@ -1,6 +1,8 @@
 //! The vote path, glued together: origin of the post, démarche, content type, body, parse and
 //! validate, key, honeypot, rate limits, buffer. Each refusal is a [`Refusal`], mapped to a
-//! status, a metric and a French page in one place ([`Refusal::response`]).
+//! status, a metric and a page in the form's language in one place ([`Refusal::response`]).
+//! The language comes from the form's `action` (`/Demarches/{id}/avis?lang=…`), so even a
+//! refusal before the body is read speaks it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,9 +16,10 @@ use hyper::{HeaderMap, Request, Response, StatusCode};
 use crate::app::App;
 use crate::catalogue::{Demarche, Lookup};
 use crate::form::{self, FormView, Posted, MAX_BODY_BYTES};
+use crate::form_text::texts;
 use crate::http::{html, Body, BODY_READ_TIMEOUT};
 use crate::metrics::Rejection;
-use crate::vote::Vote;
+use crate::vote::{Lang, Vote};
 
 /// `Retry-After` of a 503: the buffer frees up as soon as the next flush commits.
 const BACKPRESSURE_RETRY_SECS: u64 = 5;
@@ -74,61 +77,27 @@ impl Refusal {
         }
     }
 
-    /// The status and French page.
-    pub fn response(self, app: &App) -> Response<Body> {
-        let problem = |status, title: &str, paragraphs: &[&str]| {
-            html(status, form::problem_page(&app.chrome, title, paragraphs), "no-store")
-        };
+    /// The status and page, in `lang`.
+    pub fn response(self, app: &App, lang: Lang) -> Response<Body> {
+        let t = texts(lang);
+        let problem = |status, problem| html(status, form::problem_page(&app.chrome, lang, problem), "no-store");
         match self {
             // No link back to the form: its key would have to be signed for the id in the URL,
             // and answering a request with a valid key for any id it names would hand out the
             // keys that make links unforgeable. The citizen goes back to the démarche's button.
-            Refusal::CrossSite => problem(
-                StatusCode::FORBIDDEN,
-                "Votre avis n'a pas été enregistré",
-                &[
-                    "Un avis se donne depuis le formulaire du service, et cet envoi venait d'un autre site.",
-                    "Revenez à la page de la démarche et cliquez sur le bouton «\u{a0}Je donne mon avis\u{a0}»\u{a0}: \
-                     le formulaire s'ouvrira et vous pourrez donner votre avis.",
-                ],
-            ),
-            Refusal::InvalidLink(_) => problem(
-                StatusCode::NOT_FOUND,
-                "Ce lien d'avis n'est pas valide",
-                &[
-                    "Le lien que vous avez suivi est incomplet ou a été modifié.",
-                    "Revenez à la page de la démarche et cliquez à nouveau sur le bouton «\u{a0}Je donne mon avis\u{a0}».",
-                ],
-            ),
-            Refusal::NotYetOpen => problem(
-                StatusCode::NOT_FOUND,
-                "Ce formulaire n'est pas encore ouvert",
-                &[
-                    "Le formulaire d'avis de cette démarche attend la validation des administrateurs du service.",
-                    "Revenez plus tard\u{a0}: vous pourrez alors donner votre avis.",
-                ],
-            ),
-            Refusal::UnsupportedMediaType => problem(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Envoi non reconnu",
-                &["Votre avis doit être envoyé depuis le formulaire. Revenez au formulaire et envoyez-le à nouveau."],
-            ),
-            Refusal::TooLarge => problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Votre avis est trop long",
-                &["Le formulaire reçu dépasse la taille autorisée. Raccourcissez votre commentaire et envoyez-le à nouveau."],
-            ),
-            Refusal::BodyTimeout => problem(
-                StatusCode::REQUEST_TIMEOUT,
-                "Envoi interrompu",
-                &["Votre avis n'est pas arrivé en entier. Vérifiez votre connexion et envoyez-le à nouveau."],
-            ),
+            Refusal::CrossSite => problem(StatusCode::FORBIDDEN, &t.cross_site),
+            Refusal::InvalidLink(_) => problem(StatusCode::NOT_FOUND, &t.invalid_link),
+            Refusal::NotYetOpen => problem(StatusCode::NOT_FOUND, &t.not_yet_open),
+            Refusal::UnsupportedMediaType => problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, &t.unsupported),
+            Refusal::TooLarge => problem(StatusCode::PAYLOAD_TOO_LARGE, &t.too_large),
+            Refusal::BodyTimeout => problem(StatusCode::REQUEST_TIMEOUT, &t.timeout),
             Refusal::Invalid(posted, demarche) => {
                 let view = FormView {
                     chrome: &app.chrome,
                     demarche: &demarche,
                     key: &posted.key,
                     source: posted.source,
+                    lang,
                     answers: &posted.answers,
                     errors: &posted.errors,
                 };
@@ -136,26 +105,12 @@ impl Refusal {
             }
             Refusal::RateLimited(wait) => {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                let mut res = problem(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Trop d'avis envoyés",
-                    &[
-                        "Plusieurs avis ont été envoyés depuis votre connexion en peu de temps.",
-                        "Patientez une minute avant d'envoyer à nouveau votre avis.",
-                    ],
-                );
+                let mut res = problem(StatusCode::TOO_MANY_REQUESTS, &t.rate_limited);
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
                 res
             }
             Refusal::Backpressure | Refusal::JournalFailed => {
-                let mut res = problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Service momentanément surchargé",
-                    &[
-                        "Nous recevons beaucoup d'avis en ce moment et le vôtre n'a pas pu être enregistré.",
-                        "Envoyez-le à nouveau dans quelques secondes\u{a0}: vos réponses sont encore dans le formulaire.",
-                    ],
-                );
+                let mut res = problem(StatusCode::SERVICE_UNAVAILABLE, &t.overloaded);
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BACKPRESSURE_RETRY_SECS));
                 res
             }
@@ -166,11 +121,12 @@ impl Refusal {
 /// `POST /Demarches/{id}/avis`: a 303 to the thank-you page (of the démarche that got the vote:
 /// the target of a merged one), or the refusal's page.
 pub async fn post_vote(app: &Arc<App>, peer: SocketAddr, demarche_id: i64, req: Request<Incoming>) -> Response<Body> {
-    match take_vote(app, peer, demarche_id, req).await {
+    let lang = form::query_lang(req.uri().query());
+    match take_vote(app, peer, demarche_id, lang, req).await {
         Ok(demarche_id) => {
             let mut res = Response::new(crate::http::full(bytes::Bytes::new()));
             *res.status_mut() = StatusCode::SEE_OTHER;
-            let location = format!("/Demarches/{demarche_id}/merci");
+            let location = format!("/Demarches/{demarche_id}/merci{}", form::lang_query(lang, true));
             if let Ok(v) = HeaderValue::from_str(&location) {
                 res.headers_mut().insert(header::LOCATION, v);
             }
@@ -179,7 +135,7 @@ pub async fn post_vote(app: &Arc<App>, peer: SocketAddr, demarche_id: i64, req: 
         }
         Err(refusal) => {
             app.metrics.rejected(refusal.reason());
-            refusal.response(app)
+            refusal.response(app, lang)
         }
     }
 }
@@ -195,7 +151,13 @@ fn is_form_content_type(req: &Request<Incoming>) -> bool {
 /// Takes a vote posted to `url_id`'s URL; the id of the démarche it counts for. The key is
 /// checked against `url_id`; the vote goes to the démarche the catalogue opens for it (the target
 /// of a merged one: forms rendered before the merge keep working).
-async fn take_vote(app: &Arc<App>, peer: SocketAddr, url_id: i64, req: Request<Incoming>) -> Result<i64, Refusal> {
+async fn take_vote(
+    app: &Arc<App>,
+    peer: SocketAddr,
+    url_id: i64,
+    lang: Lang,
+    req: Request<Incoming>,
+) -> Result<i64, Refusal> {
     // First: nothing of a post another site made is read, parsed or kept.
     if from_another_site(req.headers()) {
         return Err(Refusal::CrossSite);
@@ -245,7 +207,7 @@ async fn take_vote(app: &Arc<App>, peer: SocketAddr, url_id: i64, req: Request<I
     app.limits.check(client, demarche_id).map_err(Refusal::RateLimited)?;
     // Before the vote exists: the buffer, the journal and the store only ever see the scrubbed text.
     crate::privacy::scrub_comment(&mut posted.answers.commentaire);
-    let vote = Vote::accept(demarche_id, posted.source, satisfaction, posted.answers);
+    let vote = Vote::accept(demarche_id, posted.source, satisfaction, posted.answers).given_in(lang);
     match &app.journal {
         None => {
             app.buffer.push(vote).map_err(|_| Refusal::Backpressure)?;

@@ -46,6 +46,7 @@ pub mod config;
 pub mod console;
 pub mod flush;
 pub mod form;
+pub mod form_text;
 pub mod http;
 pub mod intake;
 pub mod journal;

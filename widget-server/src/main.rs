@@ -168,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let html = snippet::Snippet::new(&public_url, args.demarche as u64, args.style)
                 .source(&args.source)
                 .new_window(args.new_window)
+                .lang(args.lang)
                 .html(&signer);
             println!("{html}");
             Ok(ExitCode::SUCCESS)

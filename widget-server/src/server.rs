@@ -19,7 +19,8 @@ use crate::http::{self, html, shared_page, text, Body};
 use crate::intake::{self, Refusal};
 use crate::metrics::{Metrics, Rejection, RouteClass};
 use crate::store::Store;
-use crate::vote::Answers;
+use crate::form_text::texts;
+use crate::vote::{Answers, Lang};
 
 /// Cache-Control of the form and thank-you pages: they hold no per-visitor data.
 const CACHE_PAGE: &str = "max-age=300, s-maxage=3600";
@@ -107,14 +108,17 @@ async fn dispatch(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> (
         Route::Vote(id) if req.method() == Method::POST => {
             (RouteClass::vote, intake::post_vote(app, peer, id, req).await)
         }
-        Route::Merci(id) if is_read => (
-            RouteClass::merci,
-            match app.catalogue.for_citizens(id) {
-                Lookup::Open(d) => shared_page(req.headers(), form::merci_page(&app.chrome, &d), CACHE_PAGE),
-                Lookup::AwaitingApproval => Refusal::NotYetOpen.response(app),
-                Lookup::Unknown => Refusal::InvalidLink(Rejection::not_found).response(app),
-            },
-        ),
+        Route::Merci(id) if is_read => {
+            let lang = form::query_lang(req.uri().query());
+            (
+                RouteClass::merci,
+                match app.catalogue.for_citizens(id) {
+                    Lookup::Open(d) => shared_page(req.headers(), form::merci_page(&app.chrome, &d, lang), CACHE_PAGE),
+                    Lookup::AwaitingApproval => Refusal::NotYetOpen.response(app, lang),
+                    Lookup::Unknown => Refusal::InvalidLink(Rejection::not_found).response(app, lang),
+                },
+            )
+        }
         Route::BadDemarche if is_read || req.method() == Method::POST => {
             let class = if req.method() == Method::POST {
                 app.metrics.rejected(Rejection::not_found);
@@ -122,7 +126,7 @@ async fn dispatch(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> (
             } else {
                 RouteClass::form
             };
-            (class, Refusal::InvalidLink(Rejection::not_found).response(app))
+            (class, Refusal::InvalidLink(Rejection::not_found).response(app, form::query_lang(req.uri().query())))
         }
         Route::Healthz if is_read => (RouteClass::probe, text(StatusCode::OK, "ok\n", "text/plain; charset=utf-8")),
         Route::Readyz if is_read => (RouteClass::probe, readyz(app)),
@@ -148,11 +152,7 @@ async fn dispatch(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> (
                 Some(console) => console.handle(peer, req).await.map(http_body_util::Either::Right),
                 None => html(
                     StatusCode::NOT_FOUND,
-                    form::problem_page(
-                        &app.chrome,
-                        "Page introuvable",
-                        &["Cette adresse ne correspond à aucune page."],
-                    ),
+                    form::problem_page(&app.chrome, Lang::Fr, &texts(Lang::Fr).not_found),
                     "no-store",
                 ),
             };
@@ -164,10 +164,13 @@ async fn dispatch(app: &Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> (
 /// The form of démarche `id`, or of its target if it was merged: the key always verifies
 /// against `id`, and a target's form carries the target's own key, so the vote is its.
 fn form_page(app: &App, id: i64, link: form::FormLink, req: &hyper::HeaderMap) -> Response<Body> {
+    let lang = link.lang;
     let demarche = match app.catalogue.for_citizens(id) {
-        Lookup::Unknown => return Refusal::InvalidLink(Rejection::not_found).response(app),
-        _ if !app.signer.verify(id as u64, &link.key) => return Refusal::InvalidLink(Rejection::bad_key).response(app),
-        Lookup::AwaitingApproval => return Refusal::NotYetOpen.response(app),
+        Lookup::Unknown => return Refusal::InvalidLink(Rejection::not_found).response(app, lang),
+        _ if !app.signer.verify(id as u64, &link.key) => {
+            return Refusal::InvalidLink(Rejection::bad_key).response(app, lang)
+        }
+        Lookup::AwaitingApproval => return Refusal::NotYetOpen.response(app, lang),
         Lookup::Open(d) => d,
     };
     let target_key;
@@ -182,6 +185,7 @@ fn form_page(app: &App, id: i64, link: form::FormLink, req: &hyper::HeaderMap) -
         demarche: &demarche,
         key,
         source: link.source,
+        lang,
         answers: &Answers::default(),
         errors: &FieldErrors::default(),
     };

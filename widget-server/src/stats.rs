@@ -179,9 +179,35 @@ pub fn total(rows: &[DailyRow]) -> Counts {
     })
 }
 
+/// Avis per language, most first: French is `total` minus the others (`avis_daily_langue`
+/// holds those only). Empty when there is no avis.
+pub fn langue_rows(total: i64, others: Vec<(String, i64)>) -> Vec<(crate::vote::Lang, i64)> {
+    let mut rows: Vec<(crate::vote::Lang, i64)> =
+        others.iter().filter_map(|(code, n)| crate::vote::Lang::from_code(code).map(|l| (l, *n))).collect();
+    let french = total - others.iter().map(|(_, n)| n).sum::<i64>();
+    if french > 0 {
+        rows.push((crate::vote::Lang::Fr, french));
+    }
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vote::Lang;
+
+    #[test]
+    fn french_is_the_rest() {
+        assert_eq!(langue_rows(0, vec![]), vec![]);
+        assert_eq!(langue_rows(10, vec![]), vec![(Lang::Fr, 10)]);
+        assert_eq!(
+            langue_rows(10, vec![("ar".into(), 6), ("en".into(), 1)]),
+            vec![(Lang::Ar, 6), (Lang::Fr, 3), (Lang::En, 1)]
+        );
+        assert_eq!(langue_rows(2, vec![("uk".into(), 2)]), vec![(Lang::Uk, 2)]);
+    }
+
 
     #[test]
     fn index_formula() {

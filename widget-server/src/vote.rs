@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+pub use snippet::Lang;
 use uuid::Uuid;
 
 /// A question with one answer among three, scored 10 / 5 / 0 (DESIGN §5).
@@ -160,6 +161,10 @@ pub struct Vote {
     pub clarte: Option<Level>,
     pub aide: u8,
     pub commentaire: Option<Box<str>>,
+    /// The language of the form it was given in (DESIGN §17). Journal and spill lines written
+    /// before languages existed have none: French.
+    #[serde(default, with = "langue")]
+    pub langue: Lang,
     /// The journal segment holding this vote (`--journal`), 0 when none: the segment can be
     /// deleted once every vote in it is stored.
     #[serde(skip)]
@@ -168,6 +173,7 @@ pub struct Vote {
 
 impl Vote {
     /// A vote accepted now, with a fresh UUIDv7 whose timestamp is `received_at`.
+    /// French until [`Vote::given_in`] says otherwise.
     pub fn accept(demarche_id: i64, source: Source, satisfaction: Level, answers: Answers) -> Vote {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         let ts = uuid::Timestamp::from_unix(uuid::NoContext, now.as_secs(), now.subsec_nanos());
@@ -181,13 +187,35 @@ impl Vote {
             clarte: answers.clarte,
             aide: answers.aide,
             commentaire: answers.commentaire,
+            langue: Lang::Fr,
             journal_segment: 0,
         }
+    }
+
+    /// The vote, given in the form of `langue`.
+    pub fn given_in(mut self, langue: Lang) -> Vote {
+        self.langue = langue;
+        self
     }
 
     /// The calendar day (Europe/Paris) the vote counts for in `avis_daily`.
     pub fn day(&self) -> chrono::NaiveDate {
         paris_day(self.received_at_ms)
+    }
+}
+
+/// `langue` as its code in the journal and spill files (`"fr"`, `"ar"`…).
+mod langue {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use snippet::Lang;
+
+    pub fn serialize<S: Serializer>(lang: &Lang, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(lang.code())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Lang, D::Error> {
+        let code = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Lang::from_code(&code).ok_or_else(|| serde::de::Error::custom(format!("unknown langue {code:?}")))
     }
 }
 
@@ -240,6 +268,19 @@ mod tests {
         assert_eq!(Source::default().as_str(), "button");
         assert_eq!(Source::new("guichet-2").unwrap().as_str(), "guichet-2");
         assert!(Source::new("Pas Bon").is_none());
+    }
+
+    #[test]
+    fn langue_is_written_as_its_code_and_french_when_missing() {
+        let mut v = Vote::accept(1, Source::default(), Level::Good, Answers::default()).given_in(Lang::Ar);
+        let line = serde_json::to_string(&v).unwrap();
+        assert!(line.contains(r#""langue":"ar""#), "{line}");
+        assert_eq!(serde_json::from_str::<Vote>(&line).unwrap(), v);
+        let old = line.replace(r#","langue":"ar""#, "");
+        assert!(!old.contains("langue"));
+        v.langue = Lang::Fr;
+        assert_eq!(serde_json::from_str::<Vote>(&old).unwrap(), v, "a line from before languages is French");
+        assert!(serde_json::from_str::<Vote>(&line.replace(r#""ar""#, r#""xx""#)).is_err());
     }
 
     #[test]

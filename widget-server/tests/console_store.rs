@@ -20,7 +20,7 @@ use widget_server::console::store::{
 };
 use widget_server::stats::Counts;
 use widget_server::store::{self, Store};
-use widget_server::vote::{Answers, Level, Question, Source, Vote};
+use widget_server::vote::{Answers, Lang, Level, Question, Source, Vote};
 
 type Console = Arc<dyn ConsoleStore>;
 
@@ -1134,7 +1134,10 @@ fn vote(demarche: i64, source: &str, at: DateTime<Utc>, k: usize) -> Vote {
         aide: (k % 64) as u8,
         commentaire: None,
     };
-    let mut v = Vote::accept(demarche, Source::new(source).expect("a valid source"), level(k), answers);
+    // One vote in four in another language than French, each in turn.
+    let langue = if k % 4 == 1 { Lang::ALL[1 + (k / 4) % 6] } else { Lang::Fr };
+    let mut v =
+        Vote::accept(demarche, Source::new(source).expect("a valid source"), level(k), answers).given_in(langue);
     v.received_at_ms = at.timestamp_millis();
     v
 }
@@ -1384,6 +1387,7 @@ fn avis_row(v: &Vote) -> AvisRow {
         clarte: v.clarte.map(|l| Question::Clarte.value(l).to_string()),
         aide: i64::from(v.aide),
         commentaire: v.commentaire.as_deref().map(String::from),
+        langue: v.langue.code().to_string(),
     }
 }
 
@@ -1398,6 +1402,7 @@ fn selected(rows: &[AvisRow], filter: &AvisFilter) -> Vec<AvisRow> {
         .filter(|r| eq(&filter.facilite, r.facilite.as_deref()))
         .filter(|r| eq(&filter.clarte, r.clarte.as_deref()))
         .filter(|r| eq(&filter.source, Some(&r.source)))
+        .filter(|r| eq(&filter.langue, Some(&r.langue)))
         .filter(|r| !filter.with_comment || r.commentaire.is_some())
         .cloned()
         .collect();
@@ -1505,6 +1510,9 @@ async fn every_avis(s: &Console, votes: &Arc<dyn Store>) {
         },
         AvisFilter { facilite: Some("moyen".into()), clarte: Some("pas-clair".into()), ..AvisFilter::default() },
         AvisFilter { with_comment: true, source: Some("site".into()), from: Some(at(3)), ..AvisFilter::default() },
+        AvisFilter { langue: Some("fr".into()), ..AvisFilter::default() },
+        AvisFilter { langue: Some("en".into()), ..AvisFilter::default() },
+        AvisFilter { langue: Some("ar".into()), satisfaction: Some("moyen".into()), ..AvisFilter::default() },
     ];
     for filter in &filters {
         let want = selected(&rows, filter);
@@ -1513,7 +1521,22 @@ async fn every_avis(s: &Console, votes: &Arc<dyn Store>) {
         assert_eq!(walk(s, d, filter, 3).await, want, "{filter:?} by pages");
         assert_eq!(export(s, d, filter).await, want, "{filter:?} exported");
     }
-    assert!(filters.iter().filter(|f| !selected(&rows, f).is_empty()).count() >= 10, "filters that keep rows");
+    assert!(filters.iter().filter(|f| !selected(&rows, f).is_empty()).count() >= 12, "filters that keep rows");
+
+    // Avis per language over a period, from avis_daily_langue: French is not in it.
+    let (first, last) = (day(2024, 6, 1), day(2024, 6, 1));
+    let mut want: Vec<(String, i64)> = Vec::new();
+    for v in mine.iter().filter(|v| v.langue != Lang::Fr) {
+        match want.iter_mut().find(|(l, _)| l == v.langue.code()) {
+            Some((_, n)) => *n += 1,
+            None => want.push((v.langue.code().to_string(), 1)),
+        }
+    }
+    want.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    assert!(want.len() >= 5, "{want:?}");
+    assert_eq!(s.langue_counts(d, first, last).await.unwrap(), want);
+    assert!(s.langue_counts(d, day(2024, 6, 2), day(2024, 6, 30)).await.unwrap().is_empty());
+    assert_eq!(votes.daily_langues(d).await.unwrap(), votes.recount_langues(d).await.unwrap());
     assert_eq!(export(s, d, &everything).await, page);
 
     // Words in comments: accents and case ignored both ways, every word needed, this démarche only.

@@ -388,6 +388,20 @@ pub async fn stats_get(
     for (_, c) in &days {
         total.add(c);
     }
+    // Avis per form language (DESIGN §17), every code present; counted over every source, so
+    // only without `source`.
+    let langues = match p.source {
+        Some(_) => Value::Null,
+        None => {
+            let rows = crate::stats::langue_rows(total.n, console.store.langue_counts(d.id, p.from, p.to).await?);
+            Value::Object(
+                crate::vote::Lang::ALL
+                    .iter()
+                    .map(|l| (l.code().to_string(), json!(rows.iter().find(|(r, _)| r == l).map_or(0, |(_, n)| *n))))
+                    .collect(),
+            )
+        }
+    };
     let intervals: Vec<Value> = buckets(&days, p.from, p.to, p.grain)
         .iter()
         .map(|b| {
@@ -405,6 +419,7 @@ pub async fn stats_get(
         "interval": grain_name(p.grain),
         "source": p.source,
         "total": counts_json(&total),
+        "langues": langues,
         "intervals": intervals,
     });
     Ok(json_response(StatusCode::OK, &body))
@@ -456,6 +471,7 @@ pub fn avis_json(a: &AvisRow) -> Value {
         "clarte": a.clarte,
         "aide": aide,
         "commentaire": a.commentaire,
+        "langue": a.langue,
     })
 }
 
@@ -540,6 +556,7 @@ mod tests {
             clarte: Some("pas-clair".into()),
             aide: 0b100001,
             commentaire: None,
+            langue: "fr".into(),
         };
         let c = cursor_string(&row);
         assert_eq!(parse_cursor(&c), Some((row.received_at, row.id)));

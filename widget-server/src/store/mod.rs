@@ -132,6 +132,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::daily`] summed by month.
     fn monthly(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<(NaiveDate, Counts)>, StoreError>>;
 
+    /// The `avis_daily_langue` rows of a démarche (avis per day in each language other than
+    /// French), ordered by day then language. For checks and tests.
+    fn daily_langues(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<LangueDay>, StoreError>>;
+
+    /// Recounts a démarche's `avis` rows the way `avis_daily_langue` should hold them. For
+    /// checks and tests: it reads every row.
+    fn recount_langues(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<LangueDay>, StoreError>>;
+
     /// Number of rows in `avis` (for checks and tests).
     fn count_avis(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
 
@@ -168,6 +176,29 @@ pub fn aggregate(votes: &[&Vote]) -> Vec<DailyRow> {
         .collect();
     rows.sort_by(|a, b| (a.demarche_id, a.day, &a.source).cmp(&(b.demarche_id, b.day, &b.source)));
     rows
+}
+
+/// Avis of one démarche on one (Paris) day in one language: a row of `avis_daily_langue`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LangueDay {
+    pub demarche_id: i64,
+    pub day: NaiveDate,
+    /// The language's code (`en`, `ar`…): never `fr`, which is `avis_daily.n` minus the others.
+    pub langue: String,
+    pub n: i64,
+}
+
+/// The per-(démarche, day, language) counts of `votes` in languages other than French, as added
+/// to `avis_daily_langue`, in key order (so concurrent flushes lock rows in the same order).
+/// Empty for a batch of French votes, the usual case: the flush then has nothing more to write.
+pub fn aggregate_langues(votes: &[&Vote]) -> Vec<LangueDay> {
+    let mut map: std::collections::BTreeMap<(i64, NaiveDate, &'static str), i64> = Default::default();
+    for v in votes.iter().filter(|v| v.langue != crate::vote::Lang::Fr) {
+        *map.entry((v.demarche_id, v.day(), v.langue.code())).or_default() += 1;
+    }
+    map.into_iter()
+        .map(|((demarche_id, day, langue), n)| LangueDay { demarche_id, day, langue: langue.to_string(), n })
+        .collect()
 }
 
 /// `rows` summed by démarche and calendar month (first day), what `avis_monthly` holds.

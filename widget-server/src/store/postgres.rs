@@ -21,7 +21,7 @@ use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::pg_tls::{self, Tls};
-use super::{aggregate, recount_expressions, Store, StoreError, DAILY_COLUMNS};
+use super::{aggregate, recount_expressions, LangueDay, Store, StoreError, DAILY_COLUMNS};
 use crate::catalogue::{Demarche, PrivacyNotice};
 use crate::stats::{Counts, DailyRow};
 use crate::vote::{Question, Vote};
@@ -420,15 +420,53 @@ CREATE TRIGGER avis_daily_monthly_truncate AFTER TRUNCATE ON avis_daily
 -- The days at the ends of the observatory's year, across démarches.
 CREATE INDEX avis_daily_day ON avis_daily (day);
 "#,
+    r#"
+-- The language of the form each avis was given in (DESIGN §17): every avis before was French.
+-- A constant default: PostgreSQL records it in the catalogue and rewrites no partition.
+ALTER TABLE avis ADD COLUMN langue text NOT NULL DEFAULT 'fr';
+-- Avis per (démarche, Paris day) in each language other than French, kept by the flush in the
+-- transaction that stores them, like avis_daily: the dashboard counts languages from it in
+-- O(days). French is avis_daily.n minus these rows, so a flush of French votes (nearly all of
+-- them) writes nothing more.
+CREATE TABLE avis_daily_langue (
+    demarche_id bigint NOT NULL,
+    day date NOT NULL,
+    langue text NOT NULL CHECK (langue <> 'fr'),
+    n bigint NOT NULL,
+    PRIMARY KEY (demarche_id, day, langue)
+);
+"#,
 ];
+
+/// The migration that adds `avis.langue`: a store migrated only below it (the flush benchmark's
+/// unpartitioned table, the partitioning test) stores votes without their language.
+pub const LANGUE_VERSION: usize = 13;
 
 /// The last migration before `avis` was partitioned (for the flush benchmark's comparison).
 pub const UNPARTITIONED_VERSION: usize = 6;
 
-/// Column types of `avis`, in COPY order.
-const AVIS_TYPES: [Type; 9] =
-    [Type::UUID, Type::INT8, Type::TEXT, Type::TIMESTAMPTZ, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT2, Type::TEXT];
-const AVIS_COLUMNS: &str = "id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire";
+/// Column types of `avis`, in COPY order ([`avis_columns`]; `langue` last).
+const AVIS_TYPES: [Type; 10] = [
+    Type::UUID,
+    Type::INT8,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT2,
+    Type::TEXT,
+    Type::TEXT,
+];
+
+/// The columns a flush writes: with `langue` once the schema has it ([`LANGUE_VERSION`]).
+fn avis_columns(langue: bool) -> &'static str {
+    if langue {
+        "id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire, langue"
+    } else {
+        "id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire"
+    }
+}
 
 /// The next démarche (by id, after `$1`) of partition `{p}` that has an avis with a comment:
 /// one probe of its partial index `(demarche_id, received_at, id) WHERE commentaire IS NOT NULL`,
@@ -487,6 +525,9 @@ fn partition_month(name: &str) -> Option<NaiveDate> {
 pub struct PgStore {
     pool: Pool,
     upsert_daily: String,
+    /// Whether `avis` has `langue`: true unless this process migrated it only below
+    /// [`LANGUE_VERSION`].
+    langue: std::sync::atomic::AtomicBool,
 }
 
 impl PgStore {
@@ -511,7 +552,7 @@ impl PgStore {
              SELECT * FROM unnest($1::bigint[], $2::date[], $3::text[], {arrays}) \
              ON CONFLICT (demarche_id, day, source) DO UPDATE SET {updates}"
         );
-        Ok(PgStore { pool, upsert_daily })
+        Ok(PgStore { pool, upsert_daily, langue: true.into() })
     }
 
     /// Runs the migrations not run yet, up to `version` (all of them: `MIGRATIONS.len()`).
@@ -530,6 +571,7 @@ impl PgStore {
             tx.batch_execute(sql).await?;
             tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&(i as i32 + 1)]).await?;
         }
+        self.langue.store(version.max(done as usize) >= LANGUE_VERSION, std::sync::atomic::Ordering::Relaxed);
         // Search keys are folded in Rust, which SQL cannot do: fill those still empty
         // (démarches from before migration 3).
         for row in tx.query("SELECT id, name, administration FROM demarche WHERE search = ''", &[]).await? {
@@ -590,12 +632,42 @@ impl PgStore {
         Ok(created)
     }
 
+    /// [`LangueDay`] rows of `sql` (columns démarche, day, langue, n; `$1` the démarche).
+    fn langue_days(&self, sql: &'static str, demarche_id: i64) -> BoxFuture<'_, Result<Vec<LangueDay>, StoreError>> {
+        async move {
+            let rows = self.conn().await?.query(sql, &[&demarche_id]).await?;
+            rows.iter()
+                .map(|r| Ok(LangueDay { demarche_id: r.try_get(0)?, day: r.try_get(1)?, langue: r.try_get(2)?, n: r.try_get(3)? }))
+                .collect()
+        }
+        .boxed()
+    }
+
     async fn conn(&self) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<Tls>>, StoreError> {
         self.pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))
     }
 
-    /// Adds `votes` (all new) to `avis_daily`, in one statement.
+    fn has_langue(&self) -> bool {
+        self.langue.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Adds `votes` (all new) to `avis_daily`, in one statement, and those not in French to
+    /// `avis_daily_langue`, in one more only when there are some.
     async fn upsert_daily(&self, tx: &Transaction<'_>, votes: &[&Vote]) -> Result<(), StoreError> {
+        let langues = super::aggregate_langues(votes);
+        if !langues.is_empty() && self.has_langue() {
+            let ids: Vec<i64> = langues.iter().map(|r| r.demarche_id).collect();
+            let days: Vec<NaiveDate> = langues.iter().map(|r| r.day).collect();
+            let codes: Vec<&str> = langues.iter().map(|r| r.langue.as_str()).collect();
+            let counts: Vec<i64> = langues.iter().map(|r| r.n).collect();
+            tx.execute(
+                "INSERT INTO avis_daily_langue (demarche_id, day, langue, n) \
+                 SELECT * FROM unnest($1::bigint[], $2::date[], $3::text[], $4::bigint[]) \
+                 ON CONFLICT (demarche_id, day, langue) DO UPDATE SET n = avis_daily_langue.n + excluded.n",
+                &[&ids, &days, &codes, &counts],
+            )
+            .await?;
+        }
         let rows = aggregate(votes);
         if rows.is_empty() {
             return Ok(());
@@ -621,30 +693,29 @@ impl From<bb8::RunError<tokio_postgres::Error>> for StoreError {
     }
 }
 
-/// Writes `votes` into `table` (same columns as `avis`) with binary COPY.
-async fn copy_votes(tx: &Transaction<'_>, table: &str, votes: &[Vote]) -> Result<(), tokio_postgres::Error> {
-    let sink = tx.copy_in(&format!("COPY {table} ({AVIS_COLUMNS}) FROM STDIN (FORMAT binary)")).await?;
-    let writer = BinaryCopyInWriter::new(sink, &AVIS_TYPES);
+/// Writes `votes` into `table` (same columns as `avis`) with binary COPY; their `langue` too
+/// when `langue`.
+async fn copy_votes(
+    tx: &Transaction<'_>,
+    table: &str,
+    votes: &[Vote],
+    langue: bool,
+) -> Result<(), tokio_postgres::Error> {
+    let columns = avis_columns(langue);
+    let sink = tx.copy_in(&format!("COPY {table} ({columns}) FROM STDIN (FORMAT binary)")).await?;
+    let types = if langue { &AVIS_TYPES[..] } else { &AVIS_TYPES[..9] };
+    let writer = BinaryCopyInWriter::new(sink, types);
     pin_mut!(writer);
     for v in votes {
         let received_at = UNIX_EPOCH + Duration::from_millis(v.received_at_ms.max(0) as u64);
         let aide = i16::from(v.aide);
         let facilite = v.facilite.map(|l| Question::Facilite.value(l));
         let clarte = v.clarte.map(|l| Question::Clarte.value(l));
-        writer
-            .as_mut()
-            .write(&[
-                &v.id,
-                &v.demarche_id,
-                &v.source.as_str(),
-                &received_at,
-                &Question::Satisfaction.value(v.satisfaction),
-                &facilite,
-                &clarte,
-                &aide,
-                &v.commentaire.as_deref(),
-            ])
-            .await?;
+        let satisfaction = Question::Satisfaction.value(v.satisfaction);
+        let (source, commentaire, code) = (v.source.as_str(), v.commentaire.as_deref(), v.langue.code());
+        let row: [&(dyn ToSql + Sync); 10] =
+            [&v.id, &v.demarche_id, &source, &received_at, &satisfaction, &facilite, &clarte, &aide, &commentaire, &code];
+        writer.as_mut().write(&row[..types.len()]).await?;
     }
     writer.finish().await?;
     Ok(())
@@ -713,7 +784,7 @@ impl Store for PgStore {
             // Fast path: every vote is new (the normal case).
             {
                 let tx = conn.transaction().await?;
-                match copy_votes(&tx, "avis", votes).await {
+                match copy_votes(&tx, "avis", votes, self.has_langue()).await {
                     Ok(()) => {
                         let all: Vec<&Vote> = votes.iter().collect();
                         self.upsert_daily(&tx, &all).await?;
@@ -749,11 +820,13 @@ impl Store for PgStore {
                 "CREATE TEMP TABLE IF NOT EXISTS avis_staging (LIKE avis INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
             )
             .await?;
-            copy_votes(&tx, "avis_staging", votes).await?;
+            let langue = self.has_langue();
+            copy_votes(&tx, "avis_staging", votes, langue).await?;
+            let columns = avis_columns(langue);
             let rows = tx
                 .query(
                     &format!(
-                        "INSERT INTO avis ({AVIS_COLUMNS}) SELECT {AVIS_COLUMNS} FROM avis_staging \
+                        "INSERT INTO avis ({columns}) SELECT {columns} FROM avis_staging \
                          ON CONFLICT DO NOTHING RETURNING id"
                     ),
                     &[],
@@ -868,6 +941,21 @@ impl Store for PgStore {
                 .collect()
         }
         .boxed()
+    }
+
+    fn daily_langues(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<LangueDay>, StoreError>> {
+        self.langue_days(
+            "SELECT demarche_id, day, langue, n FROM avis_daily_langue WHERE demarche_id = $1 ORDER BY day, langue",
+            demarche_id,
+        )
+    }
+
+    fn recount_langues(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<LangueDay>, StoreError>> {
+        self.langue_days(
+            "SELECT demarche_id, (received_at AT TIME ZONE 'Europe/Paris')::date AS day, langue, count(*) \
+             FROM avis WHERE demarche_id = $1 AND langue <> 'fr' GROUP BY 1, 2, 3 ORDER BY 2, 3",
+            demarche_id,
+        )
     }
 
     fn count_avis(&self) -> BoxFuture<'_, Result<i64, StoreError>> {

@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{aggregate, recount_expressions, Store, StoreError, DAILY_COLUMNS};
+use super::{aggregate, recount_expressions, LangueDay, Store, StoreError, DAILY_COLUMNS};
 use crate::catalogue::{Demarche, PrivacyNotice};
 use crate::stats::{Counts, DailyRow};
 use crate::vote::{paris_day, Question, Vote};
@@ -344,6 +344,19 @@ END;
 -- The days at the ends of the observatory's year, across démarches.
 CREATE INDEX avis_daily_day ON avis_daily (day);
 "#,
+    r#"
+-- The language of the form each avis was given in (DESIGN §17): every avis before was French.
+ALTER TABLE avis ADD COLUMN langue TEXT NOT NULL DEFAULT 'fr';
+-- Avis per (démarche, Paris day) in each language other than French (French is avis_daily.n
+-- minus these), kept by the flush like avis_daily.
+CREATE TABLE avis_daily_langue (
+    demarche_id INTEGER NOT NULL,
+    day TEXT NOT NULL,
+    langue TEXT NOT NULL CHECK (langue <> 'fr'),
+    n INTEGER NOT NULL,
+    PRIMARY KEY (demarche_id, day, langue)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The next démarche (by id, after `?1`) that has an avis with a comment: one probe of the
@@ -496,8 +509,8 @@ impl Store for SqliteStore {
             let mut fresh = Vec::with_capacity(votes.len());
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO avis (id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT OR IGNORE INTO avis (id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire, langue) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?;
                 for v in &votes {
                     let changed = insert.execute(params![
@@ -510,6 +523,7 @@ impl Store for SqliteStore {
                         v.clarte.map(|l| Question::Clarte.value(l)),
                         v.aide,
                         v.commentaire.as_deref(),
+                        v.langue.code(),
                     ])?;
                     if changed == 1 {
                         fresh.push(v);
@@ -522,6 +536,16 @@ impl Store for SqliteStore {
                     let mut p: Vec<&dyn rusqlite::ToSql> = vec![&row.demarche_id, &day, &row.source];
                     p.extend(c.iter().map(|x| x as &dyn rusqlite::ToSql));
                     upsert.execute(p.as_slice())?;
+                }
+                let langues = super::aggregate_langues(&fresh);
+                if !langues.is_empty() {
+                    let mut upsert = tx.prepare_cached(
+                        "INSERT INTO avis_daily_langue (demarche_id, day, langue, n) VALUES (?1, ?2, ?3, ?4) \
+                         ON CONFLICT (demarche_id, day, langue) DO UPDATE SET n = n + excluded.n",
+                    )?;
+                    for r in langues {
+                        upsert.execute(params![r.demarche_id, r.day.format("%Y-%m-%d").to_string(), r.langue, r.n])?;
+                    }
                 }
             }
             tx.commit()?;
@@ -613,6 +637,42 @@ impl Store for SqliteStore {
                 map.entry((paris_day(ms), r.get(1)?)).or_default().add(&Counts::from_columns(c));
             }
             Ok(map.into_iter().map(|((day, source), counts)| DailyRow { demarche_id, day, source, counts }).collect())
+        })
+    }
+
+    fn daily_langues(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<LangueDay>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut st = conn.prepare(
+                "SELECT day, langue, n FROM avis_daily_langue WHERE demarche_id = ?1 ORDER BY day, langue",
+            )?;
+            let rows = st.query_map([demarche_id], |r| {
+                let day: String = r.get(0)?;
+                Ok(LangueDay {
+                    demarche_id,
+                    day: NaiveDate::parse_from_str(&day, "%Y-%m-%d").unwrap_or_default(),
+                    langue: r.get(1)?,
+                    n: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn recount_langues(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<LangueDay>, StoreError>> {
+        self.conn.with(move |conn| {
+            // Paris days, in Rust (see `recount`).
+            let mut st = conn.prepare(
+                "SELECT received_at, langue, count(*) FROM avis WHERE demarche_id = ?1 AND langue <> 'fr' \
+                 GROUP BY received_at, langue",
+            )?;
+            let mut map = std::collections::BTreeMap::<(NaiveDate, String), i64>::new();
+            let mut rows = st.query([demarche_id])?;
+            while let Some(r) = rows.next()? {
+                let at: String = r.get(0)?;
+                let ms = chrono::DateTime::parse_from_rfc3339(&at).map(|t| t.timestamp_millis()).unwrap_or(0);
+                *map.entry((paris_day(ms), r.get(1)?)).or_default() += r.get::<_, i64>(2)?;
+            }
+            Ok(map.into_iter().map(|((day, langue), n)| LangueDay { demarche_id, day, langue, n }).collect())
         })
     }
 

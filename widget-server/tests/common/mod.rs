@@ -418,6 +418,11 @@ pub async fn assert_rollup(
     let expected: Vec<_> =
         widget_server::store::by_month(&daily).into_iter().map(|(_, month, counts)| (month, counts)).collect();
     assert_eq!(store.monthly(d).await.unwrap(), expected, "avis_monthly of démarche {d} equals avis_daily by month");
+    assert_eq!(
+        store.daily_langues(d).await.unwrap(),
+        store.recount_langues(d).await.unwrap(),
+        "avis per language of démarche {d} equal a recount"
+    );
     daily
 }
 

@@ -22,7 +22,7 @@ use crate::console::spreadsheet::neutralise;
 use crate::console::store::{AvisFilter, AvisRow, Cursor, DemarcheRow};
 use crate::console::{Answer, Ctx, Problem};
 use crate::form::{LABELS_AIDE, LABELS_CLARTE, LABELS_FACILITE, LABELS_SATISFACTION};
-use crate::vote::{paris_day, paris_midnight, Question, AIDE};
+use crate::vote::{paris_day, paris_midnight, Lang, Question, AIDE};
 
 /// Avis per page.
 const PAGE: i64 = 50;
@@ -38,6 +38,7 @@ pub struct AvisQuery {
     facilite: Option<String>,
     clarte: Option<String>,
     source: Option<String>,
+    langue: Option<String>,
     commentaire: Option<String>,
     q: Option<String>,
     apres: Option<String>,
@@ -91,6 +92,12 @@ pub fn filter_of(q: &AvisQuery, errors: &mut Errors) -> AvisFilter {
             );
         }
     }
+    if let Some(l) = non_empty(&q.langue) {
+        match Lang::from_code(l) {
+            Some(l) => f.langue = Some(l.code().to_string()),
+            None => errors.add("langue", "Langue", "Choisissez une des langues proposées."),
+        }
+    }
     f.with_comment = non_empty(&q.commentaire).is_some();
     f.text = non_empty(&q.q).map(|t| t.chars().take(200).collect());
     f
@@ -116,6 +123,14 @@ fn label(question: Question, value: &str) -> &'static str {
     question.parse(value).map_or("", |l| labels[l.index()])
 }
 
+/// A stored `langue` named in French (« Anglais »); the code itself if unknown.
+pub fn langue_name(code: &str) -> &str {
+    match Lang::from_code(code) {
+        Some(l) => l.french_name(),
+        None => code,
+    }
+}
+
 fn aides(mask: i64) -> Vec<&'static str> {
     (0..AIDE.len()).filter(|i| mask >> i & 1 == 1).map(|i| LABELS_AIDE[i]).collect()
 }
@@ -129,6 +144,7 @@ fn filters_query(q: &AvisQuery) -> String {
         ("facilite", &q.facilite),
         ("clarte", &q.clarte),
         ("source", &q.source),
+        ("langue", &q.langue),
         ("commentaire", &q.commentaire),
         ("q", &q.q),
     ]
@@ -173,6 +189,13 @@ fn filters_form(id: i64, q: &AvisQuery, errors: &Errors, sources: &[String]) -> 
                     }
                 }
                 div.champ {
+                    label for="langue" { "Langue du formulaire" }
+                    select id="langue" name="langue" {
+                        option value="" selected[non_empty(&q.langue).is_none()] { "Toutes" }
+                        @for l in Lang::ALL { option value=(l.code()) selected[non_empty(&q.langue) == Some(l.code())] { (l.french_name()) } }
+                    }
+                }
+                div.champ {
                     label for="q" { "Mots dans le commentaire" }
                     p.indication #q-aide { "Le début d'un mot suffit, à partir de 3 lettres\u{a0}: «\u{a0}rembours\u{a0}» trouve «\u{a0}remboursement\u{a0}»." }
                     input type="search" id="q" name="q" aria-describedby="q-aide" value=(q.q.as_deref().unwrap_or(""));
@@ -192,7 +215,7 @@ fn avis_list(rows: &[AvisRow]) -> Markup {
         ol.avis {
             @for a in rows {
                 li {
-                    p.indication { (paris_time(a.received_at)) " · provenance «\u{a0}" (source_label(&a.source)) "\u{a0}»" }
+                    p.indication { (paris_time(a.received_at)) " · provenance «\u{a0}" (source_label(&a.source)) "\u{a0}» · formulaire en " (langue_name(&a.langue).to_lowercase()) }
                     dl {
                         dt { "Satisfaction" } dd { (label(Question::Satisfaction, &a.satisfaction)) }
                         dt { "Facilité" } dd { (a.facilite.as_deref().map_or("Sans réponse", |v| label(Question::Facilite, v))) }
@@ -274,11 +297,11 @@ const COUNT_CAP: i64 = 10_000;
 
 /// The number of avis `filter` selects. From `avis_daily` (O(days), exact at any size) when its
 /// sums answer it: whole Paris days (the date filters are), a source, at most one answer, no
-/// words nor « avec commentaire »; otherwise counted in `avis`, up to [`COUNT_CAP`].
+/// words nor « avec commentaire » nor language; otherwise counted in `avis`, up to [`COUNT_CAP`].
 async fn count(ctx: &Ctx, id: i64, filter: &AvisFilter) -> Result<Count, Problem> {
     let answers = [&filter.satisfaction, &filter.facilite, &filter.clarte].iter().filter(|a| a.is_some()).count();
     let store = &ctx.console.store;
-    if filter.text.is_none() && !filter.with_comment && answers <= 1 {
+    if filter.text.is_none() && !filter.with_comment && filter.langue.is_none() && answers <= 1 {
         let first = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
         let from = filter.from.map_or(first, |t| paris_day(t.timestamp_millis()));
         let to = filter.until.map_or_else(
@@ -303,15 +326,26 @@ async fn count(ctx: &Ctx, id: i64, filter: &AvisFilter) -> Result<Count, Problem
     Ok(if n > COUNT_CAP { Count::MoreThan(COUNT_CAP) } else { Count::Exact(n) })
 }
 
-const COLUMNS: [&str; 8] =
-    ["Date (heure de Paris)", "Provenance", "Satisfaction", "Facilité", "Clarté", "Aide", "Commentaire", "Identifiant"];
+/// The export's columns; « Langue » came last (issue 24), so scripts reading the earlier
+/// columns by position go on working.
+const COLUMNS: [&str; 9] = [
+    "Date (heure de Paris)",
+    "Provenance",
+    "Satisfaction",
+    "Facilité",
+    "Clarté",
+    "Aide",
+    "Commentaire",
+    "Identifiant",
+    "Langue",
+];
 
 /// Widths of [`COLUMNS`] in the XLSX export, in characters.
-const WIDTHS: [f64; 8] = [19.0, 14.0, 12.0, 22.0, 18.0, 28.0, 80.0, 38.0];
+const WIDTHS: [f64; 9] = [19.0, 14.0, 12.0, 22.0, 18.0, 28.0, 80.0, 38.0, 12.0];
 
 /// The cells of an avis as read: text, as the XLSX export writes them (its first, the date, is
 /// written as a date there).
-fn cells(a: &AvisRow) -> [String; 8] {
+fn cells(a: &AvisRow) -> [String; 9] {
     [
         a.received_at.with_timezone(&chrono_tz::Europe::Paris).format("%Y-%m-%d %H:%M:%S").to_string(),
         source_label(&a.source).to_string(),
@@ -321,11 +355,12 @@ fn cells(a: &AvisRow) -> [String; 8] {
         aides(a.aide).join(", "),
         a.commentaire.as_deref().unwrap_or("").to_string(),
         a.id.hyphenated().to_string(),
+        langue_name(&a.langue).to_string(),
     ]
 }
 
 /// The cells of an avis in the CSV export: [`cells`], the free texts neutralised.
-fn csv_cells(a: &AvisRow) -> [String; 8] {
+fn csv_cells(a: &AvisRow) -> [String; 9] {
     let mut c = cells(a);
     c[1] = neutralise(&c[1]);
     c[6] = neutralise(&c[6]);
@@ -546,6 +581,7 @@ mod tests {
             satisfaction: Some("pas-bien".into()),
             commentaire: Some("oui".into()),
             q: Some("  agent  ".into()),
+            langue: Some("ar".into()),
             ..AvisQuery::default()
         };
         let f = filter_of(&q, &mut e);
@@ -556,15 +592,17 @@ mod tests {
             (f.satisfaction.as_deref(), f.with_comment, f.text.as_deref()),
             (Some("pas-bien"), true, Some("agent"))
         );
+        assert_eq!(f.langue.as_deref(), Some("ar"));
         let bad = AvisQuery {
             du: Some("hier".into()),
             facilite: Some("bof".into()),
             source: Some("A B".into()),
+            langue: Some("klingon".into()),
             ..AvisQuery::default()
         };
         let mut e = Errors::default();
         filter_of(&bad, &mut e);
-        for field in ["du", "filtres", "source"] {
+        for field in ["du", "filtres", "source", "langue"] {
             assert!(e.get(field).is_some(), "{field}");
         }
     }

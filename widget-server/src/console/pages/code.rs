@@ -1,5 +1,5 @@
 //! « Code à intégrer » (`/console/demarches/{id}/code`): both buttons, bleu or blanc, an
-//! optional source label and new window; the snippet (built by the `snippet` crate, the same
+//! optional source label, the form's language and new window; the snippet (built by the `snippet` crate, the same
 //! HTML as `widget-server snippet`) in a read-only text area, with a live preview; each source
 //! label already seen with its last avis. A GET form: no JavaScript needed.
 
@@ -21,6 +21,7 @@ pub struct CodeQuery {
     info: Option<String>,
     style: Option<String>,
     source: Option<String>,
+    langue: Option<String>,
     fenetre: Option<String>,
 }
 
@@ -41,6 +42,13 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
             "De 1 à 32 caractères parmi les lettres minuscules sans accent, les chiffres et le tiret, par exemple guichet ou courriel-relance.",
         );
     }
+    let lang = match q.langue.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+        None => snippet::Lang::Fr,
+        Some(code) => snippet::Lang::from_code(code).unwrap_or_else(|| {
+            errors.add("langue", "Langue du formulaire", "Choisissez une des langues proposées.");
+            snippet::Lang::Fr
+        }),
+    };
     let new_window = q.fenetre.is_some();
     let awaiting = d.details.volume_annuel.is_some_and(|v| v > HIGH_VOLUME) && !d.high_volume_approved;
     let snippet = match style {
@@ -48,6 +56,7 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
             snippet::Snippet::new(&c.settings.public_url, id as u64, style)
                 .source(source)
                 .new_window(new_window)
+                .lang(lang)
                 .html(&c.signer),
         ),
         _ => None,
@@ -121,6 +130,20 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
                 }
                 (Input { id: "source", label: "Étiquette de provenance (facultatif)", kind: "text", value: if source == snippet::DEFAULT_SOURCE { "" } else { source },
                          autocomplete: "off", hint: Some("Pour comparer les emplacements du bouton (site, courriel, guichet…). Laissez vide pour l'étiquette par défaut, «\u{a0}Bouton\u{a0}», que Démarches simplifiées remplace par «\u{a0}site\u{a0}» ou «\u{a0}email\u{a0}»."), required: false }.render(&errors))
+                div.champ {
+                    label for="langue" { "Langue du formulaire" }
+                    p.indication #langue-aide {
+                        "Le formulaire s'ouvre dans cette langue\u{a0}; le citoyen peut en changer en haut du formulaire. "
+                        "Si votre démarche existe en plusieurs langues, générez un code pour chacune."
+                    }
+                    select #langue name="langue" aria-describedby="langue-aide" {
+                        @for l in snippet::Lang::ALL {
+                            option value=(l.code()) selected[l == lang] {
+                                (l.french_name()) @if l != snippet::Lang::Fr { " (" (l.native_name()) ")" }
+                            }
+                        }
+                    }
+                }
                 div.case {
                     input type="checkbox" id="fenetre" name="fenetre" value="oui" checked[new_window];
                     label for="fenetre" { "Ouvrir le formulaire dans une nouvelle fenêtre (inutile sur Démarches simplifiées)" }

@@ -14,8 +14,8 @@ use crate::console::chart::{buckets, trend_svg, Grain, Readers};
 use crate::console::layout::{paris_time, source_label, Errors};
 use crate::console::{Answer, Ctx};
 use crate::form::{LABELS_AIDE, LABELS_CLARTE, LABELS_FACILITE, LABELS_SATISFACTION};
-use crate::stats::{index_text, percent_text, round1, Counts};
-use crate::vote::{paris_day, paris_midnight};
+use crate::stats::{index_text, langue_rows, percent_text, round1, Counts};
+use crate::vote::{paris_day, paris_midnight, Lang};
 
 /// Longest custom period, in days (five years).
 const MAX_DAYS: i64 = 5 * 366;
@@ -132,6 +132,9 @@ pub async fn satisfaction_get(ctx: Ctx, Id(id): Id, Params(q): Params<PeriodQuer
     let grain = Grain::for_period(period.from, period.to);
     let trend = buckets(&days, period.from, period.to, grain);
     let per_source = store.source_counts(id, period.from, period.to).await?;
+    // Every source: `avis_daily_langue` has no source.
+    let all_sources: i64 = per_source.iter().map(|(_, c)| c.n).sum();
+    let langues = langue_rows(all_sources, store.langue_counts(id, period.from, period.to).await?);
     let comments = store
         .latest_comments(id, paris_midnight(period.from), paris_midnight(period.to + Days::new(1)), source.clone(), 5)
         .await?;
@@ -259,6 +262,25 @@ pub async fn satisfaction_get(ctx: Ctx, Id(id): Id, Params(q): Params<PeriodQuer
                 table.tableau {
                     thead { tr { th scope="col" { "Provenance" } th scope="col" { "Avis" } th scope="col" { "Satisfaction" } } }
                     tbody { @for (s, c) in &per_source { tr { td { (source_label(s)) } td { (thousands(c.n)) } td { (score_badge(c.satisfaction_index(), c.n)) } } } }
+                }
+            }
+        }
+        section.carte {
+            h3 { "Langues du formulaire" }
+            @if langues.is_empty() {
+                p { "Aucun avis sur cette période." }
+            } @else {
+                @if langues.len() == 1 && langues[0].0 == Lang::Fr {
+                    p { "Tous les avis de la période ont été donnés en français." }
+                } @else {
+                    table.tableau {
+                        thead { tr { th scope="col" { "Langue" } th scope="col" { "Avis" } th scope="col" { "Part" } } }
+                        tbody { @for (l, n) in &langues { tr { td { (l.french_name()) } td { (thousands(*n)) } td { (percent(*n, all_sources)) } } } }
+                    }
+                }
+                p.indication {
+                    "Toutes provenances. Le formulaire existe en " (Lang::ALL.len()) " langues\u{a0}: "
+                    a href={ "/console/demarches/" (id) "/code" } { "proposez-en une autre dans «\u{a0}Code à intégrer\u{a0}»" } "."
                 }
             }
         }

@@ -594,6 +594,8 @@ pub struct AvisFilter {
     pub facilite: Option<String>,
     pub clarte: Option<String>,
     pub source: Option<String>,
+    /// The form's language (`fr`, `en`…).
+    pub langue: Option<String>,
     pub with_comment: bool,
     /// Words to find in comments, as the porteur typed them: accents and case ignored, every
     /// word, each as a word or the start of one from 3 letters on (« merc » finds « merci »;
@@ -614,6 +616,8 @@ pub struct AvisRow {
     /// Bitmask over [`crate::vote::AIDE`].
     pub aide: i64,
     pub commentaire: Option<String>,
+    /// The language of the form it was given in (`fr`, `en`…, DESIGN §17).
+    pub langue: String,
 }
 
 /// Where a keyset page starts: the `(received_at, id)` of the row before it.
@@ -969,6 +973,14 @@ pub trait ConsoleStore: Send + Sync + 'static {
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
     ) -> BoxFuture<'_, Result<Vec<(String, crate::stats::Counts)>, StoreError>>;
+    /// Avis over `from..=to` in each language other than French (`avis_daily_langue`, all
+    /// sources), most first: French is the period's total minus these. O(days).
+    fn langue_counts(
+        &self,
+        demarche_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>>;
     /// The latest comments received in `from..until`, newest first, optionally of one source
     /// (walks the `(demarche_id, received_at)` index backwards: cheap however many avis).
     fn latest_comments(

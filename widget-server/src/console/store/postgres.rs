@@ -67,7 +67,7 @@ pub struct PgConsoleStore {
 }
 
 /// The columns [`read_avis`] reads, in its order.
-const AVIS_COLUMNS: &str = "id, received_at, source, satisfaction, facilite, clarte, aide, commentaire";
+const AVIS_COLUMNS: &str = "id, received_at, source, satisfaction, facilite, clarte, aide, commentaire, langue";
 
 /// An avis from `row`, whose columns are [`AVIS_COLUMNS`].
 fn read_avis(row: &Row) -> Result<AvisRow, tokio_postgres::Error> {
@@ -80,6 +80,7 @@ fn read_avis(row: &Row) -> Result<AvisRow, tokio_postgres::Error> {
         clarte: row.try_get(5)?,
         aide: i64::from(row.try_get::<_, i16>(6)?),
         commentaire: row.try_get(7)?,
+        langue: row.try_get(8)?,
     })
 }
 
@@ -114,6 +115,7 @@ fn avis_from(demarche_id: i64, filter: &AvisFilter, params: &mut Params) -> Stri
         ("facilite", &filter.facilite),
         ("clarte", &filter.clarte),
         ("source", &filter.source),
+        ("langue", &filter.langue),
     ] {
         if let Some(value) = value {
             sql.push_str(&format!(" AND {column} = {}", bind(params, value.clone())));
@@ -528,6 +530,11 @@ fn merge_daily_sql() -> String {
          ON CONFLICT (demarche_id, day, source) DO UPDATE SET {updates}"
     )
 }
+
+/// [`merge_daily_sql`] for `avis_daily_langue`.
+const MERGE_LANGUES: &str = "WITH moved AS (DELETE FROM avis_daily_langue WHERE demarche_id = $1 RETURNING day, langue, n) \
+     INSERT INTO avis_daily_langue (demarche_id, day, langue, n) SELECT $2, day, langue, n FROM moved \
+     ON CONFLICT (demarche_id, day, langue) DO UPDATE SET n = avis_daily_langue.n + excluded.n";
 
 /// Why a link cannot be used, from its `account_id, expires_at, used_at, revoked_at` row (none:
 /// no such link of this kind).
@@ -1469,6 +1476,7 @@ impl ConsoleStore for PgConsoleStore {
             // One statement moves exactly the counts it deletes: a flush committing meanwhile
             // is either moved with them or left whole on the duplicate, never lost.
             tx.execute(&merge_daily_sql(), &[&duplicate, &target]).await?;
+            tx.execute(MERGE_LANGUES, &[&duplicate, &target]).await?;
             tx.execute("UPDATE demarche SET active = false, merged_into = $2 WHERE id = $1", &[&duplicate, &target])
                 .await?;
             tx.execute("UPDATE demarche SET merged_into = $2 WHERE merged_into = $1", &[&duplicate, &target]).await?;
@@ -1944,6 +1952,27 @@ impl ConsoleStore for PgConsoleStore {
             );
             let rows = self.read_conn().await?.query(sql.as_str(), &[&demarche_id, &from, &to]).await?;
             rows.iter().map(|r| Ok((r.try_get(0)?, counts_from(r, 1)?))).collect()
+        }
+        .boxed()
+    }
+
+    fn langue_counts(
+        &self,
+        demarche_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>> {
+        async move {
+            let rows = self
+                .read_conn()
+                .await?
+                .query(
+                    "SELECT langue, sum(n)::bigint FROM avis_daily_langue WHERE demarche_id = $1 AND day BETWEEN $2 AND $3 \
+                     GROUP BY langue ORDER BY 2 DESC, 1",
+                    &[&demarche_id, &from, &to],
+                )
+                .await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
         }
         .boxed()
     }

@@ -219,7 +219,7 @@ fn revoke_links(tx: &Connection, account: i64, kind: TokenKind, now: &str) -> ru
 }
 
 /// The columns [`read_avis`] reads, in its order.
-const AVIS_COLUMNS: &str = "id, received_at, source, satisfaction, facilite, clarte, aide, commentaire";
+const AVIS_COLUMNS: &str = "id, received_at, source, satisfaction, facilite, clarte, aide, commentaire, langue";
 
 /// Reads [`AVIS_COLUMNS`].
 fn read_avis(r: &Row) -> rusqlite::Result<AvisRow> {
@@ -234,6 +234,7 @@ fn read_avis(r: &Row) -> rusqlite::Result<AvisRow> {
         clarte: r.get(5)?,
         aide: r.get(6)?,
         commentaire: r.get(7)?,
+        langue: r.get(8)?,
     })
 }
 
@@ -317,6 +318,7 @@ fn avis_select_columns(
         ("facilite", &filter.facilite),
         ("clarte", &filter.clarte),
         ("source", &filter.source),
+        ("langue", &filter.langue),
     ] {
         if let Some(value) = value {
             sql.push_str(&format!(" AND {column} = {}", bind(params, value.clone())));
@@ -1238,6 +1240,13 @@ impl ConsoleStore for SqliteConsoleStore {
             tx.execute("UPDATE avis SET demarche_id = ?2 WHERE demarche_id = ?1", params![duplicate, target])?;
             tx.execute(&merge_daily_sql(), params![duplicate, target])?;
             tx.execute("DELETE FROM avis_daily WHERE demarche_id = ?1", [duplicate])?;
+            tx.execute(
+                "INSERT INTO avis_daily_langue (demarche_id, day, langue, n) \
+                 SELECT ?2, day, langue, n FROM avis_daily_langue WHERE demarche_id = ?1 \
+                 ON CONFLICT (demarche_id, day, langue) DO UPDATE SET n = n + excluded.n",
+                params![duplicate, target],
+            )?;
+            tx.execute("DELETE FROM avis_daily_langue WHERE demarche_id = ?1", [duplicate])?;
             tx.execute("UPDATE demarche SET active = 0, merged_into = ?2 WHERE id = ?1", params![duplicate, target])?;
             tx.execute("UPDATE demarche SET merged_into = ?2 WHERE merged_into = ?1", params![duplicate, target])?;
             tx.commit()?;
@@ -1622,6 +1631,22 @@ impl ConsoleStore for SqliteConsoleStore {
             let mut st = conn.prepare(&sql)?;
             let rows =
                 st.query_map(params![demarche_id, day(from), day(to)], |r| Ok((r.get(0)?, counts_from(r, 1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn langue_counts(
+        &self,
+        demarche_id: i64,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut st = conn.prepare(
+                "SELECT langue, sum(n) FROM avis_daily_langue WHERE demarche_id = ?1 AND day BETWEEN ?2 AND ?3 \
+                 GROUP BY langue ORDER BY 2 DESC, 1",
+            )?;
+            let rows = st.query_map(params![demarche_id, day(from), day(to)], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
