@@ -413,14 +413,20 @@ fn with_name(template: &str, name: &str, lang: Lang) -> Markup {
 /// language (each its own cacheable URL), each language named in itself.
 fn language_links(v: &FormView) -> Markup {
     let d = v.demarche;
-    let source = v.source.as_str();
+    // `nd_source` only when not the default, which a missing one means: each byte here is paid
+    // seven times in a page that must stay under 10 kB with its CSS.
+    let source = (v.source != Source::default()).then(|| v.source.as_str());
     html! {
         nav.langues aria-label=(texts(v.lang).languages) {
             ul {
                 @for l in Lang::ALL {
                     li {
-                        a lang=(l.code()) aria-current=[(l == v.lang).then_some("page")]
-                            href={ "/Demarches/" (d.id) "?key=" (v.key) "&nd_source=" (source) (lang_query(l, false)) } { (l.native_name()) }
+                        // The current language is said, not linked (as GOV.UK's switcher does).
+                        @if l == v.lang {
+                            span lang=(l.code()) aria-current="true" { (l.native_name()) }
+                        } @else {
+                            a lang=(l.code()) href={ "/Demarches/" (d.id) "?key=" (v.key) @if let Some(s) = source { "&nd_source=" (s) } (lang_query(l, false)) } { (l.native_name()) }
+                        }
                     }
                 }
             }
@@ -453,7 +459,7 @@ pub fn form_page(v: &FormView) -> Markup {
                 @for level in Level::ALL {
                     @let value = q.value(level);
                     @let id = format!("{}-{}", q.field(), value);
-                    div.choix {
+                    p.choix {
                         input type="radio" id=(id) name=(q.field()) value=(value)
                             checked[chosen == Some(level)] required[required]
                             aria-invalid=[error.map(|_| "true")];
@@ -480,7 +486,7 @@ pub fn form_page(v: &FormView) -> Markup {
         p.mention { (required_before) span.requis { "*" } (required_after) }
         form method="post" action={ "/Demarches/" (d.id) "/avis" (lang_query(v.lang, true)) } {
             input type="hidden" name="key" value=(v.key);
-            input type="hidden" name="nd_source" value=(v.source.as_str());
+            @if v.source != Source::default() { input type="hidden" name="nd_source" value=(v.source.as_str()); }
             (single(Question::Satisfaction, t.q_satisfaction, t.satisfaction, true))
             (single(Question::Facilite, t.q_facilite, t.facilite, false))
             (single(Question::Clarte, t.q_clarte, t.clarte, false))
@@ -489,7 +495,7 @@ pub fn form_page(v: &FormView) -> Markup {
                 @if let Some(flaw) = aide_error { p.message-erreur id="aide-erreur" { (flaw.message(t)) } }
                 @for (i, value) in AIDE.iter().enumerate() {
                     @let id = format!("aide-{value}");
-                    div.choix {
+                    p.choix {
                         input type="checkbox" id=(id) name="aide" value=(value) checked[v.answers.aide & (1 << i) != 0];
                         label for=(id) { (t.aide[i]) }
                     }

@@ -20,6 +20,12 @@ const PW: &str = "une phrase de passe solide";
 const OPEN_LIMITS: [&str; 6] =
     ["--flush-interval-ms", "50", "--rate-per-minute", "1000000", "--rate-per-minute-demarche", "1000000"];
 
+/// The API's avis carry their language.
+async fn first_avis_langue_is_french(server: &Server, key: &str) -> bool {
+    let (_, _, body) = api(server, "/api/v1/demarches/101/avis?limit=1", Some(key)).await;
+    body["avis"][0]["langue"] == "fr"
+}
+
 /// One API call: (status, headers, JSON body).
 async fn api(server: &Server, path: &str, key: Option<&str>) -> (StatusCode, hyper::HeaderMap, Value) {
     api_as(server, Method::GET, path, key.map(|k| format!("Bearer {k}")).as_deref()).await
@@ -265,6 +271,11 @@ async fn scenario(server: &Server, tag: &str) {
     assert_eq!((to - from).num_days(), 364);
     assert!(recount.iter().all(|r| (from..=to).contains(&r.day)), "today's votes are in the default period");
     assert_eq!(body["total"]["n"], 53);
+    // Every language of the form, French being the rest: these votes were all given in French.
+    let langues = body["langues"].as_object().unwrap();
+    assert_eq!(langues.len(), 7, "{langues:?}");
+    assert_eq!((langues["fr"].as_i64(), langues["ar"].as_i64()), (Some(53), Some(0)));
+    assert!(first_avis_langue_is_french(server, &key).await);
     check_stats("default", &body, &recount, None);
     let last_use = alice.get("/console/compte").await;
     assert!(!last_use.body.contains("Jamais utilisée"), "the key's last use is shown");
@@ -325,7 +336,17 @@ async fn scenario(server: &Server, tag: &str) {
     let keys: BTreeSet<&str> = with_comment.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        BTreeSet::from(["id", "received_at", "source", "satisfaction", "facilite", "clarte", "aide", "commentaire"])
+        BTreeSet::from([
+            "id",
+            "received_at",
+            "source",
+            "satisfaction",
+            "facilite",
+            "clarte",
+            "aide",
+            "commentaire",
+            "langue"
+        ])
     );
     // A cursor past the last avis: an empty page.
     let (_, _, page) = api(server, "/api/v1/demarches/101/avis?limit=53", Some(&key)).await;
