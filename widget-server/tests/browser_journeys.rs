@@ -366,6 +366,76 @@ async fn a_porteur_and_a_citizen_in_a_real_browser() {
     axe(&c, "observatory").await;
     assert!(c.client.source().await.unwrap().contains("Les chiffres vont jusqu'à hier"), "the window is said");
     screenshot(&c, "observatoire.png").await;
+
+    // The form in the citizen's language (DESIGN §17): the porteur generates the Arabic code…
+    c.goto(&server.url(&format!("/console/demarches/{id}/code"))).await;
+    c.script("document.querySelector('#langue').value = 'ar'", vec![]).await;
+    c.click("main form button[type=submit]").await;
+    let snippet = c.script("return document.querySelector('#snippet').value", vec![]).await;
+    let snippet = snippet.as_str().unwrap().to_string();
+    assert!(snippet.contains("&amp;lang=ar\""), "the Arabic form's link: {snippet}");
+    let href = snippet.split("href=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    let ar_path = href.split_once("://").unwrap().1.split_once('/').map(|(_, p)| format!("/{p}")).unwrap();
+
+    // …and a citizen on a phone answers it with the keyboard only, right to left.
+    c.resize(360, 740).await;
+    c.goto(&server.url(&ar_path)).await;
+    axe(&c, "the Arabic form at 360 px").await;
+    screenshot(&c, "formulaire-ar-360.png").await;
+    let dir = c.script("return [document.documentElement.lang, document.documentElement.dir]", vec![]).await;
+    assert_eq!(dir, json!(["ar", "rtl"]));
+    // Mirrored: each radio button sits at the right of its answer, the page does not scroll sideways.
+    let mirrored = c
+        .script(
+            "const i = document.querySelector('#satisfaction-bien').getBoundingClientRect(), \
+                   l = document.querySelector('label[for=satisfaction-bien]').getBoundingClientRect(); \
+             return i.left > l.left + l.width / 2 && document.documentElement.scrollWidth <= innerWidth",
+            vec![],
+        )
+        .await;
+    assert_eq!(mirrored, json!(true), "radio buttons on the right in Arabic, no sideways scroll");
+    tab_to(&c, "input[name=satisfaction]").await;
+    press(&c, " ").await;
+    tab_to(&c, "input[name=clarte]").await;
+    press(&c, " ").await;
+    tab_to(&c, "textarea[name=commentaire]").await;
+    press(&c, "شكراً").await;
+    tab_to(&c, "button[type=submit]").await;
+    c.press_and_settle(&Key::Enter).await;
+    assert!(c.url().await.ends_with(&format!("/Demarches/{id}/merci?lang=ar")), "after submit: {}", c.url().await);
+    let thanks = c.script("return document.querySelector('h1').textContent", vec![]).await;
+    assert_eq!(thanks, json!("شكراً على رأيك!"));
+    axe(&c, "the Arabic merci at 360 px").await;
+    // An error summary, right to left, reached by the keyboard.
+    c.goto(&server.url(&ar_path)).await;
+    c.script("document.querySelectorAll('[required]').forEach(e => e.removeAttribute('required'))", vec![]).await;
+    c.click("form button[type=submit]").await;
+    let summary = c.script("return document.querySelector('#erreurs h2').textContent", vec![]).await;
+    assert_eq!(summary, json!("تعذّر إرسال رأيك"));
+    axe(&c, "the Arabic form with errors at 360 px").await;
+    // English too, from the row of language links.
+    c.goto(&server.url(&ar_path)).await;
+    c.click("nav.langues a[lang=en]").await;
+    assert!(c.url().await.ends_with("&lang=en"), "{}", c.url().await);
+    axe(&c, "the English form at 360 px").await;
+    c.resize(1280, 800).await;
+
+    // The porteur sees who answered in which language.
+    assert_eq!(wait_for_avis(&server.db_url, 2, std::time::Duration::from_secs(5)).await, 2, "the Arabic vote is stored");
+    c.goto(&dashboard).await;
+    let langues = c
+        .script(
+            "const h = Array.from(document.querySelectorAll('h3')).find(h => h.textContent === 'Langues du formulaire'); \
+             return Array.from(h.parentElement.querySelectorAll('tbody tr')).map(r => Array.from(r.cells).map(c => c.textContent.replace(/\\s+/g, ' ').trim()).join(' '))",
+            vec![],
+        )
+        .await;
+    assert_eq!(langues, json!(["Français 1 50 %", "Arabe 1 50 %"]), "avis per language on the dashboard");
+    c.goto(&server.url(&format!("/console/demarches/{id}/avis?langue=ar"))).await;
+    axe(&c, "every avis in Arabic").await;
+    let page = c.client.source().await.unwrap();
+    assert!(page.contains("شكراً") && page.contains("formulaire en arabe"), "the Arabic avis, said to be");
+    assert!(!page.contains("Très simple, merci."), "the French avis filtered out");
     c.quit().await;
 }
 
