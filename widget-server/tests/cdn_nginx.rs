@@ -363,7 +363,13 @@ async fn nginx_in_front_caches_what_the_origin_allows() {
     for stem in ["bouton-bleu", "bouton-blanc", "avis"] {
         cacheable.push(widget_server::assets::hashed_href(stem).expect("hashed asset URL"));
     }
-    let citizen_pages = [server.form_path(1), "/Demarches/1/merci".to_string()];
+    let mut citizen_pages = vec![server.form_path(1), "/Demarches/1/merci".to_string()];
+    // Each language of the form is a URL of its own (DESIGN §17), so a cache entry of its own:
+    // MISS once, HIT after, revalidated with 304 below, like the French one.
+    for lang in snippet::Lang::ALL.into_iter().skip(1) {
+        citizen_pages.push(format!("{}&lang={}", server.form_path(1), lang.code()));
+    }
+    citizen_pages.push("/Demarches/1/merci?lang=ar".to_string());
     cacheable.extend(citizen_pages.iter().cloned());
     for path in
         ["/observatoire", "/observatoire.csv", "/observatoire.json", "/observatoire.schema.json", "/Demarches/1"]
@@ -380,6 +386,11 @@ async fn nginx_in_front_caches_what_the_origin_allows() {
         assert!(cc.contains("max-age") && !cc.contains("no-store") && !cc.contains("private"), "{path}: {cc}");
         assert!(h.get("set-cookie").is_none(), "{path} sets no cookie");
         assert!(h.contains_key("etag"), "{path} carries an ETag, so the edge can revalidate it");
+        if let Some((_, code)) = path.split_once("lang=") {
+            let page = String::from_utf8_lossy(&body).into_owned();
+            assert!(page.contains(&format!("<html lang=\"{code}\"")), "{path} is in its language");
+            assert!(!header(&h, "vary").to_ascii_lowercase().contains("accept-language"), "{path}: no Vary on the language");
+        }
         origin.push((path.clone(), body));
     }
 
