@@ -187,6 +187,12 @@ async fn every_page_passes_axe_at_1280_and_360_px() {
     c.fill("input[name=mot_de_passe]", "court").await;
     c.submit_unchecked("main form button[type=submit]").await;
     report.check(&c, "confirmation with errors").await;
+    // The form in other languages (DESIGN §17): English, and Arabic right to left, with errors.
+    for lang in ["en", "ar"] {
+        report.visit(&c, &server, &format!("{}&lang={lang}", server.form_path(CARRIED))).await;
+        c.submit_unchecked("form button[type=submit]").await;
+        report.check(&c, &format!("the form in {lang} with errors")).await;
+    }
     report.visit(&c, &server, &server.form_path(CARRIED)).await;
     c.submit_unchecked("form button[type=submit]").await;
     report.check(&c, "the form with errors").await;

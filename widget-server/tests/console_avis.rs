@@ -123,6 +123,12 @@ async fn scenario(server: &Server, tag: &str) {
     assert!(first.body.contains(r#"<option value="button">Bouton</option>"#), "a list of sources");
     let bad = b.get(&format!("{base}?du=hier&satisfaction=bof")).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The form's language: said for each avis, offered as a filter (none of these is in Arabic).
+    assert!(first.body.contains("formulaire en français"), "each avis says its form's language");
+    assert!(first.body.contains(r#"<option value="ar">Arabe</option>"#), "a filter by language");
+    assert_eq!(walk(&mut b, &format!("{base}?langue=ar")).await, 0);
+    assert_eq!(walk(&mut b, &format!("{base}?langue=fr")).await, VOTES);
+    assert_eq!(b.get(&format!("{base}?langue=klingon")).await.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // CSV: BOM, `;`, CRLF, every avis once, formulas neutralised, line breaks kept.
     let csv = b.get(&format!("{base}.csv")).await;
@@ -135,9 +141,11 @@ async fn scenario(server: &Server, tag: &str) {
     assert!(csv.body.contains("\r\n"));
     let mut reader = csv::ReaderBuilder::new().delimiter(b';').from_reader(&bytes[3..]);
     assert_eq!(reader.headers().unwrap().get(0), Some("Date (heure de Paris)"));
+    assert_eq!(reader.headers().unwrap().get(8), Some("Langue"), "the form's language, last");
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), VOTES);
     let ids: HashSet<&str> = records.iter().map(|r| r.get(7).unwrap()).collect();
+    assert!(records.iter().all(|r| r.get(8) == Some("Français")), "these votes came from the French form");
     assert_eq!(ids.len(), VOTES, "every avis once");
     assert!(records.iter().any(|r| r.get(6) == Some("'=HYPERLINK(\"http://x\")")), "formula neutralised");
     assert!(records.iter().any(|r| r.get(6) == Some("Formulaire clair\net rapide")), "line break kept, quoted");
@@ -165,7 +173,7 @@ async fn scenario(server: &Server, tag: &str) {
     // A spreadsheet for people: dates are dates (numbers with a date format), the header row is
     // frozen and filterable, columns have widths, and strings are typed (no CSV `'` in them).
     assert!(sheet.contains(r#"<pane ySplit="1""#) && sheet.contains(r#"state="frozen""#), "frozen header");
-    assert!(sheet.contains(&format!(r#"<autoFilter ref="A1:H{}"/>"#, VOTES + 1)), "filters on the header");
+    assert!(sheet.contains(&format!(r#"<autoFilter ref="A1:I{}"/>"#, VOTES + 1)), "filters on the header");
     assert!(sheet.contains("<cols>") && sheet.contains("customWidth=\"1\""), "column widths");
     let first_data_row = sheet.split("<row r=\"2\"").nth(1).expect("a data row");
     let a2 = first_data_row.split("<c r=\"A2\"").nth(1).unwrap().split("</c>").next().unwrap();

@@ -162,6 +162,22 @@ async fn scenario(server: &Server, tag: &str) {
     let plain = snippet_of(&alice.get(&format!("/console/demarches/{id}/code?style=bleu")).await);
     assert_accepted_by_demarches_simplifiees(&plain);
     assert!(plain.contains("nd_source=button") && !plain.contains("target="));
+    // The form's language (DESIGN §17): in the link, last, the snippet still acceptable to
+    // demarches-simplifiees.fr, and the same as `widget-server snippet --lang`.
+    let arabic = alice.get(&format!("/console/demarches/{id}/code?style=bleu&langue=ar")).await;
+    assert!(arabic.body.contains(r#"<option value="ar" selected>Arabe (العربية)</option>"#), "the language kept");
+    let arabic = snippet_of(&arabic);
+    assert_accepted_by_demarches_simplifiees(&arabic);
+    assert!(arabic.contains("&amp;lang=ar\""), "{arabic}");
+    let expected = cli(
+        &server.dir,
+        &server.db_url,
+        &["--public-url", PUBLIC, "snippet", "--demarche", &id.to_string(), "--lang", "ar"],
+    );
+    assert_eq!(arabic, expected.trim(), "the same HTML as `widget-server snippet --lang ar`");
+    let klingon = alice.get(&format!("/console/demarches/{id}/code?style=bleu&langue=tlh")).await;
+    assert_eq!(klingon.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!klingon.body.contains("<textarea"));
 
     // A citizen follows that link: the form exists at once in this process, and the vote counts.
     let href = snippet.split("href=\"").nth(1).unwrap().split('"').next().unwrap();

@@ -172,13 +172,12 @@ async fn sqlite_comments_from_before_migration_6_are_erased_from_search() {
     let (tmp, url) = common::Server::sqlite_dir();
     let store = store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
-    // Back to schema version 5: migrations 12 (form languages), 11 (observatory rollup), 10 (notifications), 9 (e-mail
+    // Back to schema version 5: migrations 12 (form languages: its column and table go after
+    // the old votes are stored, the store writing `langue` whatever the schema), 11 (observatory rollup), 10 (notifications), 9 (e-mail
     // retries), 8 (ProConnect) and 7 (trust) undone, then the triggers of migration 4.
     common::exec_sql(
         &url,
-        "DROP TABLE avis_daily_langue;
-         ALTER TABLE avis DROP COLUMN langue;
-         DELETE FROM schema_migrations WHERE version = 12;
+        "DELETE FROM schema_migrations WHERE version = 12;
          DROP INDEX avis_daily_day;
          DROP TRIGGER avis_daily_monthly_insert;
          DROP TRIGGER avis_daily_monthly_update;
@@ -223,6 +222,7 @@ async fn sqlite_comments_from_before_migration_6_are_erased_from_search() {
     let all = votes();
     let (early, late) = all.split_at(all.len() / 2);
     store.store_batch(early).await.unwrap();
+    common::exec_sql(&url, "DROP TABLE avis_daily_langue; ALTER TABLE avis DROP COLUMN langue;").await;
     store.migrate().await.unwrap();
     assert_fts_consistent(&url);
     for d in [1, 2, 3] {
