@@ -256,12 +256,7 @@ pub struct FormLink {
 /// Cheap: no allocation unless the query is percent-encoded.
 pub fn query_lang(query: Option<&str>) -> Lang {
     let Some(query) = query else { return Lang::Fr };
-    query
-        .split('&')
-        .filter_map(|pair| pair.strip_prefix("lang="))
-        .last()
-        .and_then(Lang::from_code)
-        .unwrap_or_default()
+    query.split('&').rev().find_map(|pair| pair.strip_prefix("lang=")).and_then(Lang::from_code).unwrap_or_default()
 }
 
 /// Parses a form link's query string (never fails: missing parts stay empty).
@@ -575,7 +570,10 @@ mod tests {
         let p = parse_vote(b"key=k&satisfaction=");
         assert_eq!(p.errors.get(Field::Satisfaction), Some(Flaw::Missing));
         assert_eq!(Flaw::Missing.message(texts(Lang::Fr)), "Indiquez comment s'est passée la démarche.");
-        assert_eq!(Flaw::CommentTooLong(2345).message(texts(Lang::En)), "Your comment has 2345 characters. Make it 2,000 characters at most.");
+        assert_eq!(
+            Flaw::CommentTooLong(2345).message(texts(Lang::En)),
+            "Your comment has 2345 characters. Make it 2,000 characters at most."
+        );
     }
 
     #[test]

@@ -876,7 +876,10 @@ mod tests {
                 for (text, fr) in parts.iter().zip(fr_parts) {
                     assert!(!text.trim().is_empty(), "{lang:?} {name} is empty");
                     assert_eq!(placeholders(text), placeholders(fr), "{lang:?} {name}: {text}");
-                    assert!(!text.contains(['<', '>', '{']) || !placeholders(text).is_empty(), "{lang:?} {name}: markup");
+                    assert!(
+                        !text.contains(['<', '>', '{']) || !placeholders(text).is_empty(),
+                        "{lang:?} {name}: markup"
+                    );
                     // « Internet » is the word in Spanish and Portuguese too.
                     if lang != Lang::Fr && *text != "Internet" {
                         assert_ne!(*text, *fr, "{lang:?} {name} is still French")

@@ -15,11 +15,11 @@ pub use crate::app::App;
 use crate::catalogue::Lookup;
 use crate::flush::{self, FlushOutcome, FlushSettings, Flusher};
 use crate::form::{self, FieldErrors, FormView};
+use crate::form_text::texts;
 use crate::http::{self, html, shared_page, text, Body};
 use crate::intake::{self, Refusal};
 use crate::metrics::{Metrics, Rejection, RouteClass};
 use crate::store::Store;
-use crate::form_text::texts;
 use crate::vote::{Answers, Lang};
 
 /// Cache-Control of the form and thank-you pages: they hold no per-visitor data.

@@ -208,7 +208,6 @@ mod tests {
         assert_eq!(langue_rows(2, vec![("uk".into(), 2)]), vec![(Lang::Uk, 2)]);
     }
 
-
     #[test]
     fn index_formula() {
         assert_eq!(index(&[0, 0, 0]), None);

@@ -421,7 +421,11 @@ async fn a_porteur_and_a_citizen_in_a_real_browser() {
     c.resize(1280, 800).await;
 
     // The porteur sees who answered in which language.
-    assert_eq!(wait_for_avis(&server.db_url, 2, std::time::Duration::from_secs(5)).await, 2, "the Arabic vote is stored");
+    assert_eq!(
+        wait_for_avis(&server.db_url, 2, std::time::Duration::from_secs(5)).await,
+        2,
+        "the Arabic vote is stored"
+    );
     c.goto(&dashboard).await;
     let langues = c
         .script(

@@ -389,7 +389,10 @@ async fn nginx_in_front_caches_what_the_origin_allows() {
         if let Some((_, code)) = path.split_once("lang=") {
             let page = String::from_utf8_lossy(&body).into_owned();
             assert!(page.contains(&format!("<html lang=\"{code}\"")), "{path} is in its language");
-            assert!(!header(&h, "vary").to_ascii_lowercase().contains("accept-language"), "{path}: no Vary on the language");
+            assert!(
+                !header(&h, "vary").to_ascii_lowercase().contains("accept-language"),
+                "{path}: no Vary on the language"
+            );
         }
         origin.push((path.clone(), body));
     }

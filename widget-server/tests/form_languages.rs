@@ -80,7 +80,11 @@ async fn every_language_renders_takes_a_vote_and_thanks_in_its_own_words() {
         assert!(!page.to_lowercase().contains("<script"));
         for attr in ["src=\"", "href=\"", "action=\""] {
             for part in page.split(attr).skip(1) {
-                assert!(part.starts_with('/') || part.starts_with('#'), "{lang:?}: {attr}{}", &part[..30.min(part.len())]);
+                assert!(
+                    part.starts_with('/') || part.starts_with('#'),
+                    "{lang:?}: {attr}{}",
+                    &part[..30.min(part.len())]
+                );
             }
         }
         if css_len == 0 {
@@ -125,7 +129,8 @@ async fn every_language_renders_takes_a_vote_and_thanks_in_its_own_words() {
         assert!(page.contains(&escaped(t.merci_title)) && page.contains(&escaped(NAME)), "{lang:?} merci");
 
         // Refusals speak it too: a broken link (404), a post from another site (403).
-        let (status, _, body) = get(&server.url(&format!("/Demarches/{id}?key=0000{}", lang_query(lang, false))), &[]).await;
+        let (status, _, body) =
+            get(&server.url(&format!("/Demarches/{id}?key=0000{}", lang_query(lang, false))), &[]).await;
         assert_eq!(status, 404);
         let page = text(&body);
         assert!(page.starts_with(&html_start(lang)) && page.contains(&escaped(t.invalid_link.title)), "{lang:?} 404");

@@ -637,7 +637,14 @@ impl PgStore {
         async move {
             let rows = self.conn().await?.query(sql, &[&demarche_id]).await?;
             rows.iter()
-                .map(|r| Ok(LangueDay { demarche_id: r.try_get(0)?, day: r.try_get(1)?, langue: r.try_get(2)?, n: r.try_get(3)? }))
+                .map(|r| {
+                    Ok(LangueDay {
+                        demarche_id: r.try_get(0)?,
+                        day: r.try_get(1)?,
+                        langue: r.try_get(2)?,
+                        n: r.try_get(3)?,
+                    })
+                })
                 .collect()
         }
         .boxed()
@@ -713,8 +720,18 @@ async fn copy_votes(
         let clarte = v.clarte.map(|l| Question::Clarte.value(l));
         let satisfaction = Question::Satisfaction.value(v.satisfaction);
         let (source, commentaire, code) = (v.source.as_str(), v.commentaire.as_deref(), v.langue.code());
-        let row: [&(dyn ToSql + Sync); 10] =
-            [&v.id, &v.demarche_id, &source, &received_at, &satisfaction, &facilite, &clarte, &aide, &commentaire, &code];
+        let row: [&(dyn ToSql + Sync); 10] = [
+            &v.id,
+            &v.demarche_id,
+            &source,
+            &received_at,
+            &satisfaction,
+            &facilite,
+            &clarte,
+            &aide,
+            &commentaire,
+            &code,
+        ];
         writer.as_mut().write(&row[..types.len()]).await?;
     }
     writer.finish().await?;

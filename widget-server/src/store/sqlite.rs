@@ -642,9 +642,8 @@ impl Store for SqliteStore {
 
     fn daily_langues(&self, demarche_id: i64) -> BoxFuture<'_, Result<Vec<LangueDay>, StoreError>> {
         self.conn.with(move |conn| {
-            let mut st = conn.prepare(
-                "SELECT day, langue, n FROM avis_daily_langue WHERE demarche_id = ?1 ORDER BY day, langue",
-            )?;
+            let mut st = conn
+                .prepare("SELECT day, langue, n FROM avis_daily_langue WHERE demarche_id = ?1 ORDER BY day, langue")?;
             let rows = st.query_map([demarche_id], |r| {
                 let day: String = r.get(0)?;
                 Ok(LangueDay {

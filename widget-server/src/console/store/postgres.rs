@@ -532,7 +532,8 @@ fn merge_daily_sql() -> String {
 }
 
 /// [`merge_daily_sql`] for `avis_daily_langue`.
-const MERGE_LANGUES: &str = "WITH moved AS (DELETE FROM avis_daily_langue WHERE demarche_id = $1 RETURNING day, langue, n) \
+const MERGE_LANGUES: &str =
+    "WITH moved AS (DELETE FROM avis_daily_langue WHERE demarche_id = $1 RETURNING day, langue, n) \
      INSERT INTO avis_daily_langue (demarche_id, day, langue, n) SELECT $2, day, langue, n FROM moved \
      ON CONFLICT (demarche_id, day, langue) DO UPDATE SET n = avis_daily_langue.n + excluded.n";
 
