@@ -47,17 +47,7 @@ cleanup() {
 trap cleanup EXIT
 bin=$root/target/release
 
-if [ -z "${BEFORE_BIN:-}" ]; then
-  rev=${BEFORE_REV:-HEAD}
-  say "building widget-server at $(git rev-parse --short "$rev") (before)"
-  git worktree add --detach "$work/before-src" "$rev" >/dev/null 2>&1 || die "git worktree add $rev failed"
-  # The same target directory: dependencies are built once; the binary is copied out at once,
-  # before the build of this checkout puts its own in the same place.
-  (cd "$work/before-src" && CARGO_TARGET_DIR=$root/target cargo build --release --locked -p widget-server --bin widget-server >&2)
-  cp "$bin/widget-server" "$work/ws-before"
-  BEFORE_BIN=$work/ws-before
-  before_label="widget-server at $(git rev-parse --short "$rev")"
-fi
+[ -n "${BEFORE_BIN:-}" ] || build_before "${BEFORE_REV:-HEAD}"
 before_label=${before_label:-"widget-server $BEFORE_BIN"}
 after_label="widget-server at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- widget-server || echo ' with uncommitted changes')"
 

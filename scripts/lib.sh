@@ -30,3 +30,18 @@ start_listener() {
   done
   cat "$work/$name.err" >&2; die "$* did not start"
 }
+
+# build_before REV: builds widget-server at REV (release) in a worktree under $work, sharing
+# ./target (dependencies are built once), and copies the binary out at once, before a build of
+# this checkout puts its own in the same place. Sets BEFORE_BIN and before_label. The caller's
+# cleanup removes the worktree ($work/before-src).
+build_before() {
+  local rev=$1 root
+  root=$(pwd)
+  printf '\n== building widget-server at %s (before)\n' "$(git rev-parse --short "$rev")" >&2
+  git worktree add --detach "$work/before-src" "$rev" >/dev/null 2>&1 || die "git worktree add $rev failed"
+  (cd "$work/before-src" && CARGO_TARGET_DIR=$root/target cargo build --release --locked -p widget-server --bin widget-server >&2)
+  cp "$root/target/release/widget-server" "$work/ws-before"
+  BEFORE_BIN=$work/ws-before
+  before_label="widget-server at $(git rev-parse --short "$rev")"
+}

@@ -470,3 +470,19 @@ pub async fn exec_sql(db_url: &str, sql: &str) {
         client.batch_execute(sql).await.unwrap();
     }
 }
+
+/// Asserts a citizen page runs no script and fetches nothing elsewhere: no `<script>`, no inline
+/// event handler, every `src`, `href` and `action` a path of ours or an anchor.
+pub fn assert_self_contained(page: &str, what: &str) {
+    assert!(!page.to_lowercase().contains("<script"), "{what}: a script");
+    assert!(!page.contains(" on"), "{what}: an inline event handler attribute");
+    for attr in ["src=\"", "href=\"", "action=\""] {
+        for part in page.split(attr).skip(1) {
+            assert!(
+                (part.starts_with('/') || part.starts_with('#')) && !part.starts_with("//"),
+                "{what}: external or relative reference: {attr}{}",
+                &part[..40.min(part.len())]
+            );
+        }
+    }
+}
