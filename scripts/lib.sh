@@ -42,6 +42,10 @@ build_before() {
   git worktree add --detach "$work/before-src" "$rev" >/dev/null 2>&1 || die "git worktree add $rev failed"
   (cd "$work/before-src" && CARGO_TARGET_DIR=$root/target cargo build --release --locked -p widget-server --bin widget-server >&2)
   cp "$root/target/release/widget-server" "$work/ws-before"
+  # The workspace's own crates were built from REV's sources into the shared directory, under
+  # the same names as this checkout's (cargo does not tell them apart by path): forget them, so
+  # the next build compiles this checkout's.
+  cargo clean --release --quiet -p widget-server -p snippet
   BEFORE_BIN=$work/ws-before
   before_label="widget-server at $(git rev-parse --short "$rev")"
 }
