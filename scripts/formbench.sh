@@ -97,7 +97,7 @@ for r in $(seq 1 "$rounds"); do
   for name in "${order[@]}"; do
     read -r url extra <<<"${spec[$name]}"
     # shellcheck disable=SC2086
-    wrk -t1 -c50 -d"${secs}s" --latency $extra "http://$url" >"$work/r$r-$name.txt" 2>&1 || { cat "$work/r$r-$name.txt" >&2; die "wrk failed: $name"; }
+    wrk -t1 -c50 -d"${secs}s" --latency $extra "$url" >"$work/r$r-$name.txt" 2>&1 || { cat "$work/r$r-$name.txt" >&2; die "wrk failed: $name"; }
     grep -q "Non-2xx or 3xx responses" "$work/r$r-$name.txt" && { cat "$work/r$r-$name.txt" >&2; die "errors on $name"; }
   done
   order=("${order[@]:1}" "${order[0]}")
