@@ -2,7 +2,7 @@
 # Notifications at scale (issue 21): an ephemeral PostgreSQL (pg_stat_statements loaded) holding
 # NB_ACCOUNTS active accounts (default 20,000) carrying NB_DEMARCHES démarches (default 50,000;
 # every 4th has a second porteur), a tenth of them busy (avis every day on two sources), the rest
-# quiet (avis on 10 days of 62): about 1.6 million avis_daily rows. Frequencies: a tenth daily, a
+# quiet (avis on 10 days of 62): about 1.1 million avis_daily rows. Frequencies: a tenth daily, a
 # tenth monthly, a tenth none, the rest weekly (the default). Planted: a satisfaction drop on every
 # 50th busy démarche, a silent « mail » source on every 40th, « Nouveaux commentaires » on every
 # 10th démarche for its first porteur with comments received on every 20th.
@@ -61,7 +61,7 @@ url=$MONAVIS_TEST_DATABASE_URL
 (cd "$work" && "$after" --database-url "$url" --log warn migrate >&2)
 busy=$((demarches / 10))
 load_start=$(date +%s.%N)
-psql "$url" -q -v ON_ERROR_STOP=1 <<SQL
+psql "$url" -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
 CREATE EXTENSION pg_stat_statements;
 INSERT INTO account (email, name, password_hash, status, created_at, status_at)
   SELECT 'porteur' || i || '@bench.example', 'Porteur ' || i, 'x', 'active', '2026-01-01', '2026-01-01'
