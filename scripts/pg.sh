@@ -9,6 +9,8 @@
 #                              made for DNS:localhost only), MONAVIS_TEST_PG_WRONG_CA (another
 #                              CA) and MONAVIS_TEST_PG_TLS_URL, a URL (no sslmode) for the role
 #                              monavis_tls, which the server accepts over TLS only
+#   scripts/pg.sh start DIR --stat-statements
+#                              with pg_stat_statements preloaded (benchmarks count statements)
 #   scripts/pg.sh stop DIR     stop it (the directory is left for inspection; remove it yourself)
 #   scripts/pg.sh pause DIR    stop the server only (tests cut the store off mid-run)
 #   scripts/pg.sh resume DIR   start it again on the same port
@@ -120,11 +122,12 @@ tls_only_role_hba() {
 }
 
 cmd=${1:-}; dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: pg.sh start|stop|pause|resume DIR [--ssl], or pg.sh replica PRIMARY DIR"
-ssl=""
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: pg.sh start|stop|pause|resume DIR [--ssl] [--stat-statements], or pg.sh replica PRIMARY DIR"
+ssl=""; stat_statements=""
 [ "$cmd" = replica ] || for opt in "${@:3}"; do
   case "$opt" in
     --ssl) [ "$cmd" = start ] || die "--ssl goes with start"; ssl=1 ;;
+    --stat-statements) [ "$cmd" = start ] || die "--stat-statements goes with start"; stat_statements=1 ;;
     *) die "unknown option $opt" ;;
   esac
 done
@@ -151,6 +154,9 @@ start)
     tls_only_role_hba "$dir/data/pg_hba.conf"
     ssl_opts=" -c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key"
   fi
+  # --stat-statements: pg_stat_statements loaded, so a benchmark can count the statements a
+  # command runs (CREATE EXTENSION pg_stat_statements in its database, then read the view).
+  [ -z "$stat_statements" ] || ssl_opts="${ssl_opts} -c shared_preload_libraries=pg_stat_statements"
   start_on_free_port
   if [ -n "$ssl" ]; then
     as_owner "$bindir/psql" -h "$dir" -p "$started" -U postgres -d postgres -q -v ON_ERROR_STOP=1 \

@@ -125,7 +125,11 @@ scripts/flushbench-smoke.sh
 say "consolebench smoke run"
 scripts/consolebench-smoke.sh
 
-passed=$(grep -o '[0-9]* passed' "$work/test.log" | awk '{s += $1} END {print s + 3}')
+say "notifybench smoke run"
+scripts/notifybench-smoke.sh
+
+passed=$(grep -o '[0-9]* passed' "$work/test.log" | awk '{s += $1} END {print s + 4}')
 say "all tests passed"
-# One closing line for CI: cargo's tests plus the loadtest, flushbench and consolebench smoke runs.
+# One closing line for CI: cargo's tests plus the loadtest, flushbench, consolebench and notifybench
+# smoke runs.
 echo "summary: $passed passed, 0 failed"

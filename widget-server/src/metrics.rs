@@ -409,6 +409,14 @@ impl Metrics {
         self.requests.record(route, status, took);
     }
 
+    /// The kinds of notification, each counted from 0 so that its series exists before its first
+    /// mail (the dashboard and alerts read them from the start).
+    pub fn notification_kinds(&self, kinds: &[&str]) {
+        for kind in kinds {
+            let _ = self.notifications_sent.get_or_create(&KindLabel { kind: (*kind).to_string() });
+        }
+    }
+
     /// A notifications run: what it queued, by kind, and how long it took.
     pub fn notifications_run(&self, sent: &std::collections::BTreeMap<&'static str, u64>, seconds: f64) {
         for (kind, n) in sent {

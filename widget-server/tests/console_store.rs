@@ -2181,17 +2181,28 @@ async fn notifications(s: &Console, other: &Console, votes: &Arc<dyn Store>) {
         unsubscribe: "https://avis.exemple.fr/desabonnement?jeton=x".into(),
         disarm: None,
     };
-    let (x, y) = tokio::join!(s.record_notification(due.clone(), t0), other.record_notification(due.clone(), t0));
+    let (x, y) =
+        tokio::join!(s.record_notifications(vec![due.clone()], t0), other.record_notifications(vec![due.clone()], t0));
     let ids: Vec<i64> = [x.unwrap(), y.unwrap()].into_iter().flatten().collect();
     assert_eq!(ids.len(), 1, "recorded once");
-    assert_eq!(s.record_notification(due.clone(), t0).await.unwrap(), None, "a later run finds it sent");
+    assert!(s.record_notifications(vec![due.clone()], t0).await.unwrap().is_empty(), "a later run finds it sent");
+    // A batch: only the keys not recorded yet queue a mail, each its own.
     let next_day = DueNotification { period: "2025-03-11/2025-03-11".into(), ..due.clone() };
-    assert!(s.record_notification(next_day, t0).await.unwrap().is_some(), "another period is another mail");
+    let day_after = DueNotification { period: "2025-03-12/2025-03-12".into(), body: "après".into(), ..due.clone() };
+    let queued = s.record_notifications(vec![due.clone(), next_day.clone(), day_after], t0).await.unwrap();
+    assert_eq!(queued.len(), 2, "another period is another mail");
+    let mail = s.claim_email(*queued.iter().max().unwrap(), t0, t0 - Duration::minutes(10)).await.unwrap().unwrap();
+    assert_eq!(mail.body, "après", "each key with its own mail");
+    // Two replicas recording the same batch at once: each mail once.
+    let batch: Vec<DueNotification> =
+        (13..=20).map(|d| DueNotification { period: format!("2025-03-{d}/2025-03-{d}"), ..due.clone() }).collect();
+    let (x, y) = tokio::join!(s.record_notifications(batch.clone(), t0), other.record_notifications(batch, t0));
+    assert_eq!(x.unwrap().len() + y.unwrap().len(), 8, "every mail of the batch once");
     let mail = s.claim_email(ids[0], t0, t0 - Duration::minutes(10)).await.unwrap().expect("queued");
     assert_eq!((mail.body.as_str(), mail.html.as_deref()), ("texte", Some("<p>html</p>")));
     assert_eq!(mail.unsubscribe.as_deref(), Some("https://avis.exemple.fr/desabonnement?jeton=x"));
     s.mark_email_sent(ids[0], t0).await.unwrap();
-    let sent = s.outbox(Some(alice.email.clone()), 10).await.unwrap();
+    let sent = s.outbox(Some(alice.email.clone()), 50).await.unwrap();
     assert!(sent.iter().any(|m| m.id == ids[0] && m.body.is_empty() && m.html.is_none()), "emptied once sent");
 
     // Alerts: subscriptions with their switches, per-source windows, disarmed until re-armed.
@@ -2220,17 +2231,74 @@ async fn notifications(s: &Console, other: &Console, votes: &Arc<dyn Store>) {
         disarm: Some(("button".into(), d10)),
         ..due.clone()
     };
-    assert!(s.record_notification(silent.clone(), t0).await.unwrap().is_some());
+    assert_eq!(s.record_notifications(vec![silent.clone()], t0).await.unwrap().len(), 1);
     let mine =
         |v: Vec<(i64, i64, String)>| -> Vec<(i64, i64, String)> { v.into_iter().filter(|x| x.0 == alice.id).collect() };
     assert_eq!(mine(s.disarmed_alerts("silencieux".into()).await.unwrap()), vec![(alice.id, a, "button".into())]);
     assert!(mine(s.disarmed_alerts("baisse".into()).await.unwrap()).is_empty());
-    s.rearm_alert(alice.id, "silencieux".into(), a, "button".into()).await.unwrap();
+    s.rearm_alerts("baisse".into(), vec![(alice.id, a, "button".into())]).await.unwrap();
+    assert_eq!(mine(s.disarmed_alerts("silencieux".into()).await.unwrap()).len(), 1, "another kind");
+    s.rearm_alerts("silencieux".into(), vec![(alice.id, a, "button".into())]).await.unwrap();
     assert!(mine(s.disarmed_alerts("silencieux".into()).await.unwrap()).is_empty());
 
+    // The newest comments since each watch's instant, for every watch in one call.
+    let since = s
+        .comments_since(
+            vec![(a, noon(d10) + Duration::minutes(12)), (b, noon(d9)), (a, noon(d9))],
+            noon(d10) + Duration::hours(1),
+            2,
+        )
+        .await
+        .unwrap();
+    let texts: Vec<(i64, DateTime<Utc>, &str)> = since.iter().map(|(d, t, c)| (*d, *t, c.text.as_str())).collect();
+    assert_eq!(
+        texts,
+        vec![
+            (a, noon(d10) + Duration::minutes(12), "commentaire 3"),
+            (a, noon(d10) + Duration::minutes(12), "commentaire 2"),
+            (a, noon(d9), "commentaire 3"),
+            (a, noon(d9), "commentaire 2"),
+        ]
+    );
+
+    // An unsubscribe from a kind holds for démarches joined later; turned back on, it does not.
+    let c = catalogue_only(votes, 920_003, "Carte C").await;
+    s.set_kind_off(bob.id, "silencieux".into(), true).await.unwrap();
+    assert!(s.add_porteur(c, bob.id, t0).await.unwrap());
+    let bob_c = |settings: console::NotificationSettings| settings.demarches.into_iter().find(|x| x.0 == c).unwrap().2;
+    let off = Switches { silent: false, ..defaults };
+    assert_eq!(bob_c(s.notification_settings(bob.id).await.unwrap()), off);
+    let sub = s.subscriptions().await.unwrap().into_iter().find(|x| (x.account_id, x.demarche_id) == (bob.id, c));
+    assert_eq!(sub.map(|x| x.switches), Some(off));
+    assert_eq!(s.notification_settings(bob.id).await.unwrap().digest, DigestFrequency::Hebdomadaire, "digest kept");
+    s.set_kind_off(bob.id, "silencieux".into(), false).await.unwrap();
+    assert_eq!(bob_c(s.notification_settings(bob.id).await.unwrap()), defaults);
+    assert!(s.set_kind_off(bob.id, "synthese".into(), true).await.is_err(), "not an alert kind");
+
+    // Scheduled work: claimed by one run, done once per hour (or period), caught up later.
+    let job = format!("horaire-test-{}", t0.timestamp_micros());
+    let lease = t0 + Duration::minutes(15);
+    let (x, y) = tokio::join!(
+        s.claim_run(job.clone(), "2025-03-10T08".into(), t0, lease),
+        other.claim_run(job.clone(), "2025-03-10T08".into(), t0, lease)
+    );
+    assert_eq!([x.unwrap(), y.unwrap()].iter().filter(|c| **c).count(), 1, "one run holds it");
+    assert!(!s.claim_run(job.clone(), "2025-03-10T09".into(), t0 + Duration::minutes(5), lease).await.unwrap());
+    s.finish_run(job.clone(), "2025-03-10T08".into(), true).await.unwrap();
+    assert!(!s.claim_run(job.clone(), "2025-03-10T08".into(), t0, lease).await.unwrap(), "done");
+    assert!(s.claim_run(job.clone(), "2025-03-10T07".into(), t0, lease).await.unwrap(), "another hour (--at)");
+    s.finish_run(job.clone(), "2025-03-10T07".into(), true).await.unwrap();
+    assert!(s.claim_run(job.clone(), "2025-03-10T10".into(), t0, lease).await.unwrap(), "a later hour");
+    s.finish_run(job.clone(), "2025-03-10T10".into(), false).await.unwrap();
+    assert!(s.claim_run(job.clone(), "2025-03-10T10".into(), t0, lease).await.unwrap(), "failed: tried again");
+    assert!(
+        s.claim_run(job.clone(), "2025-03-10T10".into(), lease, lease + Duration::minutes(15)).await.unwrap(),
+        "a run that died is taken over"
+    );
+
     // Everything of an account goes with it.
-    assert!(s.record_notification(silent, t0).await.unwrap().is_none());
+    assert!(s.record_notifications(vec![silent], t0).await.unwrap().is_empty());
     s.delete_account(alice.id).await.unwrap();
     assert_eq!(s.notification_settings(alice.id).await.unwrap().digest, DigestFrequency::Hebdomadaire);
-    assert!(s.record_notification(due, t0).await.is_err(), "no account, no notification");
+    assert!(s.record_notifications(vec![due], t0).await.is_err(), "no account, no notification");
 }

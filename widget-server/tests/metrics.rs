@@ -94,7 +94,7 @@ async fn requests_by_class_outbox_and_build() {
 
     // Nothing about a citizen: label values come from closed sets, never a path, a démarche,
     // a source, an address or a key.
-    let keys_allowed = ["route", "status", "reason", "le", "version", "commit"];
+    let keys_allowed = ["route", "status", "reason", "le", "version", "commit", "kind"];
     for (name, labels, _) in &all {
         for pair in labels.split(',').filter(|p| !p.is_empty()) {
             let (k, _) = pair.split_once('=').unwrap();

@@ -77,6 +77,36 @@ fn run_at(server: &Server, smtp: &str, at: &str) -> u64 {
         .unwrap_or_else(|| panic!("unexpected output of notifications run: {out}"))
 }
 
+/// Two processes running `notifications run --at AT` at once against one store: how many mails
+/// they sent together.
+fn run_twice_at(server: &Server, smtp: &str, at: &str) -> u64 {
+    let spawn = || {
+        Command::new(BIN)
+            .current_dir(&server.dir)
+            .env_remove("DATABASE_URL")
+            .args(["--database-url", &server.db_url, "--log", "warn", "notifications", "run"])
+            .args(["--at", at, "--smtp-url", smtp, "--public-url", &server.url("")])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (one, two) = (spawn(), spawn());
+    [one, two]
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            let text = String::from_utf8(out.stdout).unwrap();
+            text.lines()
+                .next()
+                .and_then(|l| l.rsplit_once(": "))
+                .and_then(|(_, n)| n.strip_suffix(" sent"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap()
+        })
+        .sum()
+}
+
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
@@ -169,7 +199,10 @@ async fn journey(db_url: &str, dir: &Path, store_name: &str) {
     assert!(!m.text.contains("« Très pratique 1 »"), "three latest comments only");
     assert!(!m.text.contains("indicatif"), "120 avis: a full index");
 
-    // Daily: the Sunday alone (5 avis: indicative), then nothing on Monday, nothing sent.
+    // Daily, with « Nouveaux commentaires » on: Monday's 5 avis, all commented, in Tuesday's
+    // digest (indicative) and in an alert; then nothing on Tuesday, nothing sent. (A frequency
+    // chosen on a sending day starts with the next period: the run above did that day's.)
+    votes_store.store_batch(&votes(at("2026-10-26T10:00:00Z"), 5, "Très pratique")).await.unwrap();
     let page = b
         .submit(
             "/console/compte/notifications",
@@ -186,8 +219,7 @@ async fn journey(db_url: &str, dir: &Path, store_name: &str) {
     let page = b.get("/console/compte/notifications").await;
     assert!(page.body.contains("value=\"quotidienne\" checked"), "{}", page.body);
     assert!(page.body.contains("name=\"d4242-commentaires\" value=\"oui\" checked"), "{}", page.body);
-    // With « Nouveaux commentaires » now on: the Sunday's comments in an alert too.
-    assert_eq!(run_at(&server, &smtp, "2026-10-26T07:00:00Z"), 2);
+    assert_eq!(run_at(&server, &smtp, "2026-10-27T07:00:00Z"), 2);
     let alert = sent(&maildir, &email, "Nouveaux commentaires");
     assert_eq!(alert.len(), 1);
     assert!(
@@ -195,11 +227,11 @@ async fn journey(db_url: &str, dir: &Path, store_name: &str) {
         "{}",
         alert[0].text
     );
-    let daily = sent(&maildir, &email, "Synthèse des avis du 25 octobre 2026");
+    let daily = sent(&maildir, &email, "Synthèse des avis du 26 octobre 2026");
     assert_eq!(daily.len(), 1);
-    assert_eq!(daily[0].subject, "Synthèse des avis du 25 octobre 2026 : 5 avis");
+    assert_eq!(daily[0].subject, "Synthèse des avis du 26 octobre 2026 : 5 avis");
     assert!(daily[0].text.contains("(indicatif, moins de 100 avis)"), "{}", daily[0].text);
-    assert_eq!(run_at(&server, &smtp, "2026-10-27T07:30:00Z"), 0, "nothing arrived on the 26th");
+    assert_eq!(run_at(&server, &smtp, "2026-10-28T07:30:00Z"), 0, "nothing arrived on the 27th");
 
     // Monthly: the 1st from 08:00 in Paris.
     b.submit("/console/compte/notifications", "/console/compte/notifications", &[("synthese", "mensuelle")]).await;
@@ -208,7 +240,7 @@ async fn journey(db_url: &str, dir: &Path, store_name: &str) {
     let monthly = sent(&maildir, &email, "Synthèse des avis du 1er octobre 2026");
     assert_eq!(
         monthly.iter().map(|m| m.subject.as_str()).collect::<Vec<_>>(),
-        vec!["Synthèse des avis du 1er octobre 2026 au 31 octobre 2026 : 150 avis"]
+        vec!["Synthèse des avis du 1er octobre 2026 au 31 octobre 2026 : 155 avis"]
     );
 
     // One-click unsubscribe: the link's GET shows a button and changes nothing; a plain POST
@@ -242,33 +274,36 @@ async fn journey(db_url: &str, dir: &Path, store_name: &str) {
 
     // Two processes running the same minute against one store: one mail.
     store.set_digest(account.id, DigestFrequency::Quotidienne).await.unwrap();
-    let spawn = || {
-        Command::new(BIN)
-            .current_dir(&server.dir)
-            .env_remove("DATABASE_URL")
-            .args(["--database-url", &server.db_url, "--log", "warn", "notifications", "run"])
-            .args(["--at", "2026-11-03T07:00:00Z", "--smtp-url", &smtp, "--public-url", &server.url("")])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (one, two) = (spawn(), spawn());
-    let total: u64 = [one, two]
-        .into_iter()
-        .map(|c| {
-            let out = c.wait_with_output().unwrap();
-            assert!(out.status.success());
-            let text = String::from_utf8(out.stdout).unwrap();
-            text.lines()
-                .next()
-                .and_then(|l| l.rsplit_once(": "))
-                .and_then(|(_, n)| n.strip_suffix(" sent"))
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap()
-        })
-        .sum();
-    assert_eq!(total, 1, "{store_name}: sent once between two processes");
-    assert_eq!(sent(&maildir, &email, "Synthèse des avis du 2 novembre 2026").len(), 1);
+    votes_store.store_batch(&votes(at("2026-11-03T10:00:00Z"), 2, "")).await.unwrap();
+    assert_eq!(
+        run_twice_at(&server, &smtp, "2026-11-04T07:00:00Z"),
+        1,
+        "{store_name}: sent once between two processes"
+    );
+    assert_eq!(sent(&maildir, &email, "Synthèse des avis du 3 novembre 2026").len(), 1);
+    // Missed from 08:00, sent later that day; not again.
+    votes_store.store_batch(&votes(at("2026-11-04T10:00:00Z"), 2, "")).await.unwrap();
+    assert_eq!(run_at(&server, &smtp, "2026-11-05T13:17:00Z"), 1, "caught up");
+    assert_eq!(run_at(&server, &smtp, "2026-11-05T13:18:00Z"), 0);
+
+    // The link of a deleted account does nothing to a later account, even one with its id
+    // (SQLite reuses the highest id): the token is bound to the account's creation.
+    let link = sent(&maildir, &email, "Synthèse des avis du 4 novembre 2026")[0].unsubscribe.clone().unwrap();
+    let url = link.trim_start_matches('<').trim_end_matches('>').to_string();
+    store.delete_account(account.id).await.unwrap();
+    let email2 = format!("carole.{store_name}.{}@exemple.gouv.fr", Utc::now().timestamp_millis());
+    porteur(&server, &mailbox, "Carole", &email2, PW).await;
+    let carole = store.account_by_email(email2).await.unwrap().unwrap();
+    store.set_digest(carole.id, DigestFrequency::Quotidienne).await.unwrap();
+    if store_name == "sqlite" {
+        assert_eq!(carole.id, account.id, "SQLite gave the id again");
+    }
+    let one_click = [("content-type", "application/x-www-form-urlencoded")];
+    let (status, _, _) = common::request(Method::POST, &url, &one_click, "List-Unsubscribe=One-Click").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = common::get(&url, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(store.notification_settings(carole.id).await.unwrap().digest, DigestFrequency::Quotidienne);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,8 +366,10 @@ async fn alerts(db_url: &str, dir: &Path, store_name: &str) {
     votes_store.store_batch(&spread(4344, "button", "2026-10-16", 25, 8, |_| Level::Good)).await.unwrap();
     votes_store.store_batch(&spread(4344, "button", "2026-11-13", 7, 18, |k| Level::ALL[k % 3])).await.unwrap();
 
-    assert_eq!(run_at(&server, &smtp, "2026-11-20T09:05:00Z"), 0, "checked at the start of an hour");
-    assert_eq!(run_at(&server, &smtp, "2026-11-20T09:00:00Z"), 2);
+    // Checked by the first run of an hour, whatever its minute (the one at 09:00 was missed), by
+    // one of two replicas.
+    assert_eq!(run_twice_at(&server, &smtp, "2026-11-20T09:05:00Z"), 2, "{store_name}: each alert once");
+    assert_eq!(run_at(&server, &smtp, "2026-11-20T09:00:00Z"), 0, "once");
     let silent = sent(&maildir, &email, "Bouton silencieux");
     assert_eq!(silent.len(), 1, "{silent:?}");
     assert_eq!(silent[0].subject, "Bouton silencieux : « Démarche au bouton muet » (n°\u{a0}4343)");
@@ -345,6 +382,16 @@ async fn alerts(db_url: &str, dir: &Path, store_name: &str) {
     // Once: the next hours and days send nothing more while nothing changes.
     assert_eq!(run_at(&server, &smtp, "2026-11-20T10:00:00Z"), 0);
     assert_eq!(run_at(&server, &smtp, "2026-11-21T09:00:00Z"), 0);
+
+    // Avis come back on the 22nd (re-armed), then stop again: a new alert naming the 22nd.
+    votes_store.store_batch(&spread(4343, "site", "2026-11-22", 1, 1, |_| Level::Good)).await.unwrap();
+    assert_eq!(run_at(&server, &smtp, "2026-11-22T12:00:00Z"), 0);
+    // (4344's button stopped on the 19th too: its own first alert.)
+    assert_eq!(run_at(&server, &smtp, "2026-11-26T09:00:00Z"), 2);
+    assert_eq!(sent(&maildir, &email, "Bouton silencieux : « Démarche qui déçoit »").len(), 1);
+    let silent = sent(&maildir, &email, "Bouton silencieux : « Démarche au bouton muet »");
+    assert_eq!(silent.len(), 2, "{silent:?}");
+    assert!(silent.iter().any(|m| m.text.contains("22 novembre 2026")), "{silent:?}");
 
     // « Nouveaux commentaires » on 4343: 5 quiet minutes, then at most one mail per 2 hours with
     // the comments since the previous one.
@@ -374,15 +421,44 @@ async fn alerts(db_url: &str, dir: &Path, store_name: &str) {
         && m.text.contains("« troisième »")
         && !m.text.contains("« premier »")));
 
-    // Avis come back on the 22nd (re-armed), then stop again: a new alert naming the 22nd.
-    votes_store.store_batch(&spread(4343, "site", "2026-11-22", 1, 1, |_| Level::Good)).await.unwrap();
-    assert_eq!(run_at(&server, &smtp, "2026-11-22T12:00:00Z"), 0);
-    // (4344's button stopped on the 19th too: its own first alert.)
-    assert_eq!(run_at(&server, &smtp, "2026-11-26T09:00:00Z"), 2);
-    assert_eq!(sent(&maildir, &email, "Bouton silencieux : « Démarche qui déçoit »").len(), 1);
-    let silent = sent(&maildir, &email, "Bouton silencieux : « Démarche au bouton muet »");
-    assert_eq!(silent.len(), 2, "{silent:?}");
-    assert!(silent.iter().any(|m| m.text.contains("22 novembre 2026")), "{silent:?}");
+    // Unsubscribing from « Bouton silencieux » holds for a démarche joined later, until
+    // « Notifications » turns it back on for one.
+    let link = silent[0].unsubscribe.clone().unwrap();
+    let url = link.trim_start_matches('<').trim_end_matches('>').to_string();
+    let one_click = [("content-type", "application/x-www-form-urlencoded")];
+    let (status, _, _) = common::request(Method::POST, &url, &one_click, "List-Unsubscribe=One-Click").await;
+    assert_eq!(status, StatusCode::OK);
+    let joined = |id: i64, name: &'static str| {
+        let (votes_store, store) = (votes_store.clone(), store.clone());
+        async move {
+            let d = Demarche {
+                id,
+                name: name.into(),
+                administration: "Ministère".into(),
+                volume_annuel: None,
+                high_volume_approved: false,
+                active: true,
+                merged_into: None,
+                privacy: PrivacyNotice::default(),
+            };
+            votes_store.upsert_demarche(&d).await.unwrap();
+            assert!(store.add_porteur(id, account.id, Utc::now()).await.unwrap());
+            let settings = store.notification_settings(account.id).await.unwrap();
+            settings.demarches.into_iter().find(|x| x.0 == id).unwrap().2
+        }
+    };
+    let later = joined(4345, "Démarche rejointe ensuite").await;
+    assert!(!later.silent && later.drop_alert, "{later:?}");
+    let page = b
+        .submit(
+            "/console/compte/notifications",
+            "/console/compte/notifications",
+            &[("synthese", "hebdomadaire"), ("d4345-silencieux", "oui"), ("d4345-baisse", "oui")],
+        )
+        .await;
+    assert_eq!(page.location(), "/console/compte/notifications?info=notifications-enregistrees");
+    let again = joined(4346, "Démarche rejointe enfin").await;
+    assert!(again.silent, "turned back on: {again:?}");
 
     // « Code à intégrer » shows the same state beside each source, as of today: « vitrine »
     // received 4 avis a day until 5 days ago.

@@ -172,12 +172,18 @@ async fn sqlite_comments_from_before_migration_6_are_erased_from_search() {
     let (tmp, url) = common::Server::sqlite_dir();
     let store = store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
-    // Back to schema version 5: migrations 12 (form languages: its column and table go after
-    // the old votes are stored, the store writing `langue` whatever the schema), 11 (observatory rollup), 10 (notifications), 9 (e-mail
-    // retries), 8 (ProConnect) and 7 (trust) undone, then the triggers of migration 4.
+    // Back to schema version 5: migrations 13 (notifications' bookkeeping), 12 (form languages:
+    // its column and table go after the old votes are stored, the store writing `langue` whatever
+    // the schema), 11 (observatory rollup), 10 (notifications), 9 (e-mail retries), 8
+    // (ProConnect) and 7 (trust) undone, then the triggers of migration 4.
     common::exec_sql(
         &url,
-        "DELETE FROM schema_migrations WHERE version = 12;
+        "DROP TABLE notify_clock;
+         ALTER TABLE notify_account DROP COLUMN comments_off;
+         ALTER TABLE notify_account DROP COLUMN drop_alert_off;
+         ALTER TABLE notify_account DROP COLUMN silent_off;
+         DELETE FROM schema_migrations WHERE version = 13;
+         DELETE FROM schema_migrations WHERE version = 12;
          DROP INDEX avis_daily_day;
          DROP TRIGGER avis_daily_monthly_insert;
          DROP TRIGGER avis_daily_monthly_update;

@@ -3,14 +3,22 @@
 //! [`Notifier::run`] sends what is due at a given instant, once: `serve` calls it every minute,
 //! `widget-server notifications run [--at …]` once. Exactly once rests on the store: every mail
 //! due is recorded under (account, kind, démarche, period) in the transaction that queues it in
-//! the outbox ([`ConsoleStore::record_notification`]); a second replica, or a run after a
-//! restart, finds the key taken and queues nothing, and the outbox retries a failed send.
+//! the outbox ([`ConsoleStore::record_notifications`], [`RECORD_BATCH`] mails a transaction); a
+//! second replica, or a run after a restart, finds the key taken and queues nothing, and the
+//! outbox retries a failed send.
 //!
-//! Unsubscribe links carry `{account}.{kind}.{HMAC}`: derived from the server secret, so nothing
-//! is stored at all (there is no table of tokens to leak); a link can only ever turn one kind
-//! of mail off for one account, which is exactly what anyone holding the mail may do.
+//! Scheduled work is bookkept, not keyed on the clock's minute ([`ConsoleStore::claim_run`]):
+//! the hourly checks run in the first run of each hour that has not been checked yet (a
+//! scheduler that missed the hour's first minute catches up), each digest once per period; one
+//! run holds each for [`RUN_LEASE`], so replicas do not read `avis_daily` twice for nothing.
+//!
+//! Unsubscribe links carry `{account}.{kind}.{HMAC}`, the MAC over the account's creation
+//! instant too: derived from the server secret, so nothing is stored at all (there is no table
+//! of tokens to leak); a link can only ever turn one kind of mail off for the one account it was
+//! sent to (not another one that got its id after a deletion), which is exactly what anyone
+//! holding the mail may do.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Timelike, Utc, Weekday};
@@ -43,6 +51,10 @@ const COMMENT_FIRST_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 const COMMENT_LIST: i64 = 20;
 /// How many of the latest comments a digest quotes per démarche.
 const LATEST_COMMENTS: i64 = 3;
+/// At most this many mails recorded and queued in one transaction.
+pub const RECORD_BATCH: usize = 500;
+/// A run holds the hourly checks or a digest this long; a run that died lets it go then.
+pub const RUN_LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 
 /// What a notification is about; its name is stored in `notification.kind` and carried by
 /// unsubscribe links.
@@ -157,7 +169,8 @@ pub struct Notifier {
     unsubscribe: UnsubscribeKey,
 }
 
-/// Signs and checks unsubscribe tokens: `{account}.{kind}.{HMAC}`, nothing stored.
+/// Signs and checks unsubscribe tokens: `{account}.{kind}.{HMAC}`, the MAC over the account's
+/// creation instant too, nothing stored.
 #[derive(Clone)]
 pub struct UnsubscribeKey(HmacSha256);
 
@@ -170,22 +183,37 @@ impl UnsubscribeKey {
         UnsubscribeKey(HmacSha256::new_from_slice(&key).unwrap_or_else(|_| unreachable!()))
     }
 
-    /// The token of `account`'s link turning `kind` off.
-    pub fn token(&self, account_id: i64, kind: Kind) -> String {
+    /// The token of the link turning `kind` off for the account `account_id` created at
+    /// `created_at`.
+    pub fn token(&self, account_id: i64, created_at: DateTime<Utc>, kind: Kind) -> String {
         let payload = format!("{account_id}.{}", kind.as_str());
-        let mac = self.0.clone().chain_update(payload.as_bytes()).finalize().into_bytes();
-        format!("{payload}.{}", hex::encode(mac))
+        format!("{payload}.{}", hex::encode(self.mac(&payload, created_at).finalize().into_bytes()))
     }
 
-    /// The account and kind of a genuine token (the MAC compared in constant time).
-    pub fn verify(&self, token: &str) -> Option<(i64, Kind)> {
-        let (payload, mac) = token.rsplit_once('.')?;
+    /// The MAC of `payload` for the account created at `created_at` (to the microsecond, as
+    /// both stores keep it at least).
+    fn mac(&self, payload: &str, created_at: DateTime<Utc>) -> HmacSha256 {
+        let bound = format!("{payload}.{}", created_at.timestamp_micros());
+        self.0.clone().chain_update(bound.as_bytes())
+    }
+
+    /// The account and kind a token names, genuine or not: which account to look up before
+    /// [`UnsubscribeKey::verify`].
+    pub fn parse(token: &str) -> Option<(i64, Kind)> {
+        let (payload, _) = token.rsplit_once('.')?;
         let (account, kind) = payload.split_once('.')?;
-        let (account, kind) = (account.parse::<i64>().ok()?, Kind::parse(kind)?);
+        Some((account.parse::<i64>().ok()?, Kind::parse(kind)?))
+    }
+
+    /// The account and kind of a genuine token of the account created at `created_at` (the MAC
+    /// compared in constant time).
+    pub fn verify(&self, token: &str, created_at: DateTime<Utc>) -> Option<(i64, Kind)> {
+        let (payload, mac) = token.rsplit_once('.')?;
+        let named = UnsubscribeKey::parse(token)?;
         let mut expected = [0u8; 32];
         hex::decode_to_slice(mac, &mut expected).ok()?;
-        self.0.clone().chain_update(payload.as_bytes()).verify_slice(&expected).ok()?;
-        Some((account, kind))
+        self.mac(payload, created_at).verify_slice(&expected).ok()?;
+        Some(named)
     }
 }
 
@@ -211,11 +239,13 @@ impl Notifier {
         &self.unsubscribe
     }
 
-    /// Turns `kind` off for `account_id`: the digest, or that switch on every démarche it carries.
+    /// Turns `kind` off for `account_id`: the digest, or that switch on every démarche it
+    /// carries and on those it joins later.
     pub async fn turn_off(&self, account_id: i64, kind: Kind) -> Result<(), StoreError> {
         if kind == Kind::Synthese {
             return self.store.set_digest(account_id, DigestFrequency::Aucune).await;
         }
+        self.store.set_kind_off(account_id, kind.as_str().to_string(), true).await?;
         for (demarche_id, _, s) in self.store.notification_settings(account_id).await?.demarches {
             let off = match kind {
                 Kind::Commentaires => Switches { comments: false, ..s },
@@ -242,6 +272,7 @@ impl Notifier {
     /// `serve`'s scheduler: a run at the start of every minute, for ever. Replicas all run it;
     /// the store's unique keys make each mail go once.
     pub async fn every_minute(self: Arc<Self>, metrics: Arc<crate::metrics::Metrics>) {
+        metrics.notification_kinds(&Kind::ALL.map(Kind::as_str));
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -265,14 +296,17 @@ impl Notifier {
         let mut report = RunReport::default();
         for frequency in [DigestFrequency::Quotidienne, DigestFrequency::Hebdomadaire, DigestFrequency::Mensuelle] {
             if let Some(period) = digest_period(frequency, at) {
-                let n = self.digests(frequency, period, at).await?;
-                *report.sent.entry(Kind::Synthese.as_str()).or_default() += n;
+                let job = format!("{}-{}", Kind::Synthese.as_str(), frequency.as_str());
+                if let Some(n) = self.once(job, period.key(), at, self.digests(frequency, period, at)).await? {
+                    *report.sent.entry(Kind::Synthese.as_str()).or_default() += n;
+                }
             }
         }
         let comments = self.comment_alerts(at).await?;
         *report.sent.entry(Kind::Commentaires.as_str()).or_default() += comments;
-        if at.minute() == 0 {
-            let (drops, silences) = self.day_alerts(at).await?;
+        // The hour in UTC: an hour of Paris's autumn change (02:00 twice) is two hours here.
+        let hour = at.format("%Y-%m-%dT%H").to_string();
+        if let Some((drops, silences)) = self.once("horaire".into(), hour, at, self.day_alerts(at)).await? {
             *report.sent.entry(Kind::Baisse.as_str()).or_default() += drops;
             *report.sent.entry(Kind::Silencieux.as_str()).or_default() += silences;
         }
@@ -280,9 +314,42 @@ impl Notifier {
         Ok(report)
     }
 
-    /// « Baisse de satisfaction » and « Bouton silencieux », checked at the start of every hour
-    /// (they are about days): two statements over `avis_daily` for every carried démarche, one
-    /// for the subscriptions, one per kind for the alerts disarmed; then one transaction per mail.
+    /// Runs `work` for `job` at `due` unless it was last done for `due` or another run holds
+    /// it: `None` then. Done is recorded once `work` succeeded; a failure lets the claim
+    /// go, for the next run.
+    async fn once<T>(
+        &self,
+        job: String,
+        due: String,
+        at: DateTime<Utc>,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<Option<T>, StoreError> {
+        if !self.store.claim_run(job.clone(), due.clone(), at, at + RUN_LEASE).await? {
+            return Ok(None);
+        }
+        let result = work.await;
+        self.store.finish_run(job, due, result.is_ok()).await?;
+        result.map(Some)
+    }
+
+    /// Records `due` ([`RECORD_BATCH`] a transaction) and delivers what this run queued: how many.
+    async fn queue(&self, due: Vec<DueNotification>, at: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut sent = 0;
+        let mut due = due.into_iter().peekable();
+        while due.peek().is_some() {
+            let batch: Vec<DueNotification> = due.by_ref().take(RECORD_BATCH).collect();
+            for id in self.store.record_notifications(batch, at).await? {
+                self.mailer.deliver(id).await;
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// « Baisse de satisfaction » and « Bouton silencieux », once an hour (they are about days):
+    /// two statements over `avis_daily` for every carried démarche, one for the subscriptions,
+    /// one per kind for the alerts disarmed and one for those re-armed; then one transaction per
+    /// [`RECORD_BATCH`] mails.
     async fn day_alerts(&self, at: DateTime<Utc>) -> Result<(u64, u64), StoreError> {
         let today = at.with_timezone(&chrono_tz::Europe::Paris).date_naive();
         let days = |n: u64| today.checked_sub_days(Days::new(n)).unwrap_or(today);
@@ -290,8 +357,12 @@ impl Notifier {
         if subscriptions.is_empty() {
             return Ok((0, 0));
         }
+        let mut by_demarche: HashMap<i64, Vec<&Subscription>> = HashMap::new();
+        for sub in &subscriptions {
+            by_demarche.entry(sub.demarche_id).or_default().push(sub);
+        }
         // Drop: the last 7 days (ending yesterday) against the 28 before.
-        let mut windows: BTreeMap<i64, (Counts, Counts)> = BTreeMap::new();
+        let mut windows: HashMap<i64, (Counts, Counts)> = HashMap::new();
         for w in self.store.source_windows(days(35), days(7), days(1)).await? {
             let e = windows.entry(w.demarche_id).or_default();
             e.0.add(&w.before);
@@ -299,21 +370,17 @@ impl Notifier {
         }
         let dropped = |d: i64| -> Option<bool> {
             let (before, last) = windows.get(&d)?;
-            let (before, last) = (before.satisfaction_index()?, last.satisfaction_index()?);
-            let n = windows.get(&d)?.1.n;
-            (!indicative(n)).then_some(last <= before - 1.0)
+            let (before_index, last_index) = (before.satisfaction_index()?, last.satisfaction_index()?);
+            (!indicative(last.n)).then_some(last_index <= before_index - 1.0)
         };
-        let mut drops = 0;
-        let disarmed: Vec<(i64, i64, String)> = self.store.disarmed_alerts(Kind::Baisse.as_str().into()).await?;
-        for (account, d, source) in &disarmed {
-            if dropped(*d) == Some(false) {
-                self.store.rearm_alert(*account, Kind::Baisse.as_str().into(), *d, source.clone()).await?;
-            }
-        }
+        let disarmed = self.store.disarmed_alerts(Kind::Baisse.as_str().into()).await?;
+        let (recovered, disarmed): (Vec<_>, Vec<_>) =
+            disarmed.into_iter().partition(|(_, d, _)| dropped(*d) == Some(false));
+        self.store.rearm_alerts(Kind::Baisse.as_str().into(), recovered).await?;
+        let disarmed: HashSet<(i64, i64)> = disarmed.into_iter().map(|(a, d, _)| (a, d)).collect();
+        let mut due = Vec::new();
         for sub in subscriptions.iter().filter(|s| s.switches.drop_alert) {
-            if dropped(sub.demarche_id) != Some(true)
-                || disarmed.iter().any(|(a, d, _)| (*a, *d) == (sub.account_id, sub.demarche_id))
-            {
+            if dropped(sub.demarche_id) != Some(true) || disarmed.contains(&(sub.account_id, sub.demarche_id)) {
                 continue;
             }
             let Some((before, last)) = windows.get(&sub.demarche_id) else { continue };
@@ -326,7 +393,7 @@ impl Notifier {
                 before.n
             );
             let link = format!("{}/console/demarches/{}/satisfaction", self.public_url, sub.demarche_id);
-            let due = self.alert(
+            due.push(self.alert(
                 sub,
                 Kind::Baisse,
                 format!("Baisse de satisfaction : {name}"),
@@ -335,30 +402,25 @@ impl Notifier {
                 today.to_string(),
                 String::new(),
                 today,
-            );
-            if let Some(id) = self.store.record_notification(due, at).await? {
-                self.mailer.deliver(id).await;
-                drops += 1;
-            }
+            ));
         }
+        let drops = self.queue(due, at).await?;
 
         // Silent: a source with ≥ 20 avis a week over the 4 weeks before the last 3 days, and
         // none in those 3 days and today.
         let (from, split, to) = silent_window(today);
         let silent_windows = self.store.source_windows(from, split, to).await?;
+        let back: HashSet<(i64, &str)> =
+            silent_windows.iter().filter(|w| w.after.n > 0).map(|w| (w.demarche_id, w.source.as_str())).collect();
         let disarmed = self.store.disarmed_alerts(Kind::Silencieux.as_str().into()).await?;
-        for (account, d, source) in &disarmed {
-            if silent_windows.iter().any(|w| w.demarche_id == *d && &w.source == source && w.after.n > 0) {
-                self.store.rearm_alert(*account, Kind::Silencieux.as_str().into(), *d, source.clone()).await?;
-            }
-        }
-        let mut silences = 0;
+        let (recovered, disarmed): (Vec<_>, Vec<_>) =
+            disarmed.into_iter().partition(|(_, d, source)| back.contains(&(*d, source.as_str())));
+        self.store.rearm_alerts(Kind::Silencieux.as_str().into(), recovered).await?;
+        let disarmed: HashSet<(i64, i64, String)> = disarmed.into_iter().collect();
+        let mut due = Vec::new();
         for w in silent_windows.iter().filter(|w| silent_since(w).is_some()) {
-            for sub in subscriptions.iter().filter(|s| s.demarche_id == w.demarche_id && s.switches.silent) {
-                if disarmed
-                    .iter()
-                    .any(|(a, d, s)| (*a, *d, s.as_str()) == (sub.account_id, w.demarche_id, w.source.as_str()))
-                {
+            for sub in by_demarche.get(&w.demarche_id).into_iter().flatten().filter(|s| s.switches.silent) {
+                if disarmed.contains(&(sub.account_id, w.demarche_id, w.source.clone())) {
                     continue;
                 }
                 let name = emails::demarche(&sub.demarche_name, sub.demarche_id);
@@ -369,7 +431,7 @@ impl Notifier {
                     w.before.n / 4
                 );
                 let link = format!("{}/console/demarches/{}/code", self.public_url, sub.demarche_id);
-                let due = self.alert(
+                due.push(self.alert(
                     sub,
                     Kind::Silencieux,
                     format!("Bouton silencieux : {name}"),
@@ -378,21 +440,20 @@ impl Notifier {
                     format!("{}@{today}", w.source),
                     w.source.clone(),
                     today,
-                );
-                if let Some(id) = self.store.record_notification(due, at).await? {
-                    self.mailer.deliver(id).await;
-                    silences += 1;
-                }
+                ));
             }
         }
+        let silences = self.queue(due, at).await?;
         Ok((drops, silences))
     }
 
     /// « Nouveaux commentaires »: for every switch on, the comments since the last alert, once
     /// the newest is [`COMMENT_QUIET`] old and the last alert [`COMMENT_EVERY`] old. The key is
-    /// the newest comment's instant: the next alert starts after it.
+    /// the newest comment's instant: the next alert starts after it. Two statements (the
+    /// switches with their last alerts, the newest comments of all of them), then one
+    /// transaction per [`RECORD_BATCH`] mails.
     async fn comment_alerts(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut sent = 0;
+        let mut watches = Vec::new();
         for watch in self.store.comment_watches().await? {
             if watch.last_sent.is_some_and(|t| t > at - COMMENT_EVERY) {
                 continue;
@@ -401,9 +462,23 @@ impl Notifier {
                 Some(t) => t.with_timezone(&Utc) + chrono::TimeDelta::milliseconds(1),
                 None => at - COMMENT_FIRST_WINDOW,
             };
-            let sub = &watch.subscription;
-            let until = at + chrono::TimeDelta::milliseconds(1);
-            let comments = self.store.latest_comments(sub.demarche_id, since, until, None, COMMENT_LIST).await?;
+            watches.push((watch.subscription, since));
+        }
+        if watches.is_empty() {
+            return Ok(0);
+        }
+        let mut probes: Vec<(i64, DateTime<Utc>)> =
+            watches.iter().map(|(sub, since)| (sub.demarche_id, *since)).collect();
+        probes.sort_unstable();
+        probes.dedup();
+        let until = at + chrono::TimeDelta::milliseconds(1);
+        let mut comments: HashMap<(i64, DateTime<Utc>), Vec<Comment>> = HashMap::new();
+        for (demarche_id, since, comment) in self.store.comments_since(probes, until, COMMENT_LIST).await? {
+            comments.entry((demarche_id, since)).or_default().push(comment);
+        }
+        let mut due = Vec::new();
+        for (sub, since) in &watches {
+            let Some(comments) = comments.get(&(sub.demarche_id, *since)) else { continue };
             let Some(newest) = comments.first() else { continue };
             if newest.received_at > at - COMMENT_QUIET {
                 continue;
@@ -415,12 +490,12 @@ impl Notifier {
                 if n > 1 { "x" } else { "" },
                 if n > 1 { "s" } else { "" }
             );
-            for c in &comments {
+            for c in comments {
                 text.push_str(&format!("\n« {} »", one_line(&c.text)));
             }
             let link = format!("{}/console/demarches/{}/avis?commentaire=oui", self.public_url, sub.demarche_id);
             let period = newest.received_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-            let mut due = self.alert(
+            let mut mail = self.alert(
                 sub,
                 Kind::Commentaires,
                 format!("Nouveaux commentaires : {name}"),
@@ -430,13 +505,10 @@ impl Notifier {
                 String::new(),
                 at.date_naive(),
             );
-            due.disarm = None;
-            if let Some(id) = self.store.record_notification(due, at).await? {
-                self.mailer.deliver(id).await;
-                sent += 1;
-            }
+            mail.disarm = None;
+            due.push(mail);
         }
-        Ok(sent)
+        self.queue(due, at).await
     }
 
     /// An alert's mail, recorded under (account, kind, démarche, `period`), disarming `source`.
@@ -452,8 +524,11 @@ impl Notifier {
         source: String,
         today: NaiveDate,
     ) -> DueNotification {
-        let unsubscribe =
-            format!("{}/desabonnement?jeton={}", self.public_url, self.unsubscribe.token(sub.account_id, kind));
+        let unsubscribe = format!(
+            "{}/desabonnement?jeton={}",
+            self.public_url,
+            self.unsubscribe.token(sub.account_id, sub.account_created_at, kind)
+        );
         let settings = format!("{}/console/compte/notifications", self.public_url);
         let body = format!(
             "Bonjour,\n\n{text}\n\n{link_text} : {link}\n\nChoisir vos notifications : {settings}\nNe plus recevoir ces alertes : {unsubscribe}\n\n-- \nL'équipe {}\nCe message est envoyé automatiquement, merci de ne pas y répondre.\n",
@@ -489,7 +564,7 @@ impl Notifier {
     }
 
     /// The digests of every account at `frequency` for `period`: two statements, then one
-    /// transaction per mail.
+    /// transaction per [`RECORD_BATCH`] mails.
     async fn digests(&self, frequency: DigestFrequency, period: Period, at: DateTime<Utc>) -> Result<u64, StoreError> {
         let lines = self.store.digest_lines(frequency, period.previous_from, period.from, period.to).await?;
         if lines.is_empty() {
@@ -508,6 +583,7 @@ impl Notifier {
             entry.1.push(comment);
         }
         let mut sent = 0;
+        let mut due = Vec::with_capacity(RECORD_BATCH);
         let mut start = 0;
         while start < lines.len() {
             let account_id = lines[start].account_id;
@@ -517,7 +593,7 @@ impl Notifier {
             let unsubscribe = format!(
                 "{}/desabonnement?jeton={}",
                 self.public_url,
-                self.unsubscribe.token(account_id, Kind::Synthese)
+                self.unsubscribe.token(account_id, account_lines[0].account_created_at, Kind::Synthese)
             );
             let mail = digest_mail(
                 &self.operator,
@@ -528,7 +604,7 @@ impl Notifier {
                 &comments,
                 &unsubscribe,
             );
-            let due = DueNotification {
+            due.push(DueNotification {
                 account_id,
                 kind: Kind::Synthese.as_str().to_string(),
                 demarche_id: 0,
@@ -539,13 +615,12 @@ impl Notifier {
                 html: mail.html.into_string(),
                 unsubscribe,
                 disarm: None,
-            };
-            if let Some(id) = self.store.record_notification(due, at).await? {
-                self.mailer.deliver(id).await;
-                sent += 1;
+            });
+            if due.len() == RECORD_BATCH {
+                sent += self.queue(std::mem::take(&mut due), at).await?;
             }
         }
-        Ok(sent)
+        Ok(sent + self.queue(due, at).await?)
     }
 }
 
@@ -720,12 +795,16 @@ mod tests {
     #[test]
     fn unsubscribe_tokens_are_bound_to_account_and_kind() {
         let key = UnsubscribeKey::new(b"secret");
-        let token = key.token(42, Kind::Baisse);
-        assert_eq!(key.verify(&token), Some((42, Kind::Baisse)));
-        assert_eq!(UnsubscribeKey::new(b"other").verify(&token), None);
+        let created = at("2026-01-02T03:04:05.678901Z");
+        let token = key.token(42, created, Kind::Baisse);
+        assert_eq!(UnsubscribeKey::parse(&token), Some((42, Kind::Baisse)));
+        assert_eq!(key.verify(&token, created), Some((42, Kind::Baisse)));
+        assert_eq!(UnsubscribeKey::new(b"other").verify(&token, created), None);
         let forged = token.replacen("42.", "43.", 1);
-        assert_eq!(key.verify(&forged), None);
-        assert_eq!(key.verify(&token.replace("baisse", "synthese")), None);
-        assert_eq!(key.verify("42.baisse.zz"), None);
+        assert_eq!(key.verify(&forged, created), None);
+        assert_eq!(key.verify(&token.replace("baisse", "synthese"), created), None);
+        assert_eq!(key.verify("42.baisse.zz", created), None);
+        // Another account that got id 42 after a deletion (SQLite reuses ids): not its link.
+        assert_eq!(key.verify(&token, created + chrono::TimeDelta::microseconds(1)), None);
     }
 }

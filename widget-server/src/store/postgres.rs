@@ -436,6 +436,20 @@ CREATE TABLE avis_daily_langue (
     PRIMARY KEY (demarche_id, day, langue)
 );
 "#,
+    r#"
+-- Notifications' bookkeeping (issue 21). notify_clock: the last hour checked for drops and silent
+-- buttons, the last period of each digest sent, and the run holding each until lease_until: a
+-- scheduler that missed a minute catches up, replicas do each once. notify_account.*_off: an
+-- unsubscribe from an alert kind also holds for the démarches the account joins later.
+CREATE TABLE notify_clock (
+    job text PRIMARY KEY,
+    done text NOT NULL,
+    lease_until timestamptz
+);
+ALTER TABLE notify_account ADD COLUMN comments_off boolean NOT NULL DEFAULT false;
+ALTER TABLE notify_account ADD COLUMN drop_alert_off boolean NOT NULL DEFAULT false;
+ALTER TABLE notify_account ADD COLUMN silent_off boolean NOT NULL DEFAULT false;
+"#,
 ];
 
 /// The migration that adds `avis.langue`: a store migrated only below it (the flush benchmark's

@@ -357,6 +357,20 @@ CREATE TABLE avis_daily_langue (
     PRIMARY KEY (demarche_id, day, langue)
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- Notifications' bookkeeping (issue 21). notify_clock: the last hour checked for drops and silent
+-- buttons, the last period of each digest sent, and the run holding each until lease_until: a
+-- scheduler that missed a minute catches up, replicas do each once. notify_account.*_off: an
+-- unsubscribe from an alert kind also holds for the démarches the account joins later.
+CREATE TABLE notify_clock (
+    job TEXT PRIMARY KEY,
+    done TEXT NOT NULL,
+    lease_until TEXT
+);
+ALTER TABLE notify_account ADD COLUMN comments_off INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE notify_account ADD COLUMN drop_alert_off INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE notify_account ADD COLUMN silent_off INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The next démarche (by id, after `?1`) that has an avis with a comment: one probe of the

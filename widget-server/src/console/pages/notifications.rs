@@ -104,10 +104,22 @@ pub async fn notifications_post(ctx: Ctx, Fields(f): Fields<HashMap<String, Stri
         Problem::new(StatusCode::BAD_REQUEST, "Formulaire illisible", "Choisissez une fréquence pour la synthèse.")
     })?;
     store.set_digest(a.id, digest).await?;
+    let mut any_on = Switches { comments: false, drop_alert: false, silent: false };
     for (id, _, _) in store.notification_settings(a.id).await?.demarches {
         let on = |suffix: &str| f.contains_key(&format!("d{id}-{suffix}"));
         let s = Switches { comments: on("commentaires"), drop_alert: on("baisse"), silent: on("silencieux") };
+        any_on = Switches {
+            comments: any_on.comments || s.comments,
+            drop_alert: any_on.drop_alert || s.drop_alert,
+            silent: any_on.silent || s.silent,
+        };
         store.set_switches(a.id, id, s).await?;
+    }
+    // A kind switched back on here after an unsubscribe: démarches joined later get it again.
+    for (kind, on) in [(Kind::Baisse, any_on.drop_alert), (Kind::Silencieux, any_on.silent)] {
+        if on {
+            store.set_kind_off(a.id, kind.as_str().to_string(), false).await?;
+        }
     }
     Ok(see_other("/console/compte/notifications?info=notifications-enregistrees"))
 }
@@ -136,9 +148,18 @@ fn key(ctx: &Ctx) -> &UnsubscribeKey {
     ctx.console.notifier.unsubscribe_key()
 }
 
+/// The account and kind of a genuine token of an account that still exists: the MAC covers the
+/// account's creation instant, so the link of a deleted account never acts on another one that
+/// got its id (SQLite reuses ids).
+async fn verified(ctx: &Ctx, token: &str) -> Result<(i64, Kind), Problem> {
+    let (account_id, _) = UnsubscribeKey::parse(token).ok_or_else(invalid_link)?;
+    let account = ctx.console.store.account_by_id(account_id).await?.ok_or_else(invalid_link)?;
+    key(ctx).verify(token, account.created_at).ok_or_else(invalid_link)
+}
+
 /// Shows the one button; changes nothing.
 pub async fn unsubscribe_get(ctx: Ctx, Params(q): Params<TokenQuery>) -> Answer {
-    let (_, kind) = key(&ctx).verify(&q.jeton).ok_or_else(invalid_link)?;
+    let (_, kind) = verified(&ctx, &q.jeton).await?;
     let main = html! {
         h1 { "Se désabonner" }
         p { "Vous ne recevrez plus " (kind.label()) " pour votre compte." }
@@ -158,9 +179,7 @@ pub async fn unsubscribe_get(ctx: Ctx, Params(q): Params<TokenQuery>) -> Answer 
 pub async fn unsubscribe_post(ctx: Ctx, Params(q): Params<TokenQuery>, body: Bytes) -> Answer {
     let form: UnsubscribeForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let token = if form.jeton.is_empty() { q.jeton } else { form.jeton };
-    let (account_id, kind) = key(&ctx).verify(&token).ok_or_else(invalid_link)?;
-    // A link of a deleted account: nothing left to turn off.
-    ctx.console.store.account_by_id(account_id).await?.ok_or_else(invalid_link)?;
+    let (account_id, kind) = verified(&ctx, &token).await?;
     ctx.console.notifier.turn_off(account_id, kind).await?;
     Ok(ctx.render(StatusCode::OK, "Désabonnement enregistré", done(kind)))
 }

@@ -348,6 +348,8 @@ pub struct NotificationSettings {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DigestLine {
     pub account_id: i64,
+    /// Binds the account's unsubscribe links to it (an id can be reused after a deletion).
+    pub account_created_at: DateTime<Utc>,
     pub email: String,
     pub demarche_id: i64,
     pub demarche_name: String,
@@ -384,7 +386,7 @@ pub struct DueNotification {
     pub html: String,
     pub unsubscribe: String,
     /// For a drop or silent alert: the source (`""` for the whole démarche) whose alert is
-    /// disarmed, in the same transaction, until [`ConsoleStore::rearm_alert`].
+    /// disarmed, in the same transaction, until [`ConsoleStore::rearm_alerts`].
     pub disarm: Option<(String, chrono::NaiveDate)>,
 }
 
@@ -395,6 +397,8 @@ pub type DisarmedAlert = (i64, i64, String);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subscription {
     pub account_id: i64,
+    /// Binds the account's unsubscribe links to it (an id can be reused after a deletion).
+    pub account_created_at: DateTime<Utc>,
     pub email: String,
     pub demarche_id: i64,
     pub demarche_name: String,
@@ -410,6 +414,9 @@ pub struct CommentWatch {
     /// When the last alert was queued.
     pub last_sent: Option<DateTime<Utc>>,
 }
+
+/// (démarche, the instant listed from, one of the newest comments since then).
+pub type CommentSince = (i64, DateTime<Utc>, Comment);
 
 /// One source of one démarche over two adjacent windows of days, from `avis_daily`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1079,11 +1086,23 @@ pub trait ConsoleStore: Send + Sync + 'static {
         until: DateTime<Utc>,
         latest: i64,
     ) -> BoxFuture<'_, Result<Vec<PeriodComment>, StoreError>>;
+    /// Turns `kind` (`commentaires`, `baisse`, `silencieux`) off or back on for the démarches
+    /// the account will join: a démarche with no switches of its own follows this (an unsubscribe
+    /// sticks; « Notifications » turns it back on).
+    fn set_kind_off(&self, account_id: i64, kind: String, off: bool) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Every (active account, carried démarche) with its switches.
     fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<Subscription>, StoreError>>;
     /// Every « Nouveaux commentaires » switched on (active accounts, carried démarches), with
     /// the last alert sent: one statement.
     fn comment_watches(&self) -> BoxFuture<'_, Result<Vec<CommentWatch>, StoreError>>;
+    /// For each (démarche, instant) of `watches`: its `limit` newest comments received from that
+    /// instant until `until` (excluded), newest first: one statement.
+    fn comments_since(
+        &self,
+        watches: Vec<(i64, DateTime<Utc>)>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<CommentSince>, StoreError>>;
     /// Per (carried démarche, source), its counts over `from ..= to`, split at `split`: one
     /// statement over `avis_daily`.
     fn source_windows(
@@ -1094,22 +1113,31 @@ pub trait ConsoleStore: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Vec<SourceWindow>, StoreError>>;
     /// The alerts of `kind` disarmed: (account, démarche, source).
     fn disarmed_alerts(&self, kind: String) -> BoxFuture<'_, Result<Vec<DisarmedAlert>, StoreError>>;
-    /// Re-arms an alert (its cause is gone).
-    fn rearm_alert(
+    /// Re-arms alerts of `kind` (their cause is gone): one statement.
+    fn rearm_alerts(&self, kind: String, alerts: Vec<DisarmedAlert>) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Records every notification of `due` under its unique key and queues its mail, in one
+    /// transaction: the outbox ids of the mails this call queued, in no particular order. A key
+    /// already recorded (by another replica, or an earlier run) queues nothing; a replica
+    /// recording the same keys at the same time waits for this transaction, then finds them.
+    fn record_notifications(
         &self,
-        account_id: i64,
-        kind: String,
-        demarche_id: i64,
-        source: String,
-    ) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Records `due` under its unique key and queues its mail, in one transaction; the mail's
-    /// outbox id when this call recorded it, `None` when it was already recorded (by another
-    /// replica, or an earlier run).
-    fn record_notification(
-        &self,
-        due: DueNotification,
+        due: Vec<DueNotification>,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
+    ) -> BoxFuture<'_, Result<Vec<i64>, StoreError>>;
+    /// Claims scheduled work `job` for `due` (an hour, a digest's period) unless it was last done
+    /// for `due`, or another run holds it until after `now`: `true` when this run does it,
+    /// holding it until `lease_until`. (Only the last `due` is kept: `notifications run --at` an
+    /// earlier instant runs again what was due then, and its mails' keys keep them single.)
+    fn claim_run(
+        &self,
+        job: String,
+        due: String,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Ends a [`ConsoleStore::claim_run`]: `done` records `due` as done; otherwise the claim is
+    /// let go, for the next run to try again.
+    fn finish_run(&self, job: String, due: String, done: bool) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
 /// The words of a comment search, each with whether it is searched as a prefix (3 letters or

@@ -19,8 +19,8 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::{keyset, like_escape, period_plan, search_filter, Comment};
 use super::{
-    notify_counts, CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings,
-    PeriodComment, SourceWindow, Subscription, Switches, NOTIFY_COLUMNS,
+    notify_counts, CommentSince, CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification,
+    NotificationSettings, PeriodComment, SourceWindow, Subscription, Switches, NOTIFY_COLUMNS,
 };
 use super::{
     Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter, AvisRow, CatalogueRow,
@@ -2214,10 +2214,13 @@ impl ConsoleStore for PgConsoleStore {
             let d = Switches::default();
             let rows = conn
                 .query(
-                    "SELECT d.id, d.name, coalesce(s.comments, $2), coalesce(s.drop_alert, $3), coalesce(s.silent, $4) \
-                     FROM porteur p JOIN demarche d ON d.id = p.demarche_id \
-                     LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
-                     WHERE p.account_id = $1 ORDER BY d.name, d.id",
+                    &format!(
+                        "SELECT d.id, d.name, {SWITCHES} \
+                         FROM porteur p JOIN demarche d ON d.id = p.demarche_id \
+                         LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
+                         LEFT JOIN notify_account na ON na.account_id = p.account_id \
+                         WHERE p.account_id = $1 ORDER BY d.name, d.id"
+                    ),
                     &[&account_id, &d.comments, &d.drop_alert, &d.silent],
                 )
                 .await?;
@@ -2243,6 +2246,22 @@ impl ConsoleStore for PgConsoleStore {
                 "INSERT INTO notify_account (account_id, digest) VALUES ($1, $2) \
                  ON CONFLICT (account_id) DO UPDATE SET digest = excluded.digest",
                 &[&account_id, &digest.as_str()],
+            )
+            .await
+            .map(drop)
+        }
+        .boxed()
+    }
+
+    fn set_kind_off(&self, account_id: i64, kind: String, off: bool) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            let column = kind_off_column(&kind)?;
+            self.execute(
+                &format!(
+                    "INSERT INTO notify_account (account_id, digest, {column}) VALUES ($1, $2, $3) \
+                     ON CONFLICT (account_id) DO UPDATE SET {column} = excluded.{column}"
+                ),
+                &[&account_id, &DigestFrequency::default().as_str(), &off],
             )
             .await
             .map(drop)
@@ -2288,7 +2307,7 @@ impl ConsoleStore for PgConsoleStore {
                     .join(", ")
             };
             let sql = format!(
-                "SELECT a.id, a.email, d.id, d.name, {}, {} \
+                "SELECT a.id, a.email, d.id, d.name, {}, {}, a.created_at \
                  FROM account a JOIN porteur p ON p.account_id = a.id JOIN demarche d ON d.id = p.demarche_id \
                  JOIN avis_daily x ON x.demarche_id = p.demarche_id AND x.day BETWEEN $2 AND $4 \
                  LEFT JOIN notify_account s ON s.account_id = a.id \
@@ -2305,6 +2324,7 @@ impl ConsoleStore for PgConsoleStore {
             for r in &rows {
                 out.push(DigestLine {
                     account_id: r.try_get(0)?,
+                    account_created_at: r.try_get(4 + 2 * NOTIFY_COLUMNS)?,
                     email: r.try_get(1)?,
                     demarche_id: r.try_get(2)?,
                     demarche_name: r.try_get(3)?,
@@ -2363,11 +2383,14 @@ impl ConsoleStore for PgConsoleStore {
                 .conn()
                 .await?
                 .query(
-                    "SELECT a.id, a.email, d.id, d.name, coalesce(s.comments, $1), coalesce(s.drop_alert, $2), \
-                     coalesce(s.silent, $3) FROM porteur p JOIN account a ON a.id = p.account_id \
-                     JOIN demarche d ON d.id = p.demarche_id \
-                     LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
-                     WHERE a.status = 'active' ORDER BY a.id, d.id",
+                    &format!(
+                        "SELECT a.id, a.email, d.id, d.name, {}, a.created_at \
+                         FROM porteur p JOIN account a ON a.id = p.account_id JOIN demarche d ON d.id = p.demarche_id \
+                         LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
+                         LEFT JOIN notify_account na ON na.account_id = p.account_id \
+                         WHERE a.status = 'active' ORDER BY a.id, d.id",
+                        SWITCHES.replace("$2", "$1").replace("$3", "$2").replace("$4", "$3")
+                    ),
                     &[&d.comments, &d.drop_alert, &d.silent],
                 )
                 .await?;
@@ -2375,6 +2398,7 @@ impl ConsoleStore for PgConsoleStore {
             for r in &rows {
                 out.push(Subscription {
                     account_id: r.try_get(0)?,
+                    account_created_at: r.try_get(7)?,
                     email: r.try_get(1)?,
                     demarche_id: r.try_get(2)?,
                     demarche_name: r.try_get(3)?,
@@ -2396,7 +2420,7 @@ impl ConsoleStore for PgConsoleStore {
                  (SELECT max(n.period) FROM notification n WHERE n.account_id = s.account_id \
                  AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id), \
                  (SELECT max(n.created_at) FROM notification n WHERE n.account_id = s.account_id \
-                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id) \
+                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id), a.created_at \
                  FROM notify_demarche s JOIN porteur p ON p.account_id = s.account_id AND p.demarche_id = s.demarche_id \
                  JOIN account a ON a.id = s.account_id JOIN demarche d ON d.id = s.demarche_id \
                  WHERE s.comments AND a.status = 'active' ORDER BY s.account_id, s.demarche_id",
@@ -2408,6 +2432,7 @@ impl ConsoleStore for PgConsoleStore {
                 out.push(CommentWatch {
                     subscription: Subscription {
                         account_id: r.try_get(0)?,
+                        account_created_at: r.try_get(6)?,
                         email: r.try_get(1)?,
                         demarche_id: r.try_get(2)?,
                         demarche_name: r.try_get(3)?,
@@ -2416,6 +2441,45 @@ impl ConsoleStore for PgConsoleStore {
                     last_until: r.try_get(4)?,
                     last_sent: r.try_get(5)?,
                 });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn comments_since(
+        &self,
+        watches: Vec<(i64, DateTime<Utc>)>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<CommentSince>, StoreError>> {
+        async move {
+            let (ids, since): (Vec<i64>, Vec<DateTime<Utc>>) = watches.into_iter().unzip();
+            // One index probe of each démarche's newest comments, in one statement.
+            let rows = self
+                .read_conn()
+                .await?
+                .query(
+                    "SELECT w.demarche_id, w.since, c.received_at, c.source, c.satisfaction, c.commentaire \
+                     FROM unnest($1::bigint[], $2::timestamptz[]) AS w(demarche_id, since) \
+                     CROSS JOIN LATERAL (SELECT received_at, source, satisfaction, commentaire FROM avis \
+                     WHERE demarche_id = w.demarche_id AND received_at >= w.since AND received_at < $3 \
+                     AND commentaire IS NOT NULL ORDER BY received_at DESC LIMIT $4) c",
+                    &[&ids, &since, &until, &limit],
+                )
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    Comment {
+                        received_at: r.try_get(2)?,
+                        source: r.try_get(3)?,
+                        satisfaction: r.try_get(4)?,
+                        text: r.try_get(5)?,
+                    },
+                ));
             }
             Ok(out)
         }
@@ -2476,17 +2540,23 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
-    fn rearm_alert(
-        &self,
-        account_id: i64,
-        kind: String,
-        demarche_id: i64,
-        source: String,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn rearm_alerts(&self, kind: String, alerts: Vec<DisarmedAlert>) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
+            if alerts.is_empty() {
+                return Ok(());
+            }
+            let mut accounts = Vec::with_capacity(alerts.len());
+            let mut demarches = Vec::with_capacity(alerts.len());
+            let mut sources = Vec::with_capacity(alerts.len());
+            for (a, d, source) in alerts {
+                accounts.push(a);
+                demarches.push(d);
+                sources.push(source);
+            }
             self.execute(
-                "DELETE FROM notify_alert WHERE account_id = $1 AND kind = $2 AND demarche_id = $3 AND source = $4",
-                &[&account_id, &kind, &demarche_id, &source],
+                "DELETE FROM notify_alert n USING unnest($2::bigint[], $3::bigint[], $4::text[]) AS r(a, d, s) \
+                 WHERE n.kind = $1 AND n.account_id = r.a AND n.demarche_id = r.d AND n.source = r.s",
+                &[&kind, &accounts, &demarches, &sources],
             )
             .await
             .map(drop)
@@ -2494,50 +2564,115 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
-    fn record_notification(
+    fn record_notifications(
         &self,
-        due: DueNotification,
+        due: Vec<DueNotification>,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Vec<i64>, StoreError>> {
         async move {
-            let mut conn = self.conn().await?;
-            let tx = conn.transaction().await?;
-            // A second replica inserting the same key waits for the first's transaction, then
-            // inserts nothing: the mail is queued once.
-            let n = tx
-                .execute(
-                    "INSERT INTO notification (account_id, kind, demarche_id, period, created_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                    &[&due.account_id, &due.kind, &due.demarche_id, &due.period, &now],
-                )
-                .await?;
-            if n == 0 {
-                return Ok(None);
+            if due.is_empty() {
+                return Ok(Vec::new());
             }
-            let id: i64 = tx
-                .query_one(
-                    "INSERT INTO email_outbox (to_address, subject, body, html, unsubscribe, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                    &[&due.to, &due.subject, &due.body, &due.html, &due.unsubscribe, &now],
-                )
+            let n = due.len();
+            let (mut accounts, mut kinds, mut demarches, mut periods) =
+                (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+            let (mut to, mut subjects, mut bodies, mut htmls, mut unsubscribes) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            let (mut sources, mut fired): (Vec<Option<String>>, Vec<Option<chrono::NaiveDate>>) =
+                (Vec::with_capacity(n), Vec::with_capacity(n));
+            for d in due {
+                accounts.push(d.account_id);
+                kinds.push(d.kind);
+                demarches.push(d.demarche_id);
+                periods.push(d.period);
+                to.push(d.to);
+                subjects.push(d.subject);
+                bodies.push(d.body);
+                htmls.push(d.html);
+                unsubscribes.push(d.unsubscribe);
+                let (source, day) = d.disarm.unzip();
+                sources.push(source);
+                fired.push(day);
+            }
+            // One statement: every key inserted in the batch's order, each with the outbox id
+            // taken for it beforehand; the mails and disarmed alerts of the keys this statement
+            // inserted only. A replica inserting the same keys waits for this transaction on
+            // the primary key, then inserts none of them.
+            let rows = self
+                .conn()
                 .await?
-                .try_get(0)?;
-            if let Some((source, day)) = &due.disarm {
-                tx.execute(
-                    "INSERT INTO notify_alert (account_id, kind, demarche_id, source, fired_on) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                    &[&due.account_id, &due.kind, &due.demarche_id, source, day],
+                .query(
+                    "WITH due AS MATERIALIZED (SELECT u.*, nextval(pg_get_serial_sequence('email_outbox', 'id')) AS email_id \
+                     FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                     $8::text[], $9::text[], $10::text[], $11::date[]) WITH ORDINALITY \
+                     AS u(account_id, kind, demarche_id, period, to_address, subject, body, html, unsubscribe, source, fired_on, ord)), \
+                     fresh AS (INSERT INTO notification (account_id, kind, demarche_id, period, email_id, created_at) \
+                     SELECT account_id, kind, demarche_id, period, email_id, $12 FROM due ORDER BY ord \
+                     ON CONFLICT DO NOTHING RETURNING email_id), \
+                     alert AS (INSERT INTO notify_alert (account_id, kind, demarche_id, source, fired_on) \
+                     SELECT d.account_id, d.kind, d.demarche_id, d.source, d.fired_on FROM due d JOIN fresh f USING (email_id) \
+                     WHERE d.source IS NOT NULL ON CONFLICT DO NOTHING) \
+                     INSERT INTO email_outbox (id, to_address, subject, body, html, unsubscribe, created_at) \
+                     OVERRIDING SYSTEM VALUE \
+                     SELECT d.email_id, d.to_address, d.subject, d.body, d.html, d.unsubscribe, $12 \
+                     FROM due d JOIN fresh f USING (email_id) ORDER BY d.ord RETURNING id",
+                    &[
+                        &accounts,
+                        &kinds,
+                        &demarches,
+                        &periods,
+                        &to,
+                        &subjects,
+                        &bodies,
+                        &htmls,
+                        &unsubscribes,
+                        &sources,
+                        &fired,
+                        &now,
+                    ],
                 )
                 .await?;
-            }
-            tx.execute(
-                "UPDATE notification SET email_id = $5 \
-                 WHERE account_id = $1 AND kind = $2 AND demarche_id = $3 AND period = $4",
-                &[&due.account_id, &due.kind, &due.demarche_id, &due.period, &id],
+            Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+        }
+        .boxed()
+    }
+
+    fn claim_run(
+        &self,
+        job: String,
+        due: String,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            // A replica claiming at the same time waits for this row, then sees the lease.
+            let n = self
+                .execute(
+                    "INSERT INTO notify_clock (job, done, lease_until) VALUES ($1, '', $4) \
+                     ON CONFLICT (job) DO UPDATE SET lease_until = excluded.lease_until \
+                     WHERE notify_clock.done <> $2 AND (notify_clock.lease_until IS NULL OR notify_clock.lease_until <= $3)",
+                    &[&job, &due, &now, &lease_until],
+                )
+                .await?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn finish_run(&self, job: String, due: String, done: bool) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.execute(
+                "UPDATE notify_clock SET lease_until = NULL, \
+                 done = CASE WHEN $3 THEN $2 ELSE done END WHERE job = $1",
+                &[&job, &due, &done],
             )
-            .await?;
-            tx.commit().await?;
-            Ok(Some(id))
+            .await
+            .map(drop)
         }
         .boxed()
     }
@@ -2583,6 +2718,22 @@ async fn write_details(
         )
         .await?;
     Ok(())
+}
+
+/// A carried démarche's switches: its own (`s`, notify_demarche), or the defaults `$2`, `$3`, `$4`
+/// unless the account (`na`, notify_account) turned that kind off.
+const SWITCHES: &str = "coalesce(s.comments, $2 AND NOT coalesce(na.comments_off, false)), \
+     coalesce(s.drop_alert, $3 AND NOT coalesce(na.drop_alert_off, false)), \
+     coalesce(s.silent, $4 AND NOT coalesce(na.silent_off, false))";
+
+/// The column of notify_account turning `kind` off for the démarches joined later.
+fn kind_off_column(kind: &str) -> Result<&'static str, StoreError> {
+    match kind {
+        "commentaires" => Ok("comments_off"),
+        "baisse" => Ok("drop_alert_off"),
+        "silencieux" => Ok("silent_off"),
+        _ => Err(StoreError::Config(format!("no alert kind {kind:?}"))),
+    }
 }
 
 /// The [`NOTIFY_COLUMNS`] sums starting at column `at`.

@@ -16,8 +16,8 @@ use super::{
     TokenState,
 };
 use super::{
-    notify_counts, CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings,
-    PeriodComment, SourceWindow, Subscription, Switches, NOTIFY_COLUMNS,
+    notify_counts, CommentSince, CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification,
+    NotificationSettings, PeriodComment, SourceWindow, Subscription, Switches, NOTIFY_COLUMNS,
 };
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
@@ -1836,12 +1836,13 @@ impl ConsoleStore for SqliteConsoleStore {
                 .query_row("SELECT digest FROM notify_account WHERE account_id = ?1", params![account_id], |r| r.get(0))
                 .optional()?;
             let d = Switches::default();
-            let mut st = conn.prepare(
-                "SELECT d.id, d.name, coalesce(s.comments, ?2), coalesce(s.drop_alert, ?3), coalesce(s.silent, ?4) \
+            let mut st = conn.prepare(&format!(
+                "SELECT d.id, d.name, {SWITCHES} \
                  FROM porteur p JOIN demarche d ON d.id = p.demarche_id \
                  LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
-                 WHERE p.account_id = ?1 ORDER BY d.name, d.id",
-            )?;
+                 LEFT JOIN notify_account na ON na.account_id = p.account_id \
+                 WHERE p.account_id = ?1 ORDER BY d.name, d.id"
+            ))?;
             let rows = st.query_map(params![account_id, d.comments, d.drop_alert, d.silent], |r| {
                 Ok((r.get(0)?, r.get(1)?, Switches { comments: r.get(2)?, drop_alert: r.get(3)?, silent: r.get(4)? }))
             })?;
@@ -1858,6 +1859,20 @@ impl ConsoleStore for SqliteConsoleStore {
                 "INSERT INTO notify_account (account_id, digest) VALUES (?1, ?2) \
                  ON CONFLICT (account_id) DO UPDATE SET digest = excluded.digest",
                 params![account_id, digest.as_str()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn set_kind_off(&self, account_id: i64, kind: String, off: bool) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.conn.with(move |conn| {
+            let column = kind_off_column(&kind)?;
+            conn.execute(
+                &format!(
+                    "INSERT INTO notify_account (account_id, digest, {column}) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (account_id) DO UPDATE SET {column} = excluded.{column}"
+                ),
+                params![account_id, DigestFrequency::default().as_str(), off],
             )?;
             Ok(())
         })
@@ -1898,7 +1913,7 @@ impl ConsoleStore for SqliteConsoleStore {
                     .join(", ")
             };
             let sql = format!(
-                "SELECT a.id, a.email, d.id, d.name, {}, {} \
+                "SELECT a.id, a.email, d.id, d.name, {}, {}, a.created_at \
                  FROM account a JOIN porteur p ON p.account_id = a.id JOIN demarche d ON d.id = p.demarche_id \
                  JOIN avis_daily x ON x.demarche_id = p.demarche_id AND x.day BETWEEN ?2 AND ?4 \
                  LEFT JOIN notify_account s ON s.account_id = a.id \
@@ -1913,6 +1928,7 @@ impl ConsoleStore for SqliteConsoleStore {
             let rows = st.query_map(params![digest.as_str(), day(previous_from), day(from), day(to)], |r| {
                 Ok(DigestLine {
                     account_id: r.get(0)?,
+                    account_created_at: parse_ts(&r.get::<_, String>(4 + 2 * NOTIFY_COLUMNS)?),
                     email: r.get(1)?,
                     demarche_id: r.get(2)?,
                     demarche_name: r.get(3)?,
@@ -1960,16 +1976,18 @@ impl ConsoleStore for SqliteConsoleStore {
     fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<Subscription>, StoreError>> {
         self.conn.with(move |conn| {
             let d = Switches::default();
-            let mut st = conn.prepare(
-                "SELECT a.id, a.email, d.id, d.name, coalesce(s.comments, ?1), coalesce(s.drop_alert, ?2), \
-                 coalesce(s.silent, ?3) FROM porteur p JOIN account a ON a.id = p.account_id \
-                 JOIN demarche d ON d.id = p.demarche_id \
+            let mut st = conn.prepare(&format!(
+                "SELECT a.id, a.email, d.id, d.name, {SWITCHES}, a.created_at \
+                 FROM porteur p JOIN account a ON a.id = p.account_id JOIN demarche d ON d.id = p.demarche_id \
                  LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
-                 WHERE a.status = 'active' ORDER BY a.id, d.id",
-            )?;
-            let rows = st.query_map(params![d.comments, d.drop_alert, d.silent], |r| {
+                 LEFT JOIN notify_account na ON na.account_id = p.account_id \
+                 WHERE a.status = 'active' ORDER BY a.id, d.id"
+            ))?;
+            // ?1 is the account of the settings' statement, unused here.
+            let rows = st.query_map(params![0, d.comments, d.drop_alert, d.silent], |r| {
                 Ok(Subscription {
                     account_id: r.get(0)?,
+                    account_created_at: parse_ts(&r.get::<_, String>(7)?),
                     email: r.get(1)?,
                     demarche_id: r.get(2)?,
                     demarche_name: r.get(3)?,
@@ -1987,7 +2005,7 @@ impl ConsoleStore for SqliteConsoleStore {
                  (SELECT max(n.period) FROM notification n WHERE n.account_id = s.account_id \
                  AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id), \
                  (SELECT max(n.created_at) FROM notification n WHERE n.account_id = s.account_id \
-                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id) \
+                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id), a.created_at \
                  FROM notify_demarche s JOIN porteur p ON p.account_id = s.account_id AND p.demarche_id = s.demarche_id \
                  JOIN account a ON a.id = s.account_id JOIN demarche d ON d.id = s.demarche_id \
                  WHERE s.comments AND a.status = 'active' ORDER BY s.account_id, s.demarche_id",
@@ -1996,6 +2014,7 @@ impl ConsoleStore for SqliteConsoleStore {
                 Ok(CommentWatch {
                     subscription: Subscription {
                         account_id: r.get(0)?,
+                        account_created_at: parse_ts(&r.get::<_, String>(6)?),
                         email: r.get(1)?,
                         demarche_id: r.get(2)?,
                         demarche_name: r.get(3)?,
@@ -2006,6 +2025,37 @@ impl ConsoleStore for SqliteConsoleStore {
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn comments_since(
+        &self,
+        watches: Vec<(i64, DateTime<Utc>)>,
+        until: DateTime<Utc>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<CommentSince>, StoreError>> {
+        self.conn.with(move |conn| {
+            // In-process: one prepared probe per démarche costs no round trip.
+            let mut st = conn.prepare_cached(
+                "SELECT received_at, source, satisfaction, commentaire FROM avis \
+                 WHERE demarche_id = ?1 AND received_at >= ?2 AND received_at < ?3 AND commentaire IS NOT NULL \
+                 ORDER BY received_at DESC LIMIT ?4",
+            )?;
+            let mut out = Vec::new();
+            for (demarche_id, since) in watches {
+                let rows = st.query_map(params![demarche_id, ts(since), ts(until), limit], |r| {
+                    Ok(Comment {
+                        received_at: parse_ts(&r.get::<_, String>(0)?),
+                        source: r.get(1)?,
+                        satisfaction: r.get(2)?,
+                        text: r.get(3)?,
+                    })
+                })?;
+                for c in rows {
+                    out.push((demarche_id, since, c?));
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -2054,61 +2104,107 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
-    fn rearm_alert(
-        &self,
-        account_id: i64,
-        kind: String,
-        demarche_id: i64,
-        source: String,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn rearm_alerts(&self, kind: String, alerts: Vec<DisarmedAlert>) -> BoxFuture<'_, Result<(), StoreError>> {
         self.conn.with(move |conn| {
-            conn.execute(
-                "DELETE FROM notify_alert WHERE account_id = ?1 AND kind = ?2 AND demarche_id = ?3 AND source = ?4",
-                params![account_id, kind, demarche_id, source],
-            )?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut st = tx.prepare_cached(
+                    "DELETE FROM notify_alert WHERE account_id = ?1 AND kind = ?2 AND demarche_id = ?3 AND source = ?4",
+                )?;
+                for (account_id, demarche_id, source) in alerts {
+                    st.execute(params![account_id, kind, demarche_id, source])?;
+                }
+            }
+            tx.commit()?;
             Ok(())
         })
     }
 
-    fn record_notification(
+    fn record_notifications(
         &self,
-        due: DueNotification,
+        due: Vec<DueNotification>,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Vec<i64>, StoreError>> {
         self.conn.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let key = params![due.account_id, due.kind, due.demarche_id, due.period];
-            let n = tx.execute(
-                "INSERT INTO notification (account_id, kind, demarche_id, period, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                params![due.account_id, due.kind, due.demarche_id, due.period, ts(now)],
-            )?;
-            if n == 0 {
-                return Ok(None);
-            }
-            tx.execute(
-                "INSERT INTO email_outbox (to_address, subject, body, html, unsubscribe, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![due.to, due.subject, due.body, due.html, due.unsubscribe, ts(now)],
-            )?;
-            let id = tx.last_insert_rowid();
-            if let Some((source, day)) = &due.disarm {
-                tx.execute(
-                    "INSERT INTO notify_alert (account_id, kind, demarche_id, source, fired_on) \
+            let mut ids = Vec::new();
+            for due in due {
+                let n = tx.execute(
+                    "INSERT INTO notification (account_id, kind, demarche_id, period, created_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                    params![due.account_id, due.kind, due.demarche_id, source, self::day(*day)],
+                    params![due.account_id, due.kind, due.demarche_id, due.period, ts(now)],
                 )?;
+                if n == 0 {
+                    continue;
+                }
+                tx.execute(
+                    "INSERT INTO email_outbox (to_address, subject, body, html, unsubscribe, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![due.to, due.subject, due.body, due.html, due.unsubscribe, ts(now)],
+                )?;
+                let id = tx.last_insert_rowid();
+                if let Some((source, day)) = &due.disarm {
+                    tx.execute(
+                        "INSERT INTO notify_alert (account_id, kind, demarche_id, source, fired_on) \
+                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                        params![due.account_id, due.kind, due.demarche_id, source, self::day(*day)],
+                    )?;
+                }
+                tx.execute(
+                    "UPDATE notification SET email_id = ?5 \
+                     WHERE account_id = ?1 AND kind = ?2 AND demarche_id = ?3 AND period = ?4",
+                    params![due.account_id, due.kind, due.demarche_id, due.period, id],
+                )?;
+                ids.push(id);
             }
-            tx.execute(
-                &format!(
-                    "UPDATE notification SET email_id = {id} \
-                     WHERE account_id = ?1 AND kind = ?2 AND demarche_id = ?3 AND period = ?4"
-                ),
-                key,
-            )?;
             tx.commit()?;
-            Ok(Some(id))
+            Ok(ids)
         })
+    }
+
+    fn claim_run(
+        &self,
+        job: String,
+        due: String,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.conn.with(move |conn| {
+            let n = conn.execute(
+                "INSERT INTO notify_clock (job, done, lease_until) VALUES (?1, '', ?4) \
+                 ON CONFLICT (job) DO UPDATE SET lease_until = excluded.lease_until \
+                 WHERE notify_clock.done <> ?2 AND (notify_clock.lease_until IS NULL OR notify_clock.lease_until <= ?3)",
+                params![job, due, ts(now), ts(lease_until)],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn finish_run(&self, job: String, due: String, done: bool) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.conn.with(move |conn| {
+            conn.execute(
+                "UPDATE notify_clock SET lease_until = NULL, \
+                 done = CASE WHEN ?3 THEN ?2 ELSE done END WHERE job = ?1",
+                params![job, due, done],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+/// A carried démarche's switches: its own (`s`, notify_demarche), or the defaults `?2`, `?3`, `?4`
+/// unless the account (`na`, notify_account) turned that kind off.
+const SWITCHES: &str = "coalesce(s.comments, ?2 AND NOT coalesce(na.comments_off, 0)), \
+     coalesce(s.drop_alert, ?3 AND NOT coalesce(na.drop_alert_off, 0)), \
+     coalesce(s.silent, ?4 AND NOT coalesce(na.silent_off, 0))";
+
+/// The column of notify_account turning `kind` off for the démarches joined later.
+fn kind_off_column(kind: &str) -> Result<&'static str, StoreError> {
+    match kind {
+        "commentaires" => Ok("comments_off"),
+        "baisse" => Ok("drop_alert_off"),
+        "silencieux" => Ok("silent_off"),
+        _ => Err(StoreError::Config(format!("no alert kind {kind:?}"))),
     }
 }
 
