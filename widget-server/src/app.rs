@@ -10,9 +10,10 @@ use snippet::KeySigner;
 
 use crate::assets::Assets;
 use crate::buffer::BufferedVotes;
-use crate::catalogue::{Catalogue, PrivacyNotice};
+use crate::catalogue::{Catalogue, Demarche, PrivacyNotice};
 use crate::config::Config;
 use crate::form;
+use crate::http::SharedPage;
 use crate::limit::Limits;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -33,7 +34,43 @@ pub struct App {
     pub journal: Option<crate::journal::Journal>,
     /// The porteurs' console: every path that is not a button, a form, a vote or a probe.
     pub console: Option<Arc<crate::console::Console>>,
+    /// Blank forms already rendered.
+    pub forms: FormCache,
     shutting_down: AtomicBool,
+}
+
+/// Most blank forms kept rendered; past it the cache starts again empty (source labels are free,
+/// so the keys a client can make are not bounded otherwise).
+const FORM_CACHE: usize = 4096;
+
+/// Blank forms already rendered, with their ETag: a form is the same bytes for every citizen who
+/// opens the same link until the catalogue changes, so a CDN miss costs a lookup instead of a
+/// render and a SHA-256 of the page. Keyed by (URL id, language, source); an entry serves only
+/// while the catalogue still holds the very démarche it was rendered from (a refresh, a rename or
+/// a merge renders it again).
+#[derive(Default)]
+pub struct FormCache {
+    map: dashmap::DashMap<(i64, snippet::Lang, crate::vote::Source), (Arc<Demarche>, Arc<SharedPage>)>,
+}
+
+impl FormCache {
+    /// The page of `key` rendered from `demarche`, rendering it with `render` if need be.
+    pub fn get_or_render(
+        &self,
+        key: (i64, snippet::Lang, crate::vote::Source),
+        demarche: &Arc<Demarche>,
+        render: impl FnOnce() -> maud::Markup,
+    ) -> Arc<SharedPage> {
+        if let Some(hit) = self.map.get(&key).filter(|e| Arc::ptr_eq(&e.0, demarche)) {
+            return hit.1.clone();
+        }
+        let page = Arc::new(SharedPage::new(render()));
+        if self.map.len() >= FORM_CACHE {
+            self.map.clear();
+        }
+        self.map.insert(key, (demarche.clone(), page.clone()));
+        page
+    }
 }
 
 impl App {
@@ -66,6 +103,7 @@ impl App {
             config,
             journal: None,
             console: None,
+            forms: FormCache::default(),
             shutting_down: AtomicBool::new(false),
         }
     }

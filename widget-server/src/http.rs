@@ -48,7 +48,12 @@ pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'
 
 /// An HTML response with the headers every page carries.
 pub fn html(status: StatusCode, markup: maud::Markup, cache_control: &'static str) -> Response<Body> {
-    let mut res = Response::new(full(markup.into_string()));
+    html_bytes(status, Bytes::from(markup.into_string()), cache_control)
+}
+
+/// [`html`] of a page already rendered.
+fn html_bytes(status: StatusCode, body: Bytes, cache_control: &'static str) -> Response<Body> {
+    let mut res = Response::new(full(body));
     *res.status_mut() = status;
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -63,18 +68,38 @@ pub fn html(status: StatusCode, markup: maud::Markup, cache_control: &'static st
 /// strong `ETag` of its bytes, and `304 Not Modified` to a client (a CDN revalidating a stale
 /// copy) that already holds them. Costs one SHA-256 of the page, paid only on a CDN miss.
 pub fn shared_page(req: &hyper::HeaderMap, markup: maud::Markup, cache_control: &'static str) -> Response<Body> {
-    use sha2::{Digest, Sha256};
-    let body = markup.into_string();
-    let hash = hex::encode(&Sha256::digest(body.as_bytes())[..16]);
-    let etag = HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a valid header value");
-    let fresh = req.get_all(header::IF_NONE_MATCH).iter().any(|v| if_none_match_hits(v.as_bytes(), &hash));
-    let mut res = html(StatusCode::OK, maud::PreEscaped(body), cache_control);
+    shared_bytes(req, &SharedPage::new(markup), cache_control)
+}
+
+/// A page the same for everyone, rendered once: its bytes and their validator.
+#[derive(Clone, Debug)]
+pub struct SharedPage {
+    pub body: Bytes,
+    /// The ETag's hex (no quotes).
+    pub hash: String,
+    pub etag: HeaderValue,
+}
+
+impl SharedPage {
+    pub fn new(markup: maud::Markup) -> SharedPage {
+        use sha2::{Digest, Sha256};
+        let body = markup.into_string();
+        let hash = hex::encode(&Sha256::digest(body.as_bytes())[..16]);
+        let etag = HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a valid header value");
+        SharedPage { body: Bytes::from(body), hash, etag }
+    }
+}
+
+/// [`shared_page`] of a page already rendered: 200 with its ETag, or 304 when the client holds it.
+pub fn shared_bytes(req: &hyper::HeaderMap, page: &SharedPage, cache_control: &'static str) -> Response<Body> {
+    let fresh = req.get_all(header::IF_NONE_MATCH).iter().any(|v| if_none_match_hits(v.as_bytes(), &page.hash));
+    let mut res = html_bytes(StatusCode::OK, page.body.clone(), cache_control);
     if fresh {
         *res.status_mut() = StatusCode::NOT_MODIFIED;
         *res.body_mut() = full(Bytes::new());
         res.headers_mut().remove(header::CONTENT_TYPE);
     }
-    res.headers_mut().insert(header::ETAG, etag);
+    res.headers_mut().insert(header::ETAG, page.etag.clone());
     res
 }
 

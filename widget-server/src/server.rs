@@ -180,16 +180,18 @@ fn form_page(app: &App, id: i64, link: form::FormLink, req: &hyper::HeaderMap) -
         target_key = app.signer.sign(demarche.id as u64);
         &target_key
     };
-    let view = FormView {
-        chrome: &app.chrome,
-        demarche: &demarche,
-        key,
-        source: link.source,
-        lang,
-        answers: &Answers::default(),
-        errors: &FieldErrors::default(),
-    };
-    shared_page(req, form::form_page(&view), CACHE_PAGE)
+    let page = app.forms.get_or_render((id, lang, link.source), &demarche, || {
+        form::form_page(&FormView {
+            chrome: &app.chrome,
+            demarche: &demarche,
+            key,
+            source: link.source,
+            lang,
+            answers: &Answers::default(),
+            errors: &FieldErrors::default(),
+        })
+    });
+    http::shared_bytes(req, &page, CACHE_PAGE)
 }
 
 fn readyz(app: &App) -> Response<Body> {
