@@ -19,14 +19,21 @@ fn main() {
         };
         // Built again when HEAD moves: HEAD itself (a branch switch) and the ref it points to
         // (a commit), wherever git keeps them (worktrees included).
+        // Only files that exist: cargo reruns a build script whose watched file is missing on
+        // every build (a repository without packed-refs made every build compile widget-server).
+        let watch = |p: String| {
+            if std::path::Path::new(&p).exists() {
+                println!("cargo:rerun-if-changed={p}");
+            }
+        };
         for path in ["HEAD", "packed-refs"] {
             if let Some(p) = git(&["rev-parse", "--git-path", path]) {
-                println!("cargo:rerun-if-changed={p}");
+                watch(p);
             }
         }
         if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
             if let Some(p) = git(&["rev-parse", "--git-path", &r]) {
-                println!("cargo:rerun-if-changed={p}");
+                watch(p);
             }
         }
         git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into())
