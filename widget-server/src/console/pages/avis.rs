@@ -264,6 +264,7 @@ pub async fn avis_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Ans
         @match count {
             Some(Count::Exact(n)) => p.compte #nombre-resultats role="status" { strong { (thousands(n)) } @if n > 1 { " avis correspondent" } @else { " avis correspond" } @if !filters.is_empty() { " à ces filtres" } "." },
             Some(Count::MoreThan(n)) => p.compte #nombre-resultats role="status" { "Plus de " strong { (thousands(n)) } " avis correspondent à ces filtres." },
+            Some(Count::TooLong) => p.compte #nombre-resultats role="status" { "Ces filtres trouvent trop d'avis pour les compter rapidement\u{a0}: affinez-les (période, réponses, mots) pour avoir leur nombre." },
             None => {},
         }
         p.actions {
@@ -289,11 +290,15 @@ pub async fn avis_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Ans
 enum Count {
     Exact(i64),
     MoreThan(i64),
+    /// Not counted within the budget ([`crate::console::store::COUNT_BUDGET`]).
+    TooLong,
 }
 
 /// Counted rows at most, when `avis_daily` cannot answer (words, « avec commentaire », two
 /// answers at once): bounded work at 10 million avis.
-const COUNT_CAP: i64 = 10_000;
+/// 1,000, not more: at 10 million avis a count of 10,000 matches made a filter of two answers
+/// 300 times slower than the list it goes with (consolebench, 2026-12-07).
+const COUNT_CAP: i64 = 1_000;
 
 /// The number of avis `filter` selects. From `avis_daily` (O(days), exact at any size) when its
 /// sums answer it: whole Paris days (the date filters are), a source, at most one answer, no
@@ -322,8 +327,11 @@ async fn count(ctx: &Ctx, id: i64, filter: &AvisFilter) -> Result<Count, Problem
             .unwrap_or(total.n);
         return Ok(Count::Exact(n));
     }
-    let n = store.count_avis(id, filter.clone(), COUNT_CAP).await?;
-    Ok(if n > COUNT_CAP { Count::MoreThan(COUNT_CAP) } else { Count::Exact(n) })
+    Ok(match store.count_avis(id, filter.clone(), COUNT_CAP).await? {
+        None => Count::TooLong,
+        Some(n) if n > COUNT_CAP => Count::MoreThan(COUNT_CAP),
+        Some(n) => Count::Exact(n),
+    })
 }
 
 /// The export's columns; « Langue » came last (issue 24), so scripts reading the earlier

@@ -627,6 +627,9 @@ pub struct AvisRow {
     pub langue: String,
 }
 
+/// The longest a count of avis may take ([`ConsoleStore::count_avis`]).
+pub const COUNT_BUDGET: std::time::Duration = std::time::Duration::from_millis(40);
+
 /// Where a keyset page starts: the `(received_at, id)` of the row before it.
 pub type Cursor = (DateTime<Utc>, uuid::Uuid);
 
@@ -1011,9 +1014,16 @@ pub trait ConsoleStore: Send + Sync + 'static {
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>>;
     /// How many avis of a démarche match `filter`, counting at most `cap + 1` (so a caller
-    /// tells « more than `cap` »): bounded work however many avis there are. Where the filter
-    /// allows, callers count from `avis_daily` instead (see « Tous les avis »).
-    fn count_avis(&self, demarche_id: i64, filter: AvisFilter, cap: i64) -> BoxFuture<'_, Result<i64, StoreError>>;
+    /// tells « more than `cap` ») and for at most [`COUNT_BUDGET`] (`None`: not counted in
+    /// time): bounded work however many avis there are, so a count never slows the list it
+    /// goes with by more than that. Where the filter allows, callers count from `avis_daily`
+    /// instead (see « Tous les avis »).
+    fn count_avis(
+        &self,
+        demarche_id: i64,
+        filter: AvisFilter,
+        cap: i64,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
     /// Avis of a démarche received strictly after `cursor` in `(received_at, id)` order,
     /// oldest first, at most `limit` (the API's incremental reading).
     fn avis_after(

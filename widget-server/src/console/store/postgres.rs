@@ -2022,7 +2022,12 @@ impl ConsoleStore for PgConsoleStore {
         self.keyset_page(demarche_id, filter, cursor, limit, true).boxed()
     }
 
-    fn count_avis(&self, demarche_id: i64, filter: AvisFilter, cap: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
+    fn count_avis(
+        &self,
+        demarche_id: i64,
+        filter: AvisFilter,
+        cap: i64,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
         async move {
             let mut params = Params::new();
             let from = avis_from(demarche_id, &filter, &mut params);
@@ -2031,6 +2036,7 @@ impl ConsoleStore for PgConsoleStore {
             let sql = format!("SELECT count(*) FROM (SELECT 1 {from}{text} LIMIT {limit}) matches");
             let mut conn = self.read_conn().await?;
             let tx = conn.build_transaction().read_only(true).start().await?;
+            tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", super::COUNT_BUDGET.as_millis())).await?;
             if filter.text.is_some() {
                 // Words are counted through the GIN index only (a bitmap scan), as
                 // `plan_text_search` does, never by walking every comment.
@@ -2039,9 +2045,13 @@ impl ConsoleStore for PgConsoleStore {
                 )
                 .await?;
             }
-            let n: i64 = tx.query_one(&sql, &refs(&params)).await?.try_get(0)?;
+            let n: i64 = match tx.query_one(&sql, &refs(&params)).await {
+                Ok(row) => row.try_get(0)?,
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
             tx.commit().await?;
-            Ok(n)
+            Ok(Some(n))
         }
         .boxed()
     }

@@ -1688,14 +1688,28 @@ impl ConsoleStore for SqliteConsoleStore {
         self.keyset_page(demarche_id, filter, cursor, limit, true)
     }
 
-    fn count_avis(&self, demarche_id: i64, filter: AvisFilter, cap: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
+    fn count_avis(
+        &self,
+        demarche_id: i64,
+        filter: AvisFilter,
+        cap: i64,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
         self.conn.with(move |conn| {
             let mut params = Vec::new();
             let plan = text_plan(conn, &filter)?;
             let select = avis_select(demarche_id, &filter, plan, &mut params);
             let limit = bind(&mut params, cap.saturating_add(1));
             let sql = format!("SELECT count(*) FROM ({select} LIMIT {limit})");
-            Ok(conn.query_row(&sql, params_from_iter(params), |r| r.get(0))?)
+            // Interrupted past the budget (checked every thousand virtual machine steps).
+            let deadline = std::time::Instant::now() + super::COUNT_BUDGET;
+            conn.progress_handler(1000, Some(move || std::time::Instant::now() > deadline));
+            let counted = conn.query_row(&sql, params_from_iter(params), |r| r.get(0));
+            conn.progress_handler(1000, None::<fn() -> bool>);
+            match counted {
+                Ok(n) => Ok(Some(n)),
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted => Ok(None),
+                Err(e) => Err(e.into()),
+            }
         })
     }
 
