@@ -467,7 +467,7 @@ L.append(f"- Check: {json.dumps(c, ensure_ascii=False)}\n")
 # Sections written by other scripts or by hand (console at scale, comment scrubbing, the
 # observatory) are kept, after ours.
 import os, re
-ours = ("Machine", "Static, pages, votes", "Vote path", "Storage", "Partitioned `avis`", "Memory", "End to end")
+ours = ("Machine", "Static, pages, votes", "Vote path", "Storage", "Flush into a month", "Partitioned `avis`", "Memory", "End to end")
 kept = []
 if os.path.exists(sys.argv[1]):
     for m in re.finditer(r"^## (.*?)\n.*?(?=^## |\Z)", open(sys.argv[1]).read(), flags=re.S | re.M):
