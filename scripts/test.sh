@@ -20,7 +20,8 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 # A real SMTP server for the console's e-mail tests (Debian's python3, whatever python3 is first
 # on PATH).
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
-# Headless Chromium driven over WebDriver, and axe-core (npm) for the accessibility tests.
+# Headless Chromium driven over WebDriver, and axe-core (npm) for the accessibility tests; Node.js
+# also runs the OpenID Connect provider of the ProConnect tests (oidc-provider, npm).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v npm >/dev/null || missing+=(nodejs npm)
@@ -39,11 +40,20 @@ export MONAVIS_TEST_CHROMIUM=/usr/bin/chromium MONAVIS_TEST_CHROMEDRIVER=/usr/bi
 [ -s "$MONAVIS_TEST_AXE_JS" ] || die "axe-core was not installed at $MONAVIS_TEST_AXE_JS"
 echo "$($MONAVIS_TEST_CHROMIUM --version), $($MONAVIS_TEST_CHROMEDRIVER --version | cut -d' ' -f1-2), axe-core $(node -p "require('./scripts/a11y/node_modules/axe-core/package.json').version")"
 
+say "OpenID Connect provider (npm ci, scripts/oidc)"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' \
+  || die "the OpenID Connect provider of the tests (oidc-provider 8) needs Node.js 18 or later, found $(node --version)"
+npm ci --prefix scripts/oidc --no-audit --no-fund --loglevel=error
+export MONAVIS_TEST_OIDC_PROVIDER="$PWD/scripts/oidc/provider.js"
+echo "oidc-provider $(node -p "require('./scripts/oidc/node_modules/oidc-provider/package.json').version") on Node.js $(node --version)"
+
 work=$(mktemp -d /tmp/monavis-test.XXXXXX)
 smtp_pid=""
+oidc_pid=""
 cleanup() {
   scripts/pg.sh stop "$work/pg" 2>/dev/null || true
   [ -z "$smtp_pid" ] || kill "$smtp_pid" 2>/dev/null || true
+  [ -z "$oidc_pid" ] || kill "$oidc_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -72,6 +82,19 @@ done
 [ -n "$smtp_pid" ] || { cat "$work/smtp.log" >&2; die "could not start the SMTP sink"; }
 export MONAVIS_TEST_SMTP_URL="smtp://127.0.0.1:$port" MONAVIS_TEST_MAILDIR="$work/maildir"
 echo "SMTP sink on port $port ($MONAVIS_TEST_MAILDIR)"
+
+say "starting the OpenID Connect provider (oidc-provider set up like ProConnect)"
+node "$MONAVIS_TEST_OIDC_PROVIDER" >"$work/oidc.out" 2>"$work/oidc.err" &
+oidc_pid=$!
+for _ in $(seq 1 200); do
+  grep -q "listening on" "$work/oidc.out" 2>/dev/null && break
+  kill -0 "$oidc_pid" 2>/dev/null || break
+  sleep 0.05
+done
+MONAVIS_TEST_OIDC_ISSUER=$(sed -n 's/^oidc-provider listening on //p' "$work/oidc.out" | head -1)
+[ -n "$MONAVIS_TEST_OIDC_ISSUER" ] || { cat "$work/oidc.err" >&2; die "could not start the OpenID Connect provider"; }
+export MONAVIS_TEST_OIDC_ISSUER
+echo "OpenID Connect provider at $MONAVIS_TEST_OIDC_ISSUER"
 
 say "build"
 cargo build --locked --workspace --all-targets

@@ -12,7 +12,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use sha2::{Digest, Sha256};
 
-use crate::http::{full, Body};
+use crate::http::{full, if_none_match_hits, Body};
 
 /// `Cache-Control` of stable URLs (pasted in porteurs' pages forever): browsers recheck daily,
 /// the CDN weekly, and may serve stale copies while revalidating or when we are down.
@@ -260,27 +260,6 @@ fn choose_encoding(accept: Option<&HeaderValue>, asset: &Asset) -> Encoding {
     } else {
         Encoding::Identity
     }
-}
-
-/// Whether an `If-None-Match` list names any variant of the asset whose identity hash is `hash`
-/// (weak comparison, as RFC 9110 §13.1.2 requires for If-None-Match). Variants differ only by
-/// content coding, so a client holding the gzip variant is up to date for the brotli one too.
-/// Whether an `If-None-Match` value names our entity tag `"{hash}"` (or one of its `-gz`/`-br`
-/// variants, weak or strong, or `*`).
-pub(crate) fn if_none_match_hits(inm: &[u8], hash: &str) -> bool {
-    let Ok(inm) = std::str::from_utf8(inm) else { return false };
-    inm.split(',').any(|tag| {
-        let tag = tag.trim();
-        if tag == "*" {
-            return true;
-        }
-        let tag = tag.strip_prefix("W/").unwrap_or(tag);
-        let Some(inner) = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
-            return false;
-        };
-        let base = inner.strip_suffix("-gz").or_else(|| inner.strip_suffix("-br")).unwrap_or(inner);
-        base == hash
-    })
 }
 
 #[cfg(test)]

@@ -36,6 +36,20 @@ pub enum Command {
     /// Read the e-mail outbox (where e-mails stay when no --smtp-url is set).
     #[command(subcommand)]
     Email(EmailCommand),
+    /// Porteurs' notifications (digests and alerts; `serve` runs them every minute).
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
+}
+
+/// `notifications …` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum NotificationsCommand {
+    /// Send what is due, once, as if at `--at` (default: now); what was sent is never sent again.
+    Run {
+        /// The instant to run at, RFC 3339 (e.g. 2026-12-07T08:00:00+01:00).
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 /// `account …` subcommands.
@@ -220,6 +234,22 @@ pub struct Config {
     /// A console session ends this long after log-in, however active.
     #[arg(long, env = "MONAVIS_SESSION_MAX_AGE", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
     pub session_max_age: Duration,
+    /// ProConnect (the State's identity federation for public agents): its issuer URL, which ends
+    /// in /api/v2 (ProConnect gives it with the client id). With --proconnect-client-id and
+    /// --proconnect-client-secret-file, « S'identifier avec ProConnect » is offered at log-in and
+    /// sign-up; without them, nothing changes.
+    #[arg(long, env = "MONAVIS_PROCONNECT_ISSUER", global = true)]
+    pub proconnect_issuer: Option<String>,
+    /// The client id ProConnect gave this service.
+    #[arg(long, env = "MONAVIS_PROCONNECT_CLIENT_ID", global = true)]
+    pub proconnect_client_id: Option<String>,
+    /// A file holding the client secret ProConnect gave this service (surrounding blanks ignored).
+    #[arg(long, env = "MONAVIS_PROCONNECT_CLIENT_SECRET_FILE", global = true)]
+    pub proconnect_client_secret_file: Option<PathBuf>,
+    /// The acr value(s) to ask ProConnect for (comma-separated, e.g. eidas1), through the claims
+    /// parameter; the ID token must carry one of them. None asked by default.
+    #[arg(long, env = "MONAVIS_PROCONNECT_ACR", value_delimiter = ',', global = true)]
+    pub proconnect_acr: Vec<String>,
     /// Log filter (tracing EnvFilter syntax), e.g. info or widget_server=debug.
     #[arg(long, env = "MONAVIS_LOG", default_value = "info,tokio_postgres=warn", global = true)]
     pub log: String,
@@ -273,6 +303,40 @@ impl Config {
         self.public_url_for(self.listen)
     }
 
+    /// The ProConnect settings: `None` when no `--proconnect-*` flag is set, an error when only
+    /// some of the three required ones are, or the secret file cannot be read.
+    pub fn proconnect(&self) -> anyhow::Result<Option<crate::console::proconnect::Settings>> {
+        let (issuer, id, secret) =
+            (&self.proconnect_issuer, &self.proconnect_client_id, &self.proconnect_client_secret_file);
+        let (Some(issuer), Some(client_id), Some(secret_file)) = (issuer, id, secret) else {
+            anyhow::ensure!(
+                issuer.is_none() && id.is_none() && secret.is_none() && self.proconnect_acr.is_empty(),
+                "ProConnect needs --proconnect-issuer, --proconnect-client-id and --proconnect-client-secret-file \
+                 together (missing: {})",
+                [
+                    issuer.is_none().then_some("--proconnect-issuer"),
+                    id.is_none().then_some("--proconnect-client-id"),
+                    secret.is_none().then_some("--proconnect-client-secret-file"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ")
+            );
+            return Ok(None);
+        };
+        let client_secret = std::fs::read_to_string(secret_file)
+            .map_err(|e| anyhow::anyhow!("--proconnect-client-secret-file {}: {e}", secret_file.display()))?
+            .trim()
+            .to_string();
+        Ok(Some(crate::console::proconnect::Settings {
+            issuer: issuer.clone(),
+            client_id: client_id.trim().to_string(),
+            client_secret,
+            acr: self.proconnect_acr.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect(),
+        }))
+    }
+
     /// Whether e-mails go to the log: `--log-emails`, `auto` meaning on loopback without SMTP.
     pub fn emails_to_log(&self, listening: SocketAddr) -> bool {
         match self.log_emails {
@@ -291,6 +355,20 @@ const COMMAND_FLAGS: &[(&str, &[&str])] = &[
     ("snippet", &["public_url", "listen", "secret_file", "log"]),
     ("account", &["database_url", "public_url", "listen", "operator_name", "log"]),
     ("email", &["database_url", "log"]),
+    (
+        "notifications",
+        &[
+            "database_url",
+            "public_url",
+            "listen",
+            "secret_file",
+            "smtp_url",
+            "smtp_from",
+            "log_emails",
+            "operator_name",
+            "log",
+        ],
+    ),
 ];
 
 /// The help of a command other than `serve` (or of one of its subcommands) when `args` ask for

@@ -67,8 +67,7 @@ pub fn shared_page(req: &hyper::HeaderMap, markup: maud::Markup, cache_control: 
     let body = markup.into_string();
     let hash = hex::encode(&Sha256::digest(body.as_bytes())[..16]);
     let etag = HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a valid header value");
-    let fresh =
-        req.get_all(header::IF_NONE_MATCH).iter().any(|v| crate::assets::if_none_match_hits(v.as_bytes(), &hash));
+    let fresh = req.get_all(header::IF_NONE_MATCH).iter().any(|v| if_none_match_hits(v.as_bytes(), &hash));
     let mut res = html(StatusCode::OK, maud::PreEscaped(body), cache_control);
     if fresh {
         *res.status_mut() = StatusCode::NOT_MODIFIED;
@@ -143,4 +142,25 @@ where
     if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
         tracing::warn!(seconds = drain.as_secs(), "in-flight requests still running after the drain time; closing");
     }
+}
+
+/// Whether an `If-None-Match` list names any variant of the asset whose identity hash is `hash`
+/// (weak comparison, as RFC 9110 §13.1.2 requires for If-None-Match). Variants differ only by
+/// content coding, so a client holding the gzip variant is up to date for the brotli one too.
+/// Whether an `If-None-Match` value names our entity tag `"{hash}"` (or one of its `-gz`/`-br`
+/// variants, weak or strong, or `*`).
+pub fn if_none_match_hits(inm: &[u8], hash: &str) -> bool {
+    let Ok(inm) = std::str::from_utf8(inm) else { return false };
+    inm.split(',').any(|tag| {
+        let tag = tag.trim();
+        if tag == "*" {
+            return true;
+        }
+        let tag = tag.strip_prefix("W/").unwrap_or(tag);
+        let Some(inner) = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+            return false;
+        };
+        let base = inner.strip_suffix("-gz").or_else(|| inner.strip_suffix("-br")).unwrap_or(inner);
+        base == hash
+    })
 }

@@ -11,11 +11,11 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{HeaderMap, Request, Response, StatusCode};
 
+use crate::app::App;
 use crate::catalogue::{Demarche, Lookup};
 use crate::form::{self, FormView, Posted, MAX_BODY_BYTES};
 use crate::http::{html, Body, BODY_READ_TIMEOUT};
 use crate::metrics::Rejection;
-use crate::server::App;
 use crate::vote::Vote;
 
 /// `Retry-After` of a 503: the buffer frees up as soon as the next flush commits.

@@ -38,6 +38,7 @@
 //! - No IP address, user agent or cookie of a citizen is stored or logged; comments are erased
 //!   after `--retention-months`.
 
+pub mod app;
 pub mod assets;
 pub mod buffer;
 pub mod catalogue;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use widget_server::catalogue::{Catalogue, Demarche};
-use widget_server::config::{AccountCommand, Cli, Command, Config, DemarcheCommand, EmailCommand};
+use widget_server::config::{
+    AccountCommand, Cli, Command, Config, DemarcheCommand, EmailCommand, NotificationsCommand,
+};
 use widget_server::flush::FlushOutcome;
 use widget_server::{secret, server, store};
 
@@ -130,6 +132,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     m.subject,
                     m.body
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Notifications(NotificationsCommand::Run { at }) => {
+            let at = match at {
+                Some(at) => chrono::DateTime::parse_from_rfc3339(&at)
+                    .with_context(|| format!("--at {at:?}: expected an RFC 3339 instant"))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            open_store(&config).await?;
+            let secret = secret::load_or_create(&config.secret_file)?;
+            let notifier = widget_server::console::notifications::Notifier::for_command(&config, &secret).await?;
+            let report = notifier.run(at).await?;
+            let total: u64 = report.sent.values().sum();
+            println!("notifications at {}: {total} sent", at.to_rfc3339());
+            for (kind, n) in &report.sent {
+                println!("{kind}\t{n}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -244,6 +244,11 @@ struct BuildLabels {
 /// `unknown` when built outside a git checkout.
 pub const COMMIT: &str = env!("MONAVIS_COMMIT");
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -276,6 +281,10 @@ pub struct Metrics {
     pub email_send_failures: Counter,
     /// E-mails given up after 3 days of failed attempts.
     pub emails_given_up: Counter,
+    /// Notifications queued for porteurs, by kind (DESIGN §15).
+    notifications_sent: Family<KindLabel, Counter>,
+    /// Time of one notifications run (digests and alerts).
+    notifications_run_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -300,6 +309,9 @@ impl Default for Metrics {
             emails_undelivered: Gauge::default(),
             email_send_failures: Counter::default(),
             emails_given_up: Counter::default(),
+            notifications_sent: Family::default(),
+            // 1 ms to ~33 s.
+            notifications_run_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             registry: Registry::default(),
         };
         registry.register("votes_accepted", "Votes answered 303 and owned by the buffer", m.votes_accepted.clone());
@@ -324,6 +336,16 @@ impl Default for Metrics {
             "partitions_ready",
             "1 if avis has its partitions for this month and the next 3 at the last hourly check, 0 if not, -1 before the first",
             m.partitions_ready.clone(),
+        );
+        registry.register(
+            "notifications_sent",
+            "Notifications queued for porteurs, by kind",
+            m.notifications_sent.clone(),
+        );
+        registry.register(
+            "notifications_run_duration_seconds",
+            "Time of one notifications run (digests and alerts)",
+            m.notifications_run_seconds.clone(),
         );
         // Not checked yet: neither ready nor missing, so that no alert fires at start.
         m.partitions_ready.set(-1);
@@ -385,6 +407,14 @@ impl Metrics {
     /// One more request answered.
     pub fn request(&self, route: RouteClass, status: u16, took: Duration) {
         self.requests.record(route, status, took);
+    }
+
+    /// A notifications run: what it queued, by kind, and how long it took.
+    pub fn notifications_run(&self, sent: &std::collections::BTreeMap<&'static str, u64>, seconds: f64) {
+        for (kind, n) in sent {
+            self.notifications_sent.get_or_create(&KindLabel { kind: (*kind).to_string() }).inc_by(*n);
+        }
+        self.notifications_run_seconds.observe(seconds);
     }
 
     /// Accepted votes so far.

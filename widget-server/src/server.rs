@@ -1,27 +1,22 @@
-//! The running server: [`App`] (what requests share), [`route`] (method and path to handler),
+//! The running server: [`route`] (method and path to handler) over the shared [`App`],
 //! and [`serve`], which wires store, catalogue, buffer, flusher and background tasks together and
 //! shuts them down in order.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use snippet::KeySigner;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::assets::Assets;
-use crate::buffer::BufferedVotes;
-use crate::catalogue::{Catalogue, Lookup, PrivacyNotice};
-use crate::config::Config;
+pub use crate::app::App;
+use crate::catalogue::Lookup;
 use crate::flush::{self, FlushOutcome, FlushSettings, Flusher};
 use crate::form::{self, FieldErrors, FormView};
 use crate::http::{self, html, shared_page, text, Body};
 use crate::intake::{self, Refusal};
-use crate::limit::Limits;
 use crate::metrics::{Metrics, Rejection, RouteClass};
 use crate::store::Store;
 use crate::vote::Answers;
@@ -34,60 +29,6 @@ const STORE_PING: Duration = Duration::from_secs(2);
 /// `/readyz` fails above this share of `--buffer-max-votes`, so a load balancer steers away
 /// before citizens get 503s.
 const READY_BUFFER_SHARE: f64 = 0.9;
-
-/// What every request handler shares. Built once at start.
-pub struct App {
-    pub config: Config,
-    pub assets: Assets,
-    /// What every citizen page shows around its content.
-    pub chrome: form::Chrome,
-    pub catalogue: Arc<Catalogue>,
-    pub signer: KeySigner,
-    pub limits: Limits,
-    pub buffer: Arc<BufferedVotes>,
-    pub metrics: Arc<Metrics>,
-    pub store: Arc<dyn Store>,
-    /// With `--journal`: votes are on disk before their 303.
-    pub journal: Option<crate::journal::Journal>,
-    /// The porteurs' console: every path that is not a button, a form, a vote or a probe.
-    pub console: Option<Arc<crate::console::Console>>,
-    shutting_down: AtomicBool,
-}
-
-impl App {
-    /// Builds the shared state.
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Store>,
-        catalogue: Arc<Catalogue>,
-        secret: &[u8],
-        metrics: Arc<Metrics>,
-    ) -> App {
-        let assets = Assets::build();
-        let chrome = form::Chrome {
-            css_href: assets.css_href().to_string(),
-            operator: config.operator_name.clone(),
-            marianne: config.operator_marianne,
-            privacy: PrivacyNotice { controller: config.operator_name.clone(), dpo: config.operator_dpo.clone() },
-            retention_months: config.retention_months,
-        };
-        metrics.buffer_limit.set(config.buffer_max_votes as i64);
-        App {
-            assets,
-            chrome,
-            signer: KeySigner::new(secret),
-            limits: Limits::new(config.rate_per_minute, config.rate_per_minute_demarche),
-            buffer: Arc::new(BufferedVotes::new(config.buffer_max_votes as usize, config.flush_max_votes as usize)),
-            metrics,
-            catalogue,
-            store,
-            config,
-            journal: None,
-            console: None,
-            shutting_down: AtomicBool::new(false),
-        }
-    }
-}
 
 /// The routes.
 #[derive(Debug, PartialEq, Eq)]
@@ -249,7 +190,7 @@ fn form_page(app: &App, id: i64, link: form::FormLink, req: &hyper::HeaderMap) -
 
 fn readyz(app: &App) -> Response<Body> {
     let mut problems = Vec::new();
-    if app.shutting_down.load(Ordering::Acquire) {
+    if app.is_shutting_down() {
         problems.push("shutting down".to_string());
     }
     if app.metrics.store_reachable.get() != 1 {
@@ -306,13 +247,14 @@ pub async fn serve(
     ];
     if let Some(console) = &app.console {
         background.extend(console.spawn_background());
+        background.push(tokio::spawn(console.notifier.clone().every_minute(app.metrics.clone())));
     }
     let signalled = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let shutdown = {
         let (app, signalled) = (app.clone(), signalled.clone());
         async move {
             shutdown.await;
-            app.shutting_down.store(true, Ordering::Release);
+            app.begin_shutdown();
             if let Ok(mut s) = signalled.lock() {
                 *s = Some(Instant::now());
             }

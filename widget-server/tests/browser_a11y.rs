@@ -230,6 +230,8 @@ async fn every_page_passes_axe_at_1280_and_360_px() {
         &format!("/console/demarches/{OTHER}/avis"),
         "/console/demarches/999999",
         "/console/compte",
+        "/console/compte/notifications",
+        "/desabonnement?jeton=abc",
         "/console/invitation?jeton=abc",
         "/console/nulle-part",
     ] {
@@ -245,6 +247,9 @@ async fn every_page_passes_axe_at_1280_and_360_px() {
     c.goto(&server.url(&format!("{d}/fiche"))).await;
     c.click("main form button[type=submit]").await;
     report.check(&c, "fiche saved").await;
+    c.goto(&server.url("/console/compte/notifications")).await;
+    c.click("main form button[type=submit]").await;
+    report.check(&c, "notifications saved").await;
 
     // The administrator.
     log_in(&c, &server, admin).await;

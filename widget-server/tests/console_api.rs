@@ -86,10 +86,13 @@ fn assert_counts(what: &str, j: &Value, c: &Counts) {
     keys(&["clair", "moyen", "pas-clair"], &c.clarte, "clarte");
     keys(&["aucune", "proche", "association", "agent", "internet", "autre"], &c.aide, "aide");
     let f = |v: &Value| v.as_f64();
-    assert_eq!(f(&j["satisfaction_index"]), c.satisfaction_index(), "{what}: satisfaction_index");
-    assert_eq!(f(&j["facilite_index"]), c.facilite_index(), "{what}: facilite_index");
-    assert_eq!(f(&j["clarte_index"]), c.clarte_index(), "{what}: clarte_index");
-    assert_eq!(f(&j["autonomy"]), c.autonomy(), "{what}: autonomy");
+    // Rounded as the pages show them: one decimal for indexes, a whole percent for autonomy.
+    let round1 = |v: Option<f64>| v.map(|v| (v * 10.0).round() / 10.0);
+    assert_eq!(f(&j["satisfaction_index"]), round1(c.satisfaction_index()), "{what}: satisfaction_index");
+    assert_eq!(f(&j["facilite_index"]), round1(c.facilite_index()), "{what}: facilite_index");
+    assert_eq!(f(&j["clarte_index"]), round1(c.clarte_index()), "{what}: clarte_index");
+    assert_eq!(f(&j["autonomy"]), c.autonomy().map(|v| (v * 100.0).round() / 100.0), "{what}: autonomy");
+    assert_eq!(j["indicative"].as_bool(), Some(c.n < 100), "{what}: indicative under 100 avis");
     for k in ["satisfaction_index", "facilite_index", "clarte_index", "autonomy"] {
         assert!(j[k].is_null() || j[k].is_number(), "{what}: {k}");
     }
@@ -395,8 +398,18 @@ async fn scenario(server: &Server, tag: &str) {
     ] {
         assert_error(&p, &api(server, &p, Some(&key)).await, StatusCode::BAD_REQUEST, needle);
     }
+    // The list of the key's démarches: the one its account carries, with its last 365 days,
+    // rounded and marked as the pages show them.
+    let (status, _, list) = api(server, "/api/v1/demarches", Some(&key)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let listed: Vec<i64> = list["demarches"].as_array().unwrap().iter().map(|d| d["id"].as_i64().unwrap()).collect();
+    assert_eq!(listed, vec![101], "only the démarche the key's account carries: {list}");
+    let d = &list["demarches"][0];
+    assert_eq!(d["stats"], "/api/v1/demarches/101/stats");
+    assert!(d["last_365_days"]["n"].as_i64().unwrap() > 0, "{d}");
+    assert_eq!(d["last_365_days"]["indicative"], d["last_365_days"]["n"].as_i64().map(|n| n < 100).unwrap());
     // Unknown paths and other methods: JSON too.
-    for p in ["/api/v1/demarches", "/api/v2/demarches/101/stats", "/api/v1/demarches/101/avis.csv", "/api"] {
+    for p in ["/api/v1/demarche", "/api/v2/demarches/101/stats", "/api/v1/demarches/101/avis.csv", "/api"] {
         assert_error(p, &api(server, p, Some(&key)).await, StatusCode::NOT_FOUND, "no such endpoint");
     }
     let post = api_as(server, Method::POST, path, Some(&format!("Bearer {key}"))).await;
@@ -415,8 +428,8 @@ async fn scenario(server: &Server, tag: &str) {
 
     // The audit trail (as the administration page shows it) names the keys, never their secrets.
     let audit = carol.get("/console/admin").await.body;
-    assert!(audit.contains("<td>api_key.create</td>") && audit.contains("<td>api_key.revoke</td>"), "{audit}");
-    assert!(audit.contains("<td>Tableau de bord</td>") && audit.contains("<td>Bob</td>"));
+    assert!(audit.contains("Clé d'API créée") && audit.contains("Clé d'API révoquée"), "{audit}");
+    assert!(audit.contains("Tableau de bord") && audit.contains(">Bob<"), "the keys' names: {audit}");
     for k in [&key, &bob_key, &carol_key] {
         assert!(!audit.contains(&k[4..]), "a secret in the audit trail");
     }

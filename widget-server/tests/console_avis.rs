@@ -100,13 +100,27 @@ async fn scenario(server: &Server, tag: &str) {
         ("q=agent+aimable".into(), expect(&|i| i % 3 == 0 && i % 4 == 0)),
         ("q=%C3%A0+dire".into(), expect(&|i| i % 3 == 0 && i % 4 == 3)),
         ("q=simple".into(), 0),
+        // The start of a word, from 3 letters, finds it (both stores).
+        ("q=compli".into(), expect(&|i| i % 3 == 0 && i % 4 == 0)),
+        ("q=aimab+AGEN".into(), expect(&|i| i % 3 == 0 && i % 4 == 0)),
+        ("q=rapi".into(), expect(&|i| i % 3 == 0 && i % 4 == 1)),
         ("q=%22+OR+*+NEAR%28".into(), 0),
         ("source=autre".into(), 0),
         ("du=2000-01-01&au=2000-12-31".into(), 0),
     ];
     for (query, n) in &cases {
         assert_eq!(walk(&mut b, &format!("{base}?{query}")).await, *n, "{query}");
+        // The count above the list says the same (from avis_daily where it can, else counted).
+        let page = b.get(&format!("{base}?{query}")).await;
+        let shown = page.body.split(r#"id="nombre-resultats""#).nth(1).expect("a count").to_string();
+        assert!(
+            shown.contains(&format!("<strong>{n}</strong>")),
+            "{query}: {n} expected in {}",
+            &shown[..shown.len().min(200)]
+        );
     }
+    // The sources seen are offered as a list, « button » shown as « Bouton ».
+    assert!(first.body.contains(r#"<option value="button">Bouton</option>"#), "a list of sources");
     let bad = b.get(&format!("{base}?du=hier&satisfaction=bof")).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
 

@@ -15,8 +15,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use widget_server::catalogue::{Demarche, PrivacyNotice};
 use widget_server::console::store::{
     self as console, Account, AccountDetails, AccountStatus, ApiKey, AuditEntry, AvisFilter, AvisRow, Claim,
-    ConsoleStore, Criteria, DemarcheDetails, DemarcheRow, EmailRetry, EnLigne, Merged, NewAccount, OutboxStats, SignUp,
-    TokenKind, TokenState,
+    ConsoleStore, Criteria, DemarcheDetails, DemarcheRow, EmailRetry, EnLigne, Merged, NewAccount, OutboxStats,
+    ProConnectIdentity, ProConnectLink, ProConnectLogIn, SignUp, TokenKind, TokenState,
 };
 use widget_server::stats::Counts;
 use widget_server::store::{self, Store};
@@ -1874,6 +1874,163 @@ async fn api_keys(s: &Console) {
     assert!(s.api_keys(bob.id).await.unwrap().is_empty());
 }
 
+// ---------------------------------------------------------------------------------------------
+// ProConnect (DESIGN §16): identities by (issuer, sub), first log-ins link or create.
+
+const ISSUER: &str = "https://auth.example.gouv.fr/api/v2";
+
+/// A verified ProConnect log-in of `sub` with `email`, its claims naming `name`.
+fn pc_login(email: &str, sub: &str, name: &str) -> ProConnectLogIn {
+    ProConnectLogIn {
+        issuer: ISSUER.into(),
+        sub: sub.into(),
+        idp_id: "fia1v2".into(),
+        email: email.into(),
+        details: AccountDetails { name: name.into(), administration: "SIRET 13002526500013".into() },
+        session: fresh_hash(),
+        csrf: format!("csrf-{sub}"),
+        id_token: format!("header.{sub}.signature"),
+    }
+}
+
+/// The audit actions recorded about `account`, oldest first.
+async fn audited(s: &Console, account: i64) -> Vec<(String, String)> {
+    let mut log: Vec<(String, String)> = s
+        .audit_log(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.account_id == Some(account) && e.actor_id == Some(account))
+        .map(|(_, e)| (e.action, e.detail))
+        .collect();
+    log.reverse();
+    log
+}
+
+async fn proconnect(s: &Console, other: &Console) {
+    let t0 = now();
+    let t1 = t0 + Duration::minutes(5);
+    let identity = |sub: &str, idp: &str, created: DateTime<Utc>, last: DateTime<Utc>| ProConnectIdentity {
+        issuer: ISSUER.into(),
+        sub: sub.into(),
+        idp_id: idp.into(),
+        created_at: created,
+        last_login_at: last,
+    };
+    let identities = |id: i64| async move {
+        s.proconnect_identities(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| ProConnectIdentity { created_at: ms(i.created_at), last_login_at: ms(i.last_login_at), ..i })
+            .collect::<Vec<_>>()
+    };
+
+    // A first log-in with a new address makes an active account named from the claims, without
+    // password, and opens its session with the ID token.
+    let first = pc_login("agent.un@finances.gouv.fr", "sub-un", "Agent Un");
+    let (a, how) = s.proconnect_log_in(first.clone(), t0).await.unwrap();
+    assert_eq!(how, ProConnectLink::Created);
+    assert_eq!(
+        (a.email.as_str(), a.name.as_str(), a.administration.as_str(), a.password_hash.as_str(), a.status),
+        ("agent.un@finances.gouv.fr", "Agent Un", "SIRET 13002526500013", "", AccountStatus::Active)
+    );
+    assert_eq!(a, account(s, a.id).await);
+    let row = s.session(first.session).await.unwrap().expect("the session is open");
+    assert_eq!((row.account.id, row.csrf.as_str()), (a.id, "csrf-sub-un"));
+    assert_eq!(row.id_token.as_deref(), Some("header.sub-un.signature"));
+    assert_eq!((ms(row.created_at), ms(row.last_seen_at)), (t0, t0));
+    assert_eq!(identities(a.id).await, vec![identity("sub-un", "fia1v2", t0, t0)]);
+    // A password session holds no ID token.
+    let by_password = fresh_hash();
+    s.create_session(by_password, a.id, "c".into(), t0).await.unwrap();
+    assert_eq!(s.session(by_password).await.unwrap().unwrap().id_token, None);
+
+    // The next log-in of the identity finds its account by (issuer, sub), whatever the address
+    // and names say now (from another replica too): nothing of the account changes.
+    let again = ProConnectLogIn {
+        email: "autre.adresse@finances.gouv.fr".into(),
+        details: AccountDetails { name: "Autre Nom".into(), administration: String::new() },
+        idp_id: "fia2v2".into(),
+        session: fresh_hash(),
+        ..first.clone()
+    };
+    let (found, how) = other.proconnect_log_in(again.clone(), t1).await.unwrap();
+    assert_eq!((found, how), (a.clone(), ProConnectLink::Known));
+    assert_eq!(identities(a.id).await, vec![identity("sub-un", "fia2v2", t0, t1)]);
+    assert!(s.account_by_email("autre.adresse@finances.gouv.fr".into()).await.unwrap().is_none());
+    // The same `sub` from another issuer is another identity: the address links it.
+    let elsewhere = ProConnectLogIn {
+        issuer: "https://autre.example.gouv.fr/api/v2".into(),
+        session: fresh_hash(),
+        ..first.clone()
+    };
+    assert_eq!(s.proconnect_log_in(elsewhere, t1).await.unwrap(), (a.clone(), ProConnectLink::Linked));
+    // The agent through another identity provider (another sub), same address: linked too.
+    let (found, how) = s.proconnect_log_in(pc_login("agent.un@finances.gouv.fr", "sub-deux", "X"), t1).await.unwrap();
+    assert_eq!((found.id, how), (a.id, ProConnectLink::Linked));
+    assert_eq!(s.proconnect_identities(a.id).await.unwrap().len(), 3);
+    assert_eq!(
+        audited(s, a.id).await,
+        vec![
+            ("account.proconnect.create".into(), "ProConnect, fournisseur d'identité fia1v2".into()),
+            ("account.proconnect.login".into(), "ProConnect, fournisseur d'identité fia2v2".into()),
+            ("account.proconnect.link".into(), "ProConnect, fournisseur d'identité fia1v2".into()),
+            ("account.proconnect.link".into(), "ProConnect, fournisseur d'identité fia1v2".into()),
+        ]
+    );
+
+    // A confirmed account of the address is linked: its password and details stay.
+    let owner = named(s, "deja.inscrite@culture.gouv.fr", "Déjà Inscrite", t0).await;
+    s.change_password(owner.id, phc("owner"), None, t0).await.unwrap();
+    let (found, how) =
+        s.proconnect_log_in(pc_login("deja.inscrite@culture.gouv.fr", "sub-owner", "Autre Nom"), t1).await.unwrap();
+    assert_eq!(how, ProConnectLink::Linked);
+    assert_eq!((found.id, found.name.as_str(), found.password_hash.clone()), (owner.id, "Déjà Inscrite", phc("owner")));
+    // One waiting for an administrator becomes active (ProConnect serves public agents).
+    let waiting = created(s, "prestataire@exemple.fr", t0).await;
+    assert!(s.set_status(waiting, AccountStatus::Unconfirmed, AccountStatus::Pending, t0).await.unwrap());
+    let (found, how) = s.proconnect_log_in(pc_login("prestataire@exemple.fr", "sub-wait", "P"), t1).await.unwrap();
+    assert_eq!((found.id, found.status, how), (waiting, AccountStatus::Active, ProConnectLink::Linked));
+    // An unconfirmed one (whoever signed up never proved the mailbox) is taken over: the claims'
+    // details, active, and its confirmation link no longer works.
+    let (outcome, link) = sign_up(s, new_account("usurpee@travail.gouv.fr", "Intrus"), t0).await;
+    let SignUp::Created(usurped) = outcome else { panic!("{outcome:?}") };
+    let (found, how) =
+        s.proconnect_log_in(pc_login("usurpee@travail.gouv.fr", "sub-vraie", "Vraie Titulaire"), t1).await.unwrap();
+    assert_eq!(how, ProConnectLink::Created);
+    assert_eq!((found.id, found.name.as_str(), found.status), (usurped, "Vraie Titulaire", AccountStatus::Active));
+    assert_eq!(found.administration, "SIRET 13002526500013");
+    assert_eq!(peek(s, link, TokenKind::Confirm, t1).await, TokenState::Revoked);
+
+    // The name and administration can be corrected.
+    let fixed = AccountDetails { name: "Agent Un Corrigé".into(), administration: "DGFiP".into() };
+    s.update_account_details(a.id, fixed).await.unwrap();
+    let a2 = account(s, a.id).await;
+    assert_eq!((a2.name.as_str(), a2.administration.as_str()), ("Agent Un Corrigé", "DGFiP"));
+
+    // Deleting the account deletes its identities and sessions: the next log-in starts anew.
+    s.delete_account(a.id).await.unwrap();
+    assert!(s.proconnect_identities(a.id).await.unwrap().is_empty());
+    assert!(s.session(first.session).await.unwrap().is_none());
+    let (fresh, how) =
+        s.proconnect_log_in(pc_login("agent.un@finances.gouv.fr", "sub-un", "Agent Un"), t1).await.unwrap();
+    assert_eq!(how, ProConnectLink::Created);
+    assert_ne!(fresh.id, a.id);
+
+    // Two first log-ins of one new identity at once: one account, both sessions on it.
+    let (x, y) = tokio::join!(
+        s.proconnect_log_in(pc_login("course@interieur.gouv.fr", "sub-course", "Course"), t1),
+        other.proconnect_log_in(pc_login("course@interieur.gouv.fr", "sub-course", "Course"), t1),
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x.0.id, y.0.id);
+    let mut hows = [x.1, y.1];
+    hows.sort_by_key(|h| *h as u8);
+    assert_eq!(hows, [ProConnectLink::Known, ProConnectLink::Created]);
+    assert_eq!(s.proconnect_identities(x.0.id).await.unwrap().len(), 1);
+}
+
 async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     accounts(&s).await;
     tokens(&s).await;
@@ -1882,6 +2039,7 @@ async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     outbox(&s).await;
     audit(&s).await;
     deletion(&s).await;
+    proconnect(&s, &s2).await;
     // `demarches` expects an empty démarche table: it runs before the others that create some.
     demarches(&s, &s2).await;
     porteurs(&s, &s2, &votes).await;
@@ -1893,6 +2051,7 @@ async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     frequent_words(&s, &votes).await;
     observatory_rollup(&s, &votes).await;
     api_keys(&s).await;
+    notifications(&s, &s2, &votes).await;
 }
 
 /// The vote store migrates (the console's tables are among its migrations) and writes the votes;
@@ -1914,4 +2073,141 @@ async fn sqlite_console_conformance() {
 async fn postgres_console_conformance() {
     let url = common::fresh_pg_database("console_conformance").await;
     conformance(open(&url).await).await;
+}
+
+/// Notifications (DESIGN §15): settings with their defaults, the digest's figures read in one
+/// statement, the comments quoted, and each notification recorded once with its mail.
+async fn notifications(s: &Console, other: &Console, votes: &Arc<dyn Store>) {
+    use console::{DigestFrequency, DueNotification, Switches};
+    let t0 = now();
+    let alice = named(s, "alice.notif@exemple.gouv.fr", "Alice", t0).await;
+    let bob = named(s, "bob.notif@exemple.gouv.fr", "Bob", t0).await;
+    let (a, b) =
+        (catalogue_only(votes, 920_001, "Allocation A").await, catalogue_only(votes, 920_002, "Bourse B").await);
+    assert!(s.add_porteur(a, alice.id, t0).await.unwrap());
+    assert!(s.add_porteur(b, alice.id, t0).await.unwrap());
+    assert!(s.add_porteur(a, bob.id, t0).await.unwrap());
+
+    // Defaults, for whoever joins: a weekly digest; comments off, drops and silences on.
+    let settings = s.notification_settings(alice.id).await.unwrap();
+    assert_eq!(settings.digest, DigestFrequency::Hebdomadaire);
+    let defaults = Switches { comments: false, drop_alert: true, silent: true };
+    assert_eq!(settings.demarches, vec![(a, "Allocation A".into(), defaults), (b, "Bourse B".into(), defaults)]);
+    s.set_digest(alice.id, DigestFrequency::Quotidienne).await.unwrap();
+    let chosen = Switches { comments: true, drop_alert: false, silent: true };
+    assert!(s.set_switches(alice.id, b, chosen).await.unwrap());
+    assert!(!s.set_switches(bob.id, b, chosen).await.unwrap(), "Bob does not carry B");
+    let settings = s.notification_settings(alice.id).await.unwrap();
+    assert_eq!(settings.digest, DigestFrequency::Quotidienne);
+    assert_eq!(settings.demarches[1], (b, "Bourse B".into(), chosen));
+    assert_eq!(s.notification_settings(bob.id).await.unwrap().demarches, vec![(a, "Allocation A".into(), defaults)]);
+
+    // Avis on A: 3 on 10 March (4 comments among 5 votes there), 2 on the 9th; none on B.
+    let (d9, d10) = (day(2025, 3, 9), day(2025, 3, 10));
+    let mut batch: Vec<Vote> = (0..2).map(|k| vote(a, "button", noon(d9), k)).collect();
+    for k in 0..3 {
+        batch.push(vote(a, "button", noon(d10) + Duration::minutes(k as i64), k));
+    }
+    for k in 0..4 {
+        let mut v = vote(a, "footer", noon(d10) + Duration::minutes(10 + k as i64), k);
+        v.commentaire = Some(format!("commentaire {k}").into());
+        batch.push(v);
+    }
+    let day10 = sum(&batch[2..]);
+    votes.store_batch(&batch).await.unwrap();
+    let mine = |lines: Vec<console::DigestLine>| -> Vec<console::DigestLine> {
+        lines.into_iter().filter(|l| l.account_id == alice.id || l.account_id == bob.id).collect()
+    };
+    let daily = mine(s.digest_lines(DigestFrequency::Quotidienne, d9, d10, d10).await.unwrap());
+    assert_eq!(daily.len(), 1, "Alice alone is daily, and B had no avis: {daily:?}");
+    assert_eq!(
+        (daily[0].account_id, daily[0].demarche_id, daily[0].email.as_str()),
+        (alice.id, a, alice.email.as_str())
+    );
+    // Notifications read the count and the satisfaction answers only.
+    let narrow = |c: Counts| Counts { n: c.n, satisfaction: c.satisfaction, ..Counts::default() };
+    assert_eq!(daily[0].counts, narrow(day10));
+    assert_eq!(daily[0].previous, narrow(sum(&batch[..2])));
+    let weekly = mine(s.digest_lines(DigestFrequency::Hebdomadaire, d9, d10, d10).await.unwrap());
+    assert_eq!(weekly.iter().map(|l| (l.account_id, l.demarche_id)).collect::<Vec<_>>(), vec![(bob.id, a)]);
+    assert!(
+        mine(
+            s.digest_lines(DigestFrequency::Quotidienne, day(2025, 3, 10), day(2025, 3, 11), day(2025, 3, 11))
+                .await
+                .unwrap()
+        )
+        .is_empty(),
+        "nothing arrived on the 11th"
+    );
+
+    let comments =
+        s.comments_in(vec![a, b], noon(d10) - Duration::hours(12), noon(d10) + Duration::hours(12), 3).await.unwrap();
+    let texts: Vec<(i64, i64, &str)> = comments.iter().map(|(d, n, c)| (*d, *n, c.text.as_str())).collect();
+    assert_eq!(texts, vec![(a, 4, "commentaire 3"), (a, 4, "commentaire 2"), (a, 4, "commentaire 1")]);
+
+    // Exactly once: two replicas record the same notification at once; one queues its mail.
+    let due = DueNotification {
+        account_id: alice.id,
+        kind: "synthese".into(),
+        demarche_id: 0,
+        period: "2025-03-10/2025-03-10".into(),
+        to: alice.email.clone(),
+        subject: "Synthèse".into(),
+        body: "texte".into(),
+        html: "<p>html</p>".into(),
+        unsubscribe: "https://avis.exemple.fr/desabonnement?jeton=x".into(),
+        disarm: None,
+    };
+    let (x, y) = tokio::join!(s.record_notification(due.clone(), t0), other.record_notification(due.clone(), t0));
+    let ids: Vec<i64> = [x.unwrap(), y.unwrap()].into_iter().flatten().collect();
+    assert_eq!(ids.len(), 1, "recorded once");
+    assert_eq!(s.record_notification(due.clone(), t0).await.unwrap(), None, "a later run finds it sent");
+    let next_day = DueNotification { period: "2025-03-11/2025-03-11".into(), ..due.clone() };
+    assert!(s.record_notification(next_day, t0).await.unwrap().is_some(), "another period is another mail");
+    let mail = s.claim_email(ids[0], t0, t0 - Duration::minutes(10)).await.unwrap().expect("queued");
+    assert_eq!((mail.body.as_str(), mail.html.as_deref()), ("texte", Some("<p>html</p>")));
+    assert_eq!(mail.unsubscribe.as_deref(), Some("https://avis.exemple.fr/desabonnement?jeton=x"));
+    s.mark_email_sent(ids[0], t0).await.unwrap();
+    let sent = s.outbox(Some(alice.email.clone()), 10).await.unwrap();
+    assert!(sent.iter().any(|m| m.id == ids[0] && m.body.is_empty() && m.html.is_none()), "emptied once sent");
+
+    // Alerts: subscriptions with their switches, per-source windows, disarmed until re-armed.
+    let subs: Vec<(i64, i64, Switches)> = s
+        .subscriptions()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.account_id == alice.id || x.account_id == bob.id)
+        .map(|x| (x.account_id, x.demarche_id, x.switches))
+        .collect();
+    assert_eq!(subs, vec![(alice.id, a, defaults), (alice.id, b, chosen), (bob.id, a, defaults)]);
+    let windows: Vec<(String, i64, i64, NaiveDate)> = s
+        .source_windows(d9, d10, d10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.demarche_id == a)
+        .map(|w| (w.source, w.before.n, w.after.n, w.last_day))
+        .collect();
+    assert_eq!(windows, vec![("button".into(), 2, 3, d10), ("footer".into(), 0, 4, d10)]);
+    let silent = DueNotification {
+        kind: "silencieux".into(),
+        demarche_id: a,
+        period: format!("button@{d10}"),
+        disarm: Some(("button".into(), d10)),
+        ..due.clone()
+    };
+    assert!(s.record_notification(silent.clone(), t0).await.unwrap().is_some());
+    let mine =
+        |v: Vec<(i64, i64, String)>| -> Vec<(i64, i64, String)> { v.into_iter().filter(|x| x.0 == alice.id).collect() };
+    assert_eq!(mine(s.disarmed_alerts("silencieux".into()).await.unwrap()), vec![(alice.id, a, "button".into())]);
+    assert!(mine(s.disarmed_alerts("baisse".into()).await.unwrap()).is_empty());
+    s.rearm_alert(alice.id, "silencieux".into(), a, "button".into()).await.unwrap();
+    assert!(mine(s.disarmed_alerts("silencieux".into()).await.unwrap()).is_empty());
+
+    // Everything of an account goes with it.
+    assert!(s.record_notification(silent, t0).await.unwrap().is_none());
+    s.delete_account(alice.id).await.unwrap();
+    assert_eq!(s.notification_settings(alice.id).await.unwrap().digest, DigestFrequency::Hebdomadaire);
+    assert!(s.record_notification(due, t0).await.is_err(), "no account, no notification");
 }

@@ -274,6 +274,35 @@ async fn scenario(db_url: &str, dir: &std::path::Path) {
     let (status, _, body) = get(&server.url("/observatoire"), &[("if-none-match", etag)]).await;
     assert_eq!((status.as_u16(), body.len()), (304, 0));
 
+    // The spreadsheet for people: French titles, typed cells (numbers, dates), frozen and
+    // filterable header, a sheet explaining the columns; stable bytes, so 304 on revalidation.
+    let (status, xlsx_headers, xlsx) = get(&server.url("/observatoire.xlsx"), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(xlsx_headers["content-type"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+    assert!(xlsx_headers["cache-control"].to_str().unwrap().contains("s-maxage"));
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(xlsx.to_vec())).expect("a zip file");
+    let mut read = |name: &str| {
+        let mut out = String::new();
+        if let Ok(mut f) = zip.by_name(name) {
+            std::io::Read::read_to_string(&mut f, &mut out).unwrap();
+        }
+        out
+    };
+    let (sheet, strings, columns_sheet) =
+        (read("xl/worksheets/sheet1.xml"), read("xl/sharedStrings.xml"), read("xl/worksheets/sheet2.xml"));
+    assert!(strings.contains("Nombre d&apos;avis") || strings.contains("Nombre d'avis"), "French titles: {strings}");
+    assert!(sheet.contains(r#"state="frozen""#) && sheet.contains("<autoFilter "), "frozen header with filters");
+    assert!(
+        sheet.contains("<c r=\"A2\"><v>1</v></c>") || sheet.contains("<c r=\"A2\" ><v>1</v></c>"),
+        "ids are numbers: {}",
+        &sheet[..sheet.len().min(3000)]
+    );
+    assert!(!columns_sheet.is_empty(), "a sheet explains the columns");
+    assert!(!strings.contains("&apos;=") && !strings.contains("'="), "typed cells are not neutralised");
+    let etag = xlsx_headers["etag"].to_str().unwrap();
+    let (status, _, _) = get(&server.url("/observatoire.xlsx"), &[("if-none-match", etag)]).await;
+    assert_eq!(status.as_u16(), 304, "the same snapshot makes the same bytes");
+
     // The CSV.
     let (status, headers, body) = get(&server.url("/observatoire.csv"), &[]).await;
     assert_eq!(status, 200);

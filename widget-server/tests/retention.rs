@@ -172,7 +172,8 @@ async fn sqlite_comments_from_before_migration_6_are_erased_from_search() {
     let (tmp, url) = common::Server::sqlite_dir();
     let store = store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
-    // Back to schema version 5: migrations 9, 8 and 7 undone, then the triggers of migration 4.
+    // Back to schema version 5: migrations 11 (observatory rollup), 10 (notifications), 9 (e-mail
+    // retries), 8 (ProConnect) and 7 (trust) undone, then the triggers of migration 4.
     common::exec_sql(
         &url,
         "DROP INDEX avis_daily_day;
@@ -180,13 +181,20 @@ async fn sqlite_comments_from_before_migration_6_are_erased_from_search() {
          DROP TRIGGER avis_daily_monthly_update;
          DROP TRIGGER avis_daily_monthly_delete;
          DROP TABLE avis_monthly;
-         DELETE FROM schema_migrations WHERE version = 9;
+         DELETE FROM schema_migrations WHERE version = 11;
+         DROP TABLE notify_account; DROP TABLE notify_demarche; DROP TABLE notification; DROP TABLE notify_alert;
+         ALTER TABLE email_outbox DROP COLUMN html;
+         ALTER TABLE email_outbox DROP COLUMN unsubscribe;
+         DELETE FROM schema_migrations WHERE version = 10;
          DROP INDEX email_outbox_given_up;
          DROP INDEX email_outbox_unsent;
          ALTER TABLE email_outbox DROP COLUMN next_attempt_at;
          ALTER TABLE email_outbox DROP COLUMN given_up_at;
          ALTER TABLE email_outbox DROP COLUMN resent_at;
          CREATE INDEX email_outbox_unsent ON email_outbox (id) WHERE sent_at IS NULL;
+         DELETE FROM schema_migrations WHERE version = 9;
+         DROP TABLE proconnect_identity;
+         ALTER TABLE session DROP COLUMN id_token;
          DELETE FROM schema_migrations WHERE version = 8;
          DROP TRIGGER porteur_had;
          ALTER TABLE demarche DROP COLUMN had_porteur;

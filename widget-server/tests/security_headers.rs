@@ -134,16 +134,23 @@ async fn every_route_carries_the_security_headers() {
     c.get(&mut anon, "/inscription/envoyee", "/inscription/envoyee").await;
     c.get(&mut anon, "/confirmation", "/confirmation?jeton=abc").await;
     c.get(&mut anon, "/connexion", "/connexion").await;
+    // ProConnect's URLs, 404s on this server without --proconnect-* (tests/proconnect.rs walks
+    // them with a provider, and checks their CSP there).
+    c.get(&mut anon, "/connexion/proconnect", "/connexion/proconnect").await;
+    c.get(&mut anon, "/connexion/proconnect/retour", "/connexion/proconnect/retour?code=a&state=b").await;
     c.get(&mut anon, "/mot-de-passe-oublie", "/mot-de-passe-oublie").await;
     c.get(&mut anon, "/mot-de-passe", "/mot-de-passe?jeton=abc").await;
     c.get(&mut anon, "/observatoire", "/observatoire").await;
     c.get(&mut anon, "/observatoire.csv", "/observatoire.csv").await;
+    c.get(&mut anon, "/observatoire.xlsx", "/observatoire.xlsx").await;
+    c.get(&mut anon, "/desabonnement", "/desabonnement?jeton=1.synthese.0").await;
     c.get(&mut anon, "/observatoire.json", "/observatoire.json").await;
     c.get(&mut anon, "/observatoire.schema.json", "/observatoire.schema.json").await;
     c.get(&mut anon, "/Demarches/{id}", &format!("/Demarches/{ID}")).await;
     c.get(&mut anon, "/console", "/console").await;
     c.get(&mut anon, "/api", "/api").await;
     c.get(&mut anon, "/api/{*rest}", "/api/v2/rien").await;
+    c.get(&mut anon, "/api/v1/demarches", "/api/v1/demarches").await;
     c.get(&mut anon, "/api/v1/demarches/{id}/stats", &format!("/api/v1/demarches/{ID}/stats")).await;
     c.get(&mut anon, "/api/v1/demarches/{id}/avis", &format!("/api/v1/demarches/{ID}/avis")).await;
     c.post(&mut anon, "/connexion", &[("email", "x@interieur.gouv.fr"), ("mot_de_passe", "faux")]).await;
@@ -168,6 +175,8 @@ async fn every_route_carries_the_security_headers() {
     c.get(&mut p, "/console/demarches/{id}/porteurs", &format!("{d}/porteurs")).await;
     c.get(&mut p, "/console/invitation", "/console/invitation?jeton=abc").await;
     c.get(&mut p, "/console/compte", "/console/compte").await;
+    c.get(&mut p, "/console/compte/notifications", "/console/compte/notifications").await;
+    c.get(&mut p, "/console/compte/profil", "/console/compte/profil").await;
     c.get(&mut p, "/console/demarches/{id}", "/console/demarches/999999").await;
     c.get(&mut p, "/console/admin", "/console/admin").await;
     p.get(&format!("{d}/fiche")).await;

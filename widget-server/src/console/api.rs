@@ -26,12 +26,14 @@ use chrono::{DateTime, Days, Months, NaiveDate, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use super::chart::{buckets, Grain};
-use super::pages::account::API_KEY_PREFIX;
 use super::secret;
 use super::store::{Account, AccountStatus, AvisRow, Cursor, DemarcheRow};
 use super::Console;
 use crate::stats::{indicative, round1, round_share, Counts};
 use crate::vote::{paris_day, Question, AIDE};
+
+/// What every API key starts with, so that a leaked key is recognisable (secret scanners).
+pub const API_KEY_PREFIX: &str = "mav_";
 
 /// Avis per page when `limit` is not given.
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -587,8 +589,9 @@ mod tests {
         assert_eq!(v["satisfaction"], json!({"bien": 2, "moyen": 1, "pas_bien": 1}));
         assert_eq!(v["clarte"]["pas_clair"], 2);
         assert_eq!(v["aide"]["autre"], 3);
-        assert_eq!(v["satisfaction_index"], json!(6.25));
+        assert_eq!(v["satisfaction_index"], json!(6.3), "6.25 rounded as the pages show it (6,3)");
         assert_eq!(v["facilite_index"], Value::Null);
         assert_eq!(v["autonomy"], json!(0.25));
+        assert_eq!(v["indicative"], json!(true), "4 avis: indicative");
     }
 }

@@ -105,7 +105,7 @@ struct Size {
 }
 
 const WIDE: Size = Size { width: 720.0, height: 240.0, font: 11.0, labels: 12, class: "graphique graphique-large" };
-const NARROW: Size = Size { width: 340.0, height: 220.0, font: 13.0, labels: 4, class: "graphique graphique-etroit" };
+const NARROW: Size = Size { width: 300.0, height: 220.0, font: 13.5, labels: 4, class: "graphique graphique-etroit" };
 
 /// The chart: a bar per bucket for the number of avis (right scale), and the satisfaction index
 /// /10 as a line (left scale) where the bucket has avis; drawn twice (wide screens and phones,

@@ -12,6 +12,10 @@
 //!   address (never the address itself) and an expiry; [`super::limit`] then keys its failures by
 //!   the cookie's random id instead of locking it out with strangers' failures on the address.
 //!
+//! - **The ProConnect flow cookie** (DESIGN §16) binds a log-in started here to this browser:
+//!   the `state` and `nonce` sent to ProConnect, where to go afterwards, an expiry a few minutes
+//!   away, and a MAC. The return is accepted only with the `state` of this cookie.
+//!
 //! Each purpose has its own key derived from the server secret, so a MAC made for one (a form
 //! link, a CSRF token) is never valid for another.
 
@@ -27,6 +31,10 @@ type HmacSha256 = Hmac<Sha256>;
 /// How long a browser stays « connu » after its last successful log-in.
 pub const DEVICE_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// How long a ProConnect log-in may take, from our redirect to its return (choosing one's
+/// ministry, its own log-in, a second factor…).
+pub const FLOW_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+
 /// The names of the console's cookies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CookieNames {
@@ -36,6 +44,8 @@ pub struct CookieNames {
     pub csrf: &'static str,
     /// The « appareil connu » device cookie.
     pub device: &'static str,
+    /// A ProConnect log-in under way ([`Flow`]).
+    pub proconnect: &'static str,
 }
 
 impl CookieNames {
@@ -47,9 +57,15 @@ impl CookieNames {
                 session: "__Host-monavis_session",
                 csrf: "__Host-monavis_csrf",
                 device: "__Host-monavis_appareil",
+                proconnect: "__Host-monavis_proconnect",
             }
         } else {
-            CookieNames { session: "monavis_session", csrf: "monavis_csrf", device: "monavis_appareil" }
+            CookieNames {
+                session: "monavis_session",
+                csrf: "monavis_csrf",
+                device: "monavis_appareil",
+                proconnect: "monavis_proconnect",
+            }
         }
     }
 }
@@ -67,10 +83,29 @@ impl DeviceId {
     }
 }
 
-/// Signs and checks the CSRF and device cookies with keys derived from the server secret.
+/// A ProConnect log-in under way, as its cookie holds it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// Sent as `state` (64 hex characters: ProConnect asks for at least 32).
+    pub state: String,
+    /// Sent as `nonce`, found again in the ID token.
+    pub nonce: String,
+    /// Where to go once logged in (a console path, checked again when used).
+    pub suite: Option<String>,
+}
+
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flow").field("suite", &self.suite).finish_non_exhaustive()
+    }
+}
+
+/// Signs and checks the CSRF, device and ProConnect flow cookies with keys derived from the
+/// server secret.
 pub struct CookieSigner {
     csrf: HmacSha256,
     device: HmacSha256,
+    flow: HmacSha256,
 }
 
 impl std::fmt::Debug for CookieSigner {
@@ -102,7 +137,47 @@ impl CookieSigner {
         CookieSigner {
             csrf: derive(secret, "monavis console: pre-log-in CSRF cookie"),
             device: derive(secret, "monavis console: device cookie"),
+            flow: derive(secret, "monavis console: ProConnect flow cookie"),
         }
+    }
+
+    /// The MAC of a flow cookie's fields (each of hex or decimal digits only, so that the
+    /// message cannot be read two ways).
+    fn flow_mac(&self, state: &str, nonce: &str, expires: i64, suite: &str) -> HmacSha256 {
+        self.flow.clone().chain_update(format!("{state}.{nonce}.{expires}.{suite}").as_bytes())
+    }
+
+    /// A new ProConnect flow (fresh `state` and `nonce`) returning to `suite`, and the value of
+    /// its cookie, valid [`FLOW_MAX_AGE`] from `now` (Unix seconds):
+    /// `state.nonce.expires.suite-in-hex.mac`.
+    pub fn new_flow(&self, suite: Option<&str>, now: i64) -> (Flow, String) {
+        let flow = Flow {
+            state: SecretToken::generate().expose().to_string(),
+            nonce: SecretToken::generate().expose().to_string(),
+            suite: suite.map(str::to_string),
+        };
+        let expires = now.saturating_add(FLOW_MAX_AGE.as_secs() as i64);
+        let suite = hex::encode(suite.unwrap_or_default());
+        let mac = self.flow_mac(&flow.state, &flow.nonce, expires, &suite).finalize().into_bytes();
+        let value = format!("{}.{}.{expires}.{suite}.{}", flow.state, flow.nonce, hex::encode(mac));
+        (flow, value)
+    }
+
+    /// The flow of `value` if it is a flow cookie this server issued and it has not expired at
+    /// `now` (Unix seconds); `None` for anything else.
+    pub fn flow(&self, value: &str, now: i64) -> Option<Flow> {
+        let mut fields = value.split('.');
+        let (state, nonce, expires, suite, mac) =
+            (fields.next()?, fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+        if fields.next().is_some() || !secret::well_formed(state) || !secret::well_formed(nonce) {
+            return None;
+        }
+        let mac = hex_field::<32>(mac)?;
+        let expires: i64 = expires.parse().ok().filter(|e| *e > now)?;
+        let suite_bytes = hex::decode(suite).ok()?;
+        self.flow_mac(state, nonce, expires, suite).verify_slice(&mac).ok()?;
+        let suite = String::from_utf8(suite_bytes).ok().filter(|s| !s.is_empty());
+        Some(Flow { state: state.to_string(), nonce: nonce.to_string(), suite })
     }
 
     /// A fresh CSRF cookie value: `token.mac` (64 + 1 + 64 hex characters). Forms carry the
@@ -161,7 +236,7 @@ mod tests {
     #[test]
     fn names_are_host_prefixed_behind_https_only() {
         let https = CookieNames::new(true);
-        for name in [https.session, https.csrf, https.device] {
+        for name in [https.session, https.csrf, https.device, https.proconnect] {
             assert!(name.starts_with("__Host-monavis_"), "{name}");
         }
         assert_eq!(CookieNames::new(false).session, "monavis_session", "laptops keep their sessions");
@@ -198,6 +273,36 @@ mod tests {
         let expiry = NOW + DEVICE_MAX_AGE.as_secs() as i64;
         assert_eq!(signer.known_device(&value, "marie@interieur.gouv.fr", expiry), None, "expired");
         assert_eq!(CookieSigner::new(b"another secret").known_device(&value, "marie@interieur.gouv.fr", NOW), None);
+    }
+
+    #[test]
+    fn a_flow_cookie_holds_its_state_and_nonce_and_expires() {
+        let signer = CookieSigner::new(b"server secret");
+        let (flow, value) = signer.new_flow(Some("/console/compte"), NOW);
+        assert!(flow.state.len() >= 32 && flow.nonce.len() >= 32, "ProConnect asks for 32 characters at least");
+        assert_ne!(flow.state, flow.nonce);
+        assert_eq!(signer.flow(&value, NOW + 1), Some(flow.clone()));
+        assert_eq!(signer.flow(&value, NOW + FLOW_MAX_AGE.as_secs() as i64), None, "expired");
+        assert_eq!(CookieSigner::new(b"another secret").flow(&value, NOW), None, "another server's");
+        let (other, _) = signer.new_flow(None, NOW);
+        assert_ne!(other.state, flow.state, "random");
+        let (none, value_none) = signer.new_flow(None, NOW);
+        assert_eq!(signer.flow(&value_none, NOW).unwrap().suite, None);
+        assert!(none.suite.is_none());
+        let fields: Vec<&str> = value.split('.').collect();
+        let tampered = [
+            format!("{}.{}.{}.{}.{}", other.state, fields[1], fields[2], fields[3], fields[4]),
+            format!("{}.{}.{}.{}.{}", fields[0], fields[1], NOW + 100_000, fields[3], fields[4]),
+            format!("{}.{}.{}.{}.{}", fields[0], fields[1], fields[2], hex::encode("/ailleurs"), fields[4]),
+            format!("{}.{}.{}.{}", fields[0], fields[1], fields[2], fields[4]),
+            format!("{value}.x"),
+            String::new(),
+        ];
+        for t in tampered {
+            assert_eq!(signer.flow(&t, NOW), None, "{t}");
+        }
+        assert_eq!(signer.known_device(&value, "a@b.fr", NOW), None, "a flow cookie is no device cookie");
+        assert!(!signer.csrf_is_ours(&value));
     }
 
     #[test]

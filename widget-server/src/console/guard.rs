@@ -29,13 +29,16 @@ use super::{layout, Console, Problem, Viewer, MAX_FORM_BYTES};
 
 /// `Content-Security-Policy` of console pages: our stylesheets, forms posting to ourselves,
 /// images from ourselves and from the public URL (the buttons' preview), nothing else, no
-/// framing.
-pub fn console_csp(public_origin: &str) -> String {
+/// framing. With ProConnect, forms may also lead to its origin: browsers check `form-action`
+/// along the redirects that follow a form, and « Se déconnecter » of a ProConnect session ends
+/// at ProConnect's end-session endpoint (as the ProConnect button's form leads to its log-in).
+pub fn console_csp(public_origin: &str, proconnect_origin: Option<&str>) -> String {
     // An http:// public URL is a laptop's or a test's, reached at that same address: 'self'
     // covers it, and naming it would allow images over plain HTTP.
     let public = if public_origin.starts_with("https://") { public_origin } else { "" };
+    let forms = proconnect_origin.map(|o| format!(" {o}")).unwrap_or_default();
     format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' {public}; form-action 'self'; \
+        "default-src 'none'; style-src 'self'; img-src 'self' {public}; form-action 'self'{forms}; \
          frame-ancestors 'none'; base-uri 'none'"
     )
     .replace("'self' ;", "'self';")
@@ -45,7 +48,8 @@ pub fn console_csp(public_origin: &str) -> String {
 pub async fn security_headers(State(console): State<Arc<Console>>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    if let Ok(csp) = HeaderValue::from_str(&console_csp(&console.settings.public_origin)) {
+    let proconnect = console.proconnect.as_ref().map(|p| p.origin());
+    if let Ok(csp) = HeaderValue::from_str(&console_csp(&console.settings.public_origin, proconnect)) {
         h.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

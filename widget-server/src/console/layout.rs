@@ -151,26 +151,61 @@ pub struct Input<'a> {
     pub required: bool,
 }
 
+/// What a field's control needs from its frame: whether it is in error, and the ids of its
+/// hint and error for `aria-describedby`.
+struct Described {
+    invalid: Option<&'static str>,
+    describedby: Option<String>,
+}
+
+/// The frame every field shares: label (with its required mark), hint and error tied to the
+/// control that `control` draws.
+fn field(
+    id: &'static str,
+    label: &str,
+    hint: Option<&str>,
+    required: bool,
+    errors: &Errors,
+    control: impl FnOnce(&Described) -> Markup,
+) -> Markup {
+    let error = errors.get(id);
+    let hint_id = format!("{id}-aide");
+    let err_id = format!("{id}-erreur");
+    let described: Vec<&str> =
+        [hint.map(|_| hint_id.as_str()), error.map(|_| err_id.as_str())].into_iter().flatten().collect();
+    let d =
+        Described { invalid: error.map(|_| "true"), describedby: (!described.is_empty()).then(|| described.join(" ")) };
+    html! {
+        div.champ.erreur-champ[error.is_some()] {
+            label for=(id) { (label) @if required { "\u{a0}" span.requis aria-hidden="true" { "*" } } }
+            @if let Some(h) = hint { p.indication id=(hint_id) { (h) } }
+            @if let Some(m) = error { p.message-erreur id=(err_id) { (m) } }
+            (control(&d))
+        }
+    }
+}
+
 impl Input<'_> {
     pub fn render(&self, errors: &Errors) -> Markup {
-        let error = errors.get(self.id);
-        let hint_id = format!("{}-aide", self.id);
-        let err_id = format!("{}-erreur", self.id);
-        let described: Vec<&str> =
-            [self.hint.map(|_| hint_id.as_str()), error.map(|_| err_id.as_str())].into_iter().flatten().collect();
-        html! {
-            div.champ.erreur-champ[error.is_some()] {
-                label for=(self.id) { (self.label) @if self.required { "\u{a0}" span.requis aria-hidden="true" { "*" } } }
-                @if let Some(h) = self.hint { p.indication id=(hint_id) { (h) } }
-                @if let Some(m) = error { p.message-erreur id=(err_id) { (m) } }
-                // « numeric »: a text field that brings the numeric keyboard on phones (a
-                // type=number field would turn « 12 000 » into an error, and spin on scroll).
-                @let (kind, inputmode) = if self.kind == "numeric" { ("text", Some("numeric")) } else { (self.kind, None) };
+        // « numeric »: a text field that brings the numeric keyboard on phones (a type=number
+        // field would turn « 12 000 » into an error, and spin on scroll).
+        let (kind, inputmode) = if self.kind == "numeric" { ("text", Some("numeric")) } else { (self.kind, None) };
+        field(self.id, self.label, self.hint, self.required, errors, |d| {
+            html! {
                 input type=(kind) inputmode=[inputmode] id=(self.id) name=(self.id) value=(self.value) autocomplete=(self.autocomplete)
-                    required[self.required] aria-invalid=[error.map(|_| "true")]
-                    aria-describedby=[(!described.is_empty()).then(|| described.join(" "))];
+                    required[self.required] aria-invalid=[d.invalid] aria-describedby=[d.describedby.as_deref()];
             }
-        }
+        })
+    }
+}
+
+/// Checks a new password typed twice (fields `mot_de_passe` and `confirmation`, the first named
+/// `label` in the summary), adding the French messages to `errors`.
+pub fn check_new_password(password: &str, confirmation: &str, label: &'static str, errors: &mut Errors) {
+    if let Err(m) = super::password::check_new(password) {
+        errors.add("mot_de_passe", label, m);
+    } else if confirmation != password {
+        errors.add("confirmation", "Confirmation", "Les deux mots de passe ne sont pas identiques.");
     }
 }
 
@@ -196,21 +231,12 @@ pub struct TextArea<'a> {
 
 impl TextArea<'_> {
     pub fn render(&self, errors: &Errors) -> Markup {
-        let error = errors.get(self.id);
-        let hint_id = format!("{}-aide", self.id);
-        let err_id = format!("{}-erreur", self.id);
-        let described: Vec<&str> =
-            [self.hint.map(|_| hint_id.as_str()), error.map(|_| err_id.as_str())].into_iter().flatten().collect();
-        html! {
-            div.champ.erreur-champ[error.is_some()] {
-                label for=(self.id) { (self.label) @if self.required { "\u{a0}" span.requis aria-hidden="true" { "*" } } }
-                @if let Some(h) = self.hint { p.indication id=(hint_id) { (h) } }
-                @if let Some(m) = error { p.message-erreur id=(err_id) { (m) } }
+        field(self.id, self.label, self.hint, self.required, errors, |d| {
+            html! {
                 textarea id=(self.id) name=(self.id) rows=(self.rows) required[self.required]
-                    aria-invalid=[error.map(|_| "true")]
-                    aria-describedby=[(!described.is_empty()).then(|| described.join(" "))] { (self.value) }
+                    aria-invalid=[d.invalid] aria-describedby=[d.describedby.as_deref()] { (self.value) }
             }
-        }
+        })
     }
 }
 
@@ -244,6 +270,7 @@ pub fn notice(code: Option<&str>) -> Markup {
         "invitation-envoyee" => Some(("succes", "L'invitation a été envoyée.")),
         "porteur-retire" => Some(("succes", "Le porteur a été retiré de la démarche.")),
         "demarche-quittee" => Some(("succes", "Vous ne portez plus cette démarche.")),
+        "notifications-enregistrees" => Some(("succes", "Vos choix de notifications sont enregistrés.")),
         "fiche-enregistree" => Some(("succes", "La fiche a été enregistrée.")),
         "volume-valide" => Some(("succes", "La démarche à fort volume est validée\u{a0}: son bouton est ouvert.")),
         "demarche-desactivee" => Some(("succes", "La démarche est désactivée\u{a0}: son formulaire n'accepte plus d'avis.")),

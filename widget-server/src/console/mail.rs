@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use lettre::message::header::ContentType;
-use lettre::message::Mailbox;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::store::{ConsoleStore, EmailRetry};
@@ -122,8 +122,9 @@ impl Mailer {
         Ok(())
     }
 
-    /// Sends outbox mail `id` if nobody else is sending it.
-    async fn deliver(&self, id: i64) {
+    /// Sends outbox mail `id` if nobody else is sending it (at once, with SMTP; otherwise it
+    /// stays in the outbox).
+    pub async fn deliver(&self, id: i64) {
         let Some(smtp) = &self.smtp else { return };
         let now = Utc::now();
         let mail = match self.store.claim_email(id, now, now - CLAIM_STALE).await {
@@ -136,13 +137,24 @@ impl Mailer {
         };
         let (attempts, since) = (mail.attempts, mail.retry_since);
         let message = match mail.to.parse::<Mailbox>().map_err(|e| e.to_string()).and_then(|to| {
-            Message::builder()
-                .from(self.from.clone())
-                .to(to)
-                .subject(mail.subject)
-                .header(ContentType::TEXT_PLAIN)
-                .body(mail.body)
-                .map_err(|e| e.to_string())
+            let mut builder = Message::builder().from(self.from.clone()).to(to).subject(mail.subject);
+            if let Some(url) = &mail.unsubscribe {
+                // RFC 8058: the mail client's one-click POST reaches /desabonnement with no log-in.
+                builder = builder
+                    .raw_header(HeaderValue::new(
+                        HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                        format!("<{url}>"),
+                    ))
+                    .raw_header(HeaderValue::new(
+                        HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                        "List-Unsubscribe=One-Click".to_string(),
+                    ));
+            }
+            match mail.html {
+                Some(html) => builder.multipart(MultiPart::alternative_plain_html(mail.body, html)),
+                None => builder.header(ContentType::TEXT_PLAIN).body(mail.body),
+            }
+            .map_err(|e| e.to_string())
         }) {
             Ok(m) => m,
             Err(e) => {

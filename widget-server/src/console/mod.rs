@@ -15,10 +15,13 @@
 //! - [`password`], [`secret`], [`limit`], [`mail`], [`emails`]: argon2id, random secrets stored
 //!   hashed, rate limits of the account forms, the mail backend and the French e-mails.
 //! - [`cookies`]: the cookies' names (`__Host-` behind https), the signed pre-log-in CSRF
-//!   cookie and the « appareil connu » device cookie.
+//!   cookie, the « appareil connu » device cookie and the ProConnect flow cookie.
+//! - [`proconnect`]: ProConnect's relying party (DESIGN §16): discovery, tokens, log-out URL; its
+//!   pages are [`pages::proconnect`].
 //! - [`observatory`], [`open_data`]: the public observatory's figures; its open data's columns
 //!   and their Table Schema.
 //! - [`spreadsheet`]: the cells of exports and open data, never read as formulas.
+//! - [`notifications`]: digests and alerts mailed to porteurs, once each, and unsubscribe links.
 
 pub mod api;
 pub mod chart;
@@ -29,10 +32,12 @@ pub mod import;
 pub mod layout;
 pub mod limit;
 pub mod mail;
+pub mod notifications;
 pub mod observatory;
 pub mod open_data;
 pub mod pages;
 pub mod password;
+pub mod proconnect;
 pub mod routes;
 pub mod secret;
 pub mod spreadsheet;
@@ -133,6 +138,10 @@ pub struct Console {
     pub cookie_signer: CookieSigner,
     /// The public observatory's figures, computed at most every few minutes.
     pub observatory: Arc<observatory::Cache>,
+    /// ProConnect log-in (DESIGN §16), when `--proconnect-*` are set.
+    pub proconnect: Option<Arc<proconnect::ProConnect>>,
+    /// Sends the notifications due (every minute: `server` spawns [`notifications::Notifier::every_minute`]).
+    pub notifier: Arc<notifications::Notifier>,
     router: std::sync::OnceLock<axum::Router>,
 }
 
@@ -319,7 +328,28 @@ impl Console {
         } else if to_log {
             tracing::info!("e-mails are printed to this log (--log-emails)");
         }
+        let proconnect = match config.proconnect()? {
+            Some(pc) => {
+                let pc = proconnect::ProConnect::new(pc, &settings.public_url)?;
+                tracing::info!(
+                    issuer = pc.issuer(),
+                    redirect_uri = pc.redirect_uri(),
+                    post_logout_redirect_uri = pc.post_logout_redirect_uri(),
+                    "ProConnect log-in offered (declare these two URIs to ProConnect)"
+                );
+                Some(Arc::new(pc))
+            }
+            None => None,
+        };
+        let notifier = Arc::new(notifications::Notifier::new(
+            store.clone(),
+            mailer.clone(),
+            &settings.public_url,
+            &settings.operator_name,
+            secret,
+        ));
         let console = Arc::new(Console {
+            notifier,
             settings,
             store,
             mailer,
@@ -331,6 +361,7 @@ impl Console {
             signer: KeySigner::new(secret),
             cookie_signer: CookieSigner::new(secret),
             observatory: Arc::default(),
+            proconnect,
             router: std::sync::OnceLock::new(),
         });
         let _ = console.router.set(routes::router(console.clone()));
@@ -405,7 +436,7 @@ impl Console {
 
 /// `"{operator}" <ne-pas-repondre@{host of --public-url}>`, or `@localhost` when that host is
 /// an address rather than a name.
-fn default_from(s: &Settings) -> String {
+pub(crate) fn default_from(s: &Settings) -> String {
     let host = s.public_origin.split("://").nth(1).unwrap_or("localhost");
     let host =
         host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });

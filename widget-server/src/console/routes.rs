@@ -10,8 +10,8 @@ use axum::routing::{any, get, post};
 use axum::Router;
 
 use super::pages::{
-    account, admin, admin_emails, avis, code, demarche, demarches, fiche, home, login, observatoire, porteurs, reset,
-    satisfaction, signup,
+    account, admin, admin_emails, avis, code, demarche, demarches, fiche, home, login, notifications, observatoire,
+    porteurs, proconnect, profile, reset, satisfaction, signup,
 };
 use super::{api, guard, Console, Problem};
 
@@ -24,6 +24,9 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/inscription/envoyee", get(signup::sent_get))
         .route("/confirmation", get(signup::confirm_get).post(signup::confirm_post))
         .route("/connexion", get(login::login_get).post(login::login_post))
+        // ProConnect (DESIGN §16): 404 unless --proconnect-* are set.
+        .route("/connexion/proconnect", get(proconnect::start_get))
+        .route("/connexion/proconnect/retour", get(proconnect::return_get))
         .route("/mot-de-passe-oublie", get(reset::forgot_get).post(reset::forgot_post))
         .route("/mot-de-passe", get(reset::reset_get).post(reset::reset_post));
 
@@ -50,10 +53,15 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/demarches/{id}/quitter", post(porteurs::leave_post))
         .route("/console/invitation", get(porteurs::invitation_get).post(porteurs::invitation_post))
         .route("/console/compte", get(account::account_get))
+        .route("/console/compte/profil", get(profile::profile_get).post(profile::profile_post))
         .route("/console/compte/mot-de-passe", post(account::password_post))
         .route("/console/compte/cles", post(account::key_create_post))
         .route("/console/compte/cles/{id}/revoquer", post(account::key_revoke_post))
         .route("/console/compte/suppression", post(account::delete_post))
+        .route(
+            "/console/compte/notifications",
+            get(notifications::notifications_get).post(notifications::notifications_post),
+        )
         .route_layer(from_fn(guard::require_account));
 
     // Administrators only.
@@ -85,9 +93,17 @@ pub fn router(console: Arc<Console>) -> Router {
     let observatory = Router::new()
         .route("/observatoire", get(observatoire::observatoire_get))
         .route("/observatoire.csv", get(observatoire::csv_get))
+        .route("/observatoire.xlsx", get(observatoire::xlsx_get))
         .route("/observatoire.json", get(observatoire::json_get))
         .route("/observatoire.schema.json", get(observatoire::schema_get))
         .route("/Demarches/{id}", get(observatoire::public_get))
+        .layer(from_fn_with_state(console.clone(), guard::public_problems));
+
+    // Anyone holding a notification's unsubscribe link, and mail clients posting to it
+    // cross-site (RFC 8058 one-click): no session, and deliberately no Origin/CSRF check; the
+    // token in the link is the authority, and it can only turn one kind of mail off.
+    let unsubscribe = Router::new()
+        .route("/desabonnement", get(notifications::unsubscribe_get).post(notifications::unsubscribe_post))
         .layer(from_fn_with_state(console.clone(), guard::public_problems));
 
     let with_session = Router::new()
@@ -112,6 +128,7 @@ pub fn router(console: Arc<Console>) -> Router {
 
     Router::new()
         .merge(observatory)
+        .merge(unsubscribe)
         .merge(with_session)
         .layer(from_fn_with_state(console.clone(), guard::security_headers))
         .with_state(console)

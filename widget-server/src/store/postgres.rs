@@ -294,6 +294,22 @@ $fn$;
 CREATE TRIGGER porteur_had AFTER INSERT ON porteur FOR EACH ROW EXECUTE FUNCTION monavis_porteur_had();
 "#,
     r#"
+-- ProConnect (DESIGN §16): the identities an account logs in with, by (issuer, sub); an agent
+-- may have several (ProConnect's sub differs per identity provider).
+CREATE TABLE proconnect_identity (
+    issuer text NOT NULL,
+    sub text NOT NULL,
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    idp_id text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL,
+    last_login_at timestamptz NOT NULL,
+    PRIMARY KEY (issuer, sub)
+);
+CREATE INDEX proconnect_identity_account ON proconnect_identity (account_id);
+-- The ID token of a session opened through ProConnect, for its log-out there (id_token_hint).
+ALTER TABLE session ADD COLUMN id_token text;
+"#,
+    r#"
 -- E-mail retries back off and end (issue 23): after a failed attempt a mail waits until
 -- next_attempt_at (1 minute, doubling, at most an hour); 3 days after retry_since (its creation,
 -- or an administrator's « Renvoyer », resent_at) it is given up and shown on /console/admin.
@@ -303,6 +319,47 @@ ALTER TABLE email_outbox ADD COLUMN resent_at timestamptz;
 DROP INDEX email_outbox_unsent;
 CREATE INDEX email_outbox_unsent ON email_outbox (id) WHERE sent_at IS NULL AND given_up_at IS NULL;
 CREATE INDEX email_outbox_given_up ON email_outbox (id) WHERE sent_at IS NULL AND given_up_at IS NOT NULL;
+"#,
+    r#"
+-- Notifications (DESIGN §15). Every row goes with its account. No row in notify_account: the default digest, weekly; no row in
+-- notify_demarche: the defaults (comments off, drop and silent alerts on), so whoever joins a
+-- démarche has them without a write.
+CREATE TABLE notify_account (
+    account_id bigint PRIMARY KEY REFERENCES account (id) ON DELETE CASCADE,
+    digest text NOT NULL CHECK (digest IN ('aucune', 'quotidienne', 'hebdomadaire', 'mensuelle'))
+);
+CREATE TABLE notify_demarche (
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    demarche_id bigint NOT NULL,
+    comments boolean NOT NULL,
+    drop_alert boolean NOT NULL,
+    silent boolean NOT NULL,
+    PRIMARY KEY (account_id, demarche_id)
+);
+-- Every notification due, exactly once: inserted in the transaction that queues its mail.
+-- demarche_id 0: a mail about every carried démarche (the digest).
+CREATE TABLE notification (
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    kind text NOT NULL,
+    demarche_id bigint NOT NULL,
+    period text NOT NULL,
+    email_id bigint,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (account_id, kind, demarche_id, period)
+);
+-- A drop or silent-button alert that fired and has not recovered since: none is sent again
+-- until the row is gone (re-armed). source '' for a démarche-wide alert.
+CREATE TABLE notify_alert (
+    account_id bigint NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    kind text NOT NULL,
+    demarche_id bigint NOT NULL,
+    source text NOT NULL,
+    fired_on date NOT NULL,
+    PRIMARY KEY (account_id, kind, demarche_id, source)
+);
+-- A notification's HTML part and its one-click unsubscribe link (RFC 8058).
+ALTER TABLE email_outbox ADD COLUMN html text;
+ALTER TABLE email_outbox ADD COLUMN unsubscribe text;
 "#,
     r#"
 -- The observatory's rollup (issue 23): avis_daily summed by démarche and calendar month, every

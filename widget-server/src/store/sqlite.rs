@@ -236,6 +236,22 @@ CREATE TRIGGER porteur_had AFTER INSERT ON porteur BEGIN
 END;
 "#,
     r#"
+-- ProConnect (DESIGN §16): the identities an account logs in with, by (issuer, sub); an agent
+-- may have several (ProConnect's sub differs per identity provider).
+CREATE TABLE proconnect_identity (
+    issuer TEXT NOT NULL,
+    sub TEXT NOT NULL,
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    idp_id TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    last_login_at TEXT NOT NULL,
+    PRIMARY KEY (issuer, sub)
+) WITHOUT ROWID;
+CREATE INDEX proconnect_identity_account ON proconnect_identity (account_id);
+-- The ID token of a session opened through ProConnect, for its log-out there (id_token_hint).
+ALTER TABLE session ADD COLUMN id_token TEXT;
+"#,
+    r#"
 -- E-mail retries back off and end (issue 23): after a failed attempt a mail waits until
 -- next_attempt_at (1 minute, doubling, at most an hour); 3 days after retry_since (its creation,
 -- or an administrator's « Renvoyer », resent_at) it is given up and shown on /console/admin.
@@ -245,6 +261,47 @@ ALTER TABLE email_outbox ADD COLUMN resent_at TEXT;
 DROP INDEX email_outbox_unsent;
 CREATE INDEX email_outbox_unsent ON email_outbox (id) WHERE sent_at IS NULL AND given_up_at IS NULL;
 CREATE INDEX email_outbox_given_up ON email_outbox (id) WHERE sent_at IS NULL AND given_up_at IS NOT NULL;
+"#,
+    r#"
+-- Notifications (DESIGN §15). Every row goes with its account. No row in notify_account: the default digest, weekly; no row in
+-- notify_demarche: the defaults (comments off, drop and silent alerts on), so whoever joins a
+-- démarche has them without a write.
+CREATE TABLE notify_account (
+    account_id INTEGER PRIMARY KEY REFERENCES account (id) ON DELETE CASCADE,
+    digest TEXT NOT NULL CHECK (digest IN ('aucune', 'quotidienne', 'hebdomadaire', 'mensuelle'))
+);
+CREATE TABLE notify_demarche (
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    demarche_id INTEGER NOT NULL,
+    comments INTEGER NOT NULL,
+    drop_alert INTEGER NOT NULL,
+    silent INTEGER NOT NULL,
+    PRIMARY KEY (account_id, demarche_id)
+) WITHOUT ROWID;
+-- Every notification due, exactly once: inserted in the transaction that queues its mail.
+-- demarche_id 0: a mail about every carried démarche (the digest).
+CREATE TABLE notification (
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    demarche_id INTEGER NOT NULL,
+    period TEXT NOT NULL,
+    email_id INTEGER,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (account_id, kind, demarche_id, period)
+) WITHOUT ROWID;
+-- A drop or silent-button alert that fired and has not recovered since: none is sent again
+-- until the row is gone (re-armed). source '' for a démarche-wide alert.
+CREATE TABLE notify_alert (
+    account_id INTEGER NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    demarche_id INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    fired_on TEXT NOT NULL,
+    PRIMARY KEY (account_id, kind, demarche_id, source)
+);
+-- A notification's HTML part and its one-click unsubscribe link (RFC 8058).
+ALTER TABLE email_outbox ADD COLUMN html TEXT;
+ALTER TABLE email_outbox ADD COLUMN unsubscribe TEXT;
 "#,
     r#"
 -- The observatory's rollup (issue 23): avis_daily summed by démarche and calendar month

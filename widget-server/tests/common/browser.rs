@@ -253,3 +253,30 @@ pub async fn confirm_link(b: &mut Browser, link: &str, name: Option<&str>, passw
     )
     .await
 }
+
+/// The two confirmation links mailed to `email` after two sign-ups, as (live, revoked): SMTP may
+/// deliver two mails in either order, so which is which is read from the server, not from the
+/// order of arrival. Panics unless exactly one is live and the other says « annulé ».
+pub async fn live_and_revoked(server: &Server, mailbox: &Mailbox, email: &str) -> (String, String) {
+    mailbox.wait_for(server, email, "Confirmez votre adresse e-mail", 2);
+    let mails = mailbox.mails(server, email);
+    let links: Vec<String> = mails
+        .iter()
+        .filter(|(s, _)| s.starts_with("Confirmez votre adresse e-mail"))
+        .map(|(_, b)| link(b, "/confirmation"))
+        .collect();
+    assert_eq!(links.len(), 2, "two confirmation mails to {email}");
+    let mut b = Browser::new(server);
+    let (a, z) = (b.get(&links[0]).await, b.get(&links[1]).await);
+    match (a.status, z.status) {
+        (StatusCode::OK, StatusCode::GONE) => {
+            assert!(z.body.contains("Ce lien a été annulé"), "{}", z.body);
+            (links[0].clone(), links[1].clone())
+        }
+        (StatusCode::GONE, StatusCode::OK) => {
+            assert!(a.body.contains("Ce lien a été annulé"), "{}", a.body);
+            (links[1].clone(), links[0].clone())
+        }
+        other => panic!("one live and one revoked link expected, got {other:?}"),
+    }
+}

@@ -18,6 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use snippet::KeySigner;
 
 pub mod browser;
+pub mod oidc;
 pub mod webdriver;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_widget-server");

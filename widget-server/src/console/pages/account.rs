@@ -8,15 +8,13 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{Fields, Id, Params};
+use crate::console::api::API_KEY_PREFIX;
 use crate::console::guard::clear_cookie;
-use crate::console::layout::{csrf_field, notice, paris_time_a, see_other, Errors, Input};
-use crate::console::password::check_new;
+use crate::console::layout::{check_new_password, csrf_field, notice, paris_time_a, see_other, Errors, Input};
 use crate::console::secret::{self, SecretToken};
 use crate::console::store::{Account, ApiKey, AuditEntry};
 use crate::console::{emails, Answer, Ctx, Problem, Viewer};
 
-/// What every API key starts with, so that a leaked key is recognisable (secret scanners).
-pub const API_KEY_PREFIX: &str = "mav_";
 /// Longest name of a key, in characters.
 pub const MAX_KEY_NAME: usize = 60;
 /// Live keys an account may hold at once.
@@ -72,30 +70,32 @@ fn keys_section(csrf: &str, v: &KeysView) -> Markup {
             @if v.keys.is_empty() {
                 p { "Vous n'avez encore aucune clé d'API." }
             } @else {
-                table.tableau {
-                    caption { "Mes clés d'API" }
-                    thead {
-                        tr {
-                            th scope="col" { "Nom" }
-                            th scope="col" { "Créée le" }
-                            th scope="col" { "Dernière utilisation" }
-                            th scope="col" { "État" }
-                            th scope="col" { span.sr-only { "Action" } }
-                        }
-                    }
-                    tbody {
-                        @for k in &v.keys {
+                div.tableau-defilant role="region" tabindex="0" aria-label="Mes clés d'API" {
+                    table.tableau {
+                        caption { "Mes clés d'API" }
+                        thead {
                             tr {
-                                td { (k.name) }
-                                td { (paris_time_a(k.created_at)) }
-                                td { @if let Some(t) = k.last_used_at { (paris_time_a(t)) } @else { "Jamais utilisée" } }
-                                td { @if let Some(t) = k.revoked_at { "Révoquée le " (paris_time_a(t)) } @else { "Active" } }
-                                td {
-                                    @if k.revoked_at.is_none() {
-                                        form method="post" action={ "/console/compte/cles/" (k.id) "/revoquer" } {
-                                            (csrf_field(csrf))
-                                            button.bouton-secondaire.bouton-danger type="submit" {
-                                                "Révoquer" span.sr-only { " la clé «\u{a0}" (k.name) "\u{a0}»" }
+                                th scope="col" { "Nom" }
+                                th scope="col" { "Créée le" }
+                                th scope="col" { "Dernière utilisation" }
+                                th scope="col" { "État" }
+                                th scope="col" { span.sr-only { "Action" } }
+                            }
+                        }
+                        tbody {
+                            @for k in &v.keys {
+                                tr {
+                                    td { (k.name) }
+                                    td { (paris_time_a(k.created_at)) }
+                                    td { @if let Some(t) = k.last_used_at { (paris_time_a(t)) } @else { "Jamais utilisée" } }
+                                    td { @if let Some(t) = k.revoked_at { "Révoquée le " (paris_time_a(t)) } @else { "Active" } }
+                                    td {
+                                        @if k.revoked_at.is_none() {
+                                            form method="post" action={ "/console/compte/cles/" (k.id) "/revoquer" } {
+                                                (csrf_field(csrf))
+                                                button.bouton-secondaire.bouton-danger type="submit" {
+                                                    "Révoquer" span.sr-only { " la clé «\u{a0}" (k.name) "\u{a0}»" }
+                                                }
                                             }
                                         }
                                     }
@@ -151,6 +151,7 @@ fn account_page(
                 dt { "Administration" } dd { (a.administration) }
                 dt { "Rôle" } dd { @if a.is_admin { "Administrateur" } @else { "Porteur" } }
             }
+            p { a href="/console/compte/profil" { "Modifier mon nom ou mon administration" } }
         }
         section.carte #mot-de-passe {
             h2 { "Changer de mot de passe" }
@@ -164,6 +165,11 @@ fn account_page(
                 (Input { id: "confirmation", label: "Confirmation du nouveau mot de passe", kind: "password", value: "", autocomplete: "new-password", hint: None, required: true }.render(password_errors))
                 button.bouton type="submit" { "Changer mon mot de passe" }
             }
+        }
+        section.carte #notifications {
+            h2 { "Notifications" }
+            p { "La synthèse des avis par e-mail et les alertes de vos démarches (nouveaux commentaires, baisse de satisfaction, bouton silencieux)." }
+            p { a href="/console/compte/notifications" { "Choisir mes notifications" } }
         }
         (keys_section(csrf, keys))
         section.carte #suppression {
@@ -200,11 +206,7 @@ pub async fn password_post(ctx: Ctx, Fields(f): Fields<PasswordForm>) -> Answer 
     if !c.passwords.verify(f.actuel, Some(a.password_hash.clone())).await {
         errors.add("actuel", "Mot de passe actuel", "Le mot de passe actuel est incorrect.");
     }
-    if let Err(m) = check_new(&f.mot_de_passe) {
-        errors.add("mot_de_passe", "Nouveau mot de passe", m);
-    } else if f.confirmation != f.mot_de_passe {
-        errors.add("confirmation", "Confirmation", "Les deux mots de passe ne sont pas identiques.");
-    }
+    check_new_password(&f.mot_de_passe, &f.confirmation, "Nouveau mot de passe", &mut errors);
     if !errors.is_empty() {
         let keys = keys_of(&ctx, a).await?;
         let main = account_page(&ctx, a, &errors, &Errors::default(), &keys, None);

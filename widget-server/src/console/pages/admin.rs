@@ -53,6 +53,26 @@ async fn admin_page_with(
     let domains = store.allowed_domains().await?;
     let audit = store.audit_log(20).await?;
     let undelivered = super::admin_emails::undelivered(ctx).await?;
+    // Names rather than numbers: each account and démarche of the page, read once.
+    let mut people = std::collections::HashMap::new();
+    let mut demarches = std::collections::HashMap::new();
+    for (_, e) in &audit {
+        for id in [e.actor_id, e.account_id].into_iter().flatten() {
+            if let std::collections::hash_map::Entry::Vacant(slot) = people.entry(id) {
+                slot.insert(store.account_by_id(id).await?.map(|a| format!("{} ({})", a.name, a.email)));
+            }
+        }
+        if let Some(id) = e.demarche_id {
+            if let std::collections::hash_map::Entry::Vacant(slot) = demarches.entry(id) {
+                if let Some(d) = store.demarche(id).await? {
+                    slot.insert(d.details.name);
+                }
+            }
+        }
+    }
+    let who = |id: i64| -> String {
+        people.get(&id).cloned().flatten().unwrap_or_else(|| format!("compte supprimé (n°\u{a0}{id})"))
+    };
     let csrf = ctx.viewer.csrf();
     Ok(html! {
         (notice(info))
@@ -64,29 +84,31 @@ async fn admin_page_with(
             @if pending.is_empty() {
                 p { "Aucun compte n'attend de validation." }
             } @else {
-                table.tableau {
-                    caption { (pending.len()) " compte" @if pending.len() > 1 { "s" } " en attente" }
-                    thead { tr { th scope="col" { "Nom" } th scope="col" { "Adresse e-mail" } th scope="col" { "Administration" } th scope="col" { "Inscrit le" } th scope="col" { "Décision" } } }
-                    tbody {
-                        @for a in &pending {
-                            tr {
-                                td { (a.name) }
-                                td { (a.email) }
-                                td { (a.administration) }
-                                td { (paris_time(a.created_at)) }
-                                td {
-                                    div.actions {
-                                        form method="post" action={ "/console/admin/comptes/" (a.id) "/accepter" } {
-                                            (csrf_field(csrf))
-                                            div.case {
-                                                input type="checkbox" id={ "domaine-" (a.id) } name="autoriser_domaine" value="oui";
-                                                label for={ "domaine-" (a.id) } { "Autoriser aussi le domaine @" (a.domain()) }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Comptes en attente de validation" {
+                    table.tableau {
+                        caption { (pending.len()) " compte" @if pending.len() > 1 { "s" } " en attente" }
+                        thead { tr { th scope="col" { "Nom" } th scope="col" { "Adresse e-mail" } th scope="col" { "Administration" } th scope="col" { "Inscrit le" } th scope="col" { "Décision" } } }
+                        tbody {
+                            @for a in &pending {
+                                tr {
+                                    td { (a.name) }
+                                    td { (a.email) }
+                                    td { (a.administration) }
+                                    td { (paris_time(a.created_at)) }
+                                    td {
+                                        div.actions {
+                                            form method="post" action={ "/console/admin/comptes/" (a.id) "/accepter" } {
+                                                (csrf_field(csrf))
+                                                div.case {
+                                                    input type="checkbox" id={ "domaine-" (a.id) } name="autoriser_domaine" value="oui";
+                                                    label for={ "domaine-" (a.id) } { "Autoriser aussi le domaine @" (a.domain()) }
+                                                }
+                                                button.bouton-secondaire type="submit" { "Accepter " span.sr-only { (a.email) } }
                                             }
-                                            button.bouton-secondaire type="submit" { "Accepter " span.sr-only { (a.email) } }
-                                        }
-                                        form method="post" action={ "/console/admin/comptes/" (a.id) "/refuser" } {
-                                            (csrf_field(csrf))
-                                            button.bouton-secondaire.bouton-danger type="submit" { "Refuser " span.sr-only { (a.email) } }
+                                            form method="post" action={ "/console/admin/comptes/" (a.id) "/refuser" } {
+                                                (csrf_field(csrf))
+                                                button.bouton-secondaire.bouton-danger type="submit" { "Refuser " span.sr-only { (a.email) } }
+                                            }
                                         }
                                     }
                                 }
@@ -102,17 +124,19 @@ async fn admin_page_with(
                 p { "Aucune démarche à fort volume n'attend de validation." }
             } @else {
                 p { "Ces démarches déclarent plus de 5\u{a0}000\u{a0}000 d'usagers par an\u{a0}: leur bouton reste fermé jusqu'à votre validation." }
-                table.tableau {
-                    thead { tr { th scope="col" { "Démarche" } th scope="col" { "Volume annuel" } th scope="col" { "Décision" } } }
-                    tbody {
-                        @for d in &high_volume {
-                            tr {
-                                td { a href={ "/console/demarches/" (d.id) } { (d.details.name) } " (n°\u{a0}" (d.id) ")" }
-                                td { (d.details.volume_annuel.map(thousands).unwrap_or_default()) }
-                                td {
-                                    form method="post" action={ "/console/admin/demarches/" (d.id) "/valider-volume" } {
-                                        (csrf_field(csrf))
-                                        button.bouton-secondaire type="submit" { "Valider " span.sr-only { (d.details.name) } }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Démarches à fort volume à valider" {
+                    table.tableau {
+                        thead { tr { th scope="col" { "Démarche" } th scope="col" { "Volume annuel" } th scope="col" { "Décision" } } }
+                        tbody {
+                            @for d in &high_volume {
+                                tr {
+                                    td { a href={ "/console/demarches/" (d.id) } { (d.details.name) } " (n°\u{a0}" (d.id) ")" }
+                                    td { (d.details.volume_annuel.map(thousands).unwrap_or_default()) }
+                                    td {
+                                        form method="post" action={ "/console/admin/demarches/" (d.id) "/valider-volume" } {
+                                            (csrf_field(csrf))
+                                            button.bouton-secondaire type="submit" { "Valider " span.sr-only { (d.details.name) } }
+                                        }
                                     }
                                 }
                             }
@@ -126,24 +150,26 @@ async fn admin_page_with(
             @if requests.is_empty() {
                 p { "Aucune demande en attente." }
             } @else {
-                table.tableau {
-                    thead { tr { th scope="col" { "Démarche" } th scope="col" { "Demandeur" } th scope="col" { "Motif" } th scope="col" { "Décision" } } }
-                    tbody {
-                        @for r in &requests {
-                            tr {
-                                td { a href={ "/console/demarches/" (r.demarche_id) "/porteurs" } { (r.demarche_name) } }
-                                td { (r.account.name) br; (r.account.email) }
-                                td.motif { (r.reason) }
-                                td { div.actions {
-                                    form method="post" action={ "/console/demarches/" (r.demarche_id) "/demandes/" (r.id) "/accepter" } {
-                                        (csrf_field(csrf))
-                                        button.bouton-secondaire type="submit" { "Accepter " span.sr-only { (r.account.email) } }
-                                    }
-                                    form method="post" action={ "/console/demarches/" (r.demarche_id) "/demandes/" (r.id) "/refuser" } {
-                                        (csrf_field(csrf))
-                                        button.bouton-secondaire.bouton-danger type="submit" { "Refuser " span.sr-only { (r.account.email) } }
-                                    }
-                                } }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Demandes pour porter une démarche" {
+                    table.tableau {
+                        thead { tr { th scope="col" { "Démarche" } th scope="col" { "Demandeur" } th scope="col" { "Motif" } th scope="col" { "Décision" } } }
+                        tbody {
+                            @for r in &requests {
+                                tr {
+                                    td { a href={ "/console/demarches/" (r.demarche_id) "/porteurs" } { (r.demarche_name) } }
+                                    td { (r.account.name) br; (r.account.email) }
+                                    td.motif { (r.reason) }
+                                    td { div.actions {
+                                        form method="post" action={ "/console/demarches/" (r.demarche_id) "/demandes/" (r.id) "/accepter" } {
+                                            (csrf_field(csrf))
+                                            button.bouton-secondaire type="submit" { "Accepter " span.sr-only { (r.account.email) } }
+                                        }
+                                        form method="post" action={ "/console/demarches/" (r.demarche_id) "/demandes/" (r.id) "/refuser" } {
+                                            (csrf_field(csrf))
+                                            button.bouton-secondaire.bouton-danger type="submit" { "Refuser " span.sr-only { (r.account.email) } }
+                                        }
+                                    } }
+                                }
                             }
                         }
                     }
@@ -183,19 +209,21 @@ async fn admin_page_with(
             @if domains.is_empty() {
                 p { "Aucun domaine autorisé en plus de gouv.fr." }
             } @else {
-                table.tableau {
-                    caption { "Domaines autorisés" }
-                    thead { tr { th scope="col" { "Domaine" } th scope="col" { "Ajouté le" } th scope="col" { "Action" } } }
-                    tbody {
-                        @for d in &domains {
-                            tr {
-                                td { (d.domain) }
-                                td { (paris_time(d.added_at)) }
-                                td {
-                                    form method="post" action="/console/admin/domaines/retirer" {
-                                        (csrf_field(csrf))
-                                        input type="hidden" name="domaine" value=(d.domain);
-                                        button.bouton-secondaire type="submit" { "Retirer " span.sr-only { (d.domain) } }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Domaines autorisés" {
+                    table.tableau {
+                        caption { "Domaines autorisés" }
+                        thead { tr { th scope="col" { "Domaine" } th scope="col" { "Ajouté le" } th scope="col" { "Action" } } }
+                        tbody {
+                            @for d in &domains {
+                                tr {
+                                    td { (d.domain) }
+                                    td { (paris_time(d.added_at)) }
+                                    td {
+                                        form method="post" action="/console/admin/domaines/retirer" {
+                                            (csrf_field(csrf))
+                                            input type="hidden" name="domaine" value=(d.domain);
+                                            button.bouton-secondaire type="submit" { "Retirer " span.sr-only { (d.domain) } }
+                                        }
                                     }
                                 }
                             }
@@ -216,17 +244,23 @@ async fn admin_page_with(
             @if audit.is_empty() {
                 p { "Aucune action enregistrée." }
             } @else {
-                table.tableau {
-                    caption { "Les 20 dernières actions" }
-                    thead { tr { th scope="col" { "Date" } th scope="col" { "Action" } th scope="col" { "Par" } th scope="col" { "Compte" } th scope="col" { "Détail" } } }
-                    tbody {
-                        @for (at, e) in &audit {
-                            tr {
-                                td { (paris_time(*at)) }
-                                td { (e.action) }
-                                td { @match e.actor_id { Some(id) => { "n°\u{a0}" (id) }, None => "opérateur" } }
-                                td { @if let Some(id) = e.account_id { "n°\u{a0}" (id) } }
-                                td { (e.detail) }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Les 20 dernières actions" {
+                    table.tableau {
+                        caption { "Les 20 dernières actions" }
+                        thead { tr { th scope="col" { "Date" } th scope="col" { "Action" } th scope="col" { "Par" } th scope="col" { "Concerne" } } }
+                        tbody {
+                            @for (at, e) in &audit {
+                                tr {
+                                    td { (paris_time(*at)) }
+                                    td { (action_label(&e.action)) @if let Some(more) = detail_label(&e.detail) { br; span.indication { (more) } } }
+                                    td { @match e.actor_id { Some(id) => (who(id)), None => "un opérateur (ligne de commande)" } }
+                                    td {
+                                        @if let Some(id) = e.account_id.filter(|id| Some(*id) != e.actor_id) { (who(id)) br; }
+                                        @if let Some(id) = e.demarche_id {
+                                            a href={ "/console/demarches/" (id) } { (demarches.get(&id).map_or("démarche supprimée", String::as_str)) } " (n°\u{a0}" (id) ")"
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
@@ -239,6 +273,52 @@ async fn admin_page_with(
 pub async fn admin_get(ctx: Ctx, Params(q): Params<AdminQuery>) -> Answer {
     let main = admin_page(&ctx, "", &Errors::default(), q.info.as_deref()).await?;
     Ok(ctx.render(StatusCode::OK, "Administration", main))
+}
+
+/// An audit action in French words.
+pub fn action_label(action: &str) -> &str {
+    match action {
+        "account.approve" => "Compte validé",
+        "account.refuse" => "Compte refusé",
+        "account.admin" => "Compte nommé administrateur",
+        "account.delete" => "Compte supprimé",
+        "account.confirm.active" => "Adresse confirmée, compte actif",
+        "account.confirm.pending" => "Adresse confirmée, compte en attente de validation",
+        "account.password.change" => "Mot de passe changé",
+        "account.password.reset" => "Mot de passe réinitialisé",
+        "api_key.create" => "Clé d'API créée",
+        "api_key.revoke" => "Clé d'API révoquée",
+        "domain.add" => "Domaine autorisé ajouté",
+        "domain.remove" => "Domaine autorisé retiré",
+        "demarche.create" => "Démarche ajoutée au catalogue",
+        "demarche.update" => "Fiche de la démarche modifiée",
+        "demarche.activate" => "Démarche réactivée",
+        "demarche.deactivate" => "Démarche désactivée",
+        "demarche.merge" => "Démarche fusionnée dans une autre",
+        "demarche.high_volume.approve" => "Démarche à fort volume validée",
+        "porteur.grant" => "Devient porteur",
+        "porteur.request" => "Demande à devenir porteur",
+        "porteur.refuse" => "Demande de porteur refusée",
+        "porteur.invite" => "Invitation envoyée",
+        "porteur.invite.cancel" => "Invitation annulée",
+        "porteur.leave" => "Ne porte plus la démarche",
+        "porteur.remove" => "Porteur retiré par un administrateur",
+        other => other,
+    }
+}
+
+/// The detail of an audit line, as a reader wants it: `into 12` becomes « dans la démarche
+/// n° 12 », `invitation` « par invitation », the command line's mark is dropped.
+fn detail_label(detail: &str) -> Option<String> {
+    let detail = detail.trim();
+    if detail.is_empty() || detail.ends_with("(widget-server account)") {
+        return None;
+    }
+    Some(match detail.strip_prefix("into ") {
+        Some(id) => format!("dans la démarche n°\u{a0}{id}"),
+        None if detail == "invitation" => "par invitation".into(),
+        None => detail.to_string(),
+    })
 }
 
 fn audit(actor: i64, action: &str, account_id: Option<i64>, detail: String) -> AuditEntry {

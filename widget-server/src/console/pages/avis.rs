@@ -15,14 +15,14 @@ use futures_util::StreamExt;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::demarche::{carried, header as demarche_header, Tab};
+use super::demarche::{carried, header as demarche_header, thousands, Tab};
 use super::{Id, Params};
 use crate::console::layout::{paris_time, source_label, Errors};
 use crate::console::spreadsheet::neutralise;
 use crate::console::store::{AvisFilter, AvisRow, Cursor, DemarcheRow};
 use crate::console::{Answer, Ctx, Problem};
 use crate::form::{LABELS_AIDE, LABELS_CLARTE, LABELS_FACILITE, LABELS_SATISFACTION};
-use crate::vote::{paris_midnight, Question, AIDE};
+use crate::vote::{paris_day, paris_midnight, Question, AIDE};
 
 /// Avis per page.
 const PAGE: i64 = 50;
@@ -152,7 +152,8 @@ fn select(id: &'static str, legend: &str, question: Question, labels: [&str; 3],
     }
 }
 
-fn filters_form(id: i64, q: &AvisQuery, errors: &Errors) -> Markup {
+fn filters_form(id: i64, q: &AvisQuery, errors: &Errors, sources: &[String]) -> Markup {
+    let chosen = non_empty(&q.source);
     html! {
         (errors.summary("Les filtres n'ont pas pu être appliqués"))
         form.periode #filtres method="get" action={ "/console/demarches/" (id) "/avis" } {
@@ -162,8 +163,20 @@ fn filters_form(id: i64, q: &AvisQuery, errors: &Errors) -> Markup {
                 (select("satisfaction", "Satisfaction", Question::Satisfaction, LABELS_SATISFACTION, non_empty(&q.satisfaction)))
                 (select("facilite", "Facilité", Question::Facilite, LABELS_FACILITE, non_empty(&q.facilite)))
                 (select("clarte", "Clarté", Question::Clarte, LABELS_CLARTE, non_empty(&q.clarte)))
-                div.champ { label for="source" { "Provenance" } input type="text" id="source" name="source" value=(q.source.as_deref().unwrap_or("")); }
-                div.champ { label for="q" { "Mots dans le commentaire" } input type="search" id="q" name="q" value=(q.q.as_deref().unwrap_or("")); }
+                div.champ {
+                    label for="source" { "Provenance" }
+                    select id="source" name="source" {
+                        option value="" selected[chosen.is_none()] { "Toutes" }
+                        @for s in sources { option value=(s) selected[chosen == Some(s.as_str())] { (source_label(s)) } }
+                        // A label asked for by a link but not seen yet stays chosen.
+                        @if let Some(c) = chosen.filter(|c| !sources.iter().any(|s| s == c)) { option value=(c) selected { (source_label(c)) } }
+                    }
+                }
+                div.champ {
+                    label for="q" { "Mots dans le commentaire" }
+                    p.indication #q-aide { "Le début d'un mot suffit, à partir de 3 lettres\u{a0}: «\u{a0}rembours\u{a0}» trouve «\u{a0}remboursement\u{a0}»." }
+                    input type="search" id="q" name="q" aria-describedby="q-aide" value=(q.q.as_deref().unwrap_or(""));
+                }
             }
             div.case {
                 input type="checkbox" id="commentaire" name="commentaire" value="oui" checked[non_empty(&q.commentaire).is_some()];
@@ -202,6 +215,9 @@ pub async fn avis_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Ans
         if errors.is_empty() { ctx.console.store.avis_page(id, filter, cursor, PAGE + 1).await? } else { Vec::new() };
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);
+    let sources: Vec<String> = ctx.console.store.sources(id).await?.into_iter().map(|(s, _)| s).collect();
+    let count =
+        if errors.is_empty() { Some(count(&ctx, id, &filter_of(&q, &mut Errors::default())).await?) } else { None };
     let filters = filters_query(&q);
     let base = format!("/console/demarches/{id}/avis");
     let with = |extra: String| if extra.is_empty() { base.clone() } else { format!("{base}?{extra}") };
@@ -221,7 +237,12 @@ pub async fn avis_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Ans
     let main = html! {
         (demarche_header(&d, Some(Tab::Avis)))
         h2 { "Tous les avis" }
-        (filters_form(id, &q, &errors))
+        (filters_form(id, &q, &errors, &sources))
+        @match count {
+            Some(Count::Exact(n)) => p.compte #nombre-resultats role="status" { strong { (thousands(n)) } @if n > 1 { " avis correspondent" } @else { " avis correspond" } @if !filters.is_empty() { " à ces filtres" } "." },
+            Some(Count::MoreThan(n)) => p.compte #nombre-resultats role="status" { "Plus de " strong { (thousands(n)) } " avis correspondent à ces filtres." },
+            None => {},
+        }
         p.actions {
             a.bouton-secondaire href=(export("csv")) { "Exporter en CSV" }
             a.bouton-secondaire href=(export("xlsx")) { "Exporter en Excel (XLSX)" }
@@ -238,6 +259,48 @@ pub async fn avis_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Ans
     };
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     Ok(ctx.render(status, &format!("Tous les avis – {}", d.details.name), main))
+}
+
+/// How many avis a filter selects: exact, or past the counting cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Count {
+    Exact(i64),
+    MoreThan(i64),
+}
+
+/// Counted rows at most, when `avis_daily` cannot answer (words, « avec commentaire », two
+/// answers at once): bounded work at 10 million avis.
+const COUNT_CAP: i64 = 10_000;
+
+/// The number of avis `filter` selects. From `avis_daily` (O(days), exact at any size) when its
+/// sums answer it: whole Paris days (the date filters are), a source, at most one answer, no
+/// words nor « avec commentaire »; otherwise counted in `avis`, up to [`COUNT_CAP`].
+async fn count(ctx: &Ctx, id: i64, filter: &AvisFilter) -> Result<Count, Problem> {
+    let answers = [&filter.satisfaction, &filter.facilite, &filter.clarte].iter().filter(|a| a.is_some()).count();
+    let store = &ctx.console.store;
+    if filter.text.is_none() && !filter.with_comment && answers <= 1 {
+        let first = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
+        let from = filter.from.map_or(first, |t| paris_day(t.timestamp_millis()));
+        let to = filter.until.map_or_else(
+            || paris_day(Utc::now().timestamp_millis()) + Days::new(1),
+            |t| paris_day(t.timestamp_millis() - 1),
+        );
+        let days = store.day_counts(id, from, to, filter.source.clone()).await?;
+        let mut total = crate::stats::Counts::default();
+        for (_, c) in &days {
+            total.add(c);
+        }
+        let pick = |question: Question, value: &Option<String>, counts: &[i64; 3]| {
+            value.as_deref().and_then(|v| question.parse(v)).map(|l| counts[l.index()])
+        };
+        let n = pick(Question::Satisfaction, &filter.satisfaction, &total.satisfaction)
+            .or_else(|| pick(Question::Facilite, &filter.facilite, &total.facilite))
+            .or_else(|| pick(Question::Clarte, &filter.clarte, &total.clarte))
+            .unwrap_or(total.n);
+        return Ok(Count::Exact(n));
+    }
+    let n = store.count_avis(id, filter.clone(), COUNT_CAP).await?;
+    Ok(if n > COUNT_CAP { Count::MoreThan(COUNT_CAP) } else { Count::Exact(n) })
 }
 
 const COLUMNS: [&str; 8] =

@@ -11,7 +11,10 @@ use super::demarche::{carried, header, Tab};
 use super::{Id, Params};
 use crate::catalogue::HIGH_VOLUME;
 use crate::console::layout::{notice, source_label, Errors, Input};
+use crate::console::store::SourceWindow;
 use crate::console::{Answer, Ctx};
+use crate::stats::Counts;
+use chrono::Utc;
 
 #[derive(Deserialize, Default)]
 pub struct CodeQuery {
@@ -50,6 +53,30 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
         _ => None,
     };
     let sources = c.store.sources(id).await?;
+    // « Bouton silencieux » (DESIGN §15): the same rule as the alert, from this démarche's days.
+    let (from, split, today) =
+        crate::console::notifications::silent_window(Utc::now().with_timezone(&chrono_tz::Europe::Paris).date_naive());
+    let mut silent = std::collections::HashMap::new();
+    for (s, last) in &sources {
+        let mut w = SourceWindow {
+            demarche_id: id,
+            source: s.clone(),
+            before: Counts::default(),
+            after: Counts::default(),
+            last_day: *last,
+        };
+        for (day, counts) in c.store.day_counts(id, from, today, Some(s.clone())).await? {
+            if day < split {
+                w.before.add(&counts)
+            } else {
+                w.after.add(&counts)
+            }
+        }
+        if let Some(day) = crate::console::notifications::silent_since(&w) {
+            // Silent from the day after its last avis.
+            silent.insert(s.clone(), day.succ_opt().unwrap_or(day));
+        }
+    }
     let checked = |s: snippet::Style| style.unwrap_or(snippet::Style::Bleu) == s;
     let button_src = |s: &str| format!("{}/static/bouton-{s}.svg", c.settings.public_url);
     let main = html! {
@@ -78,7 +105,7 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
                 p { "Cette démarche déclare plus de 5\u{a0}000\u{a0}000 d'usagers par an. Le bouton d'une démarche de cette taille n'est ouvert qu'après la validation d'un administrateur du service, qui a été prévenu. Le code apparaîtra ici dès qu'il l'aura validée." }
             }
         } @else {
-            p { "Collez ce code à la fin du parcours de votre démarche (page de confirmation, ou e-mail d'accusé de réception). Sur demarches-simplifiees.fr, utilisez le champ prévu pour le bouton MonAvis." }
+            p { "Collez ce code à la fin du parcours de votre démarche (page de confirmation, ou e-mail d'accusé de réception). Sur Démarches simplifiées, utilisez le champ prévu pour le bouton MonAvis." }
             (errors.summary("Le code n'a pas pu être généré"))
             form method="get" action={ "/console/demarches/" (id) "/code#code" } {
                 fieldset.question {
@@ -93,10 +120,10 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
                     }
                 }
                 (Input { id: "source", label: "Étiquette de provenance (facultatif)", kind: "text", value: if source == snippet::DEFAULT_SOURCE { "" } else { source },
-                         autocomplete: "off", hint: Some("Pour comparer les emplacements du bouton (site, courriel, guichet…). Laissez vide pour l'étiquette par défaut, «\u{a0}Bouton\u{a0}», que demarches-simplifiees.fr remplace par «\u{a0}site\u{a0}» ou «\u{a0}email\u{a0}»."), required: false }.render(&errors))
+                         autocomplete: "off", hint: Some("Pour comparer les emplacements du bouton (site, courriel, guichet…). Laissez vide pour l'étiquette par défaut, «\u{a0}Bouton\u{a0}», que Démarches simplifiées remplace par «\u{a0}site\u{a0}» ou «\u{a0}email\u{a0}»."), required: false }.render(&errors))
                 div.case {
                     input type="checkbox" id="fenetre" name="fenetre" value="oui" checked[new_window];
-                    label for="fenetre" { "Ouvrir le formulaire dans une nouvelle fenêtre (inutile sur demarches-simplifiees.fr)" }
+                    label for="fenetre" { "Ouvrir le formulaire dans une nouvelle fenêtre (inutile sur Démarches simplifiées)" }
                 }
                 button.bouton type="submit" { "Générer le code" }
             }
@@ -106,9 +133,19 @@ pub async fn code_get(ctx: Ctx, Id(id): Id, Params(q): Params<CodeQuery>) -> Ans
             @if sources.is_empty() {
                 p { "Aucun avis reçu pour l'instant. Une fois le bouton en place, chaque provenance apparaîtra ici avec la date de son dernier avis." }
             } @else {
-                table.tableau {
-                    thead { tr { th scope="col" { "Provenance" } th scope="col" { "Dernier avis reçu le" } } }
-                    tbody { @for (s, day) in &sources { tr { td { (source_label(s)) } td { (day.format("%d/%m/%Y")) } } } }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Provenances déjà vues" {
+                    table.tableau {
+                        thead { tr { th scope="col" { "Provenance" } th scope="col" { "Dernier avis reçu le" } } }
+                        tbody { @for (s, day) in &sources { tr {
+                            td { (source_label(s)) }
+                            td {
+                                (day.format("%d/%m/%Y"))
+                                @if let Some(since) = silent.get(s) {
+                                    " " strong.silencieux { "silencieux depuis le " (since.format("%d/%m/%Y")) }
+                                }
+                            }
+                        } } }
+                    }
                 }
             }
         }

@@ -11,7 +11,7 @@ use super::{fold, name_field, Fields, Params};
 use crate::console::layout::{csrf_field, notice, paris_time_a, see_other, Errors, Input};
 use crate::console::limit::Action;
 use crate::console::store::{AuditEntry, DemarcheDetails, DemarcheRow};
-use crate::console::{Answer, Ctx, Problem};
+use crate::console::{emails, Answer, Ctx, Problem};
 use crate::vote::paris_day;
 
 /// Results per page of the search.
@@ -47,16 +47,18 @@ pub async fn console_get(ctx: Ctx, Params(q): Params<InfoQuery>) -> Answer {
             section.carte #demandes-a-traiter {
                 h2 { "Demandes à traiter" }
                 p { (requests.len()) @if requests.len() > 1 { " personnes demandent" } @else { " personne demande" } " à devenir porteur d'une démarche dont vous décidez." }
-                table.tableau {
-                    caption.sr-only { "Demandes pour devenir porteur, à accepter ou refuser" }
-                    thead { tr { th scope="col" { "Démarche" } th scope="col" { "Demandeur" } th scope="col" { "Motif" } th scope="col" { "Reçue le" } } }
-                    tbody {
-                        @for r in &requests {
-                            tr {
-                                td { a href={ "/console/demarches/" (r.demarche_id) "/porteurs#demandes" } { (r.demarche_name) } br; span.indication { "n°\u{a0}" (r.demarche_id) } }
-                                td { (r.account.name) br; (r.account.email) }
-                                td.motif { (r.reason) }
-                                td { (paris_time_a(r.created_at)) }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Demandes pour devenir porteur, à accepter ou refuser" {
+                    table.tableau {
+                        caption.sr-only { "Demandes pour devenir porteur, à accepter ou refuser" }
+                        thead { tr { th scope="col" { "Démarche" } th scope="col" { "Demandeur" } th scope="col" { "Motif" } th scope="col" { "Reçue le" } } }
+                        tbody {
+                            @for r in &requests {
+                                tr {
+                                    td { a href={ "/console/demarches/" (r.demarche_id) "/porteurs#demandes" } { (r.demarche_name) } br; span.indication { "n°\u{a0}" (r.demarche_id) } }
+                                    td { (r.account.name) br; (r.account.email) }
+                                    td.motif { (r.reason) }
+                                    td { (paris_time_a(r.created_at)) }
+                                }
                             }
                         }
                     }
@@ -67,21 +69,23 @@ pub async fn console_get(ctx: Ctx, Params(q): Params<InfoQuery>) -> Answer {
             p { "Bonjour " (account.name) ". Vous ne portez encore aucune démarche." }
             p { "Cherchez votre démarche dans le catalogue, déclarez-vous porteur, puis intégrez le bouton «\u{a0}Je donne mon avis\u{a0}» à la fin de son parcours." }
         } @else {
-            table.tableau {
-                caption { "Les démarches que vous portez" }
-                thead { tr {
-                    th scope="col" { "Démarche" }
-                    th scope="col" { "Satisfaction (12 mois)" }
-                    th scope="col" { "Avis ce mois-ci" }
-                    th scope="col" { "Dernier avis reçu" }
-                } }
-                tbody {
-                    @for (d, year, month, last) in &rows {
-                        tr {
-                            td { a href={ "/console/demarches/" (d.id) "/satisfaction" } { (d.details.name) } br; span.indication { "n°\u{a0}" (d.id) " · " (d.details.administration) } }
-                            td { (index_badge(year)) }
-                            td { (thousands(*month)) }
-                            td { @match last { Some(t) => (paris_time_a(*t)), None => "Aucun avis pour l'instant" } }
+            div.tableau-defilant role="region" tabindex="0" aria-label="Les démarches que vous portez" {
+                table.tableau {
+                    caption { "Les démarches que vous portez" }
+                    thead { tr {
+                        th scope="col" { "Démarche" }
+                        th scope="col" { "Satisfaction (12 mois)" }
+                        th scope="col" { "Avis du mois" }
+                        th scope="col" { "Dernier avis reçu" }
+                    } }
+                    tbody {
+                        @for (d, year, month, last) in &rows {
+                            tr {
+                                td { a href={ "/console/demarches/" (d.id) "/satisfaction" } { (d.details.name) } br; span.indication { "n°\u{a0}" (d.id) " · " (d.details.administration) } }
+                                td { (index_badge(year)) }
+                                td { (thousands(*month)) }
+                                td { @match last { Some(t) => (paris_time_a(*t)), None => "Aucun avis pour l'instant" } }
+                            }
                         }
                     }
                 }
@@ -108,16 +112,18 @@ fn terms(q: &str) -> (Vec<String>, Option<i64>) {
 
 fn results_table(found: &[DemarcheRow]) -> Markup {
     html! {
-        table.tableau {
-            caption.sr-only { "Démarches trouvées" }
-            thead { tr { th scope="col" { "Démarche" } th scope="col" { "Administration" } th scope="col" { "Numéro" } th scope="col" { "Volume annuel" } } }
-            tbody {
-                @for d in found {
-                    tr {
-                        td { a href={ "/console/demarches/" (d.id) } { (d.details.name) } }
-                        td { (d.details.administration) }
-                        td { (d.id) }
-                        td { @if let Some(v) = d.details.volume_annuel { (thousands(v)) } }
+        div.tableau-defilant role="region" tabindex="0" aria-label="Démarches trouvées" {
+            table.tableau {
+                caption.sr-only { "Démarches trouvées" }
+                thead { tr { th scope="col" { "Démarche" } th scope="col" { "Administration" } th scope="col" { "Numéro" } th scope="col" { "Volume annuel" } } }
+                tbody {
+                    @for d in found {
+                        tr {
+                            td { a href={ "/console/demarches/" (d.id) } { (d.details.name) } }
+                            td { (d.details.administration) }
+                            td { (d.id) }
+                            td { @if let Some(v) = d.details.volume_annuel { (thousands(v)) } }
+                        }
                     }
                 }
             }
@@ -252,7 +258,7 @@ pub fn fields(f: &DemarcheForm, errors: &Errors) -> Markup {
     html! {
         (Input { id: "nom", label: "Nom de la démarche", kind: "text", value: &f.nom, autocomplete: "off", hint: Some("Tel que les usagers le voient."), required: true }.render(errors))
         (Input { id: "administration", label: "Administration", kind: "text", value: &f.administration, autocomplete: "organization", hint: None, required: true }.render(errors))
-        (Input { id: "url", label: "Adresse de la démarche", kind: "url", value: &f.url, autocomplete: "url", hint: Some("Par exemple https://www.demarches-simplifiees.fr/commencer/ma-demarche"), required: false }.render(errors))
+        (Input { id: "url", label: "Adresse de la démarche", kind: "url", value: &f.url, autocomplete: "url", hint: Some("Par exemple https://exemple.gouv.fr/ma-demarche"), required: false }.render(errors))
         (Input { id: "volume", label: "Volume annuel", kind: "numeric", value: &f.volume, autocomplete: "off",
                  hint: Some("Nombre de dossiers par an, environ, par exemple 12\u{a0}000. Au-delà de 5\u{a0}000\u{a0}000, le bouton n'est ouvert qu'après validation d'un administrateur."), required: false }.render(errors))
     }
@@ -351,9 +357,19 @@ pub async fn new_post(ctx: Ctx, Fields(form): Fields<NewForm>) -> Answer {
     c.store.audit(entry, now).await?;
     c.reload_catalogue().await?;
     if volume_annuel.is_some_and(|v| v > crate::catalogue::HIGH_VOLUME) {
-        super::fiche::tell_admins_high_volume(c, id).await?;
+        tell_admins_high_volume(c, id).await?;
     }
     Ok(see_other(&format!("/console/demarches/{id}/code?info=demarche-ajoutee")))
+}
+
+/// Administrators learn by e-mail that a démarche over 5,000,000 a year waits for them.
+pub async fn tell_admins_high_volume(c: &crate::console::Console, id: i64) -> Result<(), Problem> {
+    let Some(d) = c.store.demarche(id).await? else { return Ok(()) };
+    for admin in c.store.admins().await? {
+        let mail = emails::high_volume(&c.settings.operator_name, &c.settings.public_url, &d.details.name, id);
+        c.mailer.send(&admin.email, mail).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,12 +8,12 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::demarche::{carried, header, Tab};
-use super::demarches::{fields, validate, DemarcheForm};
+use super::demarches::{fields, tell_admins_high_volume, validate, DemarcheForm};
 use super::{text_field, Fields, Id, Params};
 use crate::catalogue::HIGH_VOLUME;
 use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
 use crate::console::store::{AuditEntry, Criteria, DemarcheDetails, DemarcheRow, EnLigne};
-use crate::console::{emails, Answer, Console, Ctx, Problem};
+use crate::console::{Answer, Ctx};
 
 #[derive(Deserialize, Default)]
 pub struct InfoQuery {
@@ -174,14 +174,4 @@ pub async fn fiche_post(ctx: Ctx, Id(id): Id, Fields(f): Fields<FicheForm>) -> A
         tell_admins_high_volume(c, id).await?;
     }
     Ok(see_other(&format!("/console/demarches/{id}/fiche?info=fiche-enregistree")))
-}
-
-/// Administrators learn by e-mail that a démarche over 5,000,000 a year waits for them.
-pub async fn tell_admins_high_volume(c: &Console, id: i64) -> Result<(), Problem> {
-    let Some(d) = c.store.demarche(id).await? else { return Ok(()) };
-    for admin in c.store.admins().await? {
-        let mail = emails::high_volume(&c.settings.operator_name, &c.settings.public_url, &d.details.name, id);
-        c.mailer.send(&admin.email, mail).await?;
-    }
-    Ok(())
 }

@@ -12,7 +12,7 @@ use chrono::Utc;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{normalize_email, Fields, Params};
+use super::{normalize_email, proconnect, Fields, Params};
 use crate::console::cookies::DEVICE_MAX_AGE;
 use crate::console::guard::{clear_cookie, cookie_value, safe_return_path, set_cookie};
 use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
@@ -24,6 +24,8 @@ use crate::console::{Answer, Ctx, Problem, Viewer};
 pub struct LoginQuery {
     info: Option<String>,
     suite: Option<String>,
+    /// Why a ProConnect log-in failed ([`proconnect::error_notice`]).
+    erreur: Option<String>,
 }
 
 /// The log-in form as posted.
@@ -37,10 +39,28 @@ pub struct LoginForm {
 }
 
 fn login_form(ctx: &Ctx, email: &str, suite: Option<&str>, errors: &Errors, info: Option<&str>) -> Markup {
+    login_page(ctx, email, suite, errors, info, None)
+}
+
+fn login_page(
+    ctx: &Ctx,
+    email: &str,
+    suite: Option<&str>,
+    errors: &Errors,
+    info: Option<&str>,
+    proconnect_error: Option<&str>,
+) -> Markup {
+    let with_proconnect = ctx.console.proconnect.is_some();
     html! {
         (notice(info))
+        (proconnect::error_notice(proconnect_error))
         h1 { "Se connecter à l'espace porteurs" }
         (errors.summary("Connexion impossible"))
+        // ProConnect first (DESIGN §16); passwords stay for everyone else.
+        @if with_proconnect {
+            (proconnect::button(suite))
+            p.separateur { "Ou, avec votre adresse e-mail et votre mot de passe\u{a0}:" }
+        }
         form method="post" action="/connexion" novalidate {
             (csrf_field(ctx.viewer.csrf()))
             @if let Some(s) = suite { input type="hidden" name="suite" value=(safe_return_path(Some(s))); }
@@ -55,7 +75,7 @@ fn login_form(ctx: &Ctx, email: &str, suite: Option<&str>, errors: &Errors, info
 
 /// The form (with a notice after a redirect).
 pub async fn login_get(ctx: Ctx, Params(q): Params<LoginQuery>) -> Response {
-    let main = login_form(&ctx, "", q.suite.as_deref(), &Errors::default(), q.info.as_deref());
+    let main = login_page(&ctx, "", q.suite.as_deref(), &Errors::default(), q.info.as_deref(), q.erreur.as_deref());
     ctx.render(StatusCode::OK, "Se connecter", main)
 }
 
@@ -129,12 +149,19 @@ pub async fn login_post(ctx: Ctx, headers: HeaderMap, Fields(f): Fields<LoginFor
     Ok(res)
 }
 
-/// Ends this session.
+/// Ends this session; one opened through ProConnect then goes on to ProConnect's log-out
+/// (DESIGN §16), which comes back to `/connexion?info=deconnecte`.
 pub async fn logout_post(ctx: Ctx) -> Answer {
-    if let Viewer::SignedIn { token_hash, .. } = &ctx.viewer {
+    let mut location = "/connexion?info=deconnecte".to_string();
+    if let Viewer::SignedIn { token_hash, session } = &ctx.viewer {
         ctx.console.store.delete_session(*token_hash).await?;
+        if let (Some(pc), Some(id_token)) = (&ctx.console.proconnect, &session.id_token) {
+            if let Some(url) = pc.logout_url(id_token, SecretToken::generate().expose()).await {
+                location = url.to_string();
+            }
+        }
     }
-    let mut res = see_other("/connexion?info=deconnecte");
+    let mut res = see_other(&location);
     res.headers_mut().append(header::SET_COOKIE, clear_cookie(&ctx.console, ctx.console.settings.cookies.session));
     Ok(res)
 }

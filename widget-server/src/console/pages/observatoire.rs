@@ -106,7 +106,7 @@ fn cacheable(req: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Resp
 fn cacheable_tagged(req: &HeaderMap, content_type: &'static str, body: bytes::Bytes, hash: &str) -> Response {
     let etag = format!("\"{hash}\"");
     let matches =
-        req.get_all(header::IF_NONE_MATCH).iter().any(|v| crate::assets::if_none_match_hits(v.as_bytes(), hash));
+        req.get_all(header::IF_NONE_MATCH).iter().any(|v| crate::http::if_none_match_hits(v.as_bytes(), hash));
     let mut res =
         if matches { StatusCode::NOT_MODIFIED.into_response() } else { (StatusCode::OK, body).into_response() };
     let h = res.headers_mut();
@@ -169,6 +169,9 @@ fn criterion(c: &Criteria, column: Column) -> Markup {
     }
 }
 
+/// What the figures leave out, said where they are shown: the day under way.
+const TO_YESTERDAY: &str = "Les chiffres vont jusqu'à hier\u{a0}: les avis reçus aujourd'hui y entreront demain.";
+
 fn window_text(w: &Window) -> String {
     format!("du {} au {}", w.from.format("%d/%m/%Y"), w.to.format("%d/%m/%Y"))
 }
@@ -205,6 +208,7 @@ pub async fn observatoire_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<Ob
             "La satisfaction des usagers de chaque démarche en ligne, mesurée par le bouton «\u{a0}Je donne mon avis\u{a0}», et les critères de qualité déclarés par ses porteurs. Avis reçus "
             (window_text(&snap.window)) "."
         }
+        p.indication #jusqu-a-hier { (TO_YESTERDAY) }
         form.filtres method="get" action="/observatoire" {
             div.grille {
                 div.champ {
@@ -242,7 +246,8 @@ pub async fn observatoire_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<Ob
         p.indication { (LEGEND) }
         p {
             "Données ouvertes\u{a0}: "
-            a href={ "/observatoire.csv" (data_query) } { "télécharger au format CSV" } " · "
+            a href={ "/observatoire.xlsx" (data_query) } { "télécharger le tableau (Excel, XLSX)" } " · "
+            a href={ "/observatoire.csv" (data_query) } { "au format CSV" } " · "
             a href={ "/observatoire.json" (data_query) } { "au format JSON" }
         }
         @if selected.is_empty() {
@@ -353,6 +358,12 @@ fn data_rows<'a>(ctx: &Ctx, snap: &'a Snapshot, entries: &[&'a Entry]) -> Vec<Da
 /// counts are sums of votes, indexes lie in 0–10 and autonomy in 0–100 (so they keep their
 /// Table Schema type). Numbers read as in the JSON (`8.33`, `5.0`).
 fn csv_cells(r: &DataRow) -> [String; CSV_COLUMNS.len()] {
+    raw_cells(r).map(|cell| if starts_formula(&cell) { neutralise(&cell) } else { cell })
+}
+
+/// A row's cells as text, in the order of [`CSV_COLUMNS`], not neutralised (the XLSX form types
+/// its cells instead).
+fn raw_cells(r: &DataRow) -> [String; CSV_COLUMNS.len()] {
     fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
         v.map(|v| v.to_string()).unwrap_or_default()
     }
@@ -378,7 +389,96 @@ fn csv_cells(r: &DataRow) -> [String; CSV_COLUMNS.len()] {
         r.periode_fin.clone(),
         r.page_url.clone(),
     ]
-    .map(|cell| if starts_formula(&cell) { neutralise(&cell) } else { cell })
+}
+
+/// `GET /observatoire.xlsx`: the open data as a spreadsheet for people (the CSV stays for
+/// programs): French column titles, numbers as numbers, dates as dates, a frozen header with
+/// filters, columns sized, and a second sheet that explains each column. Typed cells need no
+/// neutralising. Same filters, sort and caching as the CSV (its bytes are stable for a given
+/// snapshot, so its ETag is too).
+pub async fn xlsx_get(ctx: Ctx, headers: HeaderMap, Params(q): Params<ObsQuery>) -> Answer {
+    let snap = snapshot(&ctx).await?;
+    let mut entries = snap.select(&q.filter(), Sort::default());
+    entries.sort_by_key(|e| e.id);
+    let rows: Vec<[String; CSV_COLUMNS.len()]> = data_rows(&ctx, &snap, &entries).iter().map(raw_cells).collect();
+    let made = snap.window.to;
+    let body = tokio::task::spawn_blocking(move || open_data_xlsx(&rows, made))
+        .await
+        .map_err(|e| anyhow::anyhow!("observatoire.xlsx: {e}"))?
+        .map_err(|e| anyhow::anyhow!("observatoire.xlsx: {e}"))?;
+    let mut res = cacheable(&headers, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body);
+    res.headers_mut()
+        .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"observatoire.xlsx\""));
+    Ok(res)
+}
+
+/// The workbook of [`xlsx_get`]; `made`: the last day of the window, its creation date (so the
+/// same figures make the same bytes).
+fn open_data_xlsx(
+    rows: &[[String; CSV_COLUMNS.len()]],
+    made: chrono::NaiveDate,
+) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use crate::console::open_data::{Kind, FIELDS};
+    use chrono::Datelike;
+    use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook};
+    let mut workbook = Workbook::new();
+    let date = |d: chrono::NaiveDate| ExcelDateTime::from_ymd(d.year() as u16, d.month() as u8, d.day() as u8);
+    workbook.set_properties(
+        &DocProperties::new()
+            .set_title("Observatoire de la satisfaction des usagers")
+            .set_creation_datetime(&date(made)?),
+    );
+    let bold = Format::new().set_bold().set_text_wrap();
+    let day = Format::new().set_num_format("dd/mm/yyyy");
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Observatoire")?;
+    for (c, f) in FIELDS.iter().enumerate() {
+        let width = match f.kind {
+            Kind::String if f.name == "nom" => 48.0,
+            Kind::String => 28.0,
+            Kind::Date => 12.0,
+            _ => 14.0,
+        };
+        sheet.set_column_width(c as u16, width)?;
+        sheet.write_string_with_format(0, c as u16, f.title, &bold)?;
+    }
+    for (r, cells) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        for (c, (f, cell)) in FIELDS.iter().zip(cells).enumerate() {
+            let c = c as u16;
+            if cell.is_empty() {
+                continue;
+            }
+            match f.kind {
+                Kind::Integer | Kind::Number => match cell.parse::<f64>() {
+                    Ok(v) => sheet.write_number(r, c, v)?,
+                    Err(_) => sheet.write_string(r, c, cell)?,
+                },
+                Kind::Date => match chrono::NaiveDate::parse_from_str(cell, "%Y-%m-%d") {
+                    Ok(d) => sheet.write_datetime_with_format(r, c, &date(d)?, &day)?,
+                    Err(_) => sheet.write_string(r, c, cell)?,
+                },
+                Kind::String | Kind::Boolean => sheet.write_string(r, c, cell)?,
+            };
+        }
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    sheet.autofilter(0, 0, rows.len().max(1) as u32, FIELDS.len() as u16 - 1)?;
+    let doc = workbook.add_worksheet();
+    doc.set_name("Colonnes")?;
+    doc.set_column_width(0, 24)?;
+    doc.set_column_width(1, 36)?;
+    doc.set_column_width(2, 100)?;
+    for (c, title) in ["Colonne", "Titre", "Description"].iter().enumerate() {
+        doc.write_string_with_format(0, c as u16, *title, &bold)?;
+    }
+    for (r, f) in FIELDS.iter().enumerate() {
+        let r = r as u32 + 1;
+        doc.write_string(r, 0, f.name)?;
+        doc.write_string(r, 1, f.title)?;
+        doc.write_string(r, 2, f.description)?;
+    }
+    workbook.save_to_buffer()
 }
 
 /// The CSV of `entries`: one header line, then a line per entry.
@@ -519,6 +619,7 @@ pub async fn public_get(ctx: Ctx, headers: HeaderMap, Id(id): Id) -> Answer {
         @if !d.details.administration.is_empty() { p.administration { (d.details.administration) } }
         h2 { "Satisfaction des usagers" }
         p { "Avis reçus " (window_text(&window)) " par le bouton «\u{a0}Je donne mon avis\u{a0}»." }
+        p.indication #jusqu-a-hier { (TO_YESTERDAY) }
         div.chiffres {
             (chiffre("Satisfaction", indicator(&e, e.satisfaction())))
             (chiffre("Facilité", indicator(&e, e.facilite())))

@@ -56,45 +56,49 @@ async fn porteurs_page(ctx: &Ctx, id: i64, invite: &str, errors: &Errors, info: 
         (notice(info))
         (header(&d, Some(Tab::Porteurs)))
         h2 { "Porteurs" }
-        table.tableau {
-            caption { "Les porteurs de cette démarche" }
-            thead { tr {
-                th scope="col" { "Nom" } th scope="col" { "Adresse e-mail" } th scope="col" { "Administration" }
-                @if me.is_admin { th scope="col" { "Administration du service" } }
-            } }
-            tbody { @for p in &porteurs { tr {
-                td { (p.name) @if p.id == me.id { " (vous)" } } td { (p.email) } td { (p.administration) }
-                @if me.is_admin { td {
-                    form method="post" action={ "/console/admin/demarches/" (id) "/porteurs/" (p.id) "/retirer" } {
-                        (csrf_field(csrf))
-                        button.bouton-secondaire.bouton-danger type="submit" { "Retirer " span.sr-only { (p.email) } }
-                    }
+        div.tableau-defilant role="region" tabindex="0" aria-label="Les porteurs de cette démarche" {
+            table.tableau {
+                caption { "Les porteurs de cette démarche" }
+                thead { tr {
+                    th scope="col" { "Nom" } th scope="col" { "Adresse e-mail" } th scope="col" { "Administration" }
+                    @if me.is_admin { th scope="col" { "Administration du service" } }
                 } }
-            } } }
+                tbody { @for p in &porteurs { tr {
+                    td { (p.name) @if p.id == me.id { " (vous)" } } td { (p.email) } td { (p.administration) }
+                    @if me.is_admin { td {
+                        form method="post" action={ "/console/admin/demarches/" (id) "/porteurs/" (p.id) "/retirer" } {
+                            (csrf_field(csrf))
+                            button.bouton-secondaire.bouton-danger type="submit" { "Retirer " span.sr-only { (p.email) } }
+                        }
+                    } }
+                } } }
+            }
         }
         section.carte #demandes {
             h3 { "Demandes en attente" }
             @if requests.is_empty() {
                 p { "Aucune demande en attente." }
             } @else {
-                table.tableau {
-                    thead { tr { th scope="col" { "Demandeur" } th scope="col" { "Administration" } th scope="col" { "Motif" } th scope="col" { "Décision" } } }
-                    tbody {
-                        @for r in &requests {
-                            tr {
-                                td { (r.account.name) br; (r.account.email) }
-                                td { (r.account.administration) }
-                                td.motif { (r.reason) }
-                                td { div.actions {
-                                    form method="post" action={ "/console/demarches/" (id) "/demandes/" (r.id) "/accepter" } {
-                                        (csrf_field(csrf))
-                                        button.bouton-secondaire type="submit" { "Accepter " span.sr-only { (r.account.email) } }
-                                    }
-                                    form method="post" action={ "/console/demarches/" (id) "/demandes/" (r.id) "/refuser" } {
-                                        (csrf_field(csrf))
-                                        button.bouton-secondaire.bouton-danger type="submit" { "Refuser " span.sr-only { (r.account.email) } }
-                                    }
-                                } }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Demandes en attente" {
+                    table.tableau {
+                        thead { tr { th scope="col" { "Demandeur" } th scope="col" { "Administration" } th scope="col" { "Motif" } th scope="col" { "Décision" } } }
+                        tbody {
+                            @for r in &requests {
+                                tr {
+                                    td { (r.account.name) br; (r.account.email) }
+                                    td { (r.account.administration) }
+                                    td.motif { (r.reason) }
+                                    td { div.actions {
+                                        form method="post" action={ "/console/demarches/" (id) "/demandes/" (r.id) "/accepter" } {
+                                            (csrf_field(csrf))
+                                            button.bouton-secondaire type="submit" { "Accepter " span.sr-only { (r.account.email) } }
+                                        }
+                                        form method="post" action={ "/console/demarches/" (id) "/demandes/" (r.id) "/refuser" } {
+                                            (csrf_field(csrf))
+                                            button.bouton-secondaire.bouton-danger type="submit" { "Refuser " span.sr-only { (r.account.email) } }
+                                        }
+                                    } }
+                                }
                             }
                         }
                     }
@@ -106,18 +110,20 @@ async fn porteurs_page(ctx: &Ctx, id: i64, invite: &str, errors: &Errors, info: 
             @if invites.is_empty() {
                 p { "Aucune invitation en attente." }
             } @else {
-                table.tableau {
-                    thead { tr { th scope="col" { "Adresse invitée" } th scope="col" { "Envoyée par" } th scope="col" { "Valable jusqu'au" } th scope="col" { "Action" } } }
-                    tbody {
-                        @for i in &invites {
-                            tr {
-                                td { (i.email) }
-                                td { (i.invited_by) br; (paris_time_a(i.created_at)) }
-                                td { (paris_time_a(i.expires_at)) }
-                                td {
-                                    form method="post" action={ "/console/demarches/" (id) "/invitations/" (hex::encode(i.hash)) "/annuler" } {
-                                        (csrf_field(csrf))
-                                        button.bouton-secondaire.bouton-danger type="submit" { "Annuler " span.sr-only { "l'invitation de " (i.email) } }
+                div.tableau-defilant role="region" tabindex="0" aria-label="Invitations en attente" {
+                    table.tableau {
+                        thead { tr { th scope="col" { "Adresse invitée" } th scope="col" { "Envoyée par" } th scope="col" { "Valable jusqu'au" } th scope="col" { "Action" } } }
+                        tbody {
+                            @for i in &invites {
+                                tr {
+                                    td { (i.email) }
+                                    td { (i.invited_by) br; (paris_time_a(i.created_at)) }
+                                    td { (paris_time_a(i.expires_at)) }
+                                    td {
+                                        form method="post" action={ "/console/demarches/" (id) "/invitations/" (hex::encode(i.hash)) "/annuler" } {
+                                            (csrf_field(csrf))
+                                            button.bouton-secondaire.bouton-danger type="submit" { "Annuler " span.sr-only { "l'invitation de " (i.email) } }
+                                        }
                                     }
                                 }
                             }

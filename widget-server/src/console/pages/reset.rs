@@ -13,9 +13,8 @@ use serde::Deserialize;
 
 use super::signup::{bad_link, TokenQuery};
 use super::{normalize_email, Fields, Params};
-use crate::console::layout::{csrf_field, notice, see_other, Errors, Input};
+use crate::console::layout::{check_new_password, csrf_field, notice, see_other, Errors, Input};
 use crate::console::limit::Action;
-use crate::console::password::check_new;
 use crate::console::secret::{self, SecretToken};
 use crate::console::store::{AccountStatus, AuditEntry, TokenKind, TokenState};
 use crate::console::{emails, Answer, Ctx, Problem, RESET_VALIDITY};
@@ -140,11 +139,7 @@ pub async fn reset_post(ctx: Ctx, Fields(f): Fields<ResetForm>) -> Answer {
         return Err(bad_link(state, ASK_AGAIN));
     }
     let mut errors = Errors::default();
-    if let Err(m) = check_new(&f.mot_de_passe) {
-        errors.add("mot_de_passe", "Nouveau mot de passe", m);
-    } else if f.confirmation != f.mot_de_passe {
-        errors.add("confirmation", "Confirmation", "Les deux mots de passe ne sont pas identiques.");
-    }
+    check_new_password(&f.mot_de_passe, &f.confirmation, "Nouveau mot de passe", &mut errors);
     if !errors.is_empty() {
         let main = reset_form(&ctx, &f.jeton, &errors);
         return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Nouveau mot de passe", main));

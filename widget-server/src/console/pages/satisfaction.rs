@@ -181,7 +181,7 @@ pub async fn satisfaction_get(ctx: Ctx, Id(id): Id, Params(q): Params<PeriodQuer
             }
         }
         @if indicative && total.n > 0 {
-            p.indication { "Moins de 100 avis sur la période\u{a0}: les indices sont indicatifs (l'observatoire public ne les montre qu'à partir de 100 avis)." }
+            p.indication { "Moins de 100 avis\u{a0}: indices indicatifs (l'observatoire public les montre à partir de 100 avis)." }
         }
         @if let (Some(now), Some(then)) = (total.satisfaction_index(), before.satisfaction_index()) {
             @if total.enough() && before.enough() {
@@ -189,10 +189,10 @@ pub async fn satisfaction_get(ctx: Ctx, Id(id): Id, Params(q): Params<PeriodQuer
                 p { "Indice de satisfaction\u{a0}: " (if delta >= 0.0 { "+" } else { "−" }) (index_text(delta.abs())) " point sur la période précédente (" (index_text(then)) "\u{a0}/\u{a0}10)." }
             }
         }
-        p.indication { "En direct\u{a0}: les avis reçus il y a quelques secondes sont comptés." }
         section.carte {
             h3 #tendance { "Tendance " (grain_word) }
             (trend_svg(&trend, "tendance", Readers::Porteurs))
+            p.indication { "En direct\u{a0}: les avis reçus il y a quelques secondes sont comptés." }
             details {
                 summary { "Les chiffres de la tendance, en tableau" }
                 table.tableau {

@@ -13,9 +13,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{domain_trusted, name_field, normalize_email, Fields, Params};
-use crate::console::layout::{csrf_field, see_other, Errors, Input};
+use crate::console::layout::{check_new_password, csrf_field, see_other, Errors, Input};
 use crate::console::limit::Action;
-use crate::console::password::check_new;
 use crate::console::secret::{self, SecretToken};
 use crate::console::store::{AccountDetails, AccountStatus, AuditEntry, NewAccount, SignUp, TokenKind, TokenState};
 use crate::console::{emails, Answer, Ctx, Problem, CONFIRM_VALIDITY};
@@ -38,6 +37,12 @@ fn signup_form(ctx: &Ctx, f: &SignUpForm, errors: &Errors) -> Markup {
         h1 { "Créer un compte porteur" }
         (errors.summary("Le compte n'a pas pu être créé"))
         p { "Un compte vous permet de vous déclarer porteur de vos démarches, d'obtenir le code du bouton «\u{a0}Je donne mon avis\u{a0}» et de suivre la satisfaction des usagers." }
+        // ProConnect first (DESIGN §16): a first log-in makes the account.
+        @if ctx.console.proconnect.is_some() {
+            p { "Agent public\u{a0}? Votre compte est créé dès votre première connexion avec ProConnect, sans mot de passe à choisir." }
+            (super::proconnect::button(None))
+            h2.separateur { "Ou créez un compte avec votre adresse e-mail" }
+        }
         p.indication { "Vous recevrez un e-mail avec un lien pour confirmer votre adresse et choisir votre mot de passe. Les adresses se terminant par .gouv.fr sont actives dès qu'elles sont confirmées\u{a0}; pour les autres, un administrateur valide le compte." }
         p.mention { "Tous les champs sont obligatoires." }
         form method="post" action="/inscription" novalidate {
@@ -60,7 +65,7 @@ pub async fn signup_get(ctx: Ctx) -> Response {
 }
 
 /// Checks a name and an administration as typed, adding their French messages to `errors`.
-fn check_details(nom: &str, administration: &str, errors: &mut Errors) -> AccountDetails {
+pub(super) fn check_details(nom: &str, administration: &str, errors: &mut Errors) -> AccountDetails {
     let name = match name_field(nom, 100) {
         Ok(n) if n.is_empty() => {
             errors.add("nom", "Prénom et nom", "Indiquez votre prénom et votre nom.");
@@ -221,11 +226,7 @@ pub async fn confirm_post(ctx: Ctx, Fields(f): Fields<ConfirmForm>) -> Answer {
     }
     let mut errors = Errors::default();
     let details = check_details(&f.nom, &f.administration, &mut errors);
-    if let Err(m) = check_new(&f.mot_de_passe) {
-        errors.add("mot_de_passe", "Mot de passe", m);
-    } else if f.confirmation != f.mot_de_passe {
-        errors.add("confirmation", "Confirmation", "Les deux mots de passe ne sont pas identiques.");
-    }
+    check_new_password(&f.mot_de_passe, &f.confirmation, "Mot de passe", &mut errors);
     if !errors.is_empty() {
         let main = confirm_form(&ctx, &f, &errors);
         return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, "Erreur – Confirmer votre adresse", main));

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::future::BoxFuture;
 
+use crate::stats::Counts;
 use crate::store::StoreError;
 
 /// Where an account stands.
@@ -145,13 +146,90 @@ pub enum TokenState {
 }
 
 /// A signed-in session with its account.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SessionRow {
     pub account: Account,
     /// The per-session CSRF token every form of this session carries.
     pub csrf: String,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
+    /// The ID token of a session opened through ProConnect (DESIGN §16), for its log-out there.
+    pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for SessionRow {
+    // The CSRF token and the ID token stay out of debug output and therefore out of any log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRow")
+            .field("account", &self.account)
+            .field("created_at", &self.created_at)
+            .field("last_seen_at", &self.last_seen_at)
+            .field("proconnect", &self.id_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A verified ProConnect log-in (DESIGN §16), as [`ConsoleStore::proconnect_log_in`] records it.
+#[derive(Clone)]
+pub struct ProConnectLogIn {
+    /// The identity: ProConnect's issuer and the agent's `sub` there.
+    pub issuer: String,
+    pub sub: String,
+    /// The agent's identity provider (`idp_id`), for the audit.
+    pub idp_id: String,
+    /// The address of the claims, lower-cased and valid: what a first log-in links by.
+    pub email: String,
+    /// Name and administration of an account made now, from the claims (checked).
+    pub details: AccountDetails,
+    /// The new session: the hash of its token, its CSRF token, and the ID token kept for the
+    /// log-out.
+    pub session: [u8; 32],
+    pub csrf: String,
+    pub id_token: String,
+}
+
+impl std::fmt::Debug for ProConnectLogIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProConnectLogIn")
+            .field("issuer", &self.issuer)
+            .field("idp_id", &self.idp_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a ProConnect log-in found its account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProConnectLink {
+    /// The identity (issuer, `sub`) had logged in before.
+    Known,
+    /// Its first log-in: linked to the confirmed account of its address (activated if it was
+    /// waiting for an administrator: ProConnect serves public agents).
+    Linked,
+    /// Its first log-in: a new active account named from the claims, without password. An
+    /// unconfirmed account of the address (whoever signed up never proved the mailbox) is taken
+    /// over the same way: the claims' details, active, its confirmation links revoked.
+    Created,
+}
+
+impl ProConnectLink {
+    /// The audit action of a log-in found this way.
+    pub fn audit_action(self) -> &'static str {
+        match self {
+            ProConnectLink::Known => "account.proconnect.login",
+            ProConnectLink::Linked => "account.proconnect.link",
+            ProConnectLink::Created => "account.proconnect.create",
+        }
+    }
+}
+
+/// A ProConnect identity of an account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProConnectIdentity {
+    pub issuer: String,
+    pub sub: String,
+    pub idp_id: String,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: DateTime<Utc>,
 }
 
 /// A domain whose addresses are active as soon as they are confirmed.
@@ -182,6 +260,10 @@ pub struct OutboxMail {
     /// Retries ended (`mail::GIVE_UP_AFTER` after `retry_since`): shown to administrators, who
     /// may send it again.
     pub given_up_at: Option<DateTime<Utc>>,
+    /// The HTML part of a notification (emptied with the body once sent).
+    pub html: Option<String>,
+    /// A notification's one-click unsubscribe link (`List-Unsubscribe`, RFC 8058).
+    pub unsubscribe: Option<String>,
 }
 
 /// What happens to a mail after a failed delivery attempt.
@@ -202,6 +284,144 @@ pub struct OutboxStats {
     pub oldest_waiting: Option<DateTime<Utc>>,
     /// Unsent mails whose retries ended.
     pub given_up: i64,
+}
+
+/// How often an account gets its digest (DESIGN §15).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DigestFrequency {
+    Aucune,
+    Quotidienne,
+    #[default]
+    Hebdomadaire,
+    Mensuelle,
+}
+
+impl DigestFrequency {
+    pub const ALL: [DigestFrequency; 4] = [
+        DigestFrequency::Aucune,
+        DigestFrequency::Quotidienne,
+        DigestFrequency::Hebdomadaire,
+        DigestFrequency::Mensuelle,
+    ];
+
+    /// The value stored in `notify_account.digest` (and posted by the settings form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestFrequency::Aucune => "aucune",
+            DigestFrequency::Quotidienne => "quotidienne",
+            DigestFrequency::Hebdomadaire => "hebdomadaire",
+            DigestFrequency::Mensuelle => "mensuelle",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DigestFrequency> {
+        DigestFrequency::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// An account's switches on one démarche it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Switches {
+    /// « Nouveaux commentaires ».
+    pub comments: bool,
+    /// « Baisse de satisfaction ».
+    pub drop_alert: bool,
+    /// « Bouton silencieux ».
+    pub silent: bool,
+}
+
+impl Default for Switches {
+    /// What a porteur who joins a démarche gets.
+    fn default() -> Switches {
+        Switches { comments: false, drop_alert: true, silent: true }
+    }
+}
+
+/// « Notifications » of one account: its digest and its switches per carried démarche (by name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotificationSettings {
+    pub digest: DigestFrequency,
+    pub demarches: Vec<(i64, String, Switches)>,
+}
+
+/// One démarche of one account's digest: its figures over the period and the one before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestLine {
+    pub account_id: i64,
+    pub email: String,
+    pub demarche_id: i64,
+    pub demarche_name: String,
+    pub counts: Counts,
+    pub previous: Counts,
+}
+
+/// What notifications read of `avis_daily`: the count and the satisfaction answers (the first
+/// columns of [`crate::store::DAILY_COLUMNS`]); their [`Counts`] hold only these. Summing the
+/// other twelve too made the hourly checks several times slower at 50,000 démarches.
+pub const NOTIFY_COLUMNS: usize = 4;
+
+/// [`Counts`] from the [`NOTIFY_COLUMNS`] first daily columns.
+pub fn notify_counts(c: &[i64]) -> Counts {
+    let mut all = [0i64; 16];
+    all[..NOTIFY_COLUMNS].copy_from_slice(&c[..NOTIFY_COLUMNS]);
+    Counts::from_columns(all)
+}
+
+/// (démarche, how many comments it received in the period, one of the latest of them).
+pub type PeriodComment = (i64, i64, Comment);
+
+/// A notification due: its unique key (account, kind, démarche, period) and its mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueNotification {
+    pub account_id: i64,
+    pub kind: String,
+    /// 0 for a mail about every carried démarche (the digest).
+    pub demarche_id: i64,
+    pub period: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub html: String,
+    pub unsubscribe: String,
+    /// For a drop or silent alert: the source (`""` for the whole démarche) whose alert is
+    /// disarmed, in the same transaction, until [`ConsoleStore::rearm_alert`].
+    pub disarm: Option<(String, chrono::NaiveDate)>,
+}
+
+/// An alert fired and not re-armed: (account, démarche, source, `""` for the démarche).
+pub type DisarmedAlert = (i64, i64, String);
+
+/// A porteur's switches on one démarche, with where to write (active accounts only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub account_id: i64,
+    pub email: String,
+    pub demarche_id: i64,
+    pub demarche_name: String,
+    pub switches: Switches,
+}
+
+/// A « Nouveaux commentaires » subscription and its last alert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommentWatch {
+    pub subscription: Subscription,
+    /// The `period` of the last alert: the instant of the newest comment it listed.
+    pub last_until: Option<String>,
+    /// When the last alert was queued.
+    pub last_sent: Option<DateTime<Utc>>,
+}
+
+/// One source of one démarche over two adjacent windows of days, from `avis_daily`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceWindow {
+    pub demarche_id: i64,
+    pub source: String,
+    /// Days before the split.
+    pub before: Counts,
+    /// Days from the split on.
+    pub after: Counts,
+    /// The last day with avis in the whole window.
+    pub last_day: chrono::NaiveDate,
 }
 
 /// One line of the audit trail: who did what to which account or démarche.
@@ -375,9 +595,10 @@ pub struct AvisFilter {
     pub clarte: Option<String>,
     pub source: Option<String>,
     pub with_comment: bool,
-    /// Words to find in comments, as the porteur typed them: accents and case ignored
-    /// (PostgreSQL: French full text with unaccent, `plainto_tsquery`; SQLite: FTS5, each word
-    /// quoted). Implies `with_comment`.
+    /// Words to find in comments, as the porteur typed them: accents and case ignored, every
+    /// word, each as a word or the start of one from 3 letters on (« merc » finds « merci »;
+    /// [`search_words`]). PostgreSQL: French full text with unaccent, `to_tsquery` prefixes;
+    /// SQLite: FTS5 prefix phrases. Implies `with_comment`.
     pub text: Option<String>,
 }
 
@@ -507,6 +728,23 @@ pub trait ConsoleStore: Send + Sync + 'static {
         password_hash: String,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<(TokenState, u64), StoreError>>;
+
+    // ProConnect
+    /// A verified ProConnect log-in, in one transaction (nothing half-done): finds the account of
+    /// the identity (issuer, `sub`), or on its first log-in links it to the account of its
+    /// address or makes one ([`ProConnectLink`]); opens the session with its ID token; records
+    /// the log-in in the audit (`account.proconnect.login`, `.link` or `.create`, actor the
+    /// account). The account as it now is, and how it was found.
+    fn proconnect_log_in(
+        &self,
+        login: ProConnectLogIn,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(Account, ProConnectLink), StoreError>>;
+    /// The ProConnect identities of an account, oldest first.
+    fn proconnect_identities(&self, account_id: i64) -> BoxFuture<'_, Result<Vec<ProConnectIdentity>, StoreError>>;
+    /// Sets the name and administration of an account (« Mon compte », and after a ProConnect
+    /// log-in made it from the claims).
+    fn update_account_details(&self, id: i64, details: AccountDetails) -> BoxFuture<'_, Result<(), StoreError>>;
 
     // Sessions
     fn create_session(
@@ -753,6 +991,10 @@ pub trait ConsoleStore: Send + Sync + 'static {
         cursor: Option<Cursor>,
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<AvisRow>, StoreError>>;
+    /// How many avis of a démarche match `filter`, counting at most `cap + 1` (so a caller
+    /// tells « more than `cap` »): bounded work however many avis there are. Where the filter
+    /// allows, callers count from `avis_daily` instead (see « Tous les avis »).
+    fn count_avis(&self, demarche_id: i64, filter: AvisFilter, cap: i64) -> BoxFuture<'_, Result<i64, StoreError>>;
     /// Avis of a démarche received strictly after `cursor` in `(received_at, id)` order,
     /// oldest first, at most `limit` (the API's incremental reading).
     fn avis_after(
@@ -795,6 +1037,78 @@ pub trait ConsoleStore: Send + Sync + 'static {
     fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The latest audit entries, newest first.
     fn audit_log(&self, limit: i64) -> BoxFuture<'_, Result<Vec<Dated<AuditEntry>>, StoreError>>;
+    // Notifications (DESIGN §15)
+    /// The account's digest frequency and its switches on every démarche it carries.
+    fn notification_settings(&self, account_id: i64) -> BoxFuture<'_, Result<NotificationSettings, StoreError>>;
+    fn set_digest(&self, account_id: i64, digest: DigestFrequency) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Sets the switches on a démarche; `false` when the account does not carry it.
+    fn set_switches(
+        &self,
+        account_id: i64,
+        demarche_id: i64,
+        switches: Switches,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Every (active account at `digest`, carried démarche) with avis between `from` and `to`
+    /// (Paris days, inclusive), with its counts there and over `previous_from` to the day before
+    /// `from`: one statement over `avis_daily`.
+    fn digest_lines(
+        &self,
+        digest: DigestFrequency,
+        previous_from: chrono::NaiveDate,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<DigestLine>, StoreError>>;
+    /// For every démarche in `demarche_ids`: how many comments arrived in `[from, until)` and the
+    /// `latest` newest of them: one statement.
+    fn comments_in(
+        &self,
+        demarche_ids: Vec<i64>,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        latest: i64,
+    ) -> BoxFuture<'_, Result<Vec<PeriodComment>, StoreError>>;
+    /// Every (active account, carried démarche) with its switches.
+    fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<Subscription>, StoreError>>;
+    /// Every « Nouveaux commentaires » switched on (active accounts, carried démarches), with
+    /// the last alert sent: one statement.
+    fn comment_watches(&self) -> BoxFuture<'_, Result<Vec<CommentWatch>, StoreError>>;
+    /// Per (carried démarche, source), its counts over `from ..= to`, split at `split`: one
+    /// statement over `avis_daily`.
+    fn source_windows(
+        &self,
+        from: chrono::NaiveDate,
+        split: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<SourceWindow>, StoreError>>;
+    /// The alerts of `kind` disarmed: (account, démarche, source).
+    fn disarmed_alerts(&self, kind: String) -> BoxFuture<'_, Result<Vec<DisarmedAlert>, StoreError>>;
+    /// Re-arms an alert (its cause is gone).
+    fn rearm_alert(
+        &self,
+        account_id: i64,
+        kind: String,
+        demarche_id: i64,
+        source: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Records `due` under its unique key and queues its mail, in one transaction; the mail's
+    /// outbox id when this call recorded it, `None` when it was already recorded (by another
+    /// replica, or an earlier run).
+    fn record_notification(
+        &self,
+        due: DueNotification,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
+}
+
+/// The words of a comment search, each with whether it is searched as a prefix (3 letters or
+/// more: « merc » finds « merci »; a shorter one only as a whole word). Only letters and digits
+/// survive, so no query syntax of either store can be injected.
+pub fn search_words(text: &str) -> Vec<(String, bool)> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .map(|w| (w.to_lowercase(), w.chars().count() >= 3))
+        .collect()
 }
 
 // SQL helpers the two backends share (the dialects agree on LIKE … ESCAPE and on row values).
@@ -805,6 +1119,17 @@ pub(crate) fn keyset(newest_first: bool, cursor: Option<(String, String)>) -> (S
     let (cmp, order) = if newest_first { ("<", "received_at DESC, id DESC") } else { (">", "received_at, id") };
     let condition = cursor.map(|(at, id)| format!(" AND (received_at, id) {cmp} ({at}, {id})")).unwrap_or_default();
     (condition, order)
+}
+
+/// The condition on `porteur_invite i` of an invitation that can still be used at the time
+/// bound at `now` (both dialects): unused, not cancelled, unexpired, its author carrying the
+/// démarche or an active administrator. Only a placeholder goes into the SQL.
+pub(crate) fn live_invite(now: &str) -> String {
+    format!(
+        "i.used_at IS NULL AND i.cancelled_at IS NULL AND i.expires_at > {now} AND (\
+         EXISTS (SELECT 1 FROM porteur p WHERE p.account_id = i.invited_by AND p.demarche_id = i.demarche_id) \
+         OR EXISTS (SELECT 1 FROM account x WHERE x.id = i.invited_by AND x.is_admin AND x.status = 'active'))"
+    )
 }
 
 /// How the observatory sums `from..=to`: whole months from `avis_monthly`, plus and minus days

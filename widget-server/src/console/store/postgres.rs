@@ -19,9 +19,14 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::{keyset, like_escape, period_plan, search_filter, Comment};
 use super::{
+    notify_counts, CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings,
+    PeriodComment, SourceWindow, Subscription, Switches, NOTIFY_COLUMNS,
+};
+use super::{
     Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey, AuditEntry, AvisFilter, AvisRow, CatalogueRow,
     Claim, ConsoleStore, Criteria, Cursor, Dated, DemarcheDetails, DemarcheRow, EmailRetry, EnLigne, ImportCounts,
-    Invite, Merged, NewAccount, OutboxMail, OutboxStats, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
+    Invite, Merged, NewAccount, OutboxMail, OutboxStats, PorteurRequest, ProConnectIdentity, ProConnectLink,
+    ProConnectLogIn, SessionRow, SignUp, TokenKind, TokenState,
 };
 use crate::stats::Counts;
 use crate::store::pg_tls::{self, Tls};
@@ -36,7 +41,7 @@ const ACCOUNT_COLUMNS_A: &str =
     "a.id, a.email, a.name, a.administration, a.password_hash, a.status, a.is_admin, a.created_at";
 /// The columns [`read_mail`] reads, in its order.
 const MAIL_COLUMNS: &str = "id, to_address, subject, body, created_at, sent_at, attempts, last_error, \
-     coalesce(resent_at, created_at), next_attempt_at, given_up_at";
+     coalesce(resent_at, created_at), next_attempt_at, given_up_at, html, unsubscribe";
 
 /// The columns [`read_demarche`] reads, in its order, for `demarche d`.
 const DEMARCHE_COLUMNS: &str = "d.id, d.name, d.administration, d.url, d.volume_annuel, d.en_ligne, d.franceconnect, \
@@ -123,8 +128,22 @@ fn avis_from(demarche_id: i64, filter: &AvisFilter, params: &mut Params) -> Stri
 /// The text condition of `filter`, its words bound in `params`; empty without words.
 fn text_match(filter: &AvisFilter, params: &mut Params) -> String {
     match &filter.text {
-        Some(text) => format!(" AND commentaire_tsv @@ plainto_tsquery('monavis_fr', {})", bind(params, text.clone())),
+        Some(text) => format!(" AND commentaire_tsv @@ to_tsquery('monavis_fr', {})", bind(params, ts_query(text))),
         None => String::new(),
+    }
+}
+
+/// A `to_tsquery` text: every word of [`super::search_words`] (letters and digits only), quoted,
+/// `:*` for a prefix, joined by `&`. No word at all: an empty query, which matches nothing.
+fn ts_query(text: &str) -> String {
+    let words: Vec<String> = super::search_words(text)
+        .into_iter()
+        .map(|(w, prefix)| format!("'{w}'{}", if prefix { ":*" } else { "" }))
+        .collect();
+    if words.is_empty() {
+        String::new()
+    } else {
+        words.join(" & ")
     }
 }
 
@@ -382,6 +401,8 @@ fn read_mail(row: &Row) -> Result<OutboxMail, tokio_postgres::Error> {
         retry_since: row.try_get(8)?,
         next_attempt_at: row.try_get(9)?,
         given_up_at: row.try_get(10)?,
+        html: row.try_get(11)?,
+        unsubscribe: row.try_get(12)?,
     })
 }
 
@@ -421,17 +442,6 @@ fn read_request(row: &Row) -> Result<PorteurRequest, tokio_postgres::Error> {
         reason: row.try_get(4)?,
         account: read_account(row, 5)?,
     })
-}
-
-/// The condition on `porteur_invite i` of an invitation that can still be used at the time
-/// bound at `now`: unused, not cancelled, unexpired, its author carrying the démarche or an
-/// active administrator.
-fn live_invite(now: &str) -> String {
-    format!(
-        "i.used_at IS NULL AND i.cancelled_at IS NULL AND i.expires_at > {now} AND (\
-         EXISTS (SELECT 1 FROM porteur p WHERE p.account_id = i.invited_by AND p.demarche_id = i.demarche_id) \
-         OR EXISTS (SELECT 1 FROM account x WHERE x.id = i.invited_by AND x.is_admin AND x.status = 'active'))"
-    )
 }
 
 /// Uses the link `hash` of `kind` if it is valid at `now`, inside the caller's transaction:
@@ -860,6 +870,145 @@ impl ConsoleStore for PgConsoleStore {
         .boxed()
     }
 
+    fn proconnect_log_in(
+        &self,
+        login: ProConnectLogIn,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(Account, ProConnectLink), StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            // Two first log-ins of one identity at once: the second waits on the address's
+            // account row, then finds the identity the first inserted (ON CONFLICT below).
+            let known = tx
+                .query_opt(
+                    "UPDATE proconnect_identity SET last_login_at = $3, idp_id = $4 WHERE issuer = $1 AND sub = $2 \
+                     RETURNING account_id",
+                    &[&login.issuer, &login.sub, &now, &login.idp_id],
+                )
+                .await?;
+            let (account_id, link) = match known {
+                Some(row) => (row.try_get::<_, i64>(0)?, ProConnectLink::Known),
+                None => {
+                    // No password: its owner sets one through the reset flow, if ever.
+                    let created = tx
+                        .query_opt(
+                            "INSERT INTO account (email, name, administration, password_hash, status, created_at, status_at) \
+                             VALUES ($1, $2, $3, '', 'active', $4, $4) ON CONFLICT (email) DO NOTHING RETURNING id",
+                            &[&login.email, &login.details.name, &login.details.administration, &now],
+                        )
+                        .await?;
+                    let found = match created {
+                        Some(row) => (row.try_get::<_, i64>(0)?, ProConnectLink::Created),
+                        None => {
+                            let row = tx
+                                .query_one("SELECT id, status FROM account WHERE email = $1 FOR UPDATE", &[&login.email])
+                                .await?;
+                            let id: i64 = row.try_get(0)?;
+                            match AccountStatus::parse(row.try_get(1)?) {
+                                AccountStatus::Unconfirmed => {
+                                    tx.execute(
+                                        "UPDATE account SET name = $2, administration = $3, status = 'active', \
+                                         status_at = $4 WHERE id = $1",
+                                        &[&id, &login.details.name, &login.details.administration, &now],
+                                    )
+                                    .await?;
+                                    revoke_links(&tx, id, "confirm", now).await?;
+                                    (id, ProConnectLink::Created)
+                                }
+                                AccountStatus::Pending => {
+                                    tx.execute(
+                                        "UPDATE account SET status = 'active', status_at = $2 WHERE id = $1",
+                                        &[&id, &now],
+                                    )
+                                    .await?;
+                                    (id, ProConnectLink::Linked)
+                                }
+                                AccountStatus::Active => (id, ProConnectLink::Linked),
+                            }
+                        }
+                    };
+                    let inserted = tx
+                        .execute(
+                            "INSERT INTO proconnect_identity (issuer, sub, account_id, idp_id, created_at, last_login_at) \
+                             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (issuer, sub) DO NOTHING",
+                            &[&login.issuer, &login.sub, &found.0, &login.idp_id, &now],
+                        )
+                        .await?;
+                    if inserted == 0 {
+                        // Linked by a log-in of the same identity a moment ago: its account.
+                        let row = tx
+                            .query_one(
+                                "SELECT account_id FROM proconnect_identity WHERE issuer = $1 AND sub = $2",
+                                &[&login.issuer, &login.sub],
+                            )
+                            .await?;
+                        (row.try_get(0)?, ProConnectLink::Known)
+                    } else {
+                        found
+                    }
+                }
+            };
+            tx.execute(
+                "INSERT INTO session (token_hash, account_id, csrf, created_at, last_seen_at, id_token) \
+                 VALUES ($1, $2, $3, $4, $4, $5)",
+                &[&login.session.as_slice(), &account_id, &login.csrf, &now, &login.id_token],
+            )
+            .await?;
+            let detail = format!("ProConnect, fournisseur d'identité {}", login.idp_id);
+            tx.execute(
+                "INSERT INTO audit (at, actor_id, action, account_id, demarche_id, detail) \
+                 VALUES ($1, $2, $3, $2, NULL, $4)",
+                &[&now, &account_id, &link.audit_action(), &detail],
+            )
+            .await?;
+            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE id = $1");
+            let account = read_account(&tx.query_one(sql.as_str(), &[&account_id]).await?, 0)?;
+            tx.commit().await?;
+            Ok((account, link))
+        }
+        .boxed()
+    }
+
+    fn proconnect_identities(&self, account_id: i64) -> BoxFuture<'_, Result<Vec<ProConnectIdentity>, StoreError>> {
+        async move {
+            let rows = self
+                .conn()
+                .await?
+                .query(
+                    "SELECT issuer, sub, idp_id, created_at, last_login_at FROM proconnect_identity \
+                     WHERE account_id = $1 ORDER BY created_at, issuer, sub",
+                    &[&account_id],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    Ok(ProConnectIdentity {
+                        issuer: r.try_get(0)?,
+                        sub: r.try_get(1)?,
+                        idp_id: r.try_get(2)?,
+                        created_at: r.try_get(3)?,
+                        last_login_at: r.try_get(4)?,
+                    })
+                })
+                .collect::<Result<_, tokio_postgres::Error>>()?)
+        }
+        .boxed()
+    }
+
+    fn update_account_details(&self, id: i64, details: AccountDetails) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.execute(
+                "UPDATE account SET name = $2, administration = $3 WHERE id = $1",
+                &[&id, &details.name, &details.administration],
+            )
+            .await
+            .map(drop)
+        }
+        .boxed()
+    }
+
     fn create_session(
         &self,
         hash: [u8; 32],
@@ -882,7 +1031,7 @@ impl ConsoleStore for PgConsoleStore {
     fn session(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<Option<SessionRow>, StoreError>> {
         async move {
             let sql = format!(
-                "SELECT {ACCOUNT_COLUMNS_A}, s.csrf, s.created_at, s.last_seen_at \
+                "SELECT {ACCOUNT_COLUMNS_A}, s.csrf, s.created_at, s.last_seen_at, s.id_token \
                  FROM session s JOIN account a ON a.id = s.account_id WHERE s.token_hash = $1"
             );
             let row = self.conn().await?.query_opt(sql.as_str(), &[&hash.as_slice()]).await?;
@@ -892,6 +1041,7 @@ impl ConsoleStore for PgConsoleStore {
                 csrf: row.try_get(8)?,
                 created_at: row.try_get(9)?,
                 last_seen_at: row.try_get(10)?,
+                id_token: row.try_get(11)?,
             }))
         }
         .boxed()
@@ -1017,7 +1167,9 @@ impl ConsoleStore for PgConsoleStore {
 
     fn mark_email_sent(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
         async move {
-            self.execute("UPDATE email_outbox SET sent_at = $2, body = '' WHERE id = $1", &[&id, &now]).await.map(drop)
+            self.execute("UPDATE email_outbox SET sent_at = $2, body = '', html = NULL WHERE id = $1", &[&id, &now])
+                .await
+                .map(drop)
         }
         .boxed()
     }
@@ -1563,7 +1715,7 @@ impl ConsoleStore for PgConsoleStore {
                 "SELECT i.token_hash, i.email, coalesce(a.name, ''), i.created_at, i.expires_at \
                  FROM porteur_invite i LEFT JOIN account a ON a.id = i.invited_by \
                  WHERE i.demarche_id = $1 AND {} ORDER BY i.created_at DESC, i.email",
-                live_invite("$2")
+                super::live_invite("$2")
             );
             let rows = self.conn().await?.query(sql.as_str(), &[&demarche_id, &now]).await?;
             rows.iter()
@@ -1840,6 +1992,30 @@ impl ConsoleStore for PgConsoleStore {
         self.keyset_page(demarche_id, filter, cursor, limit, true).boxed()
     }
 
+    fn count_avis(&self, demarche_id: i64, filter: AvisFilter, cap: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
+        async move {
+            let mut params = Params::new();
+            let from = avis_from(demarche_id, &filter, &mut params);
+            let text = text_match(&filter, &mut params);
+            let limit = bind(&mut params, cap.saturating_add(1));
+            let sql = format!("SELECT count(*) FROM (SELECT 1 {from}{text} LIMIT {limit}) matches");
+            let mut conn = self.read_conn().await?;
+            let tx = conn.build_transaction().read_only(true).start().await?;
+            if filter.text.is_some() {
+                // Words are counted through the GIN index only (a bitmap scan), as
+                // `plan_text_search` does, never by walking every comment.
+                tx.batch_execute(
+                    "SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_seqscan = off",
+                )
+                .await?;
+            }
+            let n: i64 = tx.query_one(&sql, &refs(&params)).await?.try_get(0)?;
+            tx.commit().await?;
+            Ok(n)
+        }
+        .boxed()
+    }
+
     fn avis_after(
         &self,
         demarche_id: i64,
@@ -1996,6 +2172,345 @@ impl ConsoleStore for PgConsoleStore {
         }
         .boxed()
     }
+    // Notifications (DESIGN §15)
+    fn notification_settings(&self, account_id: i64) -> BoxFuture<'_, Result<NotificationSettings, StoreError>> {
+        async move {
+            let conn = self.conn().await?;
+            let digest: Option<String> = conn
+                .query_opt("SELECT digest FROM notify_account WHERE account_id = $1", &[&account_id])
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+            let d = Switches::default();
+            let rows = conn
+                .query(
+                    "SELECT d.id, d.name, coalesce(s.comments, $2), coalesce(s.drop_alert, $3), coalesce(s.silent, $4) \
+                     FROM porteur p JOIN demarche d ON d.id = p.demarche_id \
+                     LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
+                     WHERE p.account_id = $1 ORDER BY d.name, d.id",
+                    &[&account_id, &d.comments, &d.drop_alert, &d.silent],
+                )
+                .await?;
+            let mut demarches = Vec::with_capacity(rows.len());
+            for r in &rows {
+                demarches.push((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    Switches { comments: r.try_get(2)?, drop_alert: r.try_get(3)?, silent: r.try_get(4)? },
+                ));
+            }
+            Ok(NotificationSettings {
+                digest: digest.as_deref().and_then(DigestFrequency::parse).unwrap_or_default(),
+                demarches,
+            })
+        }
+        .boxed()
+    }
+
+    fn set_digest(&self, account_id: i64, digest: DigestFrequency) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.execute(
+                "INSERT INTO notify_account (account_id, digest) VALUES ($1, $2) \
+                 ON CONFLICT (account_id) DO UPDATE SET digest = excluded.digest",
+                &[&account_id, &digest.as_str()],
+            )
+            .await
+            .map(drop)
+        }
+        .boxed()
+    }
+
+    fn set_switches(
+        &self,
+        account_id: i64,
+        demarche_id: i64,
+        switches: Switches,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move {
+            let n = self
+                .execute(
+                    "INSERT INTO notify_demarche (account_id, demarche_id, comments, drop_alert, silent) \
+                     SELECT $1, $2, $3, $4, $5 WHERE EXISTS \
+                     (SELECT 1 FROM porteur WHERE account_id = $1 AND demarche_id = $2) \
+                     ON CONFLICT (account_id, demarche_id) DO UPDATE SET comments = excluded.comments, \
+                     drop_alert = excluded.drop_alert, silent = excluded.silent",
+                    &[&account_id, &demarche_id, &switches.comments, &switches.drop_alert, &switches.silent],
+                )
+                .await?;
+            Ok(n == 1)
+        }
+        .boxed()
+    }
+
+    fn digest_lines(
+        &self,
+        digest: DigestFrequency,
+        previous_from: chrono::NaiveDate,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<DigestLine>, StoreError>> {
+        async move {
+            let sums = |cmp: &str| {
+                DAILY_COLUMNS[..NOTIFY_COLUMNS]
+                    .iter()
+                    .map(|c| format!("sum(CASE WHEN x.day {cmp} $3 THEN x.{c} ELSE 0 END)::bigint"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let sql = format!(
+                "SELECT a.id, a.email, d.id, d.name, {}, {} \
+                 FROM account a JOIN porteur p ON p.account_id = a.id JOIN demarche d ON d.id = p.demarche_id \
+                 JOIN avis_daily x ON x.demarche_id = p.demarche_id AND x.day BETWEEN $2 AND $4 \
+                 LEFT JOIN notify_account s ON s.account_id = a.id \
+                 WHERE a.status = 'active' AND coalesce(s.digest, '{}') = $1 \
+                 GROUP BY a.id, a.email, d.id, d.name HAVING sum(CASE WHEN x.day >= $3 THEN x.n ELSE 0 END) > 0 \
+                 ORDER BY a.id, d.name, d.id",
+                sums(">="),
+                sums("<"),
+                DigestFrequency::default().as_str()
+            );
+            let rows =
+                self.read_conn().await?.query(sql.as_str(), &[&digest.as_str(), &previous_from, &from, &to]).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(DigestLine {
+                    account_id: r.try_get(0)?,
+                    email: r.try_get(1)?,
+                    demarche_id: r.try_get(2)?,
+                    demarche_name: r.try_get(3)?,
+                    counts: narrow(r, 4)?,
+                    previous: narrow(r, 4 + NOTIFY_COLUMNS)?,
+                });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn comments_in(
+        &self,
+        demarche_ids: Vec<i64>,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        latest: i64,
+    ) -> BoxFuture<'_, Result<Vec<PeriodComment>, StoreError>> {
+        async move {
+            let rows = self
+                .read_conn()
+                .await?
+                .query(
+                    "SELECT demarche_id, total, received_at, source, satisfaction, commentaire FROM ( \
+                     SELECT demarche_id, count(*) OVER (PARTITION BY demarche_id) AS total, \
+                     row_number() OVER (PARTITION BY demarche_id ORDER BY received_at DESC, id DESC) AS rank, \
+                     received_at, source, satisfaction, commentaire FROM avis \
+                     WHERE demarche_id = ANY($1) AND received_at >= $2 AND received_at < $3 \
+                     AND commentaire IS NOT NULL) t WHERE rank <= $4 ORDER BY demarche_id, received_at DESC",
+                    &[&demarche_ids, &from, &until, &latest],
+                )
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    Comment {
+                        received_at: r.try_get(2)?,
+                        source: r.try_get(3)?,
+                        satisfaction: r.try_get(4)?,
+                        text: r.try_get(5)?,
+                    },
+                ));
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<Subscription>, StoreError>> {
+        async move {
+            let d = Switches::default();
+            let rows = self
+                .conn()
+                .await?
+                .query(
+                    "SELECT a.id, a.email, d.id, d.name, coalesce(s.comments, $1), coalesce(s.drop_alert, $2), \
+                     coalesce(s.silent, $3) FROM porteur p JOIN account a ON a.id = p.account_id \
+                     JOIN demarche d ON d.id = p.demarche_id \
+                     LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
+                     WHERE a.status = 'active' ORDER BY a.id, d.id",
+                    &[&d.comments, &d.drop_alert, &d.silent],
+                )
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(Subscription {
+                    account_id: r.try_get(0)?,
+                    email: r.try_get(1)?,
+                    demarche_id: r.try_get(2)?,
+                    demarche_name: r.try_get(3)?,
+                    switches: Switches { comments: r.try_get(4)?, drop_alert: r.try_get(5)?, silent: r.try_get(6)? },
+                });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn comment_watches(&self) -> BoxFuture<'_, Result<Vec<CommentWatch>, StoreError>> {
+        async move {
+            let rows = self
+                .conn()
+                .await?
+                .query(
+                    "SELECT s.account_id, a.email, s.demarche_id, d.name, \
+                 (SELECT max(n.period) FROM notification n WHERE n.account_id = s.account_id \
+                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id), \
+                 (SELECT max(n.created_at) FROM notification n WHERE n.account_id = s.account_id \
+                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id) \
+                 FROM notify_demarche s JOIN porteur p ON p.account_id = s.account_id AND p.demarche_id = s.demarche_id \
+                 JOIN account a ON a.id = s.account_id JOIN demarche d ON d.id = s.demarche_id \
+                 WHERE s.comments AND a.status = 'active' ORDER BY s.account_id, s.demarche_id",
+                    &[],
+                )
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(CommentWatch {
+                    subscription: Subscription {
+                        account_id: r.try_get(0)?,
+                        email: r.try_get(1)?,
+                        demarche_id: r.try_get(2)?,
+                        demarche_name: r.try_get(3)?,
+                        switches: Switches { comments: true, ..Switches::default() },
+                    },
+                    last_until: r.try_get(4)?,
+                    last_sent: r.try_get(5)?,
+                });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn source_windows(
+        &self,
+        from: chrono::NaiveDate,
+        split: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<SourceWindow>, StoreError>> {
+        async move {
+            let sums = |cmp: &str| {
+                DAILY_COLUMNS[..NOTIFY_COLUMNS]
+                    .iter()
+                    .map(|c| format!("sum(CASE WHEN x.day {cmp} $2 THEN x.{c} ELSE 0 END)::bigint"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let sql = format!(
+                "SELECT x.demarche_id, x.source, {}, {}, max(x.day) FROM avis_daily x \
+                 WHERE x.day BETWEEN $1 AND $3 AND x.demarche_id IN (SELECT demarche_id FROM porteur) \
+                 GROUP BY x.demarche_id, x.source ORDER BY x.demarche_id, x.source",
+                sums("<"),
+                sums(">=")
+            );
+            let rows = self.read_conn().await?.query(sql.as_str(), &[&from, &split, &to]).await?;
+            let n = NOTIFY_COLUMNS;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(SourceWindow {
+                    demarche_id: r.try_get(0)?,
+                    source: r.try_get(1)?,
+                    before: narrow(r, 2)?,
+                    after: narrow(r, 2 + n)?,
+                    last_day: r.try_get(2 + 2 * n)?,
+                });
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn disarmed_alerts(&self, kind: String) -> BoxFuture<'_, Result<Vec<DisarmedAlert>, StoreError>> {
+        async move {
+            let rows = self
+                .conn()
+                .await?
+                .query("SELECT account_id, demarche_id, source FROM notify_alert WHERE kind = $1", &[&kind])
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn rearm_alert(
+        &self,
+        account_id: i64,
+        kind: String,
+        demarche_id: i64,
+        source: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move {
+            self.execute(
+                "DELETE FROM notify_alert WHERE account_id = $1 AND kind = $2 AND demarche_id = $3 AND source = $4",
+                &[&account_id, &kind, &demarche_id, &source],
+            )
+            .await
+            .map(drop)
+        }
+        .boxed()
+    }
+
+    fn record_notification(
+        &self,
+        due: DueNotification,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            let tx = conn.transaction().await?;
+            // A second replica inserting the same key waits for the first's transaction, then
+            // inserts nothing: the mail is queued once.
+            let n = tx
+                .execute(
+                    "INSERT INTO notification (account_id, kind, demarche_id, period, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[&due.account_id, &due.kind, &due.demarche_id, &due.period, &now],
+                )
+                .await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO email_outbox (to_address, subject, body, html, unsubscribe, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    &[&due.to, &due.subject, &due.body, &due.html, &due.unsubscribe, &now],
+                )
+                .await?
+                .try_get(0)?;
+            if let Some((source, day)) = &due.disarm {
+                tx.execute(
+                    "INSERT INTO notify_alert (account_id, kind, demarche_id, source, fired_on) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[&due.account_id, &due.kind, &due.demarche_id, source, day],
+                )
+                .await?;
+            }
+            tx.execute(
+                "UPDATE notification SET email_id = $5 \
+                 WHERE account_id = $1 AND kind = $2 AND demarche_id = $3 AND period = $4",
+                &[&due.account_id, &due.kind, &due.demarche_id, &due.period, &id],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Some(id))
+        }
+        .boxed()
+    }
 }
 
 /// The 16 counters of [`DAILY_COLUMNS`] read from column `at` on.
@@ -2038,4 +2553,13 @@ async fn write_details(
         )
         .await?;
     Ok(())
+}
+
+/// The [`NOTIFY_COLUMNS`] sums starting at column `at`.
+fn narrow(r: &Row, at: usize) -> Result<Counts, StoreError> {
+    let mut c = [0i64; NOTIFY_COLUMNS];
+    for (i, slot) in c.iter_mut().enumerate() {
+        *slot = r.try_get(at + i)?;
+    }
+    Ok(notify_counts(&c))
 }

@@ -12,7 +12,12 @@ use super::{
     keyset, like_escape, period_plan, search_filter, Account, AccountDetails, AccountStatus, AllowedDomain, ApiKey,
     AuditEntry, AvisFilter, AvisRow, CatalogueRow, Claim, Comment, ConsoleStore, Criteria, Cursor, Dated,
     DemarcheDetails, DemarcheRow, EmailRetry, EnLigne, ImportCounts, Invite, Merged, NewAccount, OutboxMail,
-    OutboxStats, PorteurRequest, SessionRow, SignUp, TokenKind, TokenState,
+    OutboxStats, PorteurRequest, ProConnectIdentity, ProConnectLink, ProConnectLogIn, SessionRow, SignUp, TokenKind,
+    TokenState,
+};
+use super::{
+    notify_counts, CommentWatch, DigestFrequency, DigestLine, DisarmedAlert, DueNotification, NotificationSettings,
+    PeriodComment, SourceWindow, Subscription, Switches, NOTIFY_COLUMNS,
 };
 use crate::stats::Counts;
 use crate::store::sqlite::BlockingConnection;
@@ -64,11 +69,13 @@ fn read_mail(r: &Row) -> rusqlite::Result<OutboxMail> {
         retry_since: parse_ts(&r.get::<_, String>(8)?),
         next_attempt_at: r.get::<_, Option<String>>(9)?.as_deref().map(parse_ts),
         given_up_at: r.get::<_, Option<String>>(10)?.as_deref().map(parse_ts),
+        html: r.get(11)?,
+        unsubscribe: r.get(12)?,
     })
 }
 
 const MAIL_COLUMNS: &str = "id, to_address, subject, body, created_at, sent_at, attempts, last_error, \
-     coalesce(resent_at, created_at), next_attempt_at, given_up_at";
+     coalesce(resent_at, created_at), next_attempt_at, given_up_at, html, unsubscribe";
 
 /// The columns [`read_demarche`] reads, in its order, for `demarche d`.
 const DEMARCHE_COLUMNS: &str = "d.id, d.name, d.administration, d.url, d.volume_annuel, d.en_ligne, d.franceconnect, \
@@ -115,17 +122,6 @@ fn read_request(r: &Row) -> rusqlite::Result<PorteurRequest> {
         reason: r.get(4)?,
         account: read_account(r, 5)?,
     })
-}
-
-/// The condition on `porteur_invite i` of an invitation that can still be used at `?now`
-/// (bound at `now`): unused, not cancelled, unexpired, its author carrying the démarche or an
-/// active administrator.
-fn live_invite(now: &str) -> String {
-    format!(
-        "i.used_at IS NULL AND i.cancelled_at IS NULL AND i.expires_at > {now} AND (\
-         EXISTS (SELECT 1 FROM porteur p WHERE p.account_id = i.invited_by AND p.demarche_id = i.demarche_id) \
-         OR EXISTS (SELECT 1 FROM account x WHERE x.id = i.invited_by AND x.is_admin AND x.status = 'active'))"
-    )
 }
 
 fn is_porteur(conn: &Connection, account_id: i64, demarche_id: i64) -> rusqlite::Result<bool> {
@@ -251,10 +247,10 @@ fn bind(params: &mut Vec<Value>, value: impl Into<Value>) -> String {
 /// words), each one a quoted string: no FTS5 syntax typed by a user reaches `MATCH`. `None` when
 /// no word remains.
 fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+    // Each word a quoted phrase (letters and digits only, see `search_words`), `*` for a prefix.
+    let words: Vec<String> = super::search_words(text)
+        .into_iter()
+        .map(|(w, prefix)| format!("\"{w}\"{}", if prefix { " *" } else { "" }))
         .collect();
     (!words.is_empty()).then(|| words.join(" "))
 }
@@ -739,6 +735,118 @@ impl ConsoleStore for SqliteConsoleStore {
         })
     }
 
+    fn proconnect_log_in(
+        &self,
+        login: ProConnectLogIn,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(Account, ProConnectLink), StoreError>> {
+        self.conn.with(move |conn| {
+            let now = ts(now);
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let known: Option<i64> = tx
+                .query_row(
+                    "SELECT account_id FROM proconnect_identity WHERE issuer = ?1 AND sub = ?2",
+                    params![login.issuer, login.sub],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let (account_id, link) = match known {
+                Some(id) => {
+                    tx.execute(
+                        "UPDATE proconnect_identity SET last_login_at = ?3, idp_id = ?4 WHERE issuer = ?1 AND sub = ?2",
+                        params![login.issuer, login.sub, now, login.idp_id],
+                    )?;
+                    (id, ProConnectLink::Known)
+                }
+                None => {
+                    let existing: Option<(i64, String)> = tx
+                        .query_row("SELECT id, status FROM account WHERE email = ?1", [&login.email], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .optional()?;
+                    let found = match existing {
+                        Some((id, status)) => match AccountStatus::parse(&status) {
+                            AccountStatus::Unconfirmed => {
+                                tx.execute(
+                                    "UPDATE account SET name = ?2, administration = ?3, status = 'active', status_at = ?4 \
+                                     WHERE id = ?1",
+                                    params![id, login.details.name, login.details.administration, now],
+                                )?;
+                                revoke_links(&tx, id, TokenKind::Confirm, &now)?;
+                                (id, ProConnectLink::Created)
+                            }
+                            AccountStatus::Pending => {
+                                tx.execute(
+                                    "UPDATE account SET status = 'active', status_at = ?2 WHERE id = ?1",
+                                    params![id, now],
+                                )?;
+                                (id, ProConnectLink::Linked)
+                            }
+                            AccountStatus::Active => (id, ProConnectLink::Linked),
+                        },
+                        None => {
+                            // No password: its owner sets one through the reset flow, if ever.
+                            tx.execute(
+                                "INSERT INTO account (email, name, administration, password_hash, status, created_at, status_at) \
+                                 VALUES (?1, ?2, ?3, '', 'active', ?4, ?4)",
+                                params![login.email, login.details.name, login.details.administration, now],
+                            )?;
+                            (tx.last_insert_rowid(), ProConnectLink::Created)
+                        }
+                    };
+                    tx.execute(
+                        "INSERT INTO proconnect_identity (issuer, sub, account_id, idp_id, created_at, last_login_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                        params![login.issuer, login.sub, found.0, login.idp_id, now],
+                    )?;
+                    found
+                }
+            };
+            tx.execute(
+                "INSERT INTO session (token_hash, account_id, csrf, created_at, last_seen_at, id_token) \
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+                params![&login.session[..], account_id, login.csrf, now, login.id_token],
+            )?;
+            tx.execute(
+                "INSERT INTO audit (at, actor_id, action, account_id, demarche_id, detail) VALUES (?1, ?2, ?3, ?2, NULL, ?4)",
+                params![now, account_id, link.audit_action(), format!("ProConnect, fournisseur d'identité {}", login.idp_id)],
+            )?;
+            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account a WHERE a.id = ?1");
+            let account = tx.query_row(&sql, [account_id], |r| read_account(r, 0))?;
+            tx.commit()?;
+            Ok((account, link))
+        })
+    }
+
+    fn proconnect_identities(&self, account_id: i64) -> BoxFuture<'_, Result<Vec<ProConnectIdentity>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT issuer, sub, idp_id, created_at, last_login_at FROM proconnect_identity \
+                 WHERE account_id = ?1 ORDER BY created_at, issuer, sub",
+            )?;
+            let rows = stmt.query_map([account_id], |r| {
+                Ok(ProConnectIdentity {
+                    issuer: r.get(0)?,
+                    sub: r.get(1)?,
+                    idp_id: r.get(2)?,
+                    created_at: parse_ts(&r.get::<_, String>(3)?),
+                    last_login_at: parse_ts(&r.get::<_, String>(4)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn update_account_details(&self, id: i64, details: AccountDetails) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.conn.with(move |conn| {
+            conn.execute(
+                "UPDATE account SET name = ?2, administration = ?3 WHERE id = ?1",
+                params![id, details.name, details.administration],
+            )?;
+            Ok(())
+        })
+    }
+
     fn create_session(
         &self,
         hash: [u8; 32],
@@ -758,7 +866,7 @@ impl ConsoleStore for SqliteConsoleStore {
     fn session(&self, hash: [u8; 32]) -> BoxFuture<'_, Result<Option<SessionRow>, StoreError>> {
         self.conn.with(move |conn| {
             let sql = format!(
-                "SELECT s.csrf, s.created_at, s.last_seen_at, {ACCOUNT_COLUMNS} \
+                "SELECT s.csrf, s.created_at, s.last_seen_at, s.id_token, {ACCOUNT_COLUMNS} \
                  FROM session s JOIN account a ON a.id = s.account_id WHERE s.token_hash = ?1"
             );
             Ok(conn
@@ -767,7 +875,8 @@ impl ConsoleStore for SqliteConsoleStore {
                         csrf: r.get(0)?,
                         created_at: parse_ts(&r.get::<_, String>(1)?),
                         last_seen_at: parse_ts(&r.get::<_, String>(2)?),
-                        account: read_account(r, 3)?,
+                        id_token: r.get(3)?,
+                        account: read_account(r, 4)?,
                     })
                 })
                 .optional()?)
@@ -869,7 +978,10 @@ impl ConsoleStore for SqliteConsoleStore {
 
     fn mark_email_sent(&self, id: i64, now: DateTime<Utc>) -> BoxFuture<'_, Result<(), StoreError>> {
         self.conn.with(move |conn| {
-            conn.execute("UPDATE email_outbox SET sent_at = ?2, body = '' WHERE id = ?1", params![id, ts(now)])?;
+            conn.execute(
+                "UPDATE email_outbox SET sent_at = ?2, body = '', html = NULL WHERE id = ?1",
+                params![id, ts(now)],
+            )?;
             Ok(())
         })
     }
@@ -1325,7 +1437,7 @@ impl ConsoleStore for SqliteConsoleStore {
                 "SELECT i.token_hash, i.email, coalesce(a.name, ''), i.created_at, i.expires_at \
                  FROM porteur_invite i LEFT JOIN account a ON a.id = i.invited_by \
                  WHERE i.demarche_id = ?1 AND {} ORDER BY i.created_at DESC, i.email",
-                live_invite("?2")
+                super::live_invite("?2")
             );
             let mut st = conn.prepare(&sql)?;
             let rows = st.query_map(params![demarche_id, ts(now)], |r| {
@@ -1374,7 +1486,7 @@ impl ConsoleStore for SqliteConsoleStore {
             let sql = format!(
                 "SELECT i.demarche_id, i.email, i.expires_at, i.used_at, i.cancelled_at, {} \
                  FROM porteur_invite i WHERE i.token_hash = ?1",
-                live_invite("?2")
+                super::live_invite("?2")
             );
             // (démarche, invited address, expires_at, used_at, cancelled_at, live)
             type InviteRow = (i64, String, String, Option<String>, Option<String>, bool);
@@ -1551,6 +1663,17 @@ impl ConsoleStore for SqliteConsoleStore {
         self.keyset_page(demarche_id, filter, cursor, limit, true)
     }
 
+    fn count_avis(&self, demarche_id: i64, filter: AvisFilter, cap: i64) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut params = Vec::new();
+            let plan = text_plan(conn, &filter)?;
+            let select = avis_select(demarche_id, &filter, plan, &mut params);
+            let limit = bind(&mut params, cap.saturating_add(1));
+            let sql = format!("SELECT count(*) FROM ({select} LIMIT {limit})");
+            Ok(conn.query_row(&sql, params_from_iter(params), |r| r.get(0))?)
+        })
+    }
+
     fn avis_after(
         &self,
         demarche_id: i64,
@@ -1681,6 +1804,287 @@ impl ConsoleStore for SqliteConsoleStore {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
+    // Notifications (DESIGN §15)
+    fn notification_settings(&self, account_id: i64) -> BoxFuture<'_, Result<NotificationSettings, StoreError>> {
+        self.conn.with(move |conn| {
+            let digest: Option<String> = conn
+                .query_row("SELECT digest FROM notify_account WHERE account_id = ?1", params![account_id], |r| r.get(0))
+                .optional()?;
+            let d = Switches::default();
+            let mut st = conn.prepare(
+                "SELECT d.id, d.name, coalesce(s.comments, ?2), coalesce(s.drop_alert, ?3), coalesce(s.silent, ?4) \
+                 FROM porteur p JOIN demarche d ON d.id = p.demarche_id \
+                 LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
+                 WHERE p.account_id = ?1 ORDER BY d.name, d.id",
+            )?;
+            let rows = st.query_map(params![account_id, d.comments, d.drop_alert, d.silent], |r| {
+                Ok((r.get(0)?, r.get(1)?, Switches { comments: r.get(2)?, drop_alert: r.get(3)?, silent: r.get(4)? }))
+            })?;
+            Ok(NotificationSettings {
+                digest: digest.as_deref().and_then(DigestFrequency::parse).unwrap_or_default(),
+                demarches: rows.collect::<Result<_, _>>()?,
+            })
+        })
+    }
+
+    fn set_digest(&self, account_id: i64, digest: DigestFrequency) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.conn.with(move |conn| {
+            conn.execute(
+                "INSERT INTO notify_account (account_id, digest) VALUES (?1, ?2) \
+                 ON CONFLICT (account_id) DO UPDATE SET digest = excluded.digest",
+                params![account_id, digest.as_str()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn set_switches(
+        &self,
+        account_id: i64,
+        demarche_id: i64,
+        switches: Switches,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.conn.with(move |conn| {
+            let n = conn.execute(
+                "INSERT INTO notify_demarche (account_id, demarche_id, comments, drop_alert, silent) \
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS \
+                 (SELECT 1 FROM porteur WHERE account_id = ?1 AND demarche_id = ?2) \
+                 ON CONFLICT (account_id, demarche_id) DO UPDATE SET comments = excluded.comments, \
+                 drop_alert = excluded.drop_alert, silent = excluded.silent",
+                params![account_id, demarche_id, switches.comments, switches.drop_alert, switches.silent],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn digest_lines(
+        &self,
+        digest: DigestFrequency,
+        previous_from: NaiveDate,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<DigestLine>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sums = |cmp: &str| {
+                DAILY_COLUMNS[..NOTIFY_COLUMNS]
+                    .iter()
+                    .map(|c| format!("sum(CASE WHEN x.day {cmp} ?3 THEN x.{c} ELSE 0 END)"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let sql = format!(
+                "SELECT a.id, a.email, d.id, d.name, {}, {} \
+                 FROM account a JOIN porteur p ON p.account_id = a.id JOIN demarche d ON d.id = p.demarche_id \
+                 JOIN avis_daily x ON x.demarche_id = p.demarche_id AND x.day BETWEEN ?2 AND ?4 \
+                 LEFT JOIN notify_account s ON s.account_id = a.id \
+                 WHERE a.status = 'active' AND coalesce(s.digest, '{}') = ?1 \
+                 GROUP BY a.id, a.email, d.id, d.name HAVING sum(CASE WHEN x.day >= ?3 THEN x.n ELSE 0 END) > 0 \
+                 ORDER BY a.id, d.name, d.id",
+                sums(">="),
+                sums("<"),
+                DigestFrequency::default().as_str()
+            );
+            let mut st = conn.prepare(&sql)?;
+            let rows = st.query_map(params![digest.as_str(), day(previous_from), day(from), day(to)], |r| {
+                Ok(DigestLine {
+                    account_id: r.get(0)?,
+                    email: r.get(1)?,
+                    demarche_id: r.get(2)?,
+                    demarche_name: r.get(3)?,
+                    counts: narrow(r, 4)?,
+                    previous: narrow(r, 4 + NOTIFY_COLUMNS)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn comments_in(
+        &self,
+        demarche_ids: Vec<i64>,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        latest: i64,
+    ) -> BoxFuture<'_, Result<Vec<PeriodComment>, StoreError>> {
+        self.conn.with(move |conn| {
+            let ids = format!("[{}]", demarche_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+            let mut st = conn.prepare(
+                "SELECT demarche_id, total, received_at, source, satisfaction, commentaire FROM ( \
+                 SELECT demarche_id, count(*) OVER (PARTITION BY demarche_id) AS total, \
+                 row_number() OVER (PARTITION BY demarche_id ORDER BY received_at DESC, id DESC) AS rank, \
+                 received_at, source, satisfaction, commentaire FROM avis \
+                 WHERE demarche_id IN (SELECT value FROM json_each(?1)) AND received_at >= ?2 AND received_at < ?3 \
+                 AND commentaire IS NOT NULL) WHERE rank <= ?4 ORDER BY demarche_id, received_at DESC",
+            )?;
+            let rows = st.query_map(params![ids, ts(from), ts(until), latest], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    Comment {
+                        received_at: parse_ts(&r.get::<_, String>(2)?),
+                        source: r.get(3)?,
+                        satisfaction: r.get(4)?,
+                        text: r.get(5)?,
+                    },
+                ))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn subscriptions(&self) -> BoxFuture<'_, Result<Vec<Subscription>, StoreError>> {
+        self.conn.with(move |conn| {
+            let d = Switches::default();
+            let mut st = conn.prepare(
+                "SELECT a.id, a.email, d.id, d.name, coalesce(s.comments, ?1), coalesce(s.drop_alert, ?2), \
+                 coalesce(s.silent, ?3) FROM porteur p JOIN account a ON a.id = p.account_id \
+                 JOIN demarche d ON d.id = p.demarche_id \
+                 LEFT JOIN notify_demarche s ON s.account_id = p.account_id AND s.demarche_id = p.demarche_id \
+                 WHERE a.status = 'active' ORDER BY a.id, d.id",
+            )?;
+            let rows = st.query_map(params![d.comments, d.drop_alert, d.silent], |r| {
+                Ok(Subscription {
+                    account_id: r.get(0)?,
+                    email: r.get(1)?,
+                    demarche_id: r.get(2)?,
+                    demarche_name: r.get(3)?,
+                    switches: Switches { comments: r.get(4)?, drop_alert: r.get(5)?, silent: r.get(6)? },
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn comment_watches(&self) -> BoxFuture<'_, Result<Vec<CommentWatch>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut st = conn.prepare(
+                "SELECT s.account_id, a.email, s.demarche_id, d.name, \
+                 (SELECT max(n.period) FROM notification n WHERE n.account_id = s.account_id \
+                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id), \
+                 (SELECT max(n.created_at) FROM notification n WHERE n.account_id = s.account_id \
+                 AND n.kind = 'commentaires' AND n.demarche_id = s.demarche_id) \
+                 FROM notify_demarche s JOIN porteur p ON p.account_id = s.account_id AND p.demarche_id = s.demarche_id \
+                 JOIN account a ON a.id = s.account_id JOIN demarche d ON d.id = s.demarche_id \
+                 WHERE s.comments AND a.status = 'active' ORDER BY s.account_id, s.demarche_id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(CommentWatch {
+                    subscription: Subscription {
+                        account_id: r.get(0)?,
+                        email: r.get(1)?,
+                        demarche_id: r.get(2)?,
+                        demarche_name: r.get(3)?,
+                        switches: Switches { comments: true, ..Switches::default() },
+                    },
+                    last_until: r.get(4)?,
+                    last_sent: r.get::<_, Option<String>>(5)?.as_deref().map(parse_ts),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn source_windows(
+        &self,
+        from: NaiveDate,
+        split: NaiveDate,
+        to: NaiveDate,
+    ) -> BoxFuture<'_, Result<Vec<SourceWindow>, StoreError>> {
+        self.conn.with(move |conn| {
+            let sums = |cmp: &str| {
+                DAILY_COLUMNS[..NOTIFY_COLUMNS]
+                    .iter()
+                    .map(|c| format!("sum(CASE WHEN x.day {cmp} ?2 THEN x.{c} ELSE 0 END)"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let sql = format!(
+                "SELECT x.demarche_id, x.source, {}, {}, max(x.day) FROM avis_daily x \
+                 WHERE x.day BETWEEN ?1 AND ?3 AND x.demarche_id IN (SELECT demarche_id FROM porteur) \
+                 GROUP BY x.demarche_id, x.source ORDER BY x.demarche_id, x.source",
+                sums("<"),
+                sums(">=")
+            );
+            let mut st = conn.prepare(&sql)?;
+            let n = NOTIFY_COLUMNS;
+            let rows = st.query_map(params![day(from), day(split), day(to)], |r| {
+                let last: String = r.get(2 + 2 * n)?;
+                Ok(SourceWindow {
+                    demarche_id: r.get(0)?,
+                    source: r.get(1)?,
+                    before: narrow(r, 2)?,
+                    after: narrow(r, 2 + n)?,
+                    last_day: NaiveDate::parse_from_str(&last, "%Y-%m-%d").unwrap_or_default(),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn disarmed_alerts(&self, kind: String) -> BoxFuture<'_, Result<Vec<DisarmedAlert>, StoreError>> {
+        self.conn.with(move |conn| {
+            let mut st = conn.prepare("SELECT account_id, demarche_id, source FROM notify_alert WHERE kind = ?1")?;
+            let rows = st.query_map(params![kind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn rearm_alert(
+        &self,
+        account_id: i64,
+        kind: String,
+        demarche_id: i64,
+        source: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.conn.with(move |conn| {
+            conn.execute(
+                "DELETE FROM notify_alert WHERE account_id = ?1 AND kind = ?2 AND demarche_id = ?3 AND source = ?4",
+                params![account_id, kind, demarche_id, source],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn record_notification(
+        &self,
+        due: DueNotification,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        self.conn.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let key = params![due.account_id, due.kind, due.demarche_id, due.period];
+            let n = tx.execute(
+                "INSERT INTO notification (account_id, kind, demarche_id, period, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                params![due.account_id, due.kind, due.demarche_id, due.period, ts(now)],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT INTO email_outbox (to_address, subject, body, html, unsubscribe, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![due.to, due.subject, due.body, due.html, due.unsubscribe, ts(now)],
+            )?;
+            let id = tx.last_insert_rowid();
+            if let Some((source, day)) = &due.disarm {
+                tx.execute(
+                    "INSERT INTO notify_alert (account_id, kind, demarche_id, source, fired_on) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                    params![due.account_id, due.kind, due.demarche_id, source, self::day(*day)],
+                )?;
+            }
+            tx.execute(
+                &format!(
+                    "UPDATE notification SET email_id = {id} \
+                     WHERE account_id = ?1 AND kind = ?2 AND demarche_id = ?3 AND period = ?4"
+                ),
+                key,
+            )?;
+            tx.commit()?;
+            Ok(Some(id))
+        })
+    }
 }
 
 /// The 16 counters of [`DAILY_COLUMNS`] read from column `at` on.
@@ -1716,4 +2120,13 @@ fn write_details(conn: &Connection, id: i64, details: &DemarcheDetails, search: 
         ],
     )?;
     Ok(())
+}
+
+/// The [`NOTIFY_COLUMNS`] sums starting at column `at`.
+fn narrow(r: &Row, at: usize) -> rusqlite::Result<Counts> {
+    let mut c = [0i64; NOTIFY_COLUMNS];
+    for (i, slot) in c.iter_mut().enumerate() {
+        *slot = r.get(at + i)?;
+    }
+    Ok(notify_counts(&c))
 }
