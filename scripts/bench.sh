@@ -12,7 +12,8 @@
 #   - memory: RSS with 1,000,000 votes buffered, bytes per vote without comment;
 #   - end to end: 1,000,000 votes through loadtest into PostgreSQL, zero loss checked.
 # Static comparisons use wrk (a tool we did not write); the vote path uses our loadtest and wrk.
-# Writes docs/BENCHMARKS.md. Loopback only; every run is bounded in time. Takes about 10 minutes.
+# Writes docs/BENCHMARKS.md. Loopback only; every run is bounded in time. Takes about 15 minutes after
+# the build (2026-12-07, with other builds sharing the 2 cores).
 #
 #   scripts/bench.sh            full run
 #   BENCH_SECONDS=3 BENCH_VOTES=100000 BENCH_PREFILL=500000 scripts/bench.sh     a quicker, rougher run
@@ -373,8 +374,10 @@ def partition_section(one, two, cmd, note=None):
 
 L = []
 L.append("# Benchmarks\n")
-L.append(f"Produced by `scripts/bench.sh` on {datetime.date.today()}; every figure below comes from the same run, so the ratios")
-L.append("are what to read (the machine is shared and noisy; absolute numbers move from run to run).\n")
+L.append(f"Produced by `scripts/bench.sh` on {datetime.date.today()}; every figure from « Machine » to « End to end » comes from")
+L.append("that one run, so the ratios are what to read (the machine is shared and noisy; absolute numbers move from")
+L.append("run to run). The sections after « End to end » come from other scripts or were measured by hand: each")
+L.append("names its command and its date, and `scripts/bench.sh` keeps them as they are.\n")
 L.append("## Machine\n")
 L.append(f"- CPU: {cpu}, {os.cpu_count()} cores; memory: {mem_total}; kernel {platform.release()}")
 L.append(f"- {sh('rustc --version')}; {sh('nginx -v 2>&1')}; {sh('wrk -v 2>&1 | head -1')}; PostgreSQL {pg_version}")
