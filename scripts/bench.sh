@@ -7,13 +7,16 @@
 #   - partitioned avis: the flush into the month-partitioned avis vs the unpartitioned one (a
 #     second database migrated only up to version 6), in alternating rounds, and a month's
 #     primary-key index size;
+#   - the flush into a month already holding 5,000,000 avis with varied comments and every
+#     console index, against \copy into the same, in alternating rounds (flushbench --prefill);
 #   - memory: RSS with 1,000,000 votes buffered, bytes per vote without comment;
 #   - end to end: 1,000,000 votes through loadtest into PostgreSQL, zero loss checked.
 # Static comparisons use wrk (a tool we did not write); the vote path uses our loadtest and wrk.
-# Writes docs/BENCHMARKS.md. Loopback only; every run is bounded in time. Takes about 6 minutes.
+# Writes docs/BENCHMARKS.md. Loopback only; every run is bounded in time. Takes about 15 minutes after
+# the build (2026-12-07, with other builds sharing the 2 cores).
 #
 #   scripts/bench.sh            full run
-#   BENCH_SECONDS=3 BENCH_VOTES=100000 scripts/bench.sh     a quicker, rougher run
+#   BENCH_SECONDS=3 BENCH_VOTES=100000 BENCH_PREFILL=500000 scripts/bench.sh     a quicker, rougher run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -99,7 +102,7 @@ say "PostgreSQL"
 scripts/pg.sh start "$work/pg" >/dev/null
 . "$work/pg/env"
 pg_url() { echo "${MONAVIS_TEST_DATABASE_URL%/*}/$1"; }
-for db in serve flush flushplain memory e2e; do psql "$MONAVIS_TEST_DATABASE_URL" -q -c "CREATE DATABASE $db"; done
+for db in serve flush flushplain prefill memory e2e; do psql "$MONAVIS_TEST_DATABASE_URL" -q -c "CREATE DATABASE $db"; done
 
 say "servers"
 start_listener hello "$bin/hello" --listen 127.0.0.1:0
@@ -214,6 +217,12 @@ pflags=(--compare-partitioning --database-url "$(pg_url flush)" --plain-database
 "$bin/flushbench" "${pflags[@]}" --two-months >"$work/partition2.json"
 psql "$(pg_url flush)" -q -c "TRUNCATE avis, avis_daily"
 psql "$(pg_url flushplain)" -q -c "TRUNCATE avis, avis_daily"
+
+prefill=${BENCH_PREFILL:-5000000}
+say "flush into a month holding $prefill avis vs \\copy (flushbench --prefill)"
+"$bin/flushbench" --database-url "$(pg_url prefill)" --prefill "$prefill" --votes "$votes" --rounds "${BENCH_PREFILL_ROUNDS:-5}" \
+  --parallel 2 --server-pid "$postmaster" --csv "$work/rows.csv" >"$work/prefill.json"
+psql "$MONAVIS_TEST_DATABASE_URL" -q -c "DROP DATABASE prefill"
 
 say "memory: $votes votes buffered, no comment"
 mkdir -p "$work/mem" && cd "$work/mem"
@@ -365,8 +374,10 @@ def partition_section(one, two, cmd, note=None):
 
 L = []
 L.append("# Benchmarks\n")
-L.append(f"Produced by `scripts/bench.sh` on {datetime.date.today()}; every figure below comes from the same run, so the ratios")
-L.append("are what to read (the machine is shared and noisy; absolute numbers move from run to run).\n")
+L.append(f"Produced by `scripts/bench.sh` on {datetime.date.today()}; every figure from « Machine » to « End to end » comes from")
+L.append("that one run, so the ratios are what to read (the machine is shared and noisy; absolute numbers move from")
+L.append("run to run). The sections after « End to end » come from other scripts or were measured by hand: each")
+L.append("names its command and its date, and `scripts/bench.sh` keeps them as they are.\n")
 L.append("## Machine\n")
 L.append(f"- CPU: {cpu}, {os.cpu_count()} cores; memory: {mem_total}; kernel {platform.release()}")
 L.append(f"- {sh('rustc --version')}; {sh('nginx -v 2>&1')}; {sh('wrk -v 2>&1 | head -1')}; PostgreSQL {pg_version}")
@@ -412,6 +423,32 @@ L.append("")
 L.append("The flusher path is binary COPY into `avis` plus the `avis_daily` upsert of the batch, one transaction per batch;")
 L.append("the widget-server default is 2 flushers in flight (`--flush-parallelism`). The \\copy ceiling is measured in each")
 L.append("flushbench run; the ratio of each line is to its own run.\n")
+pf = load("prefill.json")
+L.append(f"## Flush into a month already holding {pf['prefill']:,} avis\n")
+ld = pf["load"]
+loaded = ("filled by an earlier run" if ld.get("reused") else
+          f"filled in {ld['total_s']:.0f} s: binary COPY {ld['copy_s']:.0f} s, attached with every index built {ld['attach_and_index_s']:.0f} s, "
+          f"`avis_daily` and `VACUUM ANALYZE` {ld['daily_and_vacuum_s']:.0f} s")
+ps = pf["partition_sizes"]
+idx = ", ".join(f"`{k}` {v / 1048576:.0f} MiB" for k, v in sorted(ps["indexes"].items()))
+L.append(f"`flushbench --prefill {pf['prefill']} --votes {pf['votes']} --rounds {len(pf['rounds'])} --parallel {pf['parallel']}`, "
+         f"{pf['measured_at'][:10]}: this month's partition `{pf['partition']}` holds {pf['prefill']:,} avis received since the month began "
+         f"(1,000 démarches, a comment on one in five from consolebench's 40 sentences, one or two a comment), {loaded}: "
+         f"{ps['total_bytes'] / 1073741824:.2f} GiB (heap {ps['heap_bytes'] / 1048576:.0f} MiB; {idx}). Each round the flusher's path "
+         f"(`Store::store_batch`, batches of {pf['batch']:,}, {pf['parallel']} in flight) and `psql \\copy` (CSV, one stream) write the "
+         f"same {pf['votes']:,} new votes (varied comments too) into it, in turn (the flusher first in odd rounds); after each, its rows "
+         f"are deleted, today's `avis_daily` recounted and the partition vacuumed, so each starts from the same {pf['prefill']:,} avis. "
+         f"Machine load average {pf['loadavg_before']} before, {pf['loadavg_after']} after.\n")
+L.append("| round | first | flusher rows/s | `\\copy` rows/s | flusher / `\\copy` | server CPU µs per row, flusher / `\\copy` |")
+L.append("|---:|---|---:|---:|---:|---:|")
+for r in pf["rounds"]:
+    fc, cc = r["flusher"].get("server_cpu_us_per_row"), r["copy"].get("server_cpu_us_per_row")
+    cpu = f"{fc:.2f} / {cc:.2f}" if fc is not None and cc is not None else "not measured"
+    L.append(f"| {r['round']} | {r['first']} | {r['flusher']['rows_per_s']:,.0f} | {r['copy']['rows_per_s']:,.0f} | {r['ratio']:.2f}× | {cpu} |")
+fr, cr, ra = pf["flusher_rows_per_s"], pf["copy_rows_per_s"], pf["flusher_over_copy"]
+L.append("")
+L.append(f"- Flusher: **{fr['median']:,.0f} rows/s** median ({fr['min']:,.0f}–{fr['max']:,.0f}); `\\copy`: {cr['median']:,.0f} "
+         f"({cr['min']:,.0f}–{cr['max']:,.0f}); paired ratio **{ra['median']:.2f}×** ({ra['min']:.2f}–{ra['max']:.2f}).\n")
 def partition_cmd(j):
     return ("target/release/flushbench --compare-partitioning --database-url postgres://…/flush --plain-database-url postgres://…/flushplain "
             f"--votes {j['votes']} --rounds {j['rounds']} --batch {j['batch']} --parallel {j['parallel']} --server-pid POSTMASTER_PID"
@@ -433,7 +470,7 @@ L.append(f"- Check: {json.dumps(c, ensure_ascii=False)}\n")
 # Sections written by other scripts or by hand (console at scale, comment scrubbing, the
 # observatory) are kept, after ours.
 import os, re
-ours = ("Machine", "Static, pages, votes", "Vote path", "Storage", "Partitioned `avis`", "Memory", "End to end")
+ours = ("Machine", "Static, pages, votes", "Vote path", "Storage", "Flush into a month", "Partitioned `avis`", "Memory", "End to end")
 kept = []
 if os.path.exists(sys.argv[1]):
     for m in re.finditer(r"^## (.*?)\n.*?(?=^## |\Z)", open(sys.argv[1]).read(), flags=re.S | re.M):

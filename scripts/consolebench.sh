@@ -21,7 +21,10 @@ command -v python3 >/dev/null || die "python3 is needed to write $out"
 command -v psql >/dev/null || die "psql is needed (apt-get install postgresql-client)"
 
 say "building (release)"
-cargo build --release --locked -p widget-server -p monavis-benches --bin widget-server --bin consolebench >&2
+# The same packages as scripts/bench.sh builds, so features unify alike and, run after bench.sh
+# with the tree and git's refs unchanged (widget-server/build.rs records the commit), this reuses
+# its binaries instead of building a second widget-server (BENCHMARKS.md: one set of builds).
+cargo build --release --locked -p widget-server -p loadtest -p monavis-benches -p snippet --bins >&2
 
 work=$(mktemp -d /tmp/monavis-consolebench.XXXXXX)
 chmod 755 "$work"

@@ -7,6 +7,12 @@
 //!
 //! Prints one JSON object with rows/s for each, on stdout.
 //!
+//! With `--prefill N`, instead: this month's partition of `avis` first filled with N avis whose
+//! comments vary (consolebench's sentences, one avis in five) and every console index built,
+//! then, in rounds, the flusher's path and `\copy` of the same new votes into it, each round's
+//! rows taken out again before the next (the case that matters: a month already holding
+//! millions, see [`prefilled`]).
+//!
 //! With `--compare-partitioning`, instead: the flusher's path into the month-partitioned `avis`
 //! of `--database-url` (every migration) and into the unpartitioned `avis` of
 //! `--plain-database-url` (migrated only up to [`UNPARTITIONED_VERSION`]), the same votes, in
@@ -20,6 +26,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use clap::Parser;
 use futures_util::{StreamExt, TryStreamExt};
+use monavis_benches::synthetic::{comment, Rng};
 use serde_json::{json, Value};
 use widget_server::store::postgres::{partition_name, PgStore, UNPARTITIONED_VERSION};
 use widget_server::store::{self, Store};
@@ -65,11 +72,21 @@ struct Args {
     /// The postmaster's pid: the server's CPU (it and its children, from /proc) per row stored.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Fill this month's partition with this many avis first, then measure the flusher's path
+    /// against \copy into it, in `--rounds` rounds (see `prefilled`).
+    #[arg(long, conflicts_with = "compare_partitioning")]
+    prefill: Option<u64>,
+    /// With --prefill: keep the partition filled by an earlier run (same --prefill) instead of
+    /// filling it again.
+    #[arg(long)]
+    reuse_prefill: bool,
 }
 
-/// Realistic votes: all answers varied, a comment in one vote out of five.
+/// Realistic votes: all answers varied, a comment in one vote out of five, from consolebench's
+/// sentences (varied words for the full-text index).
 fn make_votes(n: usize) -> Vec<Vote> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut words = Rng(0x5EED_0FC0_77E7);
     (0..n)
         .map(|i| {
             x ^= x << 13;
@@ -81,9 +98,7 @@ fn make_votes(n: usize) -> Vec<Vote> {
                 facilite: (!x.is_multiple_of(4)).then(|| level(x >> 5)),
                 clarte: (!x.is_multiple_of(5)).then(|| level(x >> 9)),
                 aide: ((x >> 13) % 64) as u8 & 0b10_1011,
-                commentaire: x
-                    .is_multiple_of(5)
-                    .then(|| "Démarche claire, mais l'attente au téléphone était trop longue.".into()),
+                commentaire: comment(&mut words).map(String::into_boxed_str),
             };
             let source = Source::new(["button", "site", "email"][(x >> 21) as usize % 3]).unwrap_or_default();
             Vote::accept(1 + (i % 10) as i64, source, level(x >> 25), answers)
@@ -121,6 +136,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.compare_partitioning {
         return compare_partitioning(&args).await;
+    }
+    if let Some(n) = args.prefill {
+        return prefilled(&args, n).await;
     }
     let store = store::open(&args.database_url).await?;
     store.migrate().await?;
@@ -579,4 +597,293 @@ async fn compare_partitioning(args: &Args) -> anyhow::Result<()> {
     });
     println!("{out}");
     Ok(())
+}
+
+/// The columns `avis` is written with, in COPY order.
+const AVIS_COLUMNS: &str = "id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire";
+
+/// Binary COPY of `n` synthetic avis into `table`, received between `start_ms` and `end_ms`
+/// (in order), over 1,000 démarches (a tenth of them getting most avis), comments from
+/// consolebench's sentences; seeded by `seed`.
+async fn copy_synthetic(
+    url: String,
+    table: String,
+    n: u64,
+    start_ms: i64,
+    end_ms: i64,
+    seed: u64,
+) -> anyhow::Result<()> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::Type;
+    let client = store::pg_tls::connect(&url).await?;
+    client.batch_execute("SET synchronous_commit = off").await?;
+    let sink = client.copy_in(&format!("COPY {table} ({AVIS_COLUMNS}) FROM STDIN (FORMAT binary)")).await?;
+    let types = [
+        Type::UUID,
+        Type::INT8,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT2,
+        Type::TEXT,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    futures_util::pin_mut!(writer);
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let step = (end_ms - start_ms).max(1) as f64 / n.max(1) as f64;
+    for i in 0..n {
+        let at_ms = start_ms + (i as f64 * step) as i64;
+        let demarche: i64 = if rng.below(10) < 7 { 1 + rng.below(100) as i64 } else { 101 + rng.below(900) as i64 };
+        let satisfaction = rng.pick(&[(62, "bien"), (24, "moyen"), (14, "pas-bien")]);
+        let facilite = rng.pick(&[(55, Some("facile")), (22, Some("moyen")), (13, Some("difficile")), (10, None)]);
+        let clarte = rng.pick(&[(58, Some("clair")), (20, Some("moyen")), (10, Some("pas-clair")), (12, None)]);
+        let aide = rng.pick(&[(48, 1i16), (15, 0), (12, 2), (5, 4), (8, 8), (6, 16), (3, 32)]);
+        let source = rng.pick(&[(55, "button"), (25, "site"), (12, "email"), (8, "guichet")]);
+        let text = comment(&mut rng);
+        let mut rand = [0u8; 10];
+        rand[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        rand[8..].copy_from_slice(&rng.next_u64().to_le_bytes()[..2]);
+        let id = uuid::Builder::from_unix_timestamp_millis(at_ms as u64, &rand).into_uuid();
+        let at = UNIX_EPOCH + Duration::from_millis(at_ms as u64);
+        writer
+            .as_mut()
+            .write(&[&id, &demarche, &source, &at, &satisfaction, &facilite, &clarte, &aide, &text.as_deref()])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+/// `--prefill N`: the flush where it matters. This month's partition is rebuilt holding N avis
+/// received since the month began (binary COPY into a new table without indexes, attached to
+/// `avis`, which builds every index `avis` has on it: the primary key, the console's two
+/// btrees and the GIN index of comments; `avis_daily` and its rollup recounted from it;
+/// `VACUUM ANALYZE`), as a month of a national service holds them. Then, in `--rounds` rounds,
+/// the flusher's path (`Store::store_batch`, `--batch`, `--parallel` in flight) and `psql \copy`
+/// (CSV, the ceiling) each write the same `--votes` new votes into it, in alternating order;
+/// after each, its rows are deleted again, today's `avis_daily` recounted, and the partition
+/// vacuumed, so every measurement starts from the same N avis. Prints JSON: rows/s of each per
+/// round, the paired ratio flusher / \copy, the server's CPU per row with `--server-pid`.
+async fn prefilled(args: &Args, n: u64) -> anyhow::Result<()> {
+    let pg = PgStore::connect(&args.database_url).await?;
+    pg.migrate().await?;
+    let store: &dyn Store = &pg;
+    let client = store::pg_tls::connect(&args.database_url).await?;
+    let now = Utc::now();
+    let month = month_of(now.timestamp_millis());
+    let partition = partition_name(month);
+    let (month_start, month_end) = (month_start_ms(month), month_start_ms(month + chrono::Months::new(1)));
+    // The new votes are received now; the prefill ends a minute before the first of them.
+    let prefill_end = now.timestamp_millis() - 60_000;
+    anyhow::ensure!(prefill_end > month_start + 3_600_000, "the month began less than an hour ago: run it later");
+    let held: i64 = client.query_one(&format!("SELECT count(*) FROM {partition}"), &[]).await?.get(0);
+    let load_before = loadavg();
+    let mut load = serde_json::Map::new();
+    if !(args.reuse_prefill && held as u64 == n) {
+        let started = Instant::now();
+        client.batch_execute("TRUNCATE avis, avis_daily").await?;
+        // The partition rebuilt without indexes, filled, then attached: ATTACH builds each of
+        // avis's indexes on it (far faster than COPY into indexed tables, and the indexes come
+        // out as a REINDEX leaves them).
+        let bounds = format!(
+            "'{}' AND received_at < '{}'",
+            DateTime::from_timestamp_millis(month_start).unwrap_or_default().to_rfc3339(),
+            DateTime::from_timestamp_millis(month_end).unwrap_or_default().to_rfc3339()
+        );
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE avis DETACH PARTITION {partition}; DROP TABLE {partition}; \
+                 CREATE TABLE {partition} (LIKE avis INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED); \
+                 ALTER TABLE {partition} ADD CONSTRAINT {partition}_bounds CHECK (received_at >= {bounds})"
+            ))
+            .await?;
+        let t = Instant::now();
+        let streams = 2u64;
+        let mut tasks = Vec::new();
+        for k in 0..streams {
+            let (from, to) = (n * k / streams, n * (k + 1) / streams);
+            let span = (prefill_end - month_start) as f64 / n.max(1) as f64;
+            let (a, b) = (month_start + (from as f64 * span) as i64, month_start + (to as f64 * span) as i64);
+            tasks.push(tokio::spawn(copy_synthetic(
+                args.database_url.clone(),
+                partition.clone(),
+                to - from,
+                a,
+                b,
+                k + 1,
+            )));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        load.insert("copy_s".into(), json!(t.elapsed().as_secs_f64()));
+        let t = Instant::now();
+        client
+            .batch_execute(&format!(
+                "SET maintenance_work_mem = '1GB'; \
+                 ALTER TABLE avis ATTACH PARTITION {partition} FOR VALUES FROM ('{}') TO ('{}'); \
+                 ALTER TABLE {partition} DROP CONSTRAINT {partition}_bounds",
+                DateTime::from_timestamp_millis(month_start).unwrap_or_default().to_rfc3339(),
+                DateTime::from_timestamp_millis(month_end).unwrap_or_default().to_rfc3339()
+            ))
+            .await?;
+        load.insert("attach_and_index_s".into(), json!(t.elapsed().as_secs_f64()));
+        let t = Instant::now();
+        let cols = store::DAILY_COLUMNS.join(", ");
+        client
+            .batch_execute(&format!(
+                "INSERT INTO avis_daily (demarche_id, day, source, {cols}) \
+                 SELECT demarche_id, (received_at AT TIME ZONE 'Europe/Paris')::date, source, {} \
+                 FROM avis GROUP BY 1, 2, 3",
+                store::recount_expressions()
+            ))
+            .await?;
+        // One statement each: VACUUM cannot run in the implicit transaction of several.
+        for sql in [format!("VACUUM ANALYZE {partition}"), "VACUUM ANALYZE avis_daily".into(), "CHECKPOINT".into()] {
+            client.batch_execute(&sql).await?;
+        }
+        load.insert("daily_and_vacuum_s".into(), json!(t.elapsed().as_secs_f64()));
+        load.insert("total_s".into(), json!(started.elapsed().as_secs_f64()));
+    } else {
+        load.insert("reused".into(), json!(true));
+    }
+    let sizes = table_sizes_light(&client, &partition).await?;
+
+    let votes = make_votes(args.votes);
+    let first_new = votes.iter().map(|v| v.received_at_ms).min().unwrap_or(0);
+    anyhow::ensure!(
+        first_new > prefill_end && first_new < month_end,
+        "the votes must fall in this month, after the prefill"
+    );
+    let rows_before: i64 = client.query_one("SELECT count(*) FROM avis", &[]).await?.get(0);
+    let daily_before: i64 = client.query_one("SELECT coalesce(sum(n), 0)::bigint FROM avis_daily", &[]).await?.get(0);
+    anyhow::ensure!(rows_before == n as i64 && daily_before == n as i64, "the prefill holds {rows_before} avis");
+    let cut = DateTime::from_timestamp_millis(prefill_end).unwrap_or_default();
+    let today = widget_server::vote::paris_day(first_new);
+    let cols = store::DAILY_COLUMNS.join(", ");
+    // Takes the measured rows out again: the same N avis for the next measurement.
+    let restore = || async {
+        client.execute("DELETE FROM avis WHERE received_at > $1", &[&cut]).await?;
+        client.execute("DELETE FROM avis_daily WHERE day >= $1", &[&today]).await?;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO avis_daily (demarche_id, day, source, {cols}) \
+                     SELECT demarche_id, (received_at AT TIME ZONE 'Europe/Paris')::date, source, {} \
+                     FROM avis WHERE (received_at AT TIME ZONE 'Europe/Paris')::date >= $1 GROUP BY 1, 2, 3",
+                    store::recount_expressions()
+                ),
+                &[&today],
+            )
+            .await?;
+        for sql in [format!("VACUUM {partition}"), "VACUUM avis_daily".into(), "CHECKPOINT".into()] {
+            client.batch_execute(&sql).await?;
+        }
+        let (rows, daily): (i64, i64) = {
+            let r = client
+                .query_one(
+                    "SELECT (SELECT count(*) FROM avis), (SELECT coalesce(sum(n), 0)::bigint FROM avis_daily)",
+                    &[],
+                )
+                .await?;
+            (r.get(0), r.get(1))
+        };
+        anyhow::ensure!(rows == n as i64 && daily == n as i64, "after a round: {rows} avis, avis_daily counts {daily}");
+        anyhow::Ok(())
+    };
+    write_csv(&args.csv, &votes)?;
+    let cpu = || args.server_pid.map(server_cpu_ticks).transpose();
+    let tick = 1.0 / clock_ticks_per_second();
+    // Warm-up: one batch each way.
+    flush_all(store, &votes[..args.batch.min(votes.len())], args.batch, args.parallel).await?;
+    restore().await?;
+
+    let mut rounds = Vec::new();
+    let (mut ratios, mut flush_rates, mut copy_rates) = (vec![], vec![], vec![]);
+    for round in 1..=args.rounds.max(1) {
+        let order = if round % 2 == 1 { ["flusher", "copy"] } else { ["copy", "flusher"] };
+        let mut r = serde_json::Map::new();
+        for which in order {
+            let (cpu0, t) = (cpu()?, Instant::now());
+            if which == "flusher" {
+                flush_all(store, &votes, args.batch, args.parallel).await?;
+            } else {
+                let status = std::process::Command::new("psql")
+                    .arg(&args.database_url)
+                    .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+                    .arg(format!("\\copy avis ({AVIS_COLUMNS}) FROM '{}' WITH (FORMAT csv)", args.csv.display()))
+                    .status()?;
+                anyhow::ensure!(status.success(), "psql \\copy failed");
+            }
+            let took = t.elapsed().as_secs_f64();
+            let cpu_us = match (cpu0, cpu()?) {
+                (Some(a), Some(b)) => Some((b - a) as f64 * tick * 1e6 / votes.len() as f64),
+                _ => None,
+            };
+            let stored: i64 =
+                client.query_one("SELECT count(*) FROM avis WHERE received_at > $1", &[&cut]).await?.get(0);
+            anyhow::ensure!(stored as usize == votes.len(), "{which}: {stored} rows stored of {}", votes.len());
+            r.insert(
+                which.into(),
+                json!({"rows_per_s": votes.len() as f64 / took, "seconds": took, "server_cpu_us_per_row": cpu_us}),
+            );
+            restore().await?;
+        }
+        let (f, c) =
+            (r["flusher"]["rows_per_s"].as_f64().unwrap_or(0.0), r["copy"]["rows_per_s"].as_f64().unwrap_or(1.0));
+        flush_rates.push(f);
+        copy_rates.push(c);
+        ratios.push(f / c);
+        r.insert("round".into(), json!(round));
+        r.insert("first".into(), json!(order[0]));
+        r.insert("ratio".into(), json!(f / c));
+        eprintln!("flushbench: round {round}: flusher {f:.0} rows/s, \\copy {c:.0} rows/s, ratio {:.2}", f / c);
+        rounds.push(Value::Object(r));
+    }
+    let _ = std::fs::remove_file(&args.csv);
+    let out = json!({
+        "mode": "prefill",
+        "measured_at": Utc::now().to_rfc3339(),
+        "prefill": n,
+        "partition": partition,
+        "load": Value::Object(load),
+        "partition_sizes": sizes,
+        "votes": votes.len(),
+        "batch": args.batch,
+        "parallel": args.parallel,
+        "rounds": rounds,
+        "flusher_rows_per_s": spread(&flush_rates),
+        "copy_rows_per_s": spread(&copy_rates),
+        "flusher_over_copy": spread(&ratios),
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+    });
+    println!("{out}");
+    Ok(())
+}
+
+/// The partition's rows and sizes (heap, each index by the `avis` index it belongs to, all).
+async fn table_sizes_light(client: &tokio_postgres::Client, table: &str) -> anyhow::Result<Value> {
+    let r = client
+        .query_one(
+            &format!("SELECT count(*), pg_relation_size('{table}'), pg_total_relation_size('{table}') FROM {table}"),
+            &[],
+        )
+        .await?;
+    let indexes: BTreeMap<String, i64> = client
+        .query(
+            "SELECT (SELECT p.relname::text FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = c.oid), \
+                    pg_relation_size(c.oid) \
+             FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid WHERE x.indrelid = to_regclass($1)",
+            &[&table],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get::<_, Option<String>>(0).unwrap_or_default(), r.get(1)))
+        .collect();
+    Ok(
+        json!({"rows": r.get::<_, i64>(0), "heap_bytes": r.get::<_, i64>(1), "total_bytes": r.get::<_, i64>(2), "indexes": indexes}),
+    )
 }
