@@ -1707,7 +1707,9 @@ impl ConsoleStore for SqliteConsoleStore {
             conn.progress_handler(1000, None::<fn() -> bool>);
             match counted {
                 Ok(n) => Ok(Some(n)),
-                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted => Ok(None),
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted => {
+                    Ok(None)
+                }
                 Err(e) => Err(e.into()),
             }
         })
