@@ -50,14 +50,17 @@ const FORM_CACHE: usize = 4096;
 /// a merge renders it again).
 #[derive(Default)]
 pub struct FormCache {
-    map: dashmap::DashMap<(i64, snippet::Lang, crate::vote::Source), (Arc<Demarche>, Arc<SharedPage>)>,
+    map: dashmap::DashMap<FormKey, (Arc<Demarche>, Arc<SharedPage>)>,
 }
+
+/// A blank form: the id in its URL, its language, its source label.
+pub type FormKey = (i64, snippet::Lang, crate::vote::Source);
 
 impl FormCache {
     /// The page of `key` rendered from `demarche`, rendering it with `render` if need be.
     pub fn get_or_render(
         &self,
-        key: (i64, snippet::Lang, crate::vote::Source),
+        key: FormKey,
         demarche: &Arc<Demarche>,
         render: impl FnOnce() -> maud::Markup,
     ) -> Arc<SharedPage> {
