@@ -239,8 +239,14 @@ pub async fn avis_get(ctx: Ctx, Id(id): Id, Params(q): Params<AvisQuery>) -> Ans
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);
     let sources: Vec<String> = ctx.console.store.sources(id).await?.into_iter().map(|(s, _)| s).collect();
-    let count =
-        if errors.is_empty() { Some(count(&ctx, id, &filter_of(&q, &mut Errors::default())).await?) } else { None };
+    let count = if !errors.is_empty() {
+        None
+    } else if cursor.is_none() && !more {
+        // The first page holds them all: counted already.
+        Some(Count::Exact(rows.len() as i64))
+    } else {
+        Some(count(&ctx, id, &filter_of(&q, &mut Errors::default())).await?)
+    };
     let filters = filters_query(&q);
     let base = format!("/console/demarches/{id}/avis");
     let with = |extra: String| if extra.is_empty() { base.clone() } else { format!("{base}?{extra}") };
