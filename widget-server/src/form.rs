@@ -390,12 +390,11 @@ pub struct FormView<'a> {
 }
 
 /// `?lang=xx` for a citizen page's URL, empty in French (the URLs French links always had).
-pub fn lang_query(lang: Lang, first: bool) -> String {
-    match (lang, first) {
-        (Lang::Fr, _) => String::new(),
-        (l, true) => format!("?lang={}", l.code()),
-        (l, false) => format!("&lang={}", l.code()),
-    }
+/// No allocation: the vote's 303 and every language link use it.
+pub fn lang_query(lang: Lang, first: bool) -> &'static str {
+    const FIRST: [&str; 7] = ["", "?lang=en", "?lang=es", "?lang=de", "?lang=pt", "?lang=ar", "?lang=uk"];
+    const NEXT: [&str; 7] = ["", "&lang=en", "&lang=es", "&lang=de", "&lang=pt", "&lang=ar", "&lang=uk"];
+    (if first { FIRST } else { NEXT })[lang as usize]
 }
 
 /// A text with the démarche's name in it (see [`french_words`]).
@@ -614,6 +613,15 @@ mod tests {
         assert_eq!(parse_form_link("key=k&lang=ar").lang, Lang::Ar);
         assert_eq!(parse_form_link("key=k&lang=xx").lang, Lang::Fr, "an unknown lang gives the French form");
         assert_eq!(parse_form_link("key=k&lang=EN").lang, Lang::Fr);
+    }
+
+    #[test]
+    fn lang_query_follows_the_codes() {
+        for l in Lang::ALL.into_iter().skip(1) {
+            assert_eq!(lang_query(l, true), format!("?lang={}", l.code()));
+            assert_eq!(lang_query(l, false), format!("&lang={}", l.code()));
+        }
+        assert_eq!((lang_query(Lang::Fr, true), lang_query(Lang::Fr, false)), ("", ""));
     }
 
     #[test]

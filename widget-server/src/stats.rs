@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 
-use crate::vote::{Level, Vote, AIDE};
+use crate::vote::{Lang, Level, Vote, AIDE};
 
 /// Counts of answers, as one `avis_daily` row holds them (or any sum of rows).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -181,12 +181,12 @@ pub fn total(rows: &[DailyRow]) -> Counts {
 
 /// Avis per language, most first: French is `total` minus the others (`avis_daily_langue`
 /// holds those only). Empty when there is no avis.
-pub fn langue_rows(total: i64, others: Vec<(String, i64)>) -> Vec<(crate::vote::Lang, i64)> {
-    let mut rows: Vec<(crate::vote::Lang, i64)> =
-        others.iter().filter_map(|(code, n)| crate::vote::Lang::from_code(code).map(|l| (l, *n))).collect();
+pub fn langue_rows(total: i64, others: Vec<(String, i64)>) -> Vec<(Lang, i64)> {
+    let mut rows: Vec<(Lang, i64)> =
+        others.iter().filter_map(|(code, n)| Lang::from_code(code).map(|l| (l, *n))).collect();
     let french = total - others.iter().map(|(_, n)| n).sum::<i64>();
     if french > 0 {
-        rows.push((crate::vote::Lang::Fr, french));
+        rows.push((Lang::Fr, french));
     }
     rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     rows
@@ -195,7 +195,6 @@ pub fn langue_rows(total: i64, others: Vec<(String, i64)>) -> Vec<(crate::vote::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vote::Lang;
 
     #[test]
     fn french_is_the_rest() {
