@@ -537,6 +537,26 @@ const MERGE_LANGUES: &str =
      INSERT INTO avis_daily_langue (demarche_id, day, langue, n) SELECT $2, day, langue, n FROM moved \
      ON CONFLICT (demarche_id, day, langue) DO UPDATE SET n = avis_daily_langue.n + excluded.n";
 
+/// Comments read with two keys before them: columns (key, key, received_at, source,
+/// satisfaction, commentaire).
+fn keyed_comments<A, B>(rows: &[Row]) -> Result<Vec<(A, B, Comment)>, tokio_postgres::Error>
+where
+    A: for<'a> tokio_postgres::types::FromSql<'a>,
+    B: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    rows.iter()
+        .map(|r| {
+            let comment = Comment {
+                received_at: r.try_get(2)?,
+                source: r.try_get(3)?,
+                satisfaction: r.try_get(4)?,
+                text: r.try_get(5)?,
+            };
+            Ok((r.try_get(0)?, r.try_get(1)?, comment))
+        })
+        .collect()
+}
+
 /// Why a link cannot be used, from its `account_id, expires_at, used_at, revoked_at` row (none:
 /// no such link of this kind).
 fn token_state(row: Option<&Row>, now: DateTime<Utc>) -> Result<TokenState, tokio_postgres::Error> {
@@ -2368,20 +2388,7 @@ impl ConsoleStore for PgConsoleStore {
                     &[&demarche_ids, &from, &until, &latest],
                 )
                 .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push((
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    Comment {
-                        received_at: r.try_get(2)?,
-                        source: r.try_get(3)?,
-                        satisfaction: r.try_get(4)?,
-                        text: r.try_get(5)?,
-                    },
-                ));
-            }
-            Ok(out)
+            Ok(keyed_comments(&rows)?)
         }
         .boxed()
     }
@@ -2478,20 +2485,7 @@ impl ConsoleStore for PgConsoleStore {
                     &[&ids, &since, &until, &limit],
                 )
                 .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push((
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    Comment {
-                        received_at: r.try_get(2)?,
-                        source: r.try_get(3)?,
-                        satisfaction: r.try_get(4)?,
-                        text: r.try_get(5)?,
-                    },
-                ));
-            }
-            Ok(out)
+            Ok(keyed_comments(&rows)?)
         }
         .boxed()
     }
