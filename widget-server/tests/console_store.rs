@@ -1260,8 +1260,7 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     let t_d1_button: Vec<Vote> = vec![vote(target, "button", noon(d1), 3)];
     let dup_d1_site: Vec<Vote> =
         (0..2).map(|k| vote(duplicate, "site", noon(d1) + Duration::hours(1), 4 + k)).collect();
-    let last_at = noon(d2) + Duration::milliseconds(7);
-    let dup_d2_email: Vec<Vote> = vec![vote(duplicate, "email", last_at, 7)];
+    let dup_d2_email: Vec<Vote> = vec![vote(duplicate, "email", noon(d2) + Duration::milliseconds(7), 7)];
     let old_d2: Vec<Vote> = vec![vote(older, "site", noon(d2), 8)];
     let side: Vec<Vote> = vec![vote(bystander, "site", noon(d1), 9)];
     let batch: Vec<Vote> = [&t_d1_site, &t_d1_button, &dup_d1_site, &dup_d2_email, &old_d2, &side]
@@ -1310,6 +1309,17 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     assert_eq!(demarche(s, older).await.merged_into, Some(target), "chained merges point at the target");
     let row = demarche(s, target).await;
     assert_eq!((row.active, row.merged_into), (true, None));
+    // Votes still buffered for the duplicate when it was merged land under the target; votes
+    // stored before the merge and replayed after it (a spill file, a retried batch) are found
+    // again under the target and count once.
+    let late: Vec<Vote> = vec![vote(duplicate, "site", noon(d2) + Duration::hours(1), 10)];
+    assert_eq!(votes.store_batch(&late).await.unwrap(), 1);
+    let replayed = [dup_d1_site.clone(), dup_d2_email.clone(), old_d2.clone(), late.clone()].concat();
+    assert_eq!(votes.store_batch(&replayed).await.unwrap(), 0, "every one stored already");
+    let mut mixed = replayed.clone();
+    mixed.push(vote(older, "email", noon(d2) + Duration::hours(2), 11));
+    assert_eq!(votes.store_batch(&mixed).await.unwrap(), 1, "only the new one");
+    let late = [late, mixed[mixed.len() - 1..].to_vec()].concat();
 
     // Porteurs: the union, without duplicates.
     assert_eq!(porteur_ids(s, target).await, vec![p1.id, p2.id, p3.id]);
@@ -1330,8 +1340,15 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     assert!(s.leave(target, p5.id, t0).await.unwrap());
 
     // Counts moved, added where the day and source are the same.
-    let everything =
-        [t_d1_site.clone(), t_d1_button.clone(), dup_d1_site.clone(), dup_d2_email.clone(), old_d2.clone()].concat();
+    let everything = [
+        t_d1_site.clone(),
+        t_d1_button.clone(),
+        dup_d1_site.clone(),
+        dup_d2_email.clone(),
+        old_d2.clone(),
+        late.clone(),
+    ]
+    .concat();
     assert_eq!(s.counts(target, far_from, far_to).await.unwrap(), sum(&everything));
     assert_eq!(s.counts(duplicate, far_from, far_to).await.unwrap(), Counts::default());
     assert_eq!(s.counts(older, far_from, far_to).await.unwrap(), Counts::default());
@@ -1341,6 +1358,8 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     assert_eq!(site_d1.counts, sum(&[t_d1_site.clone(), dup_d1_site.clone()].concat()));
     assert_eq!(site_d1.counts.n, 5);
     assert_eq!(daily.len(), 4, "site and button on day 1, email and site on day 2: {daily:?}");
+    let avis = s.avis_after(target, None, 100).await.unwrap();
+    assert_eq!(avis.len(), everything.len(), "each avis once: {avis:?}");
     // The avis rows moved too: a recount agrees with the counts, and the observatory's rollup
     // moved with avis_daily.
     assert_eq!(votes.recount(target).await.unwrap(), daily);
@@ -1350,7 +1369,7 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     assert!(votes.monthly(duplicate).await.unwrap().is_empty(), "no empty month left behind");
     assert!(votes.recount(duplicate).await.unwrap().is_empty());
     assert!(votes.daily(duplicate, far_from, far_to).await.unwrap().is_empty());
-    assert_eq!(s.last_avis(target).await.unwrap().map(ms), Some(last_at));
+    assert_eq!(s.last_avis(target).await.unwrap().map(ms), Some(noon(d2) + Duration::hours(2)));
     assert_eq!(s.last_avis(duplicate).await.unwrap(), None);
     assert_eq!(
         s.sources(target).await.unwrap(),
@@ -1372,6 +1391,60 @@ async fn merging(s: &Console, votes: &Arc<dyn Store>) {
     assert_eq!(s.counts(bystander, far_from, far_to).await.unwrap(), sum(&[everything, side].concat()));
     assert_eq!(porteur_ids(s, bystander).await, vec![p1.id, p2.id, p3.id, p4.id]);
     for id in [target, duplicate, older, bystander] {
+        common::assert_rollup(votes, id).await;
+    }
+}
+
+/// A merge while votes of both démarches are being flushed (issue 23: the primary key on
+/// PostgreSQL holds the démarche): every vote ends under the target once, whether it was stored
+/// before, during or after the merge, and replaying them all stores none again.
+async fn merge_during_flushes(s: &Console, votes: &Arc<dyn Store>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let t0 = now();
+    let owner = named(s, "fusion-vive@insee.fr", "Owner", t0).await;
+    let target = create(s, "Cible vive", "cible vive", None, owner.id, t0).await;
+    let duplicate = create(s, "Doublon vif", "doublon vif", None, owner.id, t0).await;
+    let base = noon(day(2025, 6, 1));
+    let at = move |k: usize| base + Duration::milliseconds(k as i64 * 37);
+    let before: Vec<Vote> = (0..20_000).map(|k| vote(duplicate, "site", at(k), k)).collect();
+    assert_eq!(votes.store_batch(&before).await.unwrap(), before.len() as u64);
+    // Two flushers, batches of both démarches, until ten batches each after the merge.
+    let merged = Arc::new(AtomicBool::new(false));
+    let flushers: Vec<_> = (0..2usize)
+        .map(|f| {
+            let (votes, merged) = (votes.clone(), merged.clone());
+            tokio::spawn(async move {
+                let (mut stored, mut after, mut b) = (Vec::new(), 0, 0usize);
+                while after < 10 {
+                    after += usize::from(merged.load(Ordering::SeqCst));
+                    let batch: Vec<Vote> = (0..50)
+                        .map(|i| {
+                            let k = 100_000 + (b * 2 + f) * 50 + i;
+                            vote([duplicate, target][i % 2], "button", at(k), k)
+                        })
+                        .collect();
+                    assert_eq!(votes.store_batch(&batch).await.unwrap(), 50);
+                    stored.extend(batch);
+                    b += 1;
+                }
+                stored
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(s.merge_demarche(duplicate, target).await.unwrap().is_some());
+    merged.store(true, Ordering::SeqCst);
+    let mut all = before;
+    for f in flushers {
+        all.extend(f.await.unwrap());
+    }
+    assert_eq!(votes.store_batch(&all).await.unwrap(), 0, "a replay of every vote stores none");
+    let (far_from, far_to) = (day(2000, 1, 1), day(2100, 1, 1));
+    assert_eq!(s.counts(target, far_from, far_to).await.unwrap(), sum(&all));
+    assert_eq!(s.counts(duplicate, far_from, far_to).await.unwrap(), Counts::default());
+    assert!(votes.recount(duplicate).await.unwrap().is_empty(), "no avis left on the duplicate");
+    assert_eq!(votes.recount(target).await.unwrap(), votes.daily(target, far_from, far_to).await.unwrap());
+    for id in [target, duplicate] {
         common::assert_rollup(votes, id).await;
     }
 }
@@ -2069,6 +2142,7 @@ async fn conformance((s, s2, votes): (Console, Console, Arc<dyn Store>)) {
     invites(&s, &s2).await;
     activity(&s, &votes).await;
     merging(&s, &votes).await;
+    merge_during_flushes(&s, &votes).await;
     every_avis(&s, &votes).await;
     big_export(&s, &votes).await;
     frequent_words(&s, &votes).await;

@@ -7,7 +7,8 @@
 //! a temporary table, `INSERT … ON CONFLICT DO NOTHING RETURNING id`, and the upsert of only
 //! the returned votes, again in one transaction. Either way a vote counts once.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, UNIX_EPOCH};
 
 use bb8_postgres::PostgresConnectionManager;
@@ -450,6 +451,21 @@ ALTER TABLE notify_account ADD COLUMN comments_off boolean NOT NULL DEFAULT fals
 ALTER TABLE notify_account ADD COLUMN drop_alert_off boolean NOT NULL DEFAULT false;
 ALTER TABLE notify_account ADD COLUMN silent_off boolean NOT NULL DEFAULT false;
 "#,
+    r#"
+-- One b-tree fewer for every flushed vote (issue 23): the primary key becomes
+-- (demarche_id, received_at, id), the order « Tous les avis » reads, and replaces both the key
+-- (id, received_at) and the index avis_demarche_received_id on the same three columns. Each
+-- index on `avis` is paid by every vote flushed: this one cost about 18 % of the server's CPU a
+-- row in a month of 5,000,000 avis (docs/BENCHMARKS.md), and 190 MiB of such a month.
+-- A vote's démarche, like its id and received_at, is fixed when it is accepted, except by a
+-- merge, which moves a duplicate's avis to its target: a flush writes a merged démarche's votes
+-- under its target (the merge and the flushes take turns on MERGE_FENCE), so a retried or
+-- replayed vote still meets its stored copy. Rebuilds the key of every partition, locking
+-- `avis` meanwhile: about a second per million avis.
+DROP INDEX avis_demarche_received_id;
+ALTER TABLE avis DROP CONSTRAINT avis_pkey;
+ALTER TABLE avis ADD CONSTRAINT avis_pkey PRIMARY KEY (demarche_id, received_at, id);
+"#,
 ];
 
 /// The migration that adds `avis.langue`: a store migrated only below it (the flush benchmark's
@@ -496,16 +512,18 @@ const NEXT_COMMENTED_DEMARCHE: &str =
 /// own: `received_at < $2` alone would need one on `received_at`, which every flushed vote would
 /// pay for (each index on `avis` is, see migration 6). The partial index of commented avis
 /// answers it démarche by démarche instead; the keyset bound lets each batch start where the
-/// last stopped rather than walk the index entries it left dead. `id = ANY(ARRAY(…))` rather
-/// than `id IN (…)`: with `IN`, the planner expects thousands of ids and may hash them against
-/// a sequential scan (it did, with 700,000 rows and batches of 10,000); an array of unknown
-/// length keeps it on the primary key. The outer `commentaire IS NOT NULL` is checked again on
-/// a row another replica erased meanwhile, so such a row is neither erased twice nor counted
-/// twice. `commentaire_tsv`, a generated column, becomes NULL with the comment, and leaves the
-/// GIN index with it.
-const ERASE_COMMENTS: &str = "UPDATE {p} SET commentaire = NULL WHERE commentaire IS NOT NULL AND id = ANY(ARRAY(\
-     SELECT id FROM {p} WHERE demarche_id = $1 AND commentaire IS NOT NULL AND received_at < $2 \
-     AND (received_at, id) > ($3, $4) ORDER BY received_at, id LIMIT $5)) \
+/// last stopped rather than walk the index entries it left dead. The batch is erased as the range
+/// of that index it spans, up to its last avis, rather than by a list of keys (the planner may
+/// hash a list of thousands against a sequential scan, as it once did with 700,000 rows). The
+/// outer `commentaire IS NOT NULL` is checked again on a row another replica erased meanwhile,
+/// so such a row is neither erased twice nor counted twice. `commentaire_tsv`, a generated
+/// column, becomes NULL with the comment, and leaves the GIN index with it.
+const ERASE_COMMENTS: &str = "UPDATE {p} SET commentaire = NULL \
+     WHERE demarche_id = $1 AND commentaire IS NOT NULL AND received_at < $2 AND (received_at, id) > ($3, $4) \
+     AND (received_at, id) <= (SELECT received_at, id FROM (\
+         SELECT received_at, id FROM {p} WHERE demarche_id = $1 AND commentaire IS NOT NULL AND received_at < $2 \
+         AND (received_at, id) > ($3, $4) ORDER BY received_at, id LIMIT $5) batch \
+     ORDER BY received_at DESC, id DESC LIMIT 1) \
      RETURNING received_at, id";
 
 /// How many months ahead of the current one the server keeps partitions of `avis`.
@@ -752,6 +770,43 @@ async fn copy_votes(
     Ok(())
 }
 
+/// Takes the advisory lock that merges and flushes take turns on: every flush transaction holds it
+/// shared, and a merge takes it exclusively for its last step (the console store's
+/// `merge_demarche`). So a flush either commits before that step, and the merge moves its votes
+/// with the rest, or starts after the merge committed, and [`follow_merges`] writes them under
+/// the target. Either way a merged démarche's votes all end under its target, where the primary
+/// key `(demarche_id, received_at, id)` finds them again when a vote is retried or replayed.
+pub const MERGE_FENCE: &str = "SELECT pg_advisory_xact_lock(7430)";
+/// [`MERGE_FENCE`] as a flush takes it.
+const FENCE_SHARED: &str = "SELECT pg_advisory_xact_lock_shared(7430)";
+
+/// `votes` with each vote of a merged démarche moved to the démarche it was merged into (one
+/// hop: a merge moves those merged into the duplicate along). Holds [`MERGE_FENCE`] shared for
+/// the rest of `tx`. Borrows `votes` when none is merged, the normal case.
+async fn follow_merges<'v>(tx: &Transaction<'_>, votes: &'v [Vote]) -> Result<Cow<'v, [Vote]>, tokio_postgres::Error> {
+    let mut ids: Vec<i64> = votes.iter().map(|v| v.demarche_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // The lock first: the read's snapshot is taken once it is held.
+    tx.batch_execute(FENCE_SHARED).await?;
+    let merged =
+        tx.query("SELECT id, merged_into FROM demarche WHERE id = ANY($1) AND merged_into IS NOT NULL", &[&ids]).await?;
+    if merged.is_empty() {
+        return Ok(Cow::Borrowed(votes));
+    }
+    let into: HashMap<i64, i64> =
+        merged.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, tokio_postgres::Error>>()?;
+    Ok(Cow::Owned(
+        votes
+            .iter()
+            .map(|v| match into.get(&v.demarche_id) {
+                Some(&target) => Vote { demarche_id: target, ..v.clone() },
+                None => v.clone(),
+            })
+            .collect(),
+    ))
+}
+
 fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
@@ -815,7 +870,8 @@ impl Store for PgStore {
             // Fast path: every vote is new (the normal case).
             {
                 let tx = conn.transaction().await?;
-                match copy_votes(&tx, "avis", votes, self.has_langue()).await {
+                let votes = follow_merges(&tx, votes).await?;
+                match copy_votes(&tx, "avis", &votes, self.has_langue()).await {
                     Ok(()) => {
                         let all: Vec<&Vote> = votes.iter().collect();
                         self.upsert_daily(&tx, &all).await?;
@@ -847,12 +903,13 @@ impl Store for PgStore {
             }
             // Staging path: some votes are stored already.
             let tx = conn.transaction().await?;
+            let votes = follow_merges(&tx, votes).await?;
             tx.batch_execute(
                 "CREATE TEMP TABLE IF NOT EXISTS avis_staging (LIKE avis INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
             )
             .await?;
             let langue = self.has_langue();
-            copy_votes(&tx, "avis_staging", votes, langue).await?;
+            copy_votes(&tx, "avis_staging", &votes, langue).await?;
             let columns = avis_columns(langue);
             let rows = tx
                 .query(

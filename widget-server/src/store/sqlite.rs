@@ -1,6 +1,7 @@
 //! The embedded store: SQLite through rusqlite, WAL mode, one connection driven from blocking
 //! threads. Good for a laptop and small deployments; production uses PostgreSQL.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -517,9 +518,22 @@ impl Store for SqliteStore {
 
     fn store_batch<'a>(&'a self, votes: &'a [Vote]) -> BoxFuture<'a, Result<u64, StoreError>> {
         // The blocking thread needs owned data; a clone per flush is small next to the fsync.
-        let votes = votes.to_vec();
+        let mut votes = votes.to_vec();
         self.conn.with(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // A merged démarche's votes go to its target: one writer at a time, so a merge either
+            // committed before (and is seen here) or comes after and moves them with the rest.
+            let into: HashMap<i64, i64> = tx
+                .prepare_cached("SELECT id, merged_into FROM demarche WHERE merged_into IS NOT NULL")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            if !into.is_empty() {
+                for v in &mut votes {
+                    if let Some(&target) = into.get(&v.demarche_id) {
+                        v.demarche_id = target;
+                    }
+                }
+            }
             let mut fresh = Vec::with_capacity(votes.len());
             {
                 let mut insert = tx.prepare_cached(

@@ -1428,10 +1428,12 @@ impl ConsoleStore for PgConsoleStore {
             let mut conn = self.conn().await?;
             let tx = conn.transaction().await?;
             // Both rows locked, in id order (no deadlock between two merges): a merge into the
-            // duplicate, or of the target, waits for this one and then sees its outcome.
+            // duplicate, or of the target, waits for this one and then sees its outcome. NO KEY
+            // UPDATE, which a flush's foreign-key checks (KEY SHARE) do not wait for: flushes go
+            // on until the fence below.
             let rows = tx
                 .query(
-                    "SELECT id, merged_into FROM demarche WHERE id = $1 OR id = $2 ORDER BY id FOR UPDATE",
+                    "SELECT id, merged_into FROM demarche WHERE id = $1 OR id = $2 ORDER BY id FOR NO KEY UPDATE",
                     &[&duplicate, &target],
                 )
                 .await?;
@@ -1493,9 +1495,15 @@ impl ConsoleStore for PgConsoleStore {
                 .iter()
                 .map(|r| r.try_get(0))
                 .collect::<Result<Vec<String>, _>>()?;
-            tx.execute("UPDATE avis SET demarche_id = $2 WHERE demarche_id = $1", &[&duplicate, &target]).await?;
-            // One statement moves exactly the counts it deletes: a flush committing meanwhile
-            // is either moved with them or left whole on the duplicate, never lost.
+            // The duplicate's avis moved while votes are still flushed; then, flushes held off by
+            // the fence (those running finish first), the few they stored meanwhile, and the
+            // counts. Once this commits, flushes write the duplicate's votes under the target
+            // (`store::postgres::MERGE_FENCE`): none is left behind, none counted twice when
+            // replayed.
+            let move_avis = "UPDATE avis SET demarche_id = $2 WHERE demarche_id = $1";
+            tx.execute(move_avis, &[&duplicate, &target]).await?;
+            tx.batch_execute(crate::store::postgres::MERGE_FENCE).await?;
+            tx.execute(move_avis, &[&duplicate, &target]).await?;
             tx.execute(&merge_daily_sql(), &[&duplicate, &target]).await?;
             tx.execute(MERGE_LANGUES, &[&duplicate, &target]).await?;
             tx.execute("UPDATE demarche SET active = false, merged_into = $2 WHERE id = $1", &[&duplicate, &target])
