@@ -22,13 +22,13 @@ kinds = ["dashboard", "list", "deep", "filtered", "search", "search_two", "searc
          "search_filtered", "api_stats"]
 pg = r["postgres"]
 load = pg["load"]
-# The load: partitions first, the four indexes of avis rebuilt, sizes summed over partitions.
+# The load: partitions first, the three indexes of avis rebuilt, sizes summed over partitions.
 assert load["partitions"] >= 37, load
-assert [i["index"] for i in load["indexes"]] == ["avis_pkey", "avis_commentaire_tsv", "avis_demarche_commented",
-                                                 "avis_demarche_received_id"], load["indexes"]
+assert [i["index"] for i in load["indexes"]] == ["avis_pkey", "avis_commentaire_tsv", "avis_demarche_commented"], \
+    load["indexes"]
 assert load["copy_rows_per_s"] > 0 and load["avis_daily_rows"] > 0 and load["comments_d1"] > 0, load
 assert load["avis_total_bytes"] > load["avis_heap_bytes"] > 0 and load["avis_indexes_bytes"] > 0, load
-assert len(load["index_sizes"]) == 4 and all(i["bytes"] > 0 for i in load["index_sizes"]), load["index_sizes"]
+assert len(load["index_sizes"]) == 3 and all(i["bytes"] > 0 for i in load["index_sizes"]), load["index_sizes"]
 # Every request kind, for both démarches, on both stores: answered 200 and timed once.
 for store, requests in [("postgres", pg["requests"]), ("sqlite", r["sqlite"]["requests"])]:
     for d in ["1", "2"]:
