@@ -789,8 +789,9 @@ async fn follow_merges<'v>(tx: &Transaction<'_>, votes: &'v [Vote]) -> Result<Co
     ids.dedup();
     // The lock first: the read's snapshot is taken once it is held.
     tx.batch_execute(FENCE_SHARED).await?;
-    let merged =
-        tx.query("SELECT id, merged_into FROM demarche WHERE id = ANY($1) AND merged_into IS NOT NULL", &[&ids]).await?;
+    let merged = tx
+        .query("SELECT id, merged_into FROM demarche WHERE id = ANY($1) AND merged_into IS NOT NULL", &[&ids])
+        .await?;
     if merged.is_empty() {
         return Ok(Cow::Borrowed(votes));
     }

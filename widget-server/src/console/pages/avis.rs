@@ -306,9 +306,10 @@ enum Count {
 /// 300 times slower than the list it goes with (consolebench, 2026-12-07).
 const COUNT_CAP: i64 = 1_000;
 
-/// The number of avis `filter` selects. From `avis_daily` (O(days), exact at any size) when its
-/// sums answer it: whole Paris days (the date filters are), a source, at most one answer, no
-/// words nor « avec commentaire » nor language; otherwise counted in `avis`, up to [`COUNT_CAP`].
+/// The number of avis `filter` selects. From `avis_daily` and its monthly rollup (O(months), or
+/// O(days) for one source; exact at any size) when their sums answer it: whole Paris days (the
+/// date filters are), a source, at most one answer, no words nor « avec commentaire » nor
+/// language; otherwise counted in `avis`, up to [`COUNT_CAP`].
 async fn count(ctx: &Ctx, id: i64, filter: &AvisFilter) -> Result<Count, Problem> {
     let answers = [&filter.satisfaction, &filter.facilite, &filter.clarte].iter().filter(|a| a.is_some()).count();
     let store = &ctx.console.store;
@@ -319,11 +320,17 @@ async fn count(ctx: &Ctx, id: i64, filter: &AvisFilter) -> Result<Count, Problem
             || paris_day(Utc::now().timestamp_millis()) + Days::new(1),
             |t| paris_day(t.timestamp_millis() - 1),
         );
-        let days = store.day_counts(id, from, to, filter.source.clone()).await?;
-        let mut total = crate::stats::Counts::default();
-        for (_, c) in &days {
-            total.add(c);
-        }
+        let total = match &filter.source {
+            // Whole months from the rollup (O(months)).
+            None => store.counts(id, from, to).await?,
+            Some(source) => {
+                let mut total = crate::stats::Counts::default();
+                for (_, c) in &store.day_counts(id, from, to, Some(source.clone())).await? {
+                    total.add(c);
+                }
+                total
+            }
+        };
         let pick = |question: Question, value: &Option<String>, counts: &[i64; 3]| {
             value.as_deref().and_then(|v| question.parse(v)).map(|l| counts[l.index()])
         };

@@ -1261,13 +1261,16 @@ pub fn period_plan(from: NaiveDate, to: NaiveDate) -> PeriodPlan {
 impl PeriodPlan {
     /// The rows to sum for this plan, as one `UNION ALL` of `SELECT demarche_id, {counters}`
     /// (taken-away days negated, each counter written as `cast` says, `{c}` standing for it),
-    /// and the dates it binds, in order, through `placeholder(i)` for i = 1, 2…
+    /// each part also restricted by `scope` when given (`demarche_id = $1`), and the dates it
+    /// binds, in order, through `placeholder(i)` for i = 1, 2…
     pub fn union_sql(
         &self,
         columns: &[&str],
         cast: &str,
+        scope: Option<&str>,
         placeholder: impl Fn(usize) -> String,
     ) -> (String, Vec<NaiveDate>) {
+        let scope = scope.map(|s| format!(" AND {s}")).unwrap_or_default();
         let (mut parts, mut dates) = (Vec::new(), Vec::new());
         let mut bind = |d: NaiveDate| {
             dates.push(d);
@@ -1276,11 +1279,13 @@ impl PeriodPlan {
         let plain = columns.iter().map(|c| format!("{} AS {c}", cast.replace("{c}", c))).collect::<Vec<_>>().join(", ");
         if let Some((a, b)) = self.months {
             let (a, b) = (bind(a), bind(b));
-            parts.push(format!("SELECT demarche_id, {plain} FROM avis_monthly WHERE month >= {a} AND month < {b}"));
+            parts.push(format!(
+                "SELECT demarche_id, {plain} FROM avis_monthly WHERE month >= {a} AND month < {b}{scope}"
+            ));
         }
         for &(a, b) in &self.plus {
             let (a, b) = (bind(a), bind(b));
-            parts.push(format!("SELECT demarche_id, {plain} FROM avis_daily WHERE day BETWEEN {a} AND {b}"));
+            parts.push(format!("SELECT demarche_id, {plain} FROM avis_daily WHERE day BETWEEN {a} AND {b}{scope}"));
         }
         let negated = columns
             .iter()
@@ -1289,10 +1294,10 @@ impl PeriodPlan {
             .join(", ");
         for &(a, b) in &self.minus {
             let (a, b) = (bind(a), bind(b));
-            parts.push(format!("SELECT demarche_id, {negated} FROM avis_daily WHERE day BETWEEN {a} AND {b}"));
+            parts.push(format!("SELECT demarche_id, {negated} FROM avis_daily WHERE day BETWEEN {a} AND {b}{scope}"));
         }
         if parts.is_empty() {
-            parts.push(format!("SELECT demarche_id, {plain} FROM avis_daily WHERE false"));
+            parts.push(format!("SELECT demarche_id, {plain} FROM avis_daily WHERE false{scope}"));
         }
         (parts.join(" UNION ALL "), dates)
     }

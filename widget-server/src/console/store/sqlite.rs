@@ -1559,9 +1559,16 @@ impl ConsoleStore for SqliteConsoleStore {
         to: chrono::NaiveDate,
     ) -> BoxFuture<'_, Result<crate::stats::Counts, StoreError>> {
         self.conn.with(move |conn| {
+            // Whole months from the rollup, the days around them from avis_daily.
             let sums = DAILY_COLUMNS.iter().map(|c| format!("coalesce(sum({c}), 0)")).collect::<Vec<_>>().join(", ");
-            let sql = format!("SELECT {sums} FROM avis_daily WHERE demarche_id = ?1 AND day BETWEEN ?2 AND ?3");
-            let columns = conn.query_row(&sql, params![demarche_id, day(from), day(to)], |r| {
+            let (rows_sql, dates) =
+                period_plan(from, to)
+                    .union_sql(&DAILY_COLUMNS, "{c}", Some("demarche_id = ?1"), |i| format!("?{}", i + 1));
+            let sql = format!("SELECT {sums} FROM ({rows_sql})");
+            use rusqlite::types::Value;
+            let values =
+                std::iter::once(Value::Integer(demarche_id)).chain(dates.into_iter().map(|d| Value::Text(day(d))));
+            let columns = conn.query_row(&sql, params_from_iter(values), |r| {
                 let mut c = [0i64; 16];
                 for (i, slot) in c.iter_mut().enumerate() {
                     *slot = r.get(i)?;
@@ -1602,7 +1609,7 @@ impl ConsoleStore for SqliteConsoleStore {
         self.conn.with(move |conn| {
             let sums = DAILY_COLUMNS.iter().map(|c| format!("sum({c}) AS {c}")).collect::<Vec<_>>().join(", ");
             let totals = DAILY_COLUMNS.iter().map(|c| format!("coalesce(a.{c}, 0)")).collect::<Vec<_>>().join(", ");
-            let (rows_sql, dates) = period_plan(from, to).union_sql(&DAILY_COLUMNS, "{c}", |i| format!("?{i}"));
+            let (rows_sql, dates) = period_plan(from, to).union_sql(&DAILY_COLUMNS, "{c}", None, |i| format!("?{i}"));
             let sql = format!(
                 "SELECT {DEMARCHE_COLUMNS}, {totals} FROM demarche d LEFT JOIN \
                  (SELECT demarche_id, {sums} FROM ({rows_sql}) GROUP BY demarche_id) a \
