@@ -104,7 +104,19 @@ async fn migration_moves_rows_and_partitions_follow_the_votes() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(pk, "PRIMARY KEY (id, received_at)");
+    assert_eq!(pk, "PRIMARY KEY (demarche_id, received_at, id)", "migration 15's key, on every partition");
+    for table in ["avis", "avis_2025_01"] {
+        let indexes: Vec<String> = client(&url)
+            .await
+            .query("SELECT indexdef FROM pg_indexes WHERE tablename = $1 ORDER BY indexname", &[&table])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // The key, the commented avis', the comments' GIN: avis_demarche_received_id is gone.
+        assert_eq!(indexes.len(), 3, "{table}: {indexes:?}");
+    }
     // avis_daily is untouched and still agrees with the rows.
     assert_eq!(
         (store.daily(1, at(2000, 1, 1).date_naive(), at(2100, 1, 1).date_naive()).await.unwrap(),),
