@@ -1428,12 +1428,12 @@ impl ConsoleStore for PgConsoleStore {
             let mut conn = self.conn().await?;
             let tx = conn.transaction().await?;
             // Both rows locked, in id order (no deadlock between two merges): a merge into the
-            // duplicate, or of the target, waits for this one and then sees its outcome. NO KEY
-            // UPDATE, which a flush's foreign-key checks (KEY SHARE) do not wait for: flushes go
-            // on until the fence below.
+            // duplicate, or of the target, waits for this one and then sees its outcome. Flushes
+            // lock no démarche row (avis and avis_daily have no foreign key): they go on until the
+            // fence below.
             let rows = tx
                 .query(
-                    "SELECT id, merged_into FROM demarche WHERE id = $1 OR id = $2 ORDER BY id FOR NO KEY UPDATE",
+                    "SELECT id, merged_into FROM demarche WHERE id = $1 OR id = $2 ORDER BY id FOR UPDATE",
                     &[&duplicate, &target],
                 )
                 .await?;
