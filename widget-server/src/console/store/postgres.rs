@@ -2068,7 +2068,12 @@ impl ConsoleStore for PgConsoleStore {
             let from = avis_from(demarche_id, &filter, &mut params);
             let text = text_match(&filter, &mut params);
             let limit = bind(&mut params, cap.saturating_add(1));
-            let sql = format!("SELECT count(*) FROM (SELECT 1 {from}{text} LIMIT {limit}) matches");
+            // Without words, counted newest first, as the page reads them: the planner left to
+            // itself expects the matches spread evenly and scans old months in parallel (40 to
+            // 110 ms at 10,000,000 avis for « pas bien » with a comment, past the budget), where
+            // the newest months hold the cap's worth in a few milliseconds.
+            let order = if filter.text.is_none() { EXPORT_ORDER } else { "" };
+            let sql = format!("SELECT count(*) FROM (SELECT 1 {from}{text} {order} LIMIT {limit}) matches");
             let mut conn = self.read_conn().await?;
             let tx = conn.build_transaction().read_only(true).start().await?;
             tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", super::COUNT_BUDGET.as_millis())).await?;
