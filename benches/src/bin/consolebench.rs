@@ -40,7 +40,6 @@ use monavis_benches::synthetic::{comment, Rng};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
 use uuid::Uuid;
 use widget_server::store::{recount_expressions, DAILY_COLUMNS};
 use widget_server::vote::paris_day;
@@ -167,9 +166,6 @@ fn migrate(bin: &Path, dir: &Path, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-const AVIS_TYPES: [Type; 9] =
-    [Type::UUID, Type::INT8, Type::TEXT, Type::TIMESTAMPTZ, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT2, Type::TEXT];
-
 /// COPY of démarche `demarche_id`'s avis number `from..to` of `n` over `start..end`.
 async fn copy_part(
     url: String,
@@ -182,13 +178,9 @@ async fn copy_part(
 ) -> anyhow::Result<()> {
     let client = pg(&url).await?;
     client.batch_execute("SET synchronous_commit = off").await?;
-    let sink = client
-        .copy_in(
-            "COPY avis (id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire) \
-             FROM STDIN (FORMAT binary)",
-        )
-        .await?;
-    let writer = BinaryCopyInWriter::new(sink, &AVIS_TYPES);
+    let (columns, types) = widget_server::store::postgres::avis_copy_layout();
+    let sink = client.copy_in(&format!("COPY avis ({columns}) FROM STDIN (FORMAT binary)")).await?;
+    let writer = BinaryCopyInWriter::new(sink, types);
     futures_util::pin_mut!(writer);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (from + 1).wrapping_mul(0xA24B_AED4_963E_E407) ^ demarche_id as u64);
     for i in from..to {

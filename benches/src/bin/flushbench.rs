@@ -28,7 +28,7 @@ use clap::Parser;
 use futures_util::{StreamExt, TryStreamExt};
 use monavis_benches::synthetic::{comment, Rng};
 use serde_json::{json, Value};
-use widget_server::store::postgres::{partition_name, PgStore, UNPARTITIONED_VERSION};
+use widget_server::store::postgres::{avis_copy_layout, partition_name, PgStore, UNPARTITIONED_VERSION};
 use widget_server::store::{self, Store};
 use widget_server::vote::{Answers, Level, Question, Source, Vote};
 
@@ -599,9 +599,6 @@ async fn compare_partitioning(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The columns `avis` is written with, in COPY order.
-const AVIS_COLUMNS: &str = "id, demarche_id, source, received_at, satisfaction, facilite, clarte, aide, commentaire";
-
 /// Binary COPY of `n` synthetic avis into `table`, received between `start_ms` and `end_ms`
 /// (in order), over 1,000 démarches (a tenth of them getting most avis), comments from
 /// consolebench's sentences; seeded by `seed`.
@@ -614,22 +611,11 @@ async fn copy_synthetic(
     seed: u64,
 ) -> anyhow::Result<()> {
     use tokio_postgres::binary_copy::BinaryCopyInWriter;
-    use tokio_postgres::types::Type;
     let client = store::pg_tls::connect(&url).await?;
     client.batch_execute("SET synchronous_commit = off").await?;
-    let sink = client.copy_in(&format!("COPY {table} ({AVIS_COLUMNS}) FROM STDIN (FORMAT binary)")).await?;
-    let types = [
-        Type::UUID,
-        Type::INT8,
-        Type::TEXT,
-        Type::TIMESTAMPTZ,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT2,
-        Type::TEXT,
-    ];
-    let writer = BinaryCopyInWriter::new(sink, &types);
+    let (columns, types) = avis_copy_layout();
+    let sink = client.copy_in(&format!("COPY {table} ({columns}) FROM STDIN (FORMAT binary)")).await?;
+    let writer = BinaryCopyInWriter::new(sink, types);
     futures_util::pin_mut!(writer);
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let step = (end_ms - start_ms).max(1) as f64 / n.max(1) as f64;
@@ -813,7 +799,11 @@ async fn prefilled(args: &Args, n: u64) -> anyhow::Result<()> {
                 let status = std::process::Command::new("psql")
                     .arg(&args.database_url)
                     .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
-                    .arg(format!("\\copy avis ({AVIS_COLUMNS}) FROM '{}' WITH (FORMAT csv)", args.csv.display()))
+                    .arg(format!(
+                        "\\copy avis ({}) FROM '{}' WITH (FORMAT csv)",
+                        avis_copy_layout().0,
+                        args.csv.display()
+                    ))
                     .status()?;
                 anyhow::ensure!(status.success(), "psql \\copy failed");
             }

@@ -498,6 +498,12 @@ fn avis_columns(langue: bool) -> &'static str {
     }
 }
 
+/// The binary COPY layout of `avis`, without `langue` (every avis before it was French): its
+/// columns and their types, in order. For the benchmarks, which load avis of their own.
+pub fn avis_copy_layout() -> (&'static str, &'static [Type]) {
+    (avis_columns(false), &AVIS_TYPES[..9])
+}
+
 /// The next démarche (by id, after `$1`) of partition `{p}` that has an avis with a comment:
 /// one probe of its partial index `(demarche_id, received_at, id) WHERE commentaire IS NOT NULL`,
 /// however many avis it has.
