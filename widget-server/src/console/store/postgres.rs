@@ -1913,11 +1913,7 @@ impl ConsoleStore for PgConsoleStore {
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&demarche_id];
             params.extend(dates.iter().map(|d| d as &(dyn ToSql + Sync)));
             let row = self.read_conn().await?.query_one(sql.as_str(), &params).await?;
-            let mut c = [0i64; 16];
-            for (i, slot) in c.iter_mut().enumerate() {
-                *slot = row.try_get(i)?;
-            }
-            Ok(Counts::from_columns(c))
+            counts_from(&row, 0)
         }
         .boxed()
     }

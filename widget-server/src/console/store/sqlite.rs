@@ -1568,14 +1568,7 @@ impl ConsoleStore for SqliteConsoleStore {
             use rusqlite::types::Value;
             let values =
                 std::iter::once(Value::Integer(demarche_id)).chain(dates.into_iter().map(|d| Value::Text(day(d))));
-            let columns = conn.query_row(&sql, params_from_iter(values), |r| {
-                let mut c = [0i64; 16];
-                for (i, slot) in c.iter_mut().enumerate() {
-                    *slot = r.get(i)?;
-                }
-                Ok(c)
-            })?;
-            Ok(Counts::from_columns(columns))
+            Ok(conn.query_row(&sql, params_from_iter(values), |r| counts_from(r, 0))?)
         })
     }
 
